@@ -1,0 +1,1 @@
+"""Lowering of checked policies into flat, ordered match-rule tables, and the table file format."""

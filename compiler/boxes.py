@@ -1,0 +1,99 @@
+"""Boxes: one value set per field (a field left out is unconstrained). Exact set algebra on them.
+
+A match rule is a box; so is a region of violating flows. Boxes are plain dicts from field name
+to IntervalSet, never holding an empty or a full set.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+from dpipolicy.dsl.intervals import IntervalSet
+from dpipolicy.dsl.schema import Field
+
+Box = dict[str, IntervalSet]
+
+
+def intersect(a: Mapping[str, IntervalSet], b: Mapping[str, IntervalSet]) -> Box | None:
+    """The common part of two boxes, or None when they are disjoint."""
+    out = dict(a)
+    for name, values in b.items():
+        mine = out.get(name)
+        if mine is None:
+            out[name] = values
+            continue
+        both = mine.intersect(values)
+        if both.is_empty():
+            return None
+        out[name] = both
+    return out
+
+
+def contains(outer: Mapping[str, IntervalSet], inner: Mapping[str, IntervalSet]) -> bool:
+    for name, values in outer.items():
+        other = inner.get(name)
+        if other is None or not other.issubset(values):
+            return False
+    return True
+
+
+def subtract(a: Mapping[str, IntervalSet], b: Mapping[str, IntervalSet],
+             fields: Mapping[str, Field]) -> list[Box]:
+    """a minus b as disjoint boxes: peel off, field by field, the part of a outside b."""
+    if intersect(a, b) is None:
+        return [dict(a)]
+    pieces: list[Box] = []
+    rest = dict(a)
+    for name, values in b.items():
+        current = rest.get(name, fields[name].domain)
+        outside = current.difference(values)
+        if not outside.is_empty():
+            piece = dict(rest)
+            piece[name] = outside
+            pieces.append(piece)
+        rest[name] = current.intersect(values)
+    return [normalized(p, fields) for p in pieces]
+
+
+def normalized(box: Mapping[str, IntervalSet], fields: Mapping[str, Field]) -> Box:
+    """Drop fields whose set is the whole domain."""
+    return {n: v for n, v in box.items() if v != fields[n].domain}
+
+
+def merge(boxes: list[Box]) -> list[Box]:
+    """Fewer boxes for the same union: fuse pairs that differ in at most one field."""
+    boxes = [b for b in boxes]
+    changed = True
+    while changed and len(boxes) > 1:
+        changed = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                fused = _fuse(boxes[i], boxes[j])
+                if fused is not None:
+                    boxes[i] = fused
+                    del boxes[j]
+                    changed = True
+                    break
+            if changed:
+                break
+    return boxes
+
+
+def _fuse(a: Box, b: Box) -> Box | None:
+    if contains(a, b):
+        return a
+    if contains(b, a):
+        return b
+    names = set(a) | set(b)
+    differing = [n for n in names if a.get(n) != b.get(n)]
+    if len(differing) != 1:
+        return None
+    name = differing[0]
+    if name not in a or name not in b:
+        return a if name not in a else b
+    out = dict(a)
+    out[name] = a[name].union(b[name])
+    return out
+
+
+def point_in(box: Mapping[str, IntervalSet], flow: Mapping[str, int]) -> bool:
+    return all(flow[name] in values for name, values in box.items())

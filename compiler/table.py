@@ -1,0 +1,34 @@
+"""The match-rule table: what a DPI engine or a firewall loads. First matching rule decides."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dpipolicy.dsl.intervals import IntervalSet
+from dpipolicy.dsl.schema import Schema
+from dpipolicy.dsl.typed import Action, Origin
+
+
+@dataclass(frozen=True, slots=True)
+class MatchRule:
+    """A conjunction of per-field value sets; fields not listed match anything."""
+    index: int
+    matches: tuple[tuple[str, IntervalSet], ...]
+    action: Action
+    origin: Origin
+    because: str | None = None
+
+    def box(self) -> dict[str, IntervalSet]:
+        return dict(self.matches)
+
+
+@dataclass(frozen=True)
+class RuleTable:
+    policy_name: str | None
+    policy_version: str | None
+    schema: Schema
+    rules: tuple[MatchRule, ...]
+    default: Action
+
+    def source_rule_names(self) -> tuple[str, ...]:
+        """Names of the source rules, in order, each once."""
+        return tuple(dict.fromkeys(r.origin.name for r in self.rules))

@@ -1,0 +1,54 @@
+"""The pipeline as functions: load (policy or table, with specs), compile, validate, check."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dpipolicy.compiler.lower import lower
+from dpipolicy.compiler.table import RuleTable
+from dpipolicy.compiler.tablefile import read_table
+from dpipolicy.dsl.catalogue import load_catalogue
+from dpipolicy.dsl.checker import check_items, check_spec_items
+from dpipolicy.dsl.loader import load_items
+from dpipolicy.dsl.typed import Policy
+from dpipolicy.verifier.properties import TableModel, check_spec
+from dpipolicy.verifier.results import Report
+from dpipolicy.verifier.solve import Limits
+from dpipolicy.verifier.validate import Validation, validate
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What a command works on: the table, the spec to check, and the policy when it was source."""
+    table: RuleTable
+    spec: Policy                 # invariants and tests (for a policy: the policy itself)
+    policy: Policy | None        # None when the input was a rule table
+
+
+def is_table(path: Path) -> bool:
+    return path.suffix.lower() == ".json"
+
+
+def load(path: Path, specs: tuple[Path, ...] = (), catalogues: tuple[Path, ...] = ()) -> Loaded:
+    """Read a `.dpi` policy (compiling it) or a JSON rule table, with spec files. Raises DiagnosticError."""
+    catalogue = load_catalogue(catalogues)
+    if is_table(path):
+        table = read_table(path, catalogue)
+        spec_items = load_items(specs[0], specs[1:])[0] if specs else []
+        return Loaded(table, check_spec_items(spec_items, catalogue, table.schema), None)
+    items, _ = load_items(path, specs)
+    policy = check_items(items, catalogue)
+    return Loaded(lower(policy), policy, policy)
+
+
+def translation_validation(loaded: Loaded, limits: Limits) -> Validation | None:
+    """Prove the compiled table equal to the policy (None for a table input: nothing to compare)."""
+    return None if loaded.policy is None else validate(loaded.policy, loaded.table, limits)
+
+
+def check(loaded: Loaded, limits: Limits) -> tuple[Report, Validation | None]:
+    validation = translation_validation(loaded, limits)
+    model = TableModel(loaded.table)
+    report = Report(loaded.table.policy_name, check_spec(model, loaded.spec, limits))
+    report.validation = validation.text() if validation else "not applicable (the input is a rule table)"
+    return report, validation

@@ -1,0 +1,1 @@
+"""Front end: source text to a typed policy (parsing, imports, names, types, schema)."""

@@ -1,0 +1,110 @@
+"""The application catalogue: shipped YAML data, optionally extended by a project's own file."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from .diagnostics import Diagnostic, DiagnosticError
+
+CATEGORIES = ("email", "vpn", "p2p", "web", "video", "voip", "messaging", "dns", "other")
+_PORT = re.compile(r"^(tcp|udp|sctp)/(\d+)(?:-(\d+))?$")
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+_PROTO_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132}
+
+
+@dataclass(frozen=True, slots=True)
+class Application:
+    name: str
+    category: str
+    ports: tuple[tuple[int, int, int], ...]   # (protocol number, low port, high port), most common first
+    description: str
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    applications: tuple[Application, ...]
+
+    @property
+    def app_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.applications)
+
+    def get(self, name: str) -> Application | None:
+        return next((a for a in self.applications if a.name == name), None)
+
+    def category(self, category: str) -> tuple[str, ...]:
+        return tuple(a.name for a in self.applications if a.category == category)
+
+
+def _error(path: str, message: str, node=None, help: str | None = None) -> Diagnostic:
+    where = path
+    if node is not None and getattr(node, "start_mark", None) is not None:
+        where = f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+    return Diagnostic("E050", message, None, help=help, location_text=where)
+
+
+def _load_yaml(text: str, path: str):
+    """Safe-load the data and keep the node tree, so errors can point at lines."""
+    try:
+        return yaml.safe_load(text), yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+        raise DiagnosticError([Diagnostic("E050", f"invalid YAML: {getattr(exc, 'problem', exc)}",
+                                          None, location_text=where)]) from None
+
+
+def parse_catalogue(text: str, path: str) -> tuple[Application, ...]:
+    data, tree = _load_yaml(text, path)
+    errors: list[Diagnostic] = []
+    if not isinstance(data, dict) or not isinstance(data.get("applications"), list):
+        raise DiagnosticError([_error(path, "a catalogue needs an `applications:` list", tree,
+                                      help="see docs/language.md, section Applications")])
+    app_nodes = next(v for k, v in tree.value if k.value == "applications").value
+    apps = []
+    for entry, node in zip(data["applications"], app_nodes):
+        if not isinstance(entry, dict):
+            errors.append(_error(path, "each application is a mapping with `name` and `category`", node))
+            continue
+        name, category = str(entry.get("name", "")), str(entry.get("category", ""))
+        if not _NAME.match(name):
+            errors.append(_error(path, f"application name `{name}` must be lowercase letters, digits, `_`", node))
+            continue
+        if category not in CATEGORIES:
+            errors.append(_error(path, f"application `{name}` has unknown category `{category}`", node,
+                                 help="categories: " + ", ".join(CATEGORIES)))
+            continue
+        ports = []
+        for port in entry.get("ports") or ():
+            match = _PORT.match(str(port))
+            lo = int(match.group(2)) if match else 0
+            hi = int(match.group(3) or lo) if match else 0
+            if not match or not lo <= hi <= 65535:
+                errors.append(_error(path, f"application `{name}`: bad port `{port}`", node,
+                                     help="write `tcp/465` or `udp/6881-6889`"))
+                continue
+            ports.append((_PROTO_NUMBERS[match.group(1)], lo, hi))
+        apps.append(Application(name, category, tuple(ports), str(entry.get("description", ""))))
+    if errors:
+        raise DiagnosticError(errors)
+    return tuple(apps)
+
+
+def shipped_catalogue_text() -> str:
+    return resources.files(__package__).joinpath("data/applications.yaml").read_text(encoding="utf-8")
+
+
+def load_catalogue(extra_files: tuple[Path, ...] = ()) -> Catalogue:
+    """The shipped catalogue plus a project's files; a project file may redefine an application."""
+    apps = {a.name: a for a in parse_catalogue(shipped_catalogue_text(), "<shipped catalogue>")}
+    for path in extra_files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise DiagnosticError([Diagnostic("E051", f"cannot read catalogue: {exc.strerror}", None,
+                                              location_text=str(path))]) from None
+        apps.update((a.name, a) for a in parse_catalogue(text, str(path)))
+    return Catalogue(tuple(apps.values()))

@@ -1,0 +1,542 @@
+"""Name resolution and type checking: placed AST items to a `typed.Policy`.
+
+Every error is collected (never just the first) with its own span; a literal takes the type of
+the field it meets, so `{25, 465}` is a set of ports next to `dst.port` and an error next to `app`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field as dc_field
+
+from . import ast, typed
+from .catalogue import CATEGORIES, Catalogue
+from .diagnostics import DiagnosticSink, did_you_mean
+from .intervals import EMPTY, IntervalSet
+from .loader import PlacedItem
+from .schema import ACTIONS, DIRECTIONS, ORDERED_KINDS, PROTOCOLS, RATE_MAX, Field, Schema, build_schema
+from .values import RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity
+
+_MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+_DECLARABLE_ENUMS = ("plan", "addon")
+_KIND_WORDS = {"port": "a port", "hour": "an hour", "protocol": "a protocol", "ip": "an address",
+               "volume": "a volume", "rate": "a rate", "bool": "true or false"}
+_FAMILY = {"number": "numbers", "ipv4": "addresses", "ipv6": "addresses", "volume": "volumes",
+           "rate": "rates", "bool": "booleans", "string": "strings"}
+
+
+@dataclass
+class _Declarations:
+    policy: ast.PolicyDecl | None = None
+    enums: dict[str, ast.EnumDecl] = dc_field(default_factory=dict)
+    sets: dict[str, ast.SetDecl] = dc_field(default_factory=dict)
+    default: ast.DefaultDecl | None = None
+    rules: list[ast.RuleDecl] = dc_field(default_factory=list)
+    invariants: list[ast.InvariantDecl] = dc_field(default_factory=list)
+    tests: list[ast.TestDecl] = dc_field(default_factory=list)
+
+
+class _Checker:
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+        self.sink = DiagnosticSink()
+        self.decls = _Declarations()
+        self.used_sets: set[str] = set()
+        self._set_cache: dict[tuple[str, str], IntervalSet] = {}
+        self._resolving: list[str] = []
+
+    # ----- declarations -------------------------------------------------------------------
+    def declare(self, placed: list[PlacedItem]) -> None:
+        seen: dict[tuple[str, str], ast.Ident] = {}
+
+        def unique(kind: str, name: ast.Ident) -> bool:
+            first = seen.get((kind, name.text))
+            if first is not None:
+                self.sink.error("E102", f"duplicate {kind} `{name.text}`", name.span, f"second {kind} with this name",
+                                notes=(f"first defined at {first.span.location()}",),
+                                help=f"{kind} names must be unique across the policy and its spec files")
+                return False
+            seen[(kind, name.text)] = name
+            return True
+
+        d = self.decls
+        for p in placed:
+            item = p.item
+            if isinstance(item, ast.RuleDecl | ast.DefaultDecl | ast.PolicyDecl) and p.role == "spec":
+                what = {"RuleDecl": "rules", "DefaultDecl": "`default`", "PolicyDecl": "`policy`"}[type(item).__name__]
+                self.sink.error("E141", f"{what} belong in the policy file, not in a spec file", item.span,
+                                "in a spec file", help="spec files hold invariants, tests and definitions")
+                continue
+            match item:
+                case ast.PolicyDecl():
+                    if d.policy is not None:
+                        self.sink.error("E142", "a policy has at most one `policy` header", item.span, "second header",
+                                        notes=(f"first at {d.policy.span.location()}",))
+                    else:
+                        d.policy = item
+                case ast.EnumDecl():
+                    self._declare_enum(item, unique)
+                case ast.SetDecl():
+                    if unique("set", item.name):
+                        d.sets[item.name.text] = item
+                        self._check_set_family(item)
+                case ast.DefaultDecl():
+                    if d.default is not None:
+                        self.sink.error("E143", "a policy has exactly one `default`", item.span, "second default",
+                                        notes=(f"first at {d.default.span.location()}",), help="remove one of them")
+                    else:
+                        d.default = item
+                case ast.RuleDecl():
+                    if unique("rule", item.name):
+                        d.rules.append(item)
+                case ast.InvariantDecl():
+                    if unique("invariant", item.name):
+                        d.invariants.append(item)
+                case ast.TestDecl():
+                    if unique("test", item.name):
+                        d.tests.append(item)
+
+    def _declare_enum(self, item: ast.EnumDecl, unique) -> None:
+        if item.name.text not in _DECLARABLE_ENUMS:
+            self.sink.error("E130", f"unknown enum `{item.name.text}`", item.name.span, "not a declarable enum",
+                            help="the enums a policy declares are `plan` (subscriber.plan) and `addon` (subscriber.addons)")
+            return
+        if not unique("enum", item.name):
+            return
+        members: set[str] = set()
+        for m in item.members:
+            if m.text in members:
+                self.sink.error("E131", f"`{m.text}` is listed twice in enum `{item.name.text}`", m.span, "repeated")
+            members.add(m.text)
+        self.decls.enums[item.name.text] = item
+
+    def _check_set_family(self, item: ast.SetDecl) -> None:
+        families = []
+        for element in item.value.elements:
+            lit = element.low if isinstance(element, ast.Range) else element
+            if isinstance(lit, ast.Literal):
+                families.append((_FAMILY[lit.kind], element))
+        if families:
+            first = families[0][0]
+            for family, element in families:
+                if family != first:
+                    self.sink.error("E120", f"set `{item.name.text}` mixes {first} and {family}", element.span,
+                                    f"one of the {family}", help="a set holds values of one type")
+                    break
+
+    # ----- schema ---------------------------------------------------------------------------
+    def build_schema(self) -> Schema:
+        enums = self.decls.enums
+        members = {name: tuple(m.text for m in decl.members) for name, decl in enums.items()}
+        d = self.decls
+        specs = [r.action for r in d.rules] + [t.expect for t in d.tests] + ([d.default.action] if d.default else [])
+        targets = sorted({s.target for s in specs if s.kind == "redirect" and s.target})
+        return build_schema(self.catalogue, members.get("plan"), members.get("addon"),
+                            tuple(r.name.text for r in d.rules), tuple(targets))
+
+    # ----- policy ---------------------------------------------------------------------------
+    def check(self, placed: list[PlacedItem]) -> typed.Policy:
+        self.declare(placed)
+        self.schema = self.build_schema()
+        return self.assemble(placed)
+
+    def check_spec_for(self, placed: list[PlacedItem], schema: Schema) -> typed.Policy:
+        """Invariants and tests of spec files, against the schema of a compiled rule table."""
+        self.declare(placed)
+        self.schema = schema
+        for name, decl in self.decls.enums.items():
+            theirs = schema.addons if name == "addon" else getattr(schema.field("subscriber.plan"), "members", ())
+            if tuple(m.text for m in decl.members) != tuple(theirs):
+                self.sink.error("E144", f"enum `{name}` differs from the rule table's", decl.name.span,
+                                "members differ", notes=(f"the table has {{{', '.join(theirs)}}}",),
+                                help="check the table against the spec written for the same policy")
+        invariants = tuple(self.invariant(i) for i in self.decls.invariants)
+        tests = tuple(typed.Test(t.name.text, self.cond(t.given, "spec"), self.action(t.expect), t.span)
+                      for t in self.decls.tests)
+        self._check_unused_sets()
+        self.sink.raise_if_any()
+        return typed.Policy(None, None, schema, (), typed.Action("allow"), None, invariants, tests)
+
+    def assemble(self, placed: list[PlacedItem]) -> typed.Policy:
+        d = self.decls
+        rules = tuple(
+            typed.Rule(typed.Origin(r.name.text, r.span), self.cond(r.when, "rule"), self.action(r.action), r.because)
+            for r in d.rules)
+        if d.default is None:
+            where = placed[0].item.span if placed else None
+            self.sink.error("E140", "the policy has no `default` action", where, "no default in the policy",
+                            help="add `default allow` (or the action for flows that no rule matches)")
+            default = typed.Action("allow")
+        else:
+            default = self.action(d.default.action)
+        invariants = tuple(self.invariant(i) for i in d.invariants)
+        tests = tuple(typed.Test(t.name.text, self.cond(t.given, "spec"), self.action(t.expect), t.span)
+                      for t in d.tests)
+        self._check_unused_sets()
+        self.sink.raise_if_any()
+        return typed.Policy(d.policy.name.text if d.policy else None, d.policy.version if d.policy else None,
+                            self.schema, rules, default, d.default.span if d.default else None, invariants, tests)
+
+    def invariant(self, item: ast.InvariantDecl) -> typed.Invariant:
+        when = self.cond(item.when, "spec") if item.when is not None else typed.TRUE
+        require = self.cond(item.require, "spec") if item.require is not None else None
+        exists = self.cond(item.exists, "spec") if item.exists is not None else None
+        return typed.Invariant(item.name.text, item.description, when, require, exists, item.span)
+
+    def action(self, spec: ast.ActionSpec) -> typed.Action:
+        if spec.kind == "throttle":
+            if spec.rate is None:
+                self.sink.error("E150", "`throttle` needs a rate", spec.span, "no rate",
+                                help="write for example `throttle 128kbps`")
+                return typed.Action("throttle", 1, None, spec.log)
+            rate = self.quantity(spec.rate, RATE_UNITS, "rate")
+            if rate is not None and not 0 < rate <= RATE_MAX:
+                self.sink.error("E151", f"rate `{spec.rate.text}` is out of range", spec.rate.span, "out of range",
+                                help="rates run from 1bps to 1000Gbps; to stop traffic use `block`")
+            return typed.Action("throttle", rate or 1, None, spec.log)
+        if spec.kind == "redirect":
+            if not spec.target:
+                self.sink.error("E150", "`redirect` needs a target", spec.span, "no target",
+                                help='write for example `redirect "http://portal.example/topup"`')
+            return typed.Action("redirect", None, spec.target or "", spec.log)
+        if spec.argument_span is not None:
+            self.sink.error("E152", f"`{spec.kind}` takes no argument", spec.argument_span, "unexpected argument",
+                            help="only `throttle RATE` and `redirect \"TARGET\"` take one")
+        return typed.Action(spec.kind, None, None, spec.log)
+
+    # ----- conditions -----------------------------------------------------------------------
+    def cond(self, expr: ast.Expr, ctx: str) -> typed.Cond:
+        match expr:
+            case ast.And(operands):
+                return typed.All(tuple(self.cond(e, ctx) for e in operands))
+            case ast.Or(operands):
+                return typed.Any_(tuple(self.cond(e, ctx) for e in operands))
+            case ast.Not(operand):
+                return typed.Not(self.cond(operand, ctx))
+            case ast.Compare():
+                return self.compare(expr, ctx)
+            case ast.Member():
+                return self.member(expr, ctx)
+            case ast.Literal(kind="bool", text=text):
+                return typed.Const(text == "true")
+            case ast.Ident():
+                f = self.field(expr, ctx)
+                if f is None:
+                    return typed.FALSE
+                if f.kind != "bool":
+                    self.sink.error("E121", f"`{expr.text}` is not a condition", expr.span, f"a field of type {f.kind}",
+                                    help=f"compare it, for example `{expr.text} == ...` or `{expr.text} in {{...}}`")
+                    return typed.FALSE
+                return typed.Atom(f.name, IntervalSet.point(1), expr.span)
+            case ast.Literal():
+                self.sink.error("E121", f"`{expr.text}` is not a condition", expr.span, "a value alone",
+                                help="compare a field with it, for example `dst.port == 25`")
+                return typed.FALSE
+        raise TypeError(expr)
+
+    def field(self, ident: ast.Ident, ctx: str, quiet: bool = False) -> Field | None:
+        """The field an identifier names, or None (with an error unless quiet)."""
+        f = self.schema.field(ident.text)
+        if f is None or f.name == "target":
+            if quiet:
+                return None
+            names = [x.name for x in self.schema.flow_fields if ":" not in x.name] + ["subscriber.addons"]
+            if ident.text in ("subscriber.plan", "subscriber.addons"):
+                enum = "plan" if ident.text == "subscriber.plan" else "addon"
+                self.sink.error("E104", f"`{ident.text}` needs `enum {enum}` to be declared", ident.span,
+                                "no members declared", help=f"declare the members first: `enum {enum} {{ ... }}`")
+            else:
+                if ctx == "spec":
+                    names += [x.name for x in self.schema.outcome_fields if x.name != "target"]
+                self.sink.error("E101", f"unknown field `{ident.text}`", ident.span, "not a field of a flow",
+                                help=did_you_mean(ident.text, names))
+            return None
+        if ctx == "rule" and f.outcome:
+            self.sink.error("E161", f"rules cannot match on `{f.name}`", ident.span, "an outcome of the policy",
+                            help="outcome variables belong in invariants and tests (`require`, `exists`, `expect`)")
+            return None
+        if ctx == "rule" and not f.observable:
+            self.sink.error("E160", f"rules cannot match on `{f.name}`: the DPI engine cannot observe it",
+                            ident.span, "not observable in traffic", notes=(f.why_unobservable,) if f.why_unobservable else (),
+                            help="invariants and tests may use it; rules must use fields the engine sees")
+            return None
+        return f
+
+    def _is_field(self, operand) -> bool:
+        return isinstance(operand, ast.Ident) and (self.schema.field(operand.text) is not None
+                                                   or operand.text in ("subscriber.addons", "subscriber.plan"))
+
+    def compare(self, expr: ast.Compare, ctx: str) -> typed.Cond:
+        left, op, right = expr.left, expr.op, expr.right
+        if self._is_field(left) and self._is_field(right):
+            self.sink.error("E122", "a comparison of two fields is not supported", expr.span, "two fields",
+                            help="compare a field with a value, for example `dst.port == 25`")
+            return typed.FALSE
+        if not self._is_field(left) and not self._is_field(right):
+            self.sink.error("E122", "a comparison needs a field on one side", expr.span, "no field here",
+                            help=did_you_mean(getattr(left, "text", ""), [f.name for f in self.schema.flow_fields]))
+            return typed.FALSE
+        if self._is_field(right):
+            left, right, op = right, left, _MIRROR[op]
+        if left.text == "subscriber.addons":
+            self.sink.error("E123", "`subscriber.addons` is a set of add-ons", left.span, "cannot be compared",
+                            help="test membership: `vpn in subscriber.addons`")
+            return typed.FALSE
+        f = self.field(left, ctx)
+        if f is None:
+            return typed.FALSE
+        if op not in ("==", "!=") and f.kind not in ORDERED_KINDS:
+            self.sink.error("E124", f"`{op}` needs an ordered field, and `{f.name}` is {f.kind}", expr.span,
+                            "not ordered", help="use `==`, `!=`, `in` or `not in`")
+            return typed.FALSE
+        interval = self.scalar(f, right)
+        if interval is None:
+            return typed.FALSE
+        lo, hi = interval
+        if f.kind == "ip" and lo != hi and op in ("==", "!="):
+            self.sink.error("E125", f"`{right.text}` is a prefix, not one address", right.span, "a prefix",
+                            help=f"test membership: `{f.name} {'in' if op == '==' else 'not in'} {right.text}`")
+            return typed.FALSE
+        values = {"==": IntervalSet.span(lo, hi), "!=": IntervalSet.span(lo, hi),
+                  "<": IntervalSet.span(0, lo - 1), "<=": IntervalSet.span(0, hi),
+                  ">": IntervalSet.span(hi + 1, f.hi), ">=": IntervalSet.span(lo, f.hi)}[op]
+        atom = typed.Atom(f.name, values, expr.span)
+        return typed.Not(atom) if op == "!=" else atom
+
+    def member(self, expr: ast.Member, ctx: str) -> typed.Cond:
+        item, container = expr.item, expr.container
+        if isinstance(container, ast.Ident) and container.text == "subscriber.addons":
+            atom = self.addon_atom(item, container, expr)
+        else:
+            if isinstance(item, ast.Ident) and item.text == "subscriber.addons":
+                self.sink.error("E123", "`subscriber.addons` is a set of add-ons", item.span, "a set, not a value",
+                                help="put the add-on first: `vpn in subscriber.addons`")
+                return typed.FALSE
+            if not isinstance(item, ast.Ident) or not self._is_field(item):
+                self.sink.error("E126", f"`{item.text}` is not a field", item.span, "expected a field",
+                                help=did_you_mean(item.text, [f.name for f in self.schema.flow_fields])
+                                or "write the field first: `dst.port in {25, 465}`")
+                return typed.FALSE
+            f = self.field(item, ctx)
+            if f is None:
+                return typed.FALSE
+            values = self.container(f, container)
+            if values is None:
+                return typed.FALSE
+            atom = typed.Atom(f.name, values, expr.span)
+        if atom is None:
+            return typed.FALSE
+        return typed.Not(atom) if expr.negated else atom
+
+    def addon_atom(self, item, container: ast.Ident, expr: ast.Member) -> typed.Atom | None:
+        if not self.schema.addons:
+            self.sink.error("E104", "`subscriber.addons` needs `enum addon` to be declared", container.span,
+                            "no add-ons declared", help="declare them first: `enum addon { vpn, tethering }`")
+            return None
+        if not isinstance(item, ast.Ident) or item.text not in self.schema.addons:
+            text = getattr(item, "text", "?")
+            self.sink.error("E103", f"`{text}` is not an add-on", item.span, "not in `enum addon`",
+                            help=self._wrong_enum_help(text, "addon") or did_you_mean(text, self.schema.addons))
+            return None
+        return typed.Atom(self.schema.addon_field(item.text), IntervalSet.point(1), expr.span)
+
+    # ----- values -----------------------------------------------------------------------------
+    def container(self, f: Field, c) -> IntervalSet | None:
+        match c:
+            case ast.SetLiteral(elements):
+                return self.elements(f, elements)
+            case ast.Range():
+                return self.range(f, c)
+            case ast.Ident() if c.text in self.decls.sets:
+                return self.named_set(f, c)
+            case ast.Ident() if c.text.startswith("category."):
+                return self.category(f, c)
+            case ast.Literal(kind="ipv4" | "ipv6") if f.kind == "ip":
+                interval = self.scalar(f, c)
+                return None if interval is None else IntervalSet.span(*interval)
+            case ast.Ident():
+                self.sink.error("E101", f"unknown set `{c.text}`", c.span, "not a declared set",
+                                help=did_you_mean(c.text, list(self.decls.sets))
+                                or f"write a set literal, for example `{{{c.text}}}`")
+                return None
+        self.sink.error("E127", f"`in` needs a set, not `{c.text}`", c.span, "a single value",
+                        help=f"write `{{{c.text}}}` or use `==`")
+        return None
+
+    def elements(self, f: Field, elements) -> IntervalSet | None:
+        parts, ok = [], True
+        for e in elements:
+            if isinstance(e, ast.Range):
+                values = self.range(f, e)
+            elif isinstance(e, ast.Ident) and (e.text in self.decls.sets or e.text.startswith("category.")):
+                values = self.container(f, e)
+            else:
+                interval = self.scalar(f, e)
+                values = None if interval is None else IntervalSet.span(*interval)
+            if values is None:
+                ok = False
+            else:
+                parts.extend(values.intervals)
+        return IntervalSet.of(parts) if ok else None
+
+    def range(self, f: Field, r: ast.Range) -> IntervalSet | None:
+        if f.kind not in ORDERED_KINDS and f.kind != "ip":
+            self.sink.error("E124", f"a range needs an ordered field, and `{f.name}` is {f.kind}", r.span,
+                            "not ordered", help="list the members instead: `{a, b}`")
+            return None
+        low, high = self.scalar(f, r.low), self.scalar(f, r.high)
+        if low is None or high is None:
+            return None
+        if low[0] > high[1]:
+            self.sink.error("E128", f"empty range `{r.low.text}..{r.high.text}`", r.span, "low end above high end",
+                            help=f"write `{r.high.text}..{r.low.text}`")
+            return None
+        return IntervalSet.span(low[0], high[1])
+
+    def named_set(self, f: Field, ident: ast.Ident) -> IntervalSet | None:
+        name = ident.text
+        self.used_sets.add(name)
+        key = (name, f.name)
+        if key in self._set_cache:
+            return self._set_cache[key]
+        if name in self._resolving:
+            self.sink.error("E129", f"set `{name}` contains itself", ident.span, "cycle",
+                            notes=(" -> ".join(self._resolving + [name]),))
+            return None
+        self._resolving.append(name)
+        values = self.elements(f, self.decls.sets[name].value.elements)
+        self._resolving.pop()
+        if values is not None:
+            self._set_cache[key] = values
+        return values
+
+    def category(self, f: Field, ident: ast.Ident) -> IntervalSet | None:
+        category = ident.text.split(".", 1)[1]
+        if f.enum != "app":
+            self.sink.error("E105", f"`{ident.text}` is a set of applications", ident.span, f"`{f.name}` is not `app`")
+            return None
+        if category not in CATEGORIES:
+            self.sink.error("E101", f"unknown category `{category}`", ident.span, "not an application category",
+                            help=did_you_mean(category, CATEGORIES) or "categories: " + ", ".join(CATEGORIES))
+            return None
+        return IntervalSet.of((f.index_of(a), f.index_of(a)) for a in self.catalogue.category(category))
+
+    def quantity(self, lit: ast.Literal, units, what: str) -> int | None:
+        try:
+            return parse_quantity(lit.text, units, what)
+        except ValueError_ as exc:
+            self.sink.error("E110", exc.message, lit.span, exc.label or f"not a {what}", help=exc.help)
+            return None
+
+    def scalar(self, f: Field, v) -> tuple[int, int] | None:
+        """One value (an interval for an address prefix) of field f, or None after an error."""
+        if isinstance(v, ast.Range | ast.SetLiteral):
+            self.sink.error("E127", f"expected one value of `{f.name}`", v.span, "a set or range here",
+                            help="use `in` for sets and ranges")
+            return None
+        if f.kind == "enum":
+            return self.member_value(f, v)
+        if isinstance(v, ast.Ident):
+            if f.kind == "protocol" and v.text in PROTOCOLS:
+                n = PROTOCOLS[v.text]
+                return n, n
+            if v.text in self.decls.sets:
+                self.sink.error("E127", f"`{v.text}` is a set", v.span, "a set, not one value",
+                                help=f"use `in`: `{f.name} in {v.text}`")
+                return None
+            extra = did_you_mean(v.text, PROTOCOLS) if f.kind == "protocol" else None
+            self.sink.error("E106", f"`{v.text}` is not {_KIND_WORDS.get(f.kind, f.kind)}", v.span,
+                            f"`{f.name}` needs {_KIND_WORDS.get(f.kind, f.kind)}",
+                            help=extra or self._kind_help(f))
+            return None
+        kind = v.kind
+        try:
+            if f.kind == "ip" and kind in ("ipv4", "ipv6"):
+                return parse_ip(v.text)
+            if f.kind in ("port", "hour", "protocol") and kind == "number":
+                n = int(v.text)
+                if n > f.hi:
+                    self.sink.error("E111", f"{f.kind} {v.text} is out of range", v.span, f"{f.kind}s are 0..{f.hi}",
+                                    help=f"`{f.name}` takes values from 0 to {f.hi}")
+                    return None
+                return n, n
+            if f.kind == "volume" and kind == "volume":
+                n = parse_quantity(v.text, VOLUME_UNITS, "volume")
+                if n > f.hi:
+                    self.sink.error("E111", f"volume {v.text} is out of range", v.span, "above 1PB",
+                                    help="volumes run from 0B to 1PB")
+                    return None
+                return n, n
+            if f.kind == "rate" and kind == "rate":
+                n = parse_quantity(v.text, RATE_UNITS, "rate")
+                return (n, n) if n <= f.hi else None
+            if f.kind == "bool" and kind == "bool":
+                return (1, 1) if v.text == "true" else (0, 0)
+        except ValueError_ as exc:
+            self.sink.error("E110", exc.message, v.span, exc.label or "invalid value", help=exc.help)
+            return None
+        self.sink.error("E106", f"`{v.text}` is not {_KIND_WORDS.get(f.kind, f.kind)}", v.span,
+                        f"`{f.name}` needs {_KIND_WORDS.get(f.kind, f.kind)}", help=self._kind_help(f))
+        return None
+
+    @staticmethod
+    def _kind_help(f: Field) -> str | None:
+        return {"volume": "write a volume with its unit, for example `20GB`",
+                "rate": "write a rate with its unit, for example `128kbps`",
+                "ip": "write an address or prefix, for example `10.0.0.0/8` or `2a01:4c8::/32`",
+                "protocol": "write a protocol name (tcp, udp, ...) or a number 0..255",
+                "bool": "write `true` or `false`"}.get(f.kind)
+
+    def member_value(self, f: Field, v) -> tuple[int, int] | None:
+        if isinstance(v, ast.Ident) and v.text in f.members and not (f.enum == "rule" and v.text == "target"):
+            n = f.index_of(v.text)
+            return n, n
+        text = v.text
+        what = {"app": "application", "rule": "rule"}.get(f.enum, f"`{f.enum}` member")
+        label = {"app": "not in the application catalogue", "rule": "no rule with this name"}.get(
+            f.enum, f"not a member of `{f.enum}`")
+        help_text = self._wrong_enum_help(text, f.enum) or did_you_mean(text, f.members)
+        self.sink.error("E103", f"unknown {what} `{text}`", v.span, label, help=help_text)
+        return None
+
+    def _wrong_enum_help(self, name: str, expected: str) -> str | None:
+        """If the name belongs to another enum, say which: the common mistake."""
+        owners = []
+        for enum, decl in self.decls.enums.items():
+            if enum != expected and name in (m.text for m in decl.members):
+                owners.append(f"enum `{enum}`")
+        if expected != "app" and name in self.catalogue.app_names:
+            owners.append("the application catalogue")
+        if expected != "action" and name in ACTIONS:
+            owners.append("the actions")
+        if expected != "direction" and name in DIRECTIONS:
+            owners.append("`direction`")
+        if owners:
+            return f"`{name}` belongs to {' and '.join(owners)}, not to `{expected}`"
+        return None
+
+    def _check_unused_sets(self) -> None:
+        """Sets that no condition uses are still checked: their names must mean something."""
+        known = (set(self.catalogue.app_names) | set(PROTOCOLS) | set(ACTIONS) | set(DIRECTIONS)
+                 | set(self.decls.sets) | {m.text for d in self.decls.enums.values() for m in d.members})
+        for name, decl in self.decls.sets.items():
+            if name in self.used_sets:
+                continue
+            for e in decl.value.elements:
+                for part in ((e.low, e.high) if isinstance(e, ast.Range) else (e,)):
+                    if isinstance(part, ast.Ident) and not part.text.startswith("category.") and part.text not in known:
+                        self.sink.error("E101", f"unknown name `{part.text}` in set `{name}`", part.span,
+                                        "not an application, enum member or set", help=did_you_mean(part.text, known))
+                    elif isinstance(part, ast.Literal) and part.kind in ("ipv4", "ipv6"):
+                        try:
+                            parse_ip(part.text)
+                        except ValueError_ as exc:
+                            self.sink.error("E110", exc.message, part.span, exc.label, help=exc.help)
+
+
+def check_items(placed: list[PlacedItem], catalogue: Catalogue) -> typed.Policy:
+    """Resolve and type-check; raises DiagnosticError listing every problem."""
+    return _Checker(catalogue).check(placed)
+
+
+def check_spec_items(placed: list[PlacedItem], catalogue: Catalogue, schema: Schema) -> typed.Policy:
+    """Check spec files against a rule table's schema; the result holds only invariants and tests."""
+    return _Checker(catalogue).check_spec_for(placed, schema)

@@ -1,0 +1,112 @@
+"""The fields of a flow and of an outcome, each an integer dimension with a finite domain.
+
+Addresses of both families share one dimension: IPv4 `a` is `a`, IPv6 `a` is `2**32 + a`, so a
+prefix of either family is one interval. Enums are member indices, booleans 0/1, and each add-on
+of `subscriber.addons` is its own boolean dimension (`subscriber.addons:vpn`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .catalogue import Catalogue
+from .intervals import IntervalSet
+
+IPV6_BASE = 1 << 32
+IP_MAX = IPV6_BASE + (1 << 128) - 1
+VOLUME_MAX = 10**15          # 1PB
+RATE_MAX = 10**12            # 1Tbps
+ADDON_PREFIX = "subscriber.addons:"
+
+PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51, "icmpv6": 58, "sctp": 132}
+PROTOCOL_NAMES = {number: name for name, number in PROTOCOLS.items()}
+ACTIONS = ("allow", "block", "reset", "throttle", "redirect")
+DIRECTIONS = ("uplink", "downlink")
+ORDERED_KINDS = frozenset({"port", "volume", "hour", "protocol", "rate"})
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One dimension. `kind` is protocol, ip, port, enum, bool, volume, hour or rate."""
+
+    name: str
+    kind: str
+    hi: int
+    members: tuple[str, ...] = ()      # enum member names, by index
+    enum: str | None = None            # enum type name (app, plan, direction, action, rule, ...)
+    observable: bool = True            # can a rule match on it (can the engine see it)?
+    outcome: bool = False              # an outcome variable (action, rate, logged, rule)
+    why_unobservable: str = ""
+
+    @property
+    def domain(self) -> IntervalSet:
+        return IntervalSet.span(0, self.hi)
+
+    @property
+    def bits(self) -> int:
+        return max(1, self.hi.bit_length())
+
+    def index_of(self, member: str) -> int:
+        return self.members.index(member)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The fields of one check: built from the catalogue and the policy's declared enums."""
+
+    flow_fields: tuple[Field, ...]
+    outcome_fields: tuple[Field, ...]
+    catalogue: Catalogue
+    addons: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {f.name: f for f in self.flow_fields + self.outcome_fields})
+
+    def field(self, name: str) -> Field | None:
+        return self._by_name.get(name)
+
+    def flow_field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.flow_fields)
+
+    def addon_field(self, addon: str) -> str:
+        return ADDON_PREFIX + addon
+
+
+def enum_field(name: str, members: tuple[str, ...], enum: str, **kw) -> Field:
+    return Field(name, "enum", max(0, len(members) - 1), members, enum, **kw)
+
+
+SMTP_AUTH_WHY = ("once a session is encrypted nobody on the path can see whether the client "
+                 "authenticates (SMTP AUTH)")
+
+
+def build_schema(catalogue: Catalogue, plans: tuple[str, ...] | None, addons: tuple[str, ...] | None,
+                 rule_names: tuple[str, ...], redirect_targets: tuple[str, ...]) -> Schema:
+    """Fields in a fixed order; `subscriber.plan` and add-ons exist only when their enum is declared."""
+    flow = [
+        Field("proto", "protocol", 255),
+        Field("src.ip", "ip", IP_MAX),
+        Field("src.port", "port", 65535),
+        Field("dst.ip", "ip", IP_MAX),
+        Field("dst.port", "port", 65535),
+        enum_field("direction", DIRECTIONS, "direction"),
+        enum_field("app", catalogue.app_names, "app"),
+        Field("tls", "bool", 1),
+        Field("smtp.auth", "bool", 1, observable=False, why_unobservable=SMTP_AUTH_WHY),
+    ]
+    if plans is not None:
+        flow.append(enum_field("subscriber.plan", plans, "plan"))
+    for addon in addons or ():
+        flow.append(Field(ADDON_PREFIX + addon, "bool", 1))
+    flow += [
+        Field("subscriber.usage", "volume", VOLUME_MAX),
+        Field("subscriber.roaming", "bool", 1),
+        Field("time.hour", "hour", 23),
+    ]
+    outcome = (
+        enum_field("action", ACTIONS, "action", outcome=True),
+        Field("rate", "rate", RATE_MAX, outcome=True),
+        Field("logged", "bool", 1, outcome=True),
+        enum_field("rule", tuple(rule_names) + ("default",), "rule", outcome=True),
+        enum_field("target", ("",) + tuple(redirect_targets), "target", outcome=True),
+    )
+    return Schema(tuple(flow), outcome, catalogue, tuple(addons or ()))

@@ -1,0 +1,1 @@
+"""Verification: z3 encodings, invariant and test checking, translation validation, reports."""

@@ -1,0 +1,200 @@
+"""Invariants and tests on a compiled table, one rule at a time.
+
+A flow violates `when C require R` iff some rule i decides it and the flow is in
+box_i ∩ bad_i, where bad_i is C ∧ ¬R with rule i's outcome substituted. So for each rule whose
+box meets its bad set, the question is whether that part is covered by earlier rules:
+  - no earlier rule overlaps it (interval arithmetic): every point of it is a violation;
+  - a realistic point of it lies in no earlier rule: a violation, no solver needed;
+  - one earlier rule contains it: covered;
+  - otherwise z3 decides `region ∧ ¬(earlier boxes)`: unsat means covered.
+The invariant holds only if every such part is covered; a z3 `unknown` is never a pass.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from dpipolicy.compiler.boxes import Box, contains, intersect, merge, subtract
+from dpipolicy.compiler.normalize import to_boxes
+from dpipolicy.compiler.table import RuleTable
+from dpipolicy.dsl import typed
+from dpipolicy.dsl.typed import Action, Origin
+
+from . import encode
+from .index import BoxIndex
+from .results import FAILED, HOLDS, PASSED, UNKNOWN, VIOLATED, Decision, Result
+from .solve import Answer, Limits, solve
+from .witness import realistic_point
+
+REGION_BOX_CAP = 64        # boxes kept per violating part, and in a result's region
+_OUTCOME_FIELDS_WITHOUT_RULE = ("action", "rate", "logged", "target")
+
+
+class InternalError(Exception):
+    """A disagreement inside dpipolicy (a bug): reported with the flow that shows it."""
+
+
+@dataclass
+class TableModel:
+    """A rule table ready for queries: its boxes (the default as a last, full box) and an index."""
+    table: RuleTable
+
+    def __post_init__(self) -> None:
+        schema = self.table.schema
+        self.fields = {f.name: f for f in schema.flow_fields}
+        self.boxes: list[Box] = [r.box() for r in self.table.rules] + [{}]
+        self.entries: list[tuple[Action, str, Origin | None, str | None]] = (
+            [(r.action, r.origin.name, r.origin, r.because) for r in self.table.rules]
+            + [(self.table.default, "default", None, None)])
+        self.index = BoxIndex(schema.flow_fields, self.boxes)
+        self.declarations = encode.declarations(schema.flow_fields)
+
+    def outcome(self, i: int) -> dict[str, int]:
+        action, rule = self.entries[i][:2]
+        return typed.outcome_values(self.table.schema, action, rule)
+
+    def decide(self, flow: dict[str, int]) -> int:
+        return self.index.first_containing(flow, range(len(self.boxes)))
+
+    def decision(self, flow: dict[str, int]) -> Decision:
+        i = self.decide(flow)
+        return Decision(flow, *self.entries[i])
+
+
+@dataclass
+class Search:
+    """What a search over the rules found: violating parts, unknown answers, solver calls."""
+    found: list[tuple[int, list[Box], dict[str, int]]] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    complete: bool = True
+    queries: int = 0
+
+
+def search(model: TableModel, targets: Callable[[int], list[Box]], limits: Limits, want_all: bool) -> Search:
+    """Find flows decided by rule i that lie in targets(i), over all i in table order."""
+    out = Search()
+    for i, rule_box in enumerate(model.boxes):
+        for target in targets(i):
+            region = intersect(rule_box, target)
+            if region is None:
+                continue
+            earlier = model.index.overlapping(region, i)
+            point = realistic_point(model.table.schema, region)
+            if earlier and model.index.first_containing(point, earlier) is not None:
+                if any(contains(model.boxes[j], region) for j in earlier):
+                    continue
+                answer = _uncovered_point(model, region, earlier, limits)
+                out.queries += 1
+                if answer.answer is Answer.UNSAT:
+                    continue
+                if answer.answer is Answer.UNKNOWN:
+                    out.unknown.append(f"rule #{i}: {answer.reason}")
+                    continue
+            parts, complete = _remaining(model, region, earlier)
+            if not parts:
+                raise InternalError(f"z3 found an uncovered flow in rule #{i} that box subtraction says is covered")
+            out.complete &= complete
+            if model.index.first_containing(point, earlier) is not None:
+                point = realistic_point(model.table.schema, parts[0])
+            out.found.append((i, parts, point))
+            if not want_all:
+                return out
+    return out
+
+
+def _uncovered_point(model: TableModel, region: Box, earlier: list[int], limits: Limits):
+    text = "\n".join((
+        model.declarations,
+        f"(assert {encode.box(model.fields, region)})",
+        f"(assert (not {encode.boxes(model.fields, (model.boxes[j] for j in earlier))}))",
+    ))
+    return solve(text, model.table.schema.flow_fields, limits)
+
+
+def _remaining(model: TableModel, region: Box, earlier: list[int]) -> tuple[list[Box], bool]:
+    """region minus the earlier boxes, as boxes; capped (second value False when cut short)."""
+    parts = [region]
+    for j in earlier:
+        nxt = []
+        for part in parts:
+            nxt.extend(subtract(part, model.boxes[j], model.fields))
+        parts = merge(nxt) if len(nxt) > 8 else nxt
+        if len(parts) > REGION_BOX_CAP:
+            return parts[:REGION_BOX_CAP], False
+        if not parts:
+            break
+    return parts, True
+
+
+class _Targets:
+    """bad_i as boxes, cached per outcome (rules sharing an action share the work)."""
+
+    def __init__(self, model: TableModel, cond: typed.Cond):
+        self.model, self.cond = model, cond
+        self.by_rule = typed.mentions(cond, frozenset({"rule"}))
+        self.cache: dict[tuple, list[Box]] = {}
+
+    def __call__(self, i: int) -> list[Box]:
+        outcome = self.model.outcome(i)
+        key = tuple(outcome[k] for k in _OUTCOME_FIELDS_WITHOUT_RULE) + ((outcome["rule"],) if self.by_rule else ())
+        if key not in self.cache:
+            self.cache[key] = to_boxes(typed.partial(self.cond, outcome), self.model.fields)
+        return self.cache[key]
+
+
+def _region(model: TableModel, found) -> tuple[tuple[Box, str], ...]:
+    out: list[tuple[Box, str]] = []
+    for i, parts, _ in found:
+        out.extend((b, model.entries[i][1]) for b in parts)
+    return tuple(out[:REGION_BOX_CAP])
+
+
+def check_forall(model: TableModel, kind: str, name: str, description: str | None, location: str,
+                 when: typed.Cond, require: typed.Cond, limits: Limits) -> Result:
+    """`when C require R` (and tests, as `given G require expectation`)."""
+    bad = typed.All((when, typed.Not(require)))
+    s = search(model, _Targets(model, bad), limits, want_all=True)
+    ok, fail = (HOLDS, VIOLATED) if kind == "invariant" else (PASSED, FAILED)
+    if s.found:
+        i, _, point = s.found[0]
+        decision = model.decision(point)
+        if model.decide(point) != i:
+            raise InternalError(f"counterexample decided by rule #{model.decide(point)}, expected #{i}")
+        total = sum(len(p) for _, p, _ in s.found)
+        return Result(kind, name, description, fail, location, counterexample=decision,
+                      region=_region(model, s.found),
+                      region_complete=s.complete and not s.unknown and total <= REGION_BOX_CAP,
+                      queries=s.queries)
+    if s.unknown:
+        return Result(kind, name, description, UNKNOWN, location, reason="; ".join(s.unknown[:3]), queries=s.queries)
+    return Result(kind, name, description, ok, location, queries=s.queries)
+
+
+def check_exists(model: TableModel, name: str, description: str | None, location: str,
+                 cond: typed.Cond, limits: Limits) -> Result:
+    s = search(model, _Targets(model, cond), limits, want_all=False)
+    if s.found:
+        return Result("invariant", name, description, HOLDS, location, witness=model.decision(s.found[0][2]),
+                      queries=s.queries)
+    if s.unknown:
+        return Result("invariant", name, description, UNKNOWN, location, reason="; ".join(s.unknown[:3]),
+                      queries=s.queries)
+    return Result("invariant", name, description, VIOLATED, location, reason="no flow satisfies the condition",
+                  queries=s.queries)
+
+
+def check_spec(model: TableModel, spec: typed.Policy, limits: Limits) -> list[Result]:
+    """Every invariant and test of `spec` against the table."""
+    results = []
+    for inv in spec.invariants:
+        where = inv.span.location()
+        if inv.exists is not None:
+            results.append(check_exists(model, inv.name, inv.description, where, inv.exists, limits))
+        else:
+            results.append(check_forall(model, "invariant", inv.name, inv.description, where,
+                                        inv.when, inv.require, limits))
+    for test in spec.tests:
+        expect = typed.expectation(model.table.schema, test.expect)
+        results.append(check_forall(model, "test", test.name, None, test.span.location(),
+                                    test.given, expect, limits))
+    return results

@@ -1,0 +1,164 @@
+"""Rendering results: text for people (one line per invariant, details under failures) and JSON."""
+from __future__ import annotations
+
+from typing import Mapping
+
+from dpipolicy.dsl.intervals import IntervalSet
+from dpipolicy.dsl.schema import ADDON_PREFIX, Schema
+from dpipolicy.dsl.values import value_set_texts, value_text
+
+from .results import FAILED, HOLDS, PASSED, UNKNOWN, VIOLATED, Decision, Report, Result
+from .witness import addons_of, flow_text
+
+REGION_SHOWN = 10
+_COLOURS = {HOLDS: "32", PASSED: "32", VIOLATED: "31", FAILED: "31", UNKNOWN: "33"}
+
+
+def field_condition(schema: Schema, name: str, values: IntervalSet) -> str:
+    """One field of a box as a condition in the language, with the shorter of the set and its complement."""
+    f = schema.field(name)
+    if name.startswith(ADDON_PREFIX):
+        addon = name[len(ADDON_PREFIX):]
+        return f"{addon} in subscriber.addons" if 1 in values else f"{addon} not in subscriber.addons"
+    if f.kind == "bool":
+        return name if 1 in values else f"not {name}"
+    positive = value_set_texts(f, values)
+    negative = value_set_texts(f, values.complement(0, f.hi))
+    if len(positive) == 1 and ".." not in positive[0] and "/" not in positive[0]:
+        return f"{name} == {positive[0]}"
+    if len(negative) == 1 and ".." not in negative[0] and "/" not in negative[0]:
+        return f"{name} != {negative[0]}"
+    if len(values.intervals) == 1 and f.kind in ("port", "volume", "hour", "rate", "protocol"):
+        lo, hi = values.intervals[0]
+        if hi == f.hi:
+            round_below = f.kind in ("volume", "rate") and lo > 1 and (lo - 1) % 1000 == 0
+            return f"{name} > {value_text(f, lo - 1)}" if round_below else f"{name} >= {value_text(f, lo)}"
+        if lo == 0:
+            return f"{name} <= {value_text(f, hi)}"
+    items, word = (negative, "not in") if len(negative) < len(positive) else (positive, "in")
+    shown = items if len(items) <= 6 else items[:6] + [f"... {len(items) - 6} more"]
+    return f"{name} {word} {{{', '.join(shown)}}}"
+
+
+def box_text(schema: Schema, box: Mapping[str, IntervalSet]) -> str:
+    if not box:
+        return "every flow"
+    order = [f.name for f in schema.flow_fields]
+    return " and ".join(field_condition(schema, n, box[n]) for n in order if n in box)
+
+
+def decision_line(d: Decision) -> str:
+    where = f", {d.origin.location()}" if d.origin is not None and d.origin.location() else ""
+    return f"{d.action.text()} (rule {d.rule}{where})"
+
+
+class TextReport:
+    def __init__(self, schema: Schema, colour: bool):
+        self.schema, self.colour = schema, colour
+
+    def paint(self, status: str) -> str:
+        word = f"{status:<8}"
+        return f"\x1b[{_COLOURS[status]}m{word}\x1b[0m" if self.colour else word
+
+    def render(self, report: Report) -> str:
+        lines = []
+        width = max((len(r.name) for r in report.results), default=0)
+        for r in report.results:
+            lines.append(f"{r.kind:<9} {self.paint(r.status)} {r.name:<{width}}  {r.location}")
+            lines.extend("    " + line for line in self.details(r))
+        if report.validation:
+            lines.append(f"translation validation: {report.validation}")
+        s = report.summary()
+        lines.append(f"summary: {s['invariants']} invariants ({s['holds']} hold, {s['violated']} violated), "
+                     f"{s['tests']} tests ({s['passed']} passed, {s['failed']} failed), {s['unknown']} unknown")
+        return "\n".join(lines)
+
+    def details(self, r: Result) -> list[str]:
+        out = []
+        if r.status in (VIOLATED, FAILED) or r.status == UNKNOWN:
+            if r.description:
+                out.append(f'"{r.description}"')
+        if r.counterexample is not None:
+            d = r.counterexample
+            word = "counterexample" if r.kind == "invariant" else "failing flow"
+            out.append(f"{word}: {flow_text(self.schema, d.flow)}")
+            out.append(f"gets:  {decision_line(d)}")
+            if d.because:
+                out.append(f'       because "{d.because}"')
+            total = len(r.region)
+            more = "" if r.region_complete else " (list capped; more flows violate)"
+            out.append(f"all violating flows ({total} box{'es' if total != 1 else ''}{more}):")
+            for box, rule in r.region[:REGION_SHOWN]:
+                out.append(f"  - {box_text(self.schema, box)}  [decided by {rule}]")
+            if total > REGION_SHOWN:
+                out.append(f"  ... {total - REGION_SHOWN} more boxes (see --format json)")
+        elif r.witness is not None:
+            out.append(f"witness: {flow_text(self.schema, r.witness.flow)} gets {decision_line(r.witness)}")
+        elif r.status == VIOLATED and r.reason:
+            out.append(r.reason)
+        if r.status == UNKNOWN:
+            out.append(f"the solver gave no answer: {r.reason} (raise --timeout)")
+        return out
+
+
+# ----- JSON ---------------------------------------------------------------------------------
+def flow_json(schema: Schema, flow: Mapping[str, int]) -> dict:
+    out: dict = {}
+    for f in schema.flow_fields:
+        if f.name.startswith(ADDON_PREFIX):
+            continue
+        v = flow[f.name]
+        if f.kind in ("port", "volume", "hour"):
+            out[f.name] = v
+        elif f.kind == "bool":
+            out[f.name] = bool(v)
+        elif f.kind == "protocol":
+            out[f.name] = value_text(f, v) if not value_text(f, v).isdigit() else v
+        else:
+            out[f.name] = value_text(f, v)
+    if schema.addons:
+        out["subscriber.addons"] = addons_of(schema, flow)
+    return out
+
+
+def box_json(schema: Schema, box: Mapping[str, IntervalSet]) -> dict:
+    out = {}
+    for name, values in box.items():
+        f = schema.field(name)
+        positive = value_set_texts(f, values)
+        negative = value_set_texts(f, values.complement(0, f.hi))
+        out[name] = {"not": negative} if len(negative) < len(positive) else positive
+    return out
+
+
+def decision_json(schema: Schema, d: Decision) -> dict:
+    data = {"flow": flow_json(schema, d.flow), "flow_text": flow_text(schema, d.flow), "action": d.action.kind,
+            "action_text": d.action.text(), "rule": d.rule}
+    if d.origin is not None:
+        data["rule_location"] = d.origin.location()
+    return data
+
+
+def result_json(schema: Schema, r: Result) -> dict:
+    data: dict = {"kind": r.kind, "name": r.name, "status": r.status, "location": r.location}
+    if r.description:
+        data["description"] = r.description
+    if r.counterexample is not None:
+        data["counterexample"] = decision_json(schema, r.counterexample)
+        data["region"] = [{"rule": rule, "match": box_json(schema, box), "text": box_text(schema, box)}
+                          for box, rule in r.region]
+        data["region_complete"] = r.region_complete
+    if r.witness is not None:
+        data["witness"] = decision_json(schema, r.witness)
+    if r.reason:
+        data["reason"] = r.reason
+    return data
+
+
+def report_json(schema: Schema, report: Report) -> dict:
+    return {
+        "policy": report.policy_name,
+        "summary": report.summary(),
+        "translation_validation": report.validation,
+        "results": [result_json(schema, r) for r in report.results],
+    }

@@ -1,0 +1,61 @@
+"""Results of invariants and tests, as data the reports render."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dpipolicy.dsl.intervals import IntervalSet
+from dpipolicy.dsl.typed import Action, Origin
+
+HOLDS, VIOLATED, UNKNOWN = "holds", "violated", "unknown"
+PASSED, FAILED = "passed", "failed"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A concrete flow and what the table does with it."""
+    flow: dict[str, int]
+    action: Action
+    rule: str                      # deciding rule's name, or "default"
+    origin: Origin | None          # None for the default
+    because: str | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    kind: str                      # "invariant" or "test"
+    name: str
+    description: str | None
+    status: str                    # holds/violated/unknown, or passed/failed/unknown
+    location: str
+    counterexample: Decision | None = None    # violation, or failing completion of a test
+    witness: Decision | None = None           # `exists` that holds
+    region: tuple[dict[str, IntervalSet], ...] = ()
+    region_complete: bool = True   # False when the list of boxes was capped
+    reason: str | None = None      # why unknown, or why an `exists` is violated
+    queries: int = 0               # solver calls made
+
+
+@dataclass
+class Report:
+    policy_name: str | None
+    results: list[Result] = field(default_factory=list)
+    validation: str | None = None  # translation validation outcome, in words
+
+    def summary(self) -> dict[str, int]:
+        inv = [r for r in self.results if r.kind == "invariant"]
+        tests = [r for r in self.results if r.kind == "test"]
+        return {
+            "invariants": len(inv),
+            "holds": sum(r.status == HOLDS for r in inv),
+            "violated": sum(r.status == VIOLATED for r in inv),
+            "unknown": sum(r.status == UNKNOWN for r in self.results),
+            "tests": len(tests),
+            "passed": sum(r.status == PASSED for r in tests),
+            "failed": sum(r.status == FAILED for r in tests),
+        }
+
+    def exit_code(self) -> int:
+        s = self.summary()
+        if s["violated"] or s["failed"]:
+            return 1
+        return 3 if s["unknown"] else 0

@@ -1,0 +1,54 @@
+"""The one module that runs z3. Every query is bounded in time and memory; `unknown` is a result.
+
+A query is SMT-LIB text (declarations and assertions). The answer is SAT with a model as field
+integers, UNSAT, or UNKNOWN with z3's reason (timeout, memory, incompleteness).
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import z3
+
+from dpipolicy.dsl.schema import Field
+
+DEFAULT_TIMEOUT_S = 30.0
+MEMORY_LIMIT_MB = 4096
+
+
+class Answer(enum.Enum):
+    SAT = "sat"
+    UNSAT = "unsat"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    answer: Answer
+    model: dict[str, int] | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    memory_mb: int = MEMORY_LIMIT_MB
+
+
+def solve(smtlib: str, fields: tuple[Field, ...], limits: Limits) -> Outcome:
+    """Decide the assertions in `smtlib`; a model gives a value for every field in `fields`."""
+    z3.set_param("memory_max_size", limits.memory_mb)
+    solver = z3.SolverFor("QF_BV")
+    solver.set("timeout", max(1, int(limits.timeout_s * 1000)))
+    solver.from_string(smtlib)
+    result = solver.check()
+    if result == z3.unsat:
+        return Outcome(Answer.UNSAT)
+    if result == z3.unknown:
+        return Outcome(Answer.UNKNOWN, reason=solver.reason_unknown() or "unknown")
+    model = solver.model()
+    values = {}
+    for f in fields:
+        value = model.eval(z3.BitVec(f.name, f.bits), model_completion=True)
+        values[f.name] = value.as_long()
+    return Outcome(Answer.SAT, values)

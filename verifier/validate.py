@@ -1,0 +1,87 @@
+"""Translation validation: z3 proves that the compiled table means what the policy says.
+
+The table keeps the source rules' order and actions (checked structurally), and each source
+rule's match rules are consecutive; so the outcome of every flow is the same in both iff, for
+every source rule, its condition (encoded from the checked tree, not from the compiler's
+normal form) is equivalent to the union of its boxes. Rules are proved in batches: one query
+asks for a flow on which any rule of the batch differs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dpipolicy.compiler.boxes import point_in
+from dpipolicy.compiler.table import RuleTable
+from dpipolicy.dsl import typed
+
+from . import encode
+from .solve import Answer, Limits, solve
+from .witness import flow_text
+
+BATCH = 512
+
+
+@dataclass(frozen=True)
+class Validation:
+    status: str                 # "proved" or "unknown"
+    rules: int
+    queries: int
+    reason: str | None = None
+
+    def text(self) -> str:
+        if self.status == "proved":
+            return f"compiled table proved equal to the policy ({self.rules} rules, {self.queries} z3 quer{'y' if self.queries == 1 else 'ies'})"
+        return f"translation validation unknown: {self.reason}"
+
+
+class MistranslationError(Exception):
+    """The compiler produced a table that differs from the policy: a dpipolicy bug, with proof."""
+
+
+def validate(policy: typed.Policy, table: RuleTable, limits: Limits) -> Validation:
+    groups = _groups(policy, table)
+    fields = {f.name: f for f in table.schema.flow_fields}
+    queries = 0
+    for start in range(0, len(groups), BATCH):
+        batch = groups[start:start + BATCH]
+        differences = [f"(not (= {encode.condition(fields, rule.cond)} {encode.boxes(fields, boxes)}))"
+                       for rule, boxes in batch]
+        text = encode.declarations(table.schema.flow_fields) + "\n(assert (or " + " ".join(differences) + "))"
+        outcome = solve(text, table.schema.flow_fields, limits)
+        queries += 1
+        if outcome.answer is Answer.UNKNOWN:
+            return Validation("unknown", len(groups), queries, outcome.reason)
+        if outcome.answer is Answer.SAT:
+            flow = outcome.model
+            for rule, boxes in batch:
+                if typed.evaluate(rule.cond, flow) != any(point_in(b, flow) for b in boxes):
+                    raise MistranslationError(
+                        f"rule `{rule.origin.name}` ({rule.origin.location()}) compiles to match rules that "
+                        f"differ from it on the flow {flow_text(table.schema, flow)}")
+            raise MistranslationError("z3 found a difference that evaluation does not confirm")
+    return Validation("proved", len(groups), queries)
+
+
+def _groups(policy: typed.Policy, table: RuleTable):
+    """Pair each source rule with its match rules' boxes, checking order and actions on the way."""
+    by_rule: dict[str, list] = {}
+    order: list[str] = []
+    for m in table.rules:
+        if m.origin.name not in by_rule:
+            by_rule[m.origin.name] = []
+            order.append(m.origin.name)
+        elif order[-1] != m.origin.name:
+            raise MistranslationError(f"match rules of `{m.origin.name}` are not consecutive")
+        by_rule[m.origin.name].append(m)
+    source = [r.origin.name for r in policy.rules]
+    if [n for n in source if n in by_rule] != order or set(order) - set(source):
+        raise MistranslationError("the table's rule order differs from the policy's")
+    if table.default != policy.default:
+        raise MistranslationError("the table's default action differs from the policy's")
+    groups = []
+    for rule in policy.rules:
+        matches = by_rule.get(rule.origin.name, [])
+        if any(m.action != rule.action for m in matches):
+            raise MistranslationError(f"rule `{rule.origin.name}` has a different action in the table")
+        groups.append((rule, [m.box() for m in matches]))
+    return groups

@@ -1,0 +1,85 @@
+"""Realistic concrete flows: any point of a box is a valid witness, so pick the one an operator
+would recognise (registered port of the application, a well-known server, a subscriber address)."""
+from __future__ import annotations
+
+from typing import Mapping
+
+from dpipolicy.dsl.intervals import IntervalSet
+from dpipolicy.dsl.schema import ADDON_PREFIX, IPV6_BASE, PROTOCOLS, Schema
+from dpipolicy.dsl.values import parse_ip
+
+# Well-known public servers first (Google's mail front end, as in the 2011 reports), then
+# documentation ranges (RFC 5737, RFC 3849), so a counterexample reads like real traffic.
+_SERVER_ADDRESSES = ("74.125.206.108", "93.184.216.34", "203.0.113.10", "2001:db8::25")
+_SUBSCRIBER_ADDRESSES = ("10.0.0.7", "100.64.0.7", "2001:db8:1::7")
+_COMMON_PORTS = (443, 80, 25, 53)
+_TLS_APPS = frozenset({"smtps", "imaps", "pop3s", "https", "tls", "quic"})
+_AUTH_APPS = frozenset({"submission", "smtps"})
+
+
+def _pick(values: IntervalSet, preferred, avoid_network_address: bool = False) -> int:
+    for value in preferred:
+        if value in values:
+            return value
+    lo, hi = values.intervals[0]
+    return lo + 1 if avoid_network_address and hi - lo >= 2 else lo
+
+
+def _addresses(texts) -> list[int]:
+    return [parse_ip(t)[0] for t in texts]
+
+
+def realistic_point(schema: Schema, box: Mapping[str, IntervalSet]) -> dict[str, int]:
+    """A point of `box` chosen field by field, the application first since ports follow from it."""
+    domain = {f.name: box.get(f.name, f.domain) for f in schema.flow_fields}
+    flow: dict[str, int] = {}
+    app_field = schema.field("app")
+    named_apps = [i for i, n in enumerate(app_field.members) if n != "unknown"]
+    flow["app"] = _pick(domain["app"], named_apps)
+    app = schema.catalogue.get(app_field.members[flow["app"]])
+    app_ports = app.ports if app else ()
+    flow["proto"] = _pick(domain["proto"], [p for p, _, _ in app_ports] + [PROTOCOLS["tcp"], PROTOCOLS["udp"]])
+    flow["dst.port"] = _pick(domain["dst.port"],
+                             [lo for p, lo, _ in app_ports if p == flow["proto"]] + list(_COMMON_PORTS))
+    flow["src.port"] = _pick(domain["src.port"], (50000, 40000, 1024))
+    flow["dst.ip"] = _pick(domain["dst.ip"], _addresses(_SERVER_ADDRESSES), avoid_network_address=True)
+    flow["src.ip"] = _pick(domain["src.ip"], _addresses(_SUBSCRIBER_ADDRESSES), avoid_network_address=True)
+    name = app.name if app else ""
+    flow["tls"] = _pick(domain["tls"], (1, 0) if name in _TLS_APPS else (0, 1))
+    flow["smtp.auth"] = _pick(domain["smtp.auth"], (1, 0) if name in _AUTH_APPS else (0, 1))
+    flow["time.hour"] = _pick(domain["time.hour"], (12,))
+    for f in schema.flow_fields:
+        if f.name not in flow:
+            flow[f.name] = _pick(domain[f.name], (0,))   # smallest usage, no add-on, not roaming, uplink
+    return flow
+
+
+def flow_text(schema: Schema, flow: Mapping[str, int]) -> str:
+    """One line, the way an operator writes a flow: `tcp 10.0.0.7:50000 -> 74.125.206.108:465 app=smtps tls`."""
+    from dpipolicy.dsl.values import value_text
+    f = schema.field
+    words = [value_text(f("proto"), flow["proto"]),
+             f"{_endpoint(flow['src.ip'], flow['src.port'])} -> {_endpoint(flow['dst.ip'], flow['dst.port'])}",
+             f"app={value_text(f('app'), flow['app'])}"]
+    for name in ("tls", "smtp.auth", "subscriber.roaming"):
+        if flow[name]:
+            words.append(name.split(".")[-1] if name != "smtp.auth" else "smtp.auth")
+    if schema.field("subscriber.plan"):
+        words.append(f"plan={value_text(f('subscriber.plan'), flow['subscriber.plan'])}")
+    if schema.addons:
+        words.append("addons={" + ",".join(addons_of(schema, flow)) + "}")
+    if flow["subscriber.usage"]:
+        words.append(f"usage={value_text(f('subscriber.usage'), flow['subscriber.usage'])}")
+    words.append(f"hour={flow['time.hour']}")
+    if flow["direction"]:
+        words.append("downlink")
+    return " ".join(words)
+
+
+def addons_of(schema: Schema, flow: Mapping[str, int]) -> list[str]:
+    return [a for a in schema.addons if flow.get(ADDON_PREFIX + a)]
+
+
+def _endpoint(ip: int, port: int) -> str:
+    from dpipolicy.dsl.values import ip_text
+    return f"[{ip_text(ip)}]:{port}" if ip >= IPV6_BASE else f"{ip_text(ip)}:{port}"
