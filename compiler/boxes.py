@@ -59,40 +59,35 @@ def normalized(box: Mapping[str, IntervalSet], fields: Mapping[str, Field]) -> B
     return {n: v for n, v in box.items() if v != fields[n].domain}
 
 
-def merge(boxes: list[Box]) -> list[Box]:
-    """Fewer boxes for the same union: fuse pairs that differ in at most one field."""
-    boxes = [b for b in boxes]
+def merge(boxes: list[Box], fields: Mapping[str, Field]) -> list[Box]:
+    """Fewer boxes for the same union: fuse boxes equal on every field but one, until none are.
+
+    Each round groups the boxes by all fields but one, so a round is linear in the boxes.
+    """
+    boxes = list(boxes)
     changed = True
     while changed and len(boxes) > 1:
         changed = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                fused = _fuse(boxes[i], boxes[j])
-                if fused is not None:
-                    boxes[i] = fused
-                    del boxes[j]
-                    changed = True
-                    break
-            if changed:
-                break
+        for name in sorted({n for b in boxes for n in b}):
+            groups: dict[tuple, list[Box]] = {}
+            for b in boxes:
+                key = tuple(sorted(((k, v) for k, v in b.items() if k != name), key=lambda kv: kv[0]))
+                groups.setdefault(key, []).append(b)
+            if len(groups) == len(boxes):
+                continue
+            changed = True
+            boxes = []
+            for members in groups.values():
+                fused = dict(members[0])
+                if any(name not in m for m in members):
+                    fused.pop(name, None)
+                else:
+                    union = members[0][name]
+                    for m in members[1:]:
+                        union = union.union(m[name])
+                    fused[name] = union
+                boxes.append(normalized(fused, fields))
     return boxes
-
-
-def _fuse(a: Box, b: Box) -> Box | None:
-    if contains(a, b):
-        return a
-    if contains(b, a):
-        return b
-    names = set(a) | set(b)
-    differing = [n for n in names if a.get(n) != b.get(n)]
-    if len(differing) != 1:
-        return None
-    name = differing[0]
-    if name not in a or name not in b:
-        return a if name not in a else b
-    out = dict(a)
-    out[name] = a[name].union(b[name])
-    return out
 
 
 def point_in(box: Mapping[str, IntervalSet], flow: Mapping[str, int]) -> bool:

@@ -20,7 +20,7 @@ class ExpansionTooLarge(Exception):
 def to_boxes(cond: typed.Cond, fields: Mapping[str, Field], limit: int = MAX_BOXES) -> list[Box]:
     """The condition as a union of boxes (empty list: unsatisfiable). Raises ExpansionTooLarge."""
     boxes = _dnf(cond, False, fields, limit)
-    return merge(boxes) if len(boxes) <= 64 else boxes
+    return merge(boxes, fields) if len(boxes) <= 64 else boxes
 
 
 def _dnf(cond: typed.Cond, negate: bool, fields: Mapping[str, Field], limit: int) -> list[Box]:

@@ -87,7 +87,13 @@ class IntervalSet:
         return self.intersect(other.complement(lo, hi))
 
     def issubset(self, other: "IntervalSet") -> bool:
-        return self.difference(other).is_empty()
+        theirs, j = other.intervals, 0
+        for lo, hi in self.intervals:
+            while j < len(theirs) and theirs[j][1] < lo:
+                j += 1
+            if j == len(theirs) or theirs[j][0] > lo or theirs[j][1] < hi:
+                return False
+        return True
 
     def overlaps(self, other: "IntervalSet") -> bool:
         return not self.intersect(other).is_empty()

@@ -108,7 +108,9 @@ class _ToAst(Transformer):
     def import_decl(self, kw, path):
         return ast.ImportDecl(self._string(path), self._from(kw, path))
 
-    def action(self, word, argument=None, log=None):
+    def action(self, word, *rest):
+        log = next((t for t in rest if t.type == "LOG"), None)
+        argument = next((t for t in rest if t.type in ("RATE", "STRING")), None)
         rate = target = None
         if argument is not None and argument.type == "RATE":
             rate = ast.Literal("rate", str(argument), self._tok(argument))

@@ -60,12 +60,18 @@ class Schema:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {f.name: f for f in self.flow_fields + self.outcome_fields})
+        object.__setattr__(self, "_member_index", {})
 
     def field(self, name: str) -> Field | None:
         return self._by_name.get(name)
 
-    def flow_field_names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.flow_fields)
+    def member_index(self, name: str) -> dict[str, int]:
+        """Member name to index for an enum field (cached: `rule` can have 10k members)."""
+        index = self._member_index.get(name)
+        if index is None:
+            index = {m: i for i, m in enumerate(self._by_name[name].members)}
+            self._member_index[name] = index
+        return index
 
     def addon_field(self, addon: str) -> str:
         return ADDON_PREFIX + addon

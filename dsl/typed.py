@@ -129,13 +129,12 @@ def evaluate(cond: Cond, flow: Mapping[str, int]) -> bool:
 
 def outcome_values(schema: Schema, action: Action, rule_name: str) -> dict[str, int]:
     """The outcome variables of a flow decided by `rule_name` with `action`."""
-    fields = {f.name: f for f in schema.outcome_fields}
     return {
-        "action": fields["action"].index_of(action.kind),
+        "action": schema.member_index("action")[action.kind],
         "rate": action.rate or 0,
         "logged": int(action.log),
-        "rule": fields["rule"].index_of(rule_name),
-        "target": fields["target"].index_of(action.target or ""),
+        "rule": schema.member_index("rule")[rule_name],
+        "target": schema.member_index("target")[action.target or ""],
     }
 
 

@@ -1,7 +1,9 @@
-"""An index of rule boxes by per-field hull, to find the earlier rules that may overlap a region.
+"""An index of rule boxes: which earlier rules overlap a region, which rules hold a point.
 
-Hulls over-approximate (a rule's set may have holes; wide fields are compared on their top 62
-bits), so the index only narrows; exact overlap is then tested on the candidates' value sets.
+Both questions are answered exactly and vectorised with numpy. Small fields (enums, booleans,
+hours, protocols: at most 256 values) are bitmasks. Wide fields (addresses, ports, volumes) are
+flattened lists of (rule, interval) pairs, with values split into 62-bit chunks so that 129-bit
+addresses compare exactly.
 """
 from __future__ import annotations
 
@@ -9,42 +11,125 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from dpipolicy.compiler.boxes import intersect
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import Field
 
-_KEY_BITS = 62
+_SMALL = 256
+_WORDS = _SMALL // 64
+_CHUNK = 62
+_CHUNK_MASK = (1 << _CHUNK) - 1
+_MAX_REGION_INTERVALS = 64     # above this a region's field is tested by its hull, then exactly
+
+
+def _mask_words(values: IntervalSet) -> np.ndarray:
+    mask = 0
+    for lo, hi in values.intervals:
+        mask |= ((1 << (hi - lo + 1)) - 1) << lo
+    return np.array([(mask >> (64 * w)) & ((1 << 64) - 1) for w in range(_WORDS)], dtype=np.uint64)
+
+
+class _WideField:
+    """All intervals of one wide field across the rules, as chunked arrays."""
+
+    def __init__(self, field: Field, per_rule: list[IntervalSet | None]):
+        self.chunks = -(-field.bits // _CHUNK)
+        owners, los, his = [], [], []
+        for i, values in enumerate(per_rule):
+            for lo, hi in (values.intervals if values is not None else ((0, field.hi),)):
+                owners.append(i)
+                los.append(lo)
+                his.append(hi)
+        self.owner = np.array(owners, dtype=np.int64)
+        self.lo = self._split(los)
+        self.hi = self._split(his)
+        self.n = len(per_rule)
+
+    def _split(self, values: list[int]) -> list[np.ndarray]:
+        return [np.array([(v >> (_CHUNK * (self.chunks - 1 - t))) & _CHUNK_MASK for v in values], dtype=np.int64)
+                for t in range(self.chunks)]
+
+    def _parts(self, v: int) -> list[int]:
+        return [(v >> (_CHUNK * (self.chunks - 1 - t))) & _CHUNK_MASK for t in range(self.chunks)]
+
+    @staticmethod
+    def _le(a: list, b: list) -> np.ndarray:
+        """Lexicographic a <= b over chunk lists (arrays or scalars)."""
+        result = a[-1] <= b[-1]
+        for t in range(len(a) - 2, -1, -1):
+            result = (a[t] < b[t]) | ((a[t] == b[t]) & result)
+        return result
+
+    def rules_meeting(self, values: IntervalSet) -> np.ndarray:
+        """Per rule: does the rule's set of this field share a value with `values`?"""
+        intervals = values.intervals
+        if len(intervals) > _MAX_REGION_INTERVALS:
+            intervals = (values.hull(),)    # over-approximation; callers confirm exactly
+        hit = np.zeros(len(self.owner), dtype=bool)
+        for lo, hi in intervals:
+            hit |= self._le(self.lo, self._parts(hi)) & self._le(self._parts(lo), self.hi)
+        out = np.zeros(self.n, dtype=bool)
+        out[self.owner[hit]] = True
+        return out
+
+    def rules_holding(self, v: int) -> np.ndarray:
+        parts = self._parts(v)
+        hit = self._le(self.lo, parts) & self._le(parts, self.hi)
+        out = np.zeros(self.n, dtype=bool)
+        out[self.owner[hit]] = True
+        return out
 
 
 class BoxIndex:
     def __init__(self, fields: Sequence[Field], boxes: Sequence[Mapping[str, IntervalSet]]):
-        self.fields = tuple(fields)
+        self.fields = {f.name: f for f in fields}
         self.boxes = list(boxes)
-        self.shift = {f.name: max(0, f.bits - _KEY_BITS) for f in self.fields}
         n = len(self.boxes)
-        self.lo = {f.name: np.zeros(n, dtype=np.int64) for f in self.fields}
-        self.hi = {f.name: np.full(n, f.hi >> self.shift[f.name], dtype=np.int64) for f in self.fields}
-        for i, b in enumerate(self.boxes):
-            for name, values in b.items():
-                lo, hi = values.hull()
-                self.lo[name][i] = lo >> self.shift[name]
-                self.hi[name][i] = hi >> self.shift[name]
+        self.bits: dict[str, np.ndarray] = {}
+        self.wide: dict[str, _WideField] = {}
+        for f in fields:
+            if f.hi < _SMALL:
+                words = np.full((n, _WORDS), np.uint64((1 << 64) - 1), dtype=np.uint64)
+                for i, b in enumerate(self.boxes):
+                    if f.name in b:
+                        words[i] = _mask_words(b[f.name])
+                self.bits[f.name] = words
+            else:
+                self.wide[f.name] = _WideField(f, [b.get(f.name) for b in self.boxes])
 
     def overlapping(self, region: Mapping[str, IntervalSet], before: int) -> list[int]:
-        """Indices j < before whose box shares at least one point with `region`."""
+        """Indices j < before whose box shares at least one point with `region` (exact)."""
         if before == 0:
             return []
-        mask = np.ones(before, dtype=bool)
+        mask = np.ones(len(self.boxes), dtype=bool)
+        approximate = False
         for name, values in region.items():
-            lo, hi = values.hull()
-            s = self.shift[name]
-            mask &= self.lo[name][:before] <= (hi >> s)
-            mask &= self.hi[name][:before] >= (lo >> s)
-        return [int(j) for j in np.flatnonzero(mask) if intersect(self.boxes[j], region) is not None]
+            if name in self.bits:
+                mask &= (self.bits[name] & _mask_words(values)).any(axis=1)
+            else:
+                mask &= self.wide[name].rules_meeting(values)
+                approximate |= len(values.intervals) > _MAX_REGION_INTERVALS
+        found = [int(j) for j in np.flatnonzero(mask[:before])]
+        if approximate:
+            found = [j for j in found if _meets(self.boxes[j], region)]
+        return found
 
-    def first_containing(self, flow: Mapping[str, int], candidates: Sequence[int]) -> int | None:
-        """The first candidate whose box holds the point (exact)."""
-        for j in candidates:
-            if all(flow[name] in values for name, values in self.boxes[j].items()):
-                return j
-        return None
+    def first_holding(self, flow: Mapping[str, int], before: int) -> int | None:
+        """The first rule j < before whose box holds the point, or None (exact)."""
+        if before == 0:
+            return None
+        mask = np.ones(len(self.boxes), dtype=bool)
+        for name, bits in self.bits.items():
+            v = flow[name]
+            mask &= ((bits[:, v // 64] >> np.uint64(v % 64)) & np.uint64(1)).astype(bool)
+        for name, wide in self.wide.items():
+            mask &= wide.rules_holding(flow[name])
+        hits = np.flatnonzero(mask[:before])
+        return int(hits[0]) if len(hits) else None
+
+
+def _meets(box: Mapping[str, IntervalSet], region: Mapping[str, IntervalSet]) -> bool:
+    for name, values in box.items():
+        other = region.get(name)
+        if other is not None and not values.overlaps(other):
+            return False
+    return True

@@ -54,7 +54,7 @@ class TableModel:
         return typed.outcome_values(self.table.schema, action, rule)
 
     def decide(self, flow: dict[str, int]) -> int:
-        return self.index.first_containing(flow, range(len(self.boxes)))
+        return self.index.first_holding(flow, len(self.boxes))
 
     def decision(self, flow: dict[str, int]) -> Decision:
         i = self.decide(flow)
@@ -73,15 +73,25 @@ class Search:
 def search(model: TableModel, targets: Callable[[int], list[Box]], limits: Limits, want_all: bool) -> Search:
     """Find flows decided by rule i that lie in targets(i), over all i in table order."""
     out = Search()
+    schema = model.table.schema
+    recent_covers: list[int] = []      # earlier rules that covered a whole region: often again
     for i, rule_box in enumerate(model.boxes):
         for target in targets(i):
             region = intersect(rule_box, target)
             if region is None:
                 continue
+            if any(j < i and contains(model.boxes[j], region) for j in recent_covers):
+                continue
+            point = realistic_point(schema, region)
+            shadow = model.index.first_holding(point, i)
+            if shadow is not None and contains(model.boxes[shadow], region):
+                recent_covers = [shadow] + recent_covers[:7]
+                continue                                   # one earlier rule covers it all
             earlier = model.index.overlapping(region, i)
-            point = realistic_point(model.table.schema, region)
-            if earlier and model.index.first_containing(point, earlier) is not None:
-                if any(contains(model.boxes[j], region) for j in earlier):
+            if shadow is not None:
+                cover = next((j for j in earlier if contains(model.boxes[j], region)), None)
+                if cover is not None:
+                    recent_covers = [cover] + recent_covers[:7]
                     continue
                 answer = _uncovered_point(model, region, earlier, limits)
                 out.queries += 1
@@ -90,14 +100,18 @@ def search(model: TableModel, targets: Callable[[int], list[Box]], limits: Limit
                 if answer.answer is Answer.UNKNOWN:
                     out.unknown.append(f"rule #{i}: {answer.reason}")
                     continue
+                point = answer.model
             parts, complete = _remaining(model, region, earlier)
-            if not parts:
-                raise InternalError(f"z3 found an uncovered flow in rule #{i} that box subtraction says is covered")
             out.complete &= complete
-            if model.index.first_containing(point, earlier) is not None:
-                point = realistic_point(model.table.schema, parts[0])
+            if shadow is not None and parts:
+                point = realistic_point(schema, parts[0])
+            if model.index.first_holding(point, i) is not None:
+                raise InternalError(f"witness for rule #{i} is decided by an earlier rule")
             out.found.append((i, parts, point))
             if not want_all:
+                return out
+            if sum(len(p) for _, p, _ in out.found) >= REGION_BOX_CAP:
+                out.complete = False      # enough to show; the list says it was capped
                 return out
     return out
 
@@ -111,19 +125,29 @@ def _uncovered_point(model: TableModel, region: Box, earlier: list[int], limits:
     return solve(text, model.table.schema.flow_fields, limits)
 
 
+_SUBTRACTION_BUDGET = 20_000
+
+
 def _remaining(model: TableModel, region: Box, earlier: list[int]) -> tuple[list[Box], bool]:
-    """region minus the earlier boxes, as boxes; capped (second value False when cut short)."""
-    parts = [region]
-    for j in earlier:
-        nxt = []
-        for part in parts:
-            nxt.extend(subtract(part, model.boxes[j], model.fields))
-        parts = merge(nxt) if len(nxt) > 8 else nxt
-        if len(parts) > REGION_BOX_CAP:
-            return parts[:REGION_BOX_CAP], False
-        if not parts:
-            break
-    return parts, True
+    """region minus the earlier boxes, as exact boxes; depth first, so every box returned is
+    finished (disjoint from all earlier boxes) even when the list is capped (second value False)."""
+    finished: list[Box] = []
+    stack = [(region, 0)]
+    work = 0
+    while stack:
+        box, k = stack.pop()
+        while k < len(earlier) and intersect(box, model.boxes[earlier[k]]) is None:
+            k += 1
+        if k == len(earlier):
+            finished.append(box)
+            if len(finished) >= REGION_BOX_CAP:
+                return merge(finished, model.fields), False
+            continue
+        work += 1
+        if work > _SUBTRACTION_BUDGET:
+            return merge(finished, model.fields), False
+        stack.extend((piece, k + 1) for piece in subtract(box, model.boxes[earlier[k]], model.fields))
+    return merge(finished, model.fields), True
 
 
 class _Targets:

@@ -25,8 +25,8 @@ def _pick(values: IntervalSet, preferred, avoid_network_address: bool = False) -
     return lo + 1 if avoid_network_address and hi - lo >= 2 else lo
 
 
-def _addresses(texts) -> list[int]:
-    return [parse_ip(t)[0] for t in texts]
+_SERVERS = tuple(parse_ip(t)[0] for t in _SERVER_ADDRESSES)
+_SUBSCRIBERS = tuple(parse_ip(t)[0] for t in _SUBSCRIBER_ADDRESSES)
 
 
 def realistic_point(schema: Schema, box: Mapping[str, IntervalSet]) -> dict[str, int]:
@@ -42,8 +42,8 @@ def realistic_point(schema: Schema, box: Mapping[str, IntervalSet]) -> dict[str,
     flow["dst.port"] = _pick(domain["dst.port"],
                              [lo for p, lo, _ in app_ports if p == flow["proto"]] + list(_COMMON_PORTS))
     flow["src.port"] = _pick(domain["src.port"], (50000, 40000, 1024))
-    flow["dst.ip"] = _pick(domain["dst.ip"], _addresses(_SERVER_ADDRESSES), avoid_network_address=True)
-    flow["src.ip"] = _pick(domain["src.ip"], _addresses(_SUBSCRIBER_ADDRESSES), avoid_network_address=True)
+    flow["dst.ip"] = _pick(domain["dst.ip"], _SERVERS, avoid_network_address=True)
+    flow["src.ip"] = _pick(domain["src.ip"], _SUBSCRIBERS, avoid_network_address=True)
     name = app.name if app else ""
     flow["tls"] = _pick(domain["tls"], (1, 0) if name in _TLS_APPS else (0, 1))
     flow["smtp.auth"] = _pick(domain["smtp.auth"], (1, 0) if name in _AUTH_APPS else (0, 1))

@@ -1,0 +1,103 @@
+"""Benchmark: parse, type-check, compile, translation validation and check of generated carrier
+policies at several sizes. Prints a table and writes JSON (benchmarks/out/results.json).
+
+Each size runs in its own process so peak memory (ru_maxrss) belongs to that size alone.
+Usage: python benchmarks/run.py [--sizes 1000 10000] [--seed 1] [--out benchmarks/out]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("generate", HERE / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def measure_one(n: int, seed: int, workdir: Path) -> dict:
+    """Time each phase of `dpipolicy check` on an n-rule policy, in this process."""
+    from dpipolicy.compiler.lower import lower
+    from dpipolicy.dsl.catalogue import load_catalogue
+    from dpipolicy.dsl.checker import check_items
+    from dpipolicy.dsl.loader import load_items
+    from dpipolicy.verifier.properties import TableModel, check_spec
+    from dpipolicy.verifier.solve import Limits
+    from dpipolicy.verifier.validate import validate
+
+    policy_text, spec_text = _generator().generate(n, seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "policy.dpi").write_text(policy_text)
+    (workdir / "spec.dpi").write_text(spec_text)
+    limits = Limits()
+    times = {}
+    start = time.perf_counter()
+    catalogue = load_catalogue()
+    items, _ = load_items(workdir / "policy.dpi", (workdir / "spec.dpi",))
+    times["parse"] = time.perf_counter() - start
+    t = time.perf_counter()
+    policy = check_items(items, catalogue)
+    times["typecheck"] = time.perf_counter() - t
+    t = time.perf_counter()
+    table = lower(policy)
+    times["compile"] = time.perf_counter() - t
+    t = time.perf_counter()
+    validation = validate(policy, table, limits)
+    times["validate"] = time.perf_counter() - t
+    t = time.perf_counter()
+    results = check_spec(TableModel(table), policy, limits)
+    times["verify"] = time.perf_counter() - t
+    times["check_total"] = time.perf_counter() - start
+    statuses = {}
+    for r in results:
+        statuses[r.status] = statuses.get(r.status, 0) + 1
+    return {
+        "rules": n, "match_rules": len(table.rules), "seed": seed, "seconds": times,
+        "check_over_parse": times["check_total"] / times["parse"],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "validation": validation.status, "results": statuses,
+        "queries": sum(r.queries for r in results),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=HERE / "out")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)   # child process: one size
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure_one(args.one, args.seed, args.out / f"n{args.one}")))
+        return 0
+    rows = []
+    for n in args.sizes:
+        done = subprocess.run([sys.executable, __file__, "--one", str(n), "--seed", str(args.seed),
+                               "--out", str(args.out)], capture_output=True, text=True, check=True)
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    phases = ("parse", "typecheck", "compile", "validate", "verify", "check_total")
+    print(f"{'rules':>7} {'match':>7} " + " ".join(f"{p:>11}" for p in phases) + f" {'check/parse':>11} {'peak MB':>8}")
+    for r in rows:
+        print(f"{r['rules']:>7} {r['match_rules']:>7} " + " ".join(f"{r['seconds'][p]:>10.2f}s" for p in phases)
+              + f" {r['check_over_parse']:>10.2f}x {r['peak_rss_mb']:>8.0f}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / "results.json"
+    out.write_text(json.dumps({"machine": platform.platform(), "python": platform.python_version(),
+                               "runs": rows}, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
