@@ -74,6 +74,7 @@ class Explanation:
     steps: list[Step]
     outcomes: list[tuple[Action, str, str, list[str]]]   # action, rule, location, conditions on unpinned fields
     unpinned: list[str]
+    deciding_fields: list[str]          # unpinned fields whose values change the outcome
 
 
 def explain(loaded, pinned: dict[str, int]) -> Explanation:
@@ -81,6 +82,7 @@ def explain(loaded, pinned: dict[str, int]) -> Explanation:
     schema = table.schema
     fields = {f.name: f for f in schema.flow_fields}
     remaining: list[Box] = [{}]
+    deciding: set[str] = set()
     steps: dict[str, Step] = {}
     outcomes = []
     for rule in table.rules:
@@ -98,6 +100,7 @@ def explain(loaded, pinned: dict[str, int]) -> Explanation:
             continue
         step.status, step.failed = ("decides" if not residual and remaining == [{}] else "decides some"), []
         step.when.extend(box_text(schema, b) for b in decided)
+        deciding.update(residual)
         outcomes.append((rule.action, name, location, [box_text(schema, b) for b in decided]))
         remaining = [piece for r in remaining for piece in subtract(r, residual, fields)]
         if not remaining:
@@ -107,7 +110,11 @@ def explain(loaded, pinned: dict[str, int]) -> Explanation:
     unpinned = [f.name for f in schema.flow_fields if f.name not in pinned and not f.name.startswith(ADDON_PREFIX)]
     if schema.addons and not any(ADDON_PREFIX + a in pinned for a in schema.addons):
         unpinned.append("subscriber.addons")
-    return Explanation(pinned, list(steps.values()), outcomes, unpinned)
+    if len(outcomes) == 1:
+        deciding.clear()
+    named = sorted({"subscriber.addons" if n.startswith(ADDON_PREFIX) else n for n in deciding},
+                   key=lambda n: [f.name for f in schema.flow_fields].index(n) if schema.field(n) else 99)
+    return Explanation(pinned, list(steps.values()), outcomes, unpinned, named)
 
 
 def _pinned_text(schema: Schema, condition: str, pinned: dict[str, int]) -> str:
@@ -139,7 +146,9 @@ def explanation_text(schema: Schema, e: Explanation) -> str:
             lines.append(f"  {s.rule} ({s.location}): decides {s.action.text()} only when: " + " | ".join(s.when[:4]))
     if e.unpinned:
         lines.append("unpinned fields: " + ", ".join(e.unpinned))
-        if len(e.outcomes) == 1:
+        if e.deciding_fields:
+            lines.append("  the outcome depends on: " + ", ".join(e.deciding_fields))
+        else:
             lines.append("  none of them changes the outcome")
     return "\n".join(lines)
 
@@ -152,4 +161,5 @@ def explanation_json(schema: Schema, e: Explanation) -> dict:
         "steps": [{"rule": s.rule, "location": s.location, "status": s.status, "failed": s.failed, "when": s.when}
                   for s in e.steps],
         "unpinned": e.unpinned,
+        "deciding_fields": e.deciding_fields,
     }
