@@ -1,0 +1,123 @@
+"""The verifier: translation validation, counterexamples, regions, solver bounds."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from dpipolicy import api
+from dpipolicy.compiler.table import RuleTable
+from dpipolicy.dsl.intervals import IntervalSet
+from dpipolicy.verifier.properties import TableModel, check_spec
+from dpipolicy.verifier.solve import Answer, Limits, solve
+from dpipolicy.verifier.validate import MistranslationError, validate
+
+from helpers import EXAMPLES, write_policy
+
+LIMITS = Limits(timeout_s=30)
+
+
+def load_text(tmp_path, text):
+    return api.load(write_policy(tmp_path, text))
+
+
+def test_translation_validation_catches_a_wrong_table(tmp_path):
+    loaded = load_text(tmp_path, """
+        default allow
+        rule smtp_relay when proto == tcp and dst.port == 25 then block
+        rule vpn when app in {openvpn, wireguard} then reset
+    """)
+    assert validate(loaded.policy, loaded.table, LIMITS).status == "proved"
+    first = loaded.table.rules[0]
+    widened = dataclasses.replace(first, matches=(("proto", IntervalSet.point(6)),
+                                                  ("dst.port", IntervalSet.of([(25, 25), (587, 587)]))))
+    broken = dataclasses.replace(loaded.table, rules=(widened,) + loaded.table.rules[1:])
+    with pytest.raises(MistranslationError) as err:
+        validate(loaded.policy, broken, LIMITS)
+    assert "smtp_relay" in str(err.value) and ":587 " in str(err.value)
+
+
+def test_translation_validation_catches_reordering(tmp_path):
+    loaded = load_text(tmp_path, """
+        default allow
+        rule a when dst.port == 25 then block
+        rule b when dst.port in 20..30 then allow
+    """)
+    swapped = dataclasses.replace(loaded.table, rules=tuple(reversed(loaded.table.rules)))
+    with pytest.raises(MistranslationError):
+        validate(loaded.policy, swapped, LIMITS)
+
+
+def test_counterexample_is_realistic(tmp_path):
+    loaded = load_text(tmp_path, """
+        default allow
+        rule no_vpn when app in category.vpn then block
+        invariant vpn_ok when app == wireguard require action == allow
+    """)
+    (result,) = check_spec(TableModel(loaded.table), loaded.spec, LIMITS)
+    flow = result.counterexample.flow
+    schema = loaded.table.schema
+    assert result.status == "violated"
+    assert flow["proto"] == 17 and flow["dst.port"] == 51820       # WireGuard's registered port
+    assert schema.field("app").members[flow["app"]] == "wireguard"
+    assert flow["subscriber.usage"] == 0
+    assert result.counterexample.rule == "no_vpn"
+
+
+def test_shadowed_bad_rule_is_proved_covered_by_z3(tmp_path):
+    # `late` resets 465, but two earlier rules together cover every flow it could decide.
+    loaded = load_text(tmp_path, """
+        default allow
+        rule tls_mail when dst.port == 465 and tls then allow
+        rule plain_mail when dst.port == 465 and not tls then allow
+        rule late when dst.port == 465 then reset
+        invariant never_reset require action != reset
+    """)
+    (result,) = check_spec(TableModel(loaded.table), loaded.spec, LIMITS)
+    assert result.status == "holds"
+    assert result.queries >= 1      # the union of two rules needed the solver
+
+
+def test_region_lists_every_violating_box(tmp_path):
+    loaded = load_text(tmp_path, """
+        default allow
+        rule ok when dst.port == 587 and tls then allow
+        rule bad when dst.port in {465, 587} then reset
+        invariant mail_not_reset require action != reset
+    """)
+    (result,) = check_spec(TableModel(loaded.table), loaded.spec, LIMITS)
+    assert result.status == "violated" and result.region_complete
+    fields = {f.name: f for f in loaded.table.schema.flow_fields}
+    # violating flows: port 465 (any tls), or 587 without tls
+    covered = set()
+    for box, rule in result.region:
+        assert rule == "bad"
+        ports = box.get("dst.port", fields["dst.port"].domain)
+        tls = box.get("tls", fields["tls"].domain)
+        covered |= {(p, t) for p in (465, 587, 25) for t in (0, 1) if p in ports and t in tls}
+    assert covered == {(465, 0), (465, 1), (587, 0)}
+
+
+def test_solver_timeout_is_unknown():
+    # factoring a 64-bit semiprime by bit-vector multiplication: far beyond a 1 ms budget
+    from dpipolicy.dsl.schema import Field
+    x, y = Field("x", "port", (1 << 64) - 1), Field("y", "port", (1 << 64) - 1)
+    text = ("(declare-const |x| (_ BitVec 64)) (declare-const |y| (_ BitVec 64))"
+            "(assert (= (bvmul |x| |y|) (_ bv16717947983011113617 64)))"
+            "(assert (bvugt |x| (_ bv1 64))) (assert (bvugt |y| (_ bv1 64)))"
+            "(assert (bvult |x| (_ bv4294967296 64))) (assert (bvult |y| (_ bv4294967296 64)))")
+    outcome = solve(text, (x, y), Limits(timeout_s=0.001))
+    assert outcome.answer is Answer.UNKNOWN
+    assert outcome.reason
+
+
+def test_table_input_has_no_translation_validation(tmp_path):
+    from dpipolicy.compiler.tablefile import write_table
+    loaded = api.load(EXAMPLES / "policy-2011-08.dpi")
+    path = tmp_path / "rules.json"
+    write_table(loaded.table, path)
+    table_loaded = api.load(path, (EXAMPLES / "spec.dpi",))
+    assert table_loaded.policy is None
+    report, validation = api.check(table_loaded, LIMITS)
+    assert validation is None and "not applicable" in report.validation
+    assert report.exit_code() == 0
