@@ -46,9 +46,7 @@ def translation_validation(loaded: Loaded, limits: Limits) -> Validation | None:
     return None if loaded.policy is None else validate(loaded.policy, loaded.table, limits)
 
 
-def check(loaded: Loaded, limits: Limits) -> tuple[Report, Validation | None]:
+def check(loaded: Loaded, limits: Limits) -> Report:
+    """Translation validation, then every invariant and test on the table."""
     validation = translation_validation(loaded, limits)
-    model = TableModel(loaded.table)
-    report = Report(loaded.table.policy_name, check_spec(model, loaded.spec, limits))
-    report.validation = validation.text() if validation else "not applicable (the input is a rule table)"
-    return report, validation
+    return Report(loaded.table.policy_name, check_spec(TableModel(loaded.table), loaded.spec, limits), validation)

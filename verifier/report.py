@@ -66,8 +66,8 @@ class TextReport:
         for r in report.results:
             lines.append(f"{r.kind:<9} {self.paint(r.status)} {r.name:<{width}}  {r.location}")
             lines.extend("    " + line for line in self.details(r))
-        if report.validation:
-            lines.append(f"translation validation: {report.validation}")
+        validation = report.validation.text() if report.validation else "not applicable (the input is a rule table)"
+        lines.append(f"translation validation: {validation}")
         s = report.summary()
         lines.append(f"summary: {s['invariants']} invariants ({s['holds']} hold, {s['violated']} violated), "
                      f"{s['tests']} tests ({s['passed']} passed, {s['failed']} failed), {s['unknown']} unknown")
@@ -159,6 +159,9 @@ def report_json(schema: Schema, report: Report) -> dict:
     return {
         "policy": report.policy_name,
         "summary": report.summary(),
-        "translation_validation": report.validation,
+        "translation_validation": (
+            {"status": "not applicable"} if report.validation is None else
+            {"status": report.validation.status, "rules": report.validation.rules,
+             "queries": report.validation.queries, "reason": report.validation.reason}),
         "results": [result_json(schema, r) for r in report.results],
     }

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.typed import Action, Origin
 
+from .validate import Validation
+
 HOLDS, VIOLATED, UNKNOWN = "holds", "violated", "unknown"
 PASSED, FAILED = "passed", "failed"
 
@@ -39,7 +41,7 @@ class Result:
 class Report:
     policy_name: str | None
     results: list[Result] = field(default_factory=list)
-    validation: str | None = None  # translation validation outcome, in words
+    validation: "Validation | None" = None   # None: the input was a rule table
 
     def summary(self) -> dict[str, int]:
         inv = [r for r in self.results if r.kind == "invariant"]
@@ -58,4 +60,5 @@ class Report:
         s = self.summary()
         if s["violated"] or s["failed"]:
             return 1
-        return 3 if s["unknown"] else 0
+        validated = self.validation is None or self.validation.status == "proved"
+        return 3 if s["unknown"] or not validated else 0

@@ -13,7 +13,7 @@ from dpipolicy.dsl.values import parse_ip
 _SERVER_ADDRESSES = ("74.125.206.108", "93.184.216.34", "203.0.113.10", "2001:db8::25")
 _SUBSCRIBER_ADDRESSES = ("10.0.0.7", "100.64.0.7", "2001:db8:1::7")
 _COMMON_PORTS = (443, 80, 25, 53)
-_TLS_APPS = frozenset({"smtps", "imaps", "pop3s", "https", "tls", "quic"})
+_TLS_APPS = frozenset({"smtps", "submission", "imaps", "pop3s", "https", "tls", "quic"})   # submission: STARTTLS
 _AUTH_APPS = frozenset({"submission", "smtps"})
 
 
