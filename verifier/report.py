@@ -62,6 +62,8 @@ class TextReport:
 
     def render(self, report: Report) -> str:
         lines = []
+        if not report.results:
+            lines.append("nothing to prove: no invariants or tests (write them in the policy or give --spec FILE)")
         width = max((len(r.name) for r in report.results), default=0)
         for r in report.results:
             lines.append(f"{r.kind:<9} {self.paint(r.status)} {r.name:<{width}}  {r.location}")
