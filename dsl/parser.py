@@ -167,7 +167,7 @@ class _Parser:
 
     def __init__(self) -> None:
         self.builder = _ToAst(None)
-        self.lark = Lark(_grammar_text(), parser="lalr", propagate_positions=True,
+        self.lark = Lark(_grammar_text(), parser="lalr",
                          maybe_placeholders=True, transformer=self.builder)
 
     def parse(self, file: SourceFile, text: str) -> tuple[ast.Module, list[Diagnostic]]:

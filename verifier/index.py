@@ -96,8 +96,8 @@ class BoxIndex:
             else:
                 self.wide[f.name] = _WideField(f, [b.get(f.name) for b in self.boxes])
 
-    def overlapping(self, region: Mapping[str, IntervalSet], before: int) -> list[int]:
-        """Indices j < before whose box shares at least one point with `region` (exact)."""
+    def overlapping(self, region: Mapping[str, IntervalSet], before: int | None = None) -> list[int]:
+        """Indices j (< before, if given) whose box shares at least one point with `region` (exact)."""
         if before == 0:
             return []
         mask = np.ones(len(self.boxes), dtype=bool)

@@ -12,7 +12,6 @@ The invariant holds only if every such part is covered; a z3 `unknown` is never 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 from dpipolicy.compiler.boxes import Box, contains, intersect, merge, subtract
 from dpipolicy.compiler.normalize import to_boxes
@@ -48,10 +47,7 @@ class TableModel:
             + [(self.table.default, "default", None, None)])
         self.index = BoxIndex(schema.flow_fields, self.boxes)
         self.declarations = encode.declarations(schema.flow_fields)
-
-    def outcome(self, i: int) -> dict[str, int]:
-        action, rule = self.entries[i][:2]
-        return typed.outcome_values(self.table.schema, action, rule)
+        self.outcomes = [typed.outcome_values(schema, action, rule) for action, rule, *_ in self.entries]
 
     def decide(self, flow: dict[str, int]) -> int:
         return self.index.first_holding(flow, len(self.boxes))
@@ -70,49 +66,48 @@ class Search:
     queries: int = 0
 
 
-def search(model: TableModel, targets: Callable[[int], list[Box]], limits: Limits, want_all: bool) -> Search:
-    """Find flows decided by rule i that lie in targets(i), over all i in table order."""
+def search(model: TableModel, cond: typed.Cond, limits: Limits, want_all: bool) -> Search:
+    """Find flows decided by some rule i whose outcome makes `cond` true, in table order."""
     out = Search()
     schema = model.table.schema
     recent_covers: list[int] = []      # earlier rules that covered a whole region: often again
-    for i, rule_box in enumerate(model.boxes):
-        for target in targets(i):
-            region = intersect(rule_box, target)
-            if region is None:
+    for i, target in _candidates(model, cond):
+        region = intersect(model.boxes[i], target)
+        if region is None:
+            continue
+        if any(j < i and contains(model.boxes[j], region) for j in recent_covers):
+            continue
+        point = realistic_point(schema, region)
+        shadow = model.index.first_holding(point, i)
+        if shadow is not None and contains(model.boxes[shadow], region):
+            recent_covers = [shadow] + recent_covers[:7]
+            continue                                   # one earlier rule covers it all
+        earlier = model.index.overlapping(region, i)
+        if shadow is not None:
+            cover = next((j for j in earlier if contains(model.boxes[j], region)), None)
+            if cover is not None:
+                recent_covers = [cover] + recent_covers[:7]
                 continue
-            if any(j < i and contains(model.boxes[j], region) for j in recent_covers):
+            answer = _uncovered_point(model, region, earlier, limits)
+            out.queries += 1
+            if answer.answer is Answer.UNSAT:
                 continue
-            point = realistic_point(schema, region)
-            shadow = model.index.first_holding(point, i)
-            if shadow is not None and contains(model.boxes[shadow], region):
-                recent_covers = [shadow] + recent_covers[:7]
-                continue                                   # one earlier rule covers it all
-            earlier = model.index.overlapping(region, i)
-            if shadow is not None:
-                cover = next((j for j in earlier if contains(model.boxes[j], region)), None)
-                if cover is not None:
-                    recent_covers = [cover] + recent_covers[:7]
-                    continue
-                answer = _uncovered_point(model, region, earlier, limits)
-                out.queries += 1
-                if answer.answer is Answer.UNSAT:
-                    continue
-                if answer.answer is Answer.UNKNOWN:
-                    out.unknown.append(f"rule #{i}: {answer.reason}")
-                    continue
-                point = answer.model
-            parts, complete = _remaining(model, region, earlier)
-            out.complete &= complete
-            if shadow is not None and parts:
-                point = realistic_point(schema, parts[0])
-            if model.index.first_holding(point, i) is not None:
-                raise InternalError(f"witness for rule #{i} is decided by an earlier rule")
-            out.found.append((i, parts, point))
-            if not want_all:
-                return out
-            if sum(len(p) for _, p, _ in out.found) >= REGION_BOX_CAP:
-                out.complete = False      # enough to show; the list says it was capped
-                return out
+            if answer.answer is Answer.UNKNOWN:
+                out.unknown.append(f"rule #{i}: {answer.reason}")
+                continue
+            point = answer.model
+        parts, complete = _remaining(model, region, earlier)
+        out.complete &= complete
+        if shadow is not None and parts:
+            point = realistic_point(schema, parts[0])
+        if model.index.first_holding(point, i) is not None:
+            raise InternalError(f"witness for rule #{i} is decided by an earlier rule")
+        out.found.append((i, parts, point))
+        if not want_all:
+            return out
+        if sum(len(p) for _, p, _ in out.found) >= REGION_BOX_CAP:
+            out.complete = False      # enough to show; the list says it was capped
+            return out
     return out
 
 
@@ -150,20 +145,27 @@ def _remaining(model: TableModel, region: Box, earlier: list[int]) -> tuple[list
     return merge(finished, model.fields), True
 
 
-class _Targets:
-    """bad_i as boxes, cached per outcome (rules sharing an action share the work)."""
+def _candidates(model: TableModel, cond: typed.Cond) -> list[tuple[int, Box]]:
+    """Every (rule i, box of cond under rule i's outcome) whose boxes meet, in rule order.
 
-    def __init__(self, model: TableModel, cond: typed.Cond):
-        self.model, self.cond = model, cond
-        self.by_rule = typed.mentions(cond, frozenset({"rule"}))
-        self.cache: dict[tuple, list[Box]] = {}
-
-    def __call__(self, i: int) -> list[Box]:
-        outcome = self.model.outcome(i)
-        key = tuple(outcome[k] for k in _OUTCOME_FIELDS_WITHOUT_RULE) + ((outcome["rule"],) if self.by_rule else ())
-        if key not in self.cache:
-            self.cache[key] = to_boxes(typed.partial(self.cond, outcome), self.model.fields)
-        return self.cache[key]
+    Rules that share an outcome share the work: the condition is specialised once per outcome,
+    and the index finds the rules each resulting box meets.
+    """
+    by_rule = typed.mentions(cond, frozenset({"rule"}))
+    groups: dict[tuple, list[int]] = {}
+    for i, outcome in enumerate(model.outcomes):
+        key = tuple(outcome[k] for k in _OUTCOME_FIELDS_WITHOUT_RULE) + ((outcome["rule"],) if by_rule else ())
+        groups.setdefault(key, []).append(i)
+    found: list[tuple[int, int, Box]] = []
+    for members in groups.values():
+        boxes = to_boxes(typed.partial(cond, model.outcomes[members[0]]), model.fields)
+        member_set = set(members) if len(members) > 1 else None
+        for k, target in enumerate(boxes):
+            meeting = model.index.overlapping(target) if member_set is not None else \
+                [i for i in members if intersect(model.boxes[i], target) is not None]
+            found.extend((i, k, target) for i in meeting if member_set is None or i in member_set)
+    found.sort(key=lambda item: (item[0], item[1]))
+    return [(i, target) for i, _, target in found]
 
 
 def _region(model: TableModel, found) -> tuple[tuple[Box, str], ...]:
@@ -177,7 +179,7 @@ def check_forall(model: TableModel, kind: str, name: str, description: str | Non
                  when: typed.Cond, require: typed.Cond, limits: Limits) -> Result:
     """`when C require R` (and tests, as `given G require expectation`)."""
     bad = typed.All((when, typed.Not(require)))
-    s = search(model, _Targets(model, bad), limits, want_all=True)
+    s = search(model, bad, limits, want_all=True)
     ok, fail = (HOLDS, VIOLATED) if kind == "invariant" else (PASSED, FAILED)
     if s.found:
         i, _, point = s.found[0]
@@ -196,7 +198,7 @@ def check_forall(model: TableModel, kind: str, name: str, description: str | Non
 
 def check_exists(model: TableModel, name: str, description: str | None, location: str,
                  cond: typed.Cond, limits: Limits) -> Result:
-    s = search(model, _Targets(model, cond), limits, want_all=False)
+    s = search(model, cond, limits, want_all=False)
     if s.found:
         return Result("invariant", name, description, HOLDS, location, witness=model.decision(s.found[0][2]),
                       queries=s.queries)
