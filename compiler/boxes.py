@@ -90,5 +90,32 @@ def merge(boxes: list[Box], fields: Mapping[str, Field]) -> list[Box]:
     return boxes
 
 
+def subtract_all(region: Box, others: list[Mapping[str, IntervalSet]], fields: Mapping[str, Field],
+                 cap: int, budget: int = 20_000) -> tuple[list[Box], bool]:
+    """region minus every box of `others`, as disjoint boxes.
+
+    Depth first, so every box returned is finished (disjoint from all of `others`) even when the
+    result is cut short: at `cap` boxes, or after `budget` subtractions. The flag says whether
+    the result is complete.
+    """
+    finished: list[Box] = []
+    stack = [(region, 0)]
+    work = 0
+    while stack:
+        box, k = stack.pop()
+        while k < len(others) and intersect(box, others[k]) is None:
+            k += 1
+        if k == len(others):
+            finished.append(box)
+            if len(finished) >= cap:
+                return merge(finished, fields), not stack
+            continue
+        work += 1
+        if work > budget:
+            return merge(finished, fields), False
+        stack.extend((piece, k + 1) for piece in subtract(box, others[k], fields))
+    return merge(finished, fields), True
+
+
 def point_in(box: Mapping[str, IntervalSet], flow: Mapping[str, int]) -> bool:
     return all(flow[name] in values for name, values in box.items())

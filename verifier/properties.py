@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dpipolicy.compiler.boxes import Box, contains, intersect, merge, subtract
+from dpipolicy.compiler.boxes import Box, contains, intersect, subtract_all
 from dpipolicy.compiler.normalize import to_boxes
 from dpipolicy.compiler.table import RuleTable
 from dpipolicy.dsl import typed
@@ -96,7 +96,7 @@ def search(model: TableModel, cond: typed.Cond, limits: Limits, want_all: bool) 
                 out.unknown.append(f"rule #{i}: {answer.reason}")
                 continue
             point = answer.model
-        parts, complete = _remaining(model, region, earlier)
+        parts, complete = subtract_all(region, [model.boxes[j] for j in earlier], model.fields, REGION_BOX_CAP)
         out.complete &= complete
         if shadow is not None and parts:
             point = realistic_point(schema, parts[0])
@@ -118,31 +118,6 @@ def _uncovered_point(model: TableModel, region: Box, earlier: list[int], limits:
         f"(assert (not {encode.boxes(model.fields, (model.boxes[j] for j in earlier))}))",
     ))
     return solve(text, model.table.schema.flow_fields, limits)
-
-
-_SUBTRACTION_BUDGET = 20_000
-
-
-def _remaining(model: TableModel, region: Box, earlier: list[int]) -> tuple[list[Box], bool]:
-    """region minus the earlier boxes, as exact boxes; depth first, so every box returned is
-    finished (disjoint from all earlier boxes) even when the list is capped (second value False)."""
-    finished: list[Box] = []
-    stack = [(region, 0)]
-    work = 0
-    while stack:
-        box, k = stack.pop()
-        while k < len(earlier) and intersect(box, model.boxes[earlier[k]]) is None:
-            k += 1
-        if k == len(earlier):
-            finished.append(box)
-            if len(finished) >= REGION_BOX_CAP:
-                return merge(finished, model.fields), False
-            continue
-        work += 1
-        if work > _SUBTRACTION_BUDGET:
-            return merge(finished, model.fields), False
-        stack.extend((piece, k + 1) for piece in subtract(box, model.boxes[earlier[k]], model.fields))
-    return merge(finished, model.fields), True
 
 
 def _candidates(model: TableModel, cond: typed.Cond) -> list[tuple[int, Box]]:
