@@ -1,4 +1,4 @@
-"""Command line: `dpipolicy check | compile | explain`. Thin: parsing arguments, rendering, exit codes.
+"""Command line: `dpipolicy check | compile | explain | diff`. Thin: parsing arguments, rendering, exit codes.
 
 Exit codes: 0 all hold and pass; 1 something violated or failed; 2 bad input; 3 some result
 unknown and nothing violated; 4 an internal error (a dpipolicy bug).
@@ -56,6 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--flow", required=True, help='for example "proto=tcp dst.port=465 app=smtps tls=true"')
     explain.add_argument("--format", choices=("text", "json"), default="text")
     common(explain)
+    diff = sub.add_parser("diff", help="every flow whose outcome differs between two versions")
+    diff.add_argument("old", type=Path, help="a .dpi policy or a JSON rule table")
+    diff.add_argument("new", type=Path, help="a .dpi policy or a JSON rule table")
+    diff.add_argument("--spec", action="append", type=Path, default=[], metavar="FILE",
+                      help="invariants and tests to check on both sides; may be repeated")
+    diff.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    diff.add_argument("--fail-on", choices=("change", "regression"), default="change",
+                      help="exit 1 on any change (default), or only when an invariant or test regresses")
+    common(diff)
     return top
 
 
@@ -149,7 +158,37 @@ def _explain(args, stdout: TextIO, stderr: TextIO) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"check": _check, "compile": _compile, "explain": _explain}
+def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
+    from dpipolicy import api
+    from dpipolicy.verifier.diff import diff_tables
+    from dpipolicy.verifier.diffreport import StatusChange, render_json, render_markdown, render_text
+    limits = _limits(args)
+    old = api.load(args.old, tuple(args.spec), tuple(args.catalogue))
+    new = api.load(args.new, tuple(args.spec), tuple(args.catalogue))
+    result = diff_tables(old.table, new.table, limits)
+    statuses: list[StatusChange] = []
+    unknown = bool(result.unknown)
+    if args.spec:
+        before = {(r.kind, r.name): r for r in api.check(old, limits).results}
+        after_report = api.check(new, limits)
+        for r in after_report.results:
+            was = before.get((r.kind, r.name))
+            if was is not None and was.status != r.status:
+                statuses.append(StatusChange(r.kind, r.name, was.status, r.status, r))
+        unknown |= any(r.status == "unknown" for r in after_report.results)
+    if args.format == "json":
+        stdout.write(json.dumps(render_json(result, statuses), indent=2) + "\n")
+    elif args.format == "markdown":
+        stdout.write(render_markdown(result, statuses) + "\n")
+    else:
+        stdout.write(render_text(result, statuses) + "\n")
+    regressed = any(s.before in ("holds", "passed") and s.after in ("violated", "failed") for s in statuses)
+    if regressed or (args.fail_on == "change" and result.changes):
+        return EXIT_VIOLATED
+    return EXIT_UNKNOWN if unknown else EXIT_OK
+
+
+_COMMANDS = {"check": _check, "compile": _compile, "explain": _explain, "diff": _diff}
 
 
 def entry_point() -> int:

@@ -34,13 +34,22 @@ def realistic_point(schema: Schema, box: Mapping[str, IntervalSet]) -> dict[str,
     domain = {f.name: box.get(f.name, f.domain) for f in schema.flow_fields}
     flow: dict[str, int] = {}
     app_field = schema.field("app")
-    named_apps = [i for i, n in enumerate(app_field.members) if n != "unknown"]
-    flow["app"] = _pick(domain["app"], named_apps)
+    apps = [i for lo, hi in domain["app"].intervals for i in range(lo, hi + 1)]
+
+    def fits(i: int) -> bool:    # an application whose registered port the box allows
+        app = schema.catalogue.get(app_field.members[i])
+        return app is not None and any(p in domain["proto"] and domain["dst.port"].overlaps(IntervalSet.span(lo, hi))
+                                       for p, lo, hi in app.ports)
+
+    flow["app"] = next((i for i in apps if fits(i)), None)
+    if flow["app"] is None:
+        flow["app"] = _pick(domain["app"], [i for i, n in enumerate(app_field.members) if n != "unknown"])
     app = schema.catalogue.get(app_field.members[flow["app"]])
     app_ports = app.ports if app else ()
     flow["proto"] = _pick(domain["proto"], [p for p, _, _ in app_ports] + [PROTOCOLS["tcp"], PROTOCOLS["udp"]])
     flow["dst.port"] = _pick(domain["dst.port"],
-                             [lo for p, lo, _ in app_ports if p == flow["proto"]] + list(_COMMON_PORTS))
+                             [port for p, lo, hi in app_ports if p == flow["proto"] for port in (lo, hi)]
+                             + list(_COMMON_PORTS))
     flow["src.port"] = _pick(domain["src.port"], (50000, 40000, 1024))
     flow["dst.ip"] = _pick(domain["dst.ip"], _SERVERS, avoid_network_address=True)
     flow["src.ip"] = _pick(domain["src.ip"], _SUBSCRIBERS, avoid_network_address=True)
@@ -83,3 +92,20 @@ def addons_of(schema: Schema, flow: Mapping[str, int]) -> list[str]:
 def _endpoint(ip: int, port: int) -> str:
     from dpipolicy.dsl.values import ip_text
     return f"[{ip_text(ip)}]:{port}" if ip >= IPV6_BASE else f"{ip_text(ip)}:{port}"
+
+
+def sample_points(schema: Schema, box: Mapping[str, IntervalSet], count: int, seed: int = 0) -> list[dict[str, int]]:
+    """Other points of the box than the realistic one: each constrained field at the ends and the
+    middle of its intervals, in turn. Cheap candidates for a witness before asking a solver."""
+    import random
+    rng = random.Random(seed)
+    base = realistic_point(schema, box)
+    out = []
+    names = sorted(box)
+    for _ in range(count):
+        point = dict(base)
+        for name in names:
+            lo, hi = rng.choice(box[name].intervals)
+            point[name] = rng.choice((lo, hi, (lo + hi) // 2, rng.randint(lo, hi)))
+        out.append(point)
+    return out

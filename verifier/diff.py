@@ -1,0 +1,163 @@
+"""Semantic diff: every flow whose outcome (action, rate, redirect target, logging) differs
+between two rule tables, as boxes, and nothing else.
+
+Rules present in both tables (same match, same action) are aligned as a longest common
+subsequence. If a flow gets different outcomes, at least one of its two deciding rules is
+unaligned ("changed"): were both aligned, the one deciding earlier would decide on both sides.
+So it suffices, for each changed rule c, to look at the rules k of the other table that meet
+c's box and give a different outcome. A rule k aligned with a rule before c is skipped: its
+flows are decided before c on c's side. The flows decided by c and by k form the region
+(box_c ∩ box_k) minus the earlier rules of both sides; as for invariants, it is found empty by
+interval arithmetic (disjoint, or inside one earlier rule) or by z3, and a non-empty one is
+shown as exact boxes, or, when subtracting would split it into too many, as the box with the
+earlier rules it excludes named. Flows decided by changed rules on both sides are found once,
+from the old side.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+from dpipolicy.compiler.boxes import Box, contains, intersect, subtract, subtract_all
+from dpipolicy.compiler.retarget import joint_schema, retarget
+from dpipolicy.compiler.table import RuleTable
+from dpipolicy.dsl.schema import Schema
+from dpipolicy.dsl.typed import Action, Origin
+
+from . import encode
+from .properties import InternalError, TableModel
+from .solve import Answer, Limits, solve
+from .witness import realistic_point, sample_points
+
+EXACT_BOXES_CAP = 16      # a changed region splitting into more boxes is shown as a box minus named rules
+REMAINING_CAP = 64        # pieces of a changed rule's box tracked through the other table
+
+
+@dataclass(frozen=True)
+class Decider:
+    action: Action
+    rule: str
+    origin: Origin | None
+
+
+@dataclass(frozen=True)
+class Change:
+    """Flows in `box` (except those decided earlier by the `excluding` rules) change outcome."""
+    box: Box
+    old: Decider
+    new: Decider
+    witness: dict[str, int]
+    excluding: tuple[str, ...] = ()
+
+
+@dataclass
+class Diff:
+    schema: Schema
+    changes: list[Change] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)    # parts the solver could not settle, and why
+    queries: int = 0
+    changed_rules: tuple[int, int] = (0, 0)             # unaligned rules (default included) per side
+
+    @property
+    def equivalent(self) -> bool:
+        return not self.changes and not self.unknown
+
+
+def _signature(model: TableModel, i: int):
+    if i == len(model.boxes) - 1:
+        return ("default", model.entries[i][0])
+    return (model.table.rules[i].matches, model.entries[i][0])
+
+
+def _decider(model: TableModel, i: int) -> Decider:
+    action, rule, origin, _ = model.entries[i]
+    return Decider(action, rule, origin)
+
+
+class _Walk:
+    """The rules of the other table that decide part of one changed rule's flows differently."""
+
+    def __init__(self, diff: Diff, own: TableModel, other: TableModel, partner: dict[int, int],
+                 skip: set[int], old_side: bool, limits: Limits):
+        self.diff, self.own, self.other, self.partner = diff, own, other, partner
+        self.skip, self.old_side, self.limits = skip, old_side, limits
+
+    def run(self, c: int) -> None:
+        own, other, fields = self.own, self.other, self.own.fields
+        box, mine = own.boxes[c], own.entries[c][0]
+        remaining: list[Box] | None = [box]    # box_c minus the other side's rules seen so far
+        for k in other.index.overlapping(box):
+            if remaining is not None:
+                pieces = [x for x in (intersect(r, other.boxes[k]) for r in remaining) if x is not None]
+                remaining = [p for r in remaining for p in subtract(r, other.boxes[k], fields)]
+                if len(remaining) > REMAINING_CAP:
+                    remaining = None           # too fragmented to track: test box_c ∩ box_k whole
+            else:
+                pieces = [intersect(box, other.boxes[k])]
+            aligned_before = self.partner.get(k, c) < c
+            if not aligned_before and k not in self.skip and other.entries[k][0] != mine:
+                for piece in pieces:
+                    self._piece(c, k, piece)
+            if remaining == [] or contains(other.boxes[k], box):
+                break           # every flow of box_c is decided by now on the other side
+
+    def _piece(self, c: int, k: int, region: Box) -> None:
+        own, other, schema = self.own, self.other, self.own.table.schema
+        earlier_own = own.index.overlapping(region, c)
+        earlier_other = other.index.overlapping(region, k)
+        boxes = [own.boxes[j] for j in earlier_own] + [other.boxes[j] for j in earlier_other]
+        if any(contains(b, region) for b in boxes):
+            return
+        def shadowed(p) -> bool:
+            return own.index.first_holding(p, c) is not None or other.index.first_holding(p, k) is not None
+
+        point = next((p for p in [realistic_point(schema, region)] + sample_points(schema, region, 6)
+                      if not shadowed(p)), None)
+        if point is None:
+            outcome = solve("\n".join((own.declarations, f"(assert {encode.box(own.fields, region)})",
+                                        f"(assert (not {encode.boxes(own.fields, boxes)}))")),
+                            schema.flow_fields, self.limits)
+            self.diff.queries += 1
+            if outcome.answer is Answer.UNSAT:
+                return
+            if outcome.answer is Answer.UNKNOWN:
+                self.diff.unknown.append(f"rules {own.entries[c][1]} and {other.entries[k][1]}: "
+                                         f"the solver gave no answer ({outcome.reason})")
+                return
+            point = outcome.model
+        parts, complete = subtract_all(region, boxes, own.fields, EXACT_BOXES_CAP, budget=200)
+        mine, theirs = _decider(own, c), _decider(other, k)
+        old, new = (mine, theirs) if self.old_side else (theirs, mine)
+        if complete:
+            self.diff.changes.extend(Change(p, old, new, realistic_point(schema, p)) for p in parts)
+        else:
+            excluded = tuple(dict.fromkeys([own.entries[j][1] for j in earlier_own]
+                                           + [other.entries[j][1] for j in earlier_other]))
+            self.diff.changes.append(Change(region, old, new, point, excluded))
+
+
+def _partners(a: list, b: list) -> tuple[dict[int, int], dict[int, int]]:
+    """Aligned rules: index in one table to index in the other."""
+    a_to_b: dict[int, int] = {}
+    for block in difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks():
+        a_to_b.update((block.a + t, block.b + t) for t in range(block.size))
+    return a_to_b, {j: i for i, j in a_to_b.items()}
+
+
+def diff_tables(old: RuleTable, new: RuleTable, limits: Limits) -> Diff:
+    schema = joint_schema(old.schema, new.schema)
+    a, b = TableModel(retarget(old, schema)), TableModel(retarget(new, schema))
+    a_to_b, b_to_a = _partners([_signature(a, i) for i in range(len(a.boxes))],
+                               [_signature(b, j) for j in range(len(b.boxes))])
+    changed_a = [i for i in range(len(a.boxes)) if i not in a_to_b]
+    changed_b = [j for j in range(len(b.boxes)) if j not in b_to_a]
+    result = Diff(schema, changed_rules=(len(changed_a), len(changed_b)))
+    for i in changed_a:
+        _Walk(result, a, b, b_to_a, set(), True, limits).run(i)
+    for j in changed_b:
+        _Walk(result, b, a, a_to_b, set(changed_a), False, limits).run(j)
+    for change in result.changes:
+        if a.decision(change.witness).action != change.old.action or \
+                b.decision(change.witness).action != change.new.action:
+            raise InternalError("a diff witness does not show the change it stands for")
+    return result
