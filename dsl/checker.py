@@ -11,7 +11,9 @@ from . import ast, typed
 from .catalogue import CATEGORIES, Catalogue
 from .diagnostics import DiagnosticSink, did_you_mean
 from .intervals import EMPTY, IntervalSet
-from .loader import PlacedItem
+from .loader import FileStart, PlacedItem
+from .parser import ITEM_START, ErrorItem
+from .source import SourceFile, Span
 from .schema import ACTIONS, DIRECTIONS, ORDERED_KINDS, PROTOCOLS, RATE_MAX, Field, Schema, build_schema
 from .values import RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity
 
@@ -19,6 +21,18 @@ _MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _DECLARABLE_ENUMS = ("plan", "addon")
 _KIND_WORDS = {"port": "a port", "hour": "an hour", "protocol": "a protocol", "ip": "an address",
                "volume": "a volume", "rate": "a rate", "bool": "true or false"}
+_KIND_PHRASES = {"enum": "an enum", "ip": "an address", "bool": "a boolean"}
+
+
+def _word_span(spec: ast.ActionSpec) -> Span:
+    """The action word alone (`throttle` of `throttle, log`)."""
+    return Span(spec.span.file, spec.span.start, spec.span.start + len(spec.kind))
+
+
+def _kind_phrase(f: Field) -> str:
+    return _KIND_PHRASES.get(f.kind, f.kind)
+
+
 _FAMILY = {"number": "numbers", "ipv4": "addresses", "ipv6": "addresses", "volume": "volumes",
            "rate": "rates", "bool": "booleans", "string": "strings"}
 
@@ -42,6 +56,11 @@ class _Checker:
         self.used_sets: set[str] = set()
         self._set_cache: dict[tuple[str, str], IntervalSet] = {}
         self._resolving: list[str] = []
+        # Items that failed to parse, as (kind, name): their names are not reported as unknown.
+        self.broken: set[tuple[str, str | None]] = set()
+        self.duplicates: list[ast.RuleDecl | ast.InvariantDecl | ast.TestDecl] = []
+        self.cyclic_sets: set[str] = set()
+        self.policy_file: SourceFile | None = None   # the file named on the command line
 
     # ----- declarations -------------------------------------------------------------------
     def declare(self, placed: list[PlacedItem]) -> None:
@@ -60,6 +79,15 @@ class _Checker:
         d = self.decls
         for p in placed:
             item = p.item
+            if isinstance(item, FileStart):
+                if p.role == "policy" and self.policy_file is None:
+                    self.policy_file = item.span.file
+                continue
+            if isinstance(item, ErrorItem):
+                self.sink.add(item.diagnostic)
+                if item.kind is not None:
+                    self.broken.add((item.kind, item.name))
+                continue
             if isinstance(item, ast.RuleDecl | ast.DefaultDecl | ast.PolicyDecl) and p.role == "spec":
                 what = {"RuleDecl": "rules", "DefaultDecl": "`default`", "PolicyDecl": "`policy`"}[type(item).__name__]
                 self.sink.error("E141", f"{what} belong in the policy file, not in a spec file", item.span,
@@ -85,14 +113,55 @@ class _Checker:
                     else:
                         d.default = item
                 case ast.RuleDecl():
-                    if unique("rule", item.name):
-                        d.rules.append(item)
+                    (d.rules if unique("rule", item.name) else self.duplicates).append(item)
                 case ast.InvariantDecl():
-                    if unique("invariant", item.name):
-                        d.invariants.append(item)
+                    (d.invariants if unique("invariant", item.name) else self.duplicates).append(item)
                 case ast.TestDecl():
-                    if unique("test", item.name):
-                        d.tests.append(item)
+                    (d.tests if unique("test", item.name) else self.duplicates).append(item)
+        self._check_set_cycles()
+
+    def _missing_ok(self, kind: str, name: str) -> bool:
+        """True when `name` is unknown only because its item failed to parse (already reported)."""
+        return (kind, name) in self.broken or ("import", None) in self.broken or ("*", None) in self.broken
+
+    def _check_duplicates(self) -> None:
+        """A duplicate is not kept, but its body is still checked: its errors are errors too."""
+        for item in self.duplicates:
+            match item:
+                case ast.RuleDecl():
+                    self.cond(item.when, "rule")
+                    self.action(item.action)
+                case ast.InvariantDecl():
+                    self.invariant(item)
+                case ast.TestDecl():
+                    self.cond(item.given, "spec")
+                    self.action(item.expect)
+
+    def _check_set_cycles(self) -> None:
+        """A set that contains itself, directly or through other sets, is an error where the cycle
+        closes, reported once whether or not a rule uses the set."""
+        sets = self.decls.sets
+        state: dict[str, str] = {}          # name -> "open" while on the path, "done" after
+
+        def visit(name: str, path: list[str]) -> None:
+            state[name] = "open"
+            for element in sets[name].value.elements:
+                if not isinstance(element, ast.Ident) or element.text not in sets:
+                    continue
+                ref = element.text
+                if state.get(ref) == "open":
+                    chain = path[path.index(ref):] + [ref]
+                    self.cyclic_sets.update(chain)
+                    self.sink.error("E129", f"set `{ref}` contains itself", element.span, "closes the cycle",
+                                    notes=(" -> ".join(chain),),
+                                    help="a set cannot contain itself, directly or through other sets")
+                elif ref not in state:
+                    visit(ref, path + [ref])
+            state[name] = "done"
+
+        for name in sets:
+            if name not in state:
+                visit(name, [name])
 
     def _declare_enum(self, item: ast.EnumDecl, unique) -> None:
         if item.name.text not in _DECLARABLE_ENUMS:
@@ -119,7 +188,8 @@ class _Checker:
             for family, element in families:
                 if family != first:
                     self.sink.error("E120", f"set `{item.name.text}` mixes {first} and {family}", element.span,
-                                    f"one of the {family}", help="a set holds values of one type")
+                                    f"one of the {family}",
+                                    help=f"a set holds values of one type: put the {family} in a set of their own")
                     break
 
     # ----- schema ---------------------------------------------------------------------------
@@ -151,6 +221,7 @@ class _Checker:
         invariants = tuple(self.invariant(i) for i in self.decls.invariants)
         tests = tuple(typed.Test(t.name.text, self.cond(t.given, "spec"), self.action(t.expect), t.span)
                       for t in self.decls.tests)
+        self._check_duplicates()
         self._check_unused_sets()
         self.sink.raise_if_any()
         return typed.Policy(None, None, schema, (), typed.Action("allow"), None, invariants, tests)
@@ -161,19 +232,32 @@ class _Checker:
             typed.Rule(typed.Origin(r.name.text, r.span), self.cond(r.when, "rule"), self.action(r.action), r.because)
             for r in d.rules)
         if d.default is None:
-            where = placed[0].item.span if placed else None
-            self.sink.error("E140", "the policy has no `default` action", where, "no default in the policy",
-                            help="add `default allow` (or the action for flows that no rule matches)")
+            if not self._missing_ok("default", None):
+                self.sink.error("E140", "the policy has no `default` action", self._policy_anchor(placed),
+                                "this policy has no `default`",
+                                help="add `default allow` (or the action for flows that no rule matches)")
             default = typed.Action("allow")
         else:
             default = self.action(d.default.action)
         invariants = tuple(self.invariant(i) for i in d.invariants)
         tests = tuple(typed.Test(t.name.text, self.cond(t.given, "spec"), self.action(t.expect), t.span)
                       for t in d.tests)
+        self._check_duplicates()
         self._check_unused_sets()
         self.sink.raise_if_any()
         return typed.Policy(d.policy.name.text if d.policy else None, d.policy.version if d.policy else None,
                             self.schema, rules, default, d.default.span if d.default else None, invariants, tests)
+
+    def _policy_anchor(self, placed: list[PlacedItem]) -> Span | None:
+        """Where to report something missing from the policy as a whole: its `policy` header, or
+        the keyword of the first item written in the policy file itself."""
+        if self.decls.policy is not None:
+            return self.decls.policy.span
+        file = self.policy_file
+        if file is None:
+            return None
+        first = ITEM_START.search(file.text)
+        return Span(file, 0, 0) if first is None else Span(file, first.start(1), first.end(1))
 
     def invariant(self, item: ast.InvariantDecl) -> typed.Invariant:
         when = self.cond(item.when, "spec") if item.when is not None else typed.TRUE
@@ -184,7 +268,7 @@ class _Checker:
     def action(self, spec: ast.ActionSpec) -> typed.Action:
         if spec.kind == "throttle":
             if spec.rate is None:
-                self.sink.error("E150", "`throttle` needs a rate", spec.span, "no rate",
+                self.sink.error("E150", "`throttle` needs a rate", _word_span(spec), "no rate",
                                 help="write for example `throttle 128kbps`")
                 return typed.Action("throttle", 1, None, spec.log)
             rate = self.quantity(spec.rate, RATE_UNITS, "rate")
@@ -194,7 +278,7 @@ class _Checker:
             return typed.Action("throttle", rate or 1, None, spec.log)
         if spec.kind == "redirect":
             if not spec.target:
-                self.sink.error("E150", "`redirect` needs a target", spec.span, "no target",
+                self.sink.error("E150", "`redirect` needs a target", _word_span(spec), "no target",
                                 help='write for example `redirect "http://portal.example/topup"`')
             return typed.Action("redirect", None, spec.target or "", spec.log)
         if spec.argument_span is not None:
@@ -238,16 +322,20 @@ class _Checker:
         if f is None or f.name == "target":
             if quiet:
                 return None
-            names = [x.name for x in self.schema.flow_fields if ":" not in x.name] + ["subscriber.addons"]
+            names = [x.name for x in self.schema.flow_fields if ":" not in x.name]
+            names.insert(names.index("subscriber.usage"), "subscriber.addons")
             if ident.text in ("subscriber.plan", "subscriber.addons"):
                 enum = "plan" if ident.text == "subscriber.plan" else "addon"
+                if self._missing_ok("enum", enum):
+                    return None
                 self.sink.error("E104", f"`{ident.text}` needs `enum {enum}` to be declared", ident.span,
                                 "no members declared", help=f"declare the members first: `enum {enum} {{ ... }}`")
             else:
                 if ctx == "spec":
                     names += [x.name for x in self.schema.outcome_fields if x.name != "target"]
                 self.sink.error("E101", f"unknown field `{ident.text}`", ident.span, "not a field of a flow",
-                                help=did_you_mean(ident.text, names))
+                                help=did_you_mean(ident.text, names)
+                                or "the fields of a flow are " + ", ".join(f"`{n}`" for n in names))
             return None
         if ctx == "rule" and f.outcome:
             self.sink.error("E161", f"rules cannot match on `{f.name}`", ident.span, "an outcome of the policy",
@@ -260,6 +348,13 @@ class _Checker:
             return None
         return f
 
+    def _is_value_name(self, name: str, ctx: str) -> bool:
+        """A name that stands for a value somewhere (an application, protocol, member, set, ...)."""
+        return (name in self.catalogue.app_names or name in PROTOCOLS or name in ACTIONS or name in DIRECTIONS
+                or name in self.decls.sets or name.startswith("category.") or name == "default"
+                or any(name == m.text for d in self.decls.enums.values() for m in d.members)
+                or ctx == "spec" and any(name == r.name.text for r in self.decls.rules))
+
     def _is_field(self, operand) -> bool:
         return isinstance(operand, ast.Ident) and (self.schema.field(operand.text) is not None
                                                    or operand.text in ("subscriber.addons", "subscriber.plan"))
@@ -271,8 +366,13 @@ class _Checker:
                             help="compare a field with a value, for example `dst.port == 25`")
             return typed.FALSE
         if not self._is_field(left) and not self._is_field(right):
-            self.sink.error("E122", "a comparison needs a field on one side", expr.span, "no field here",
-                            help=did_you_mean(getattr(left, "text", ""), [f.name for f in self.schema.flow_fields]))
+            unknown = next((x for x in (left, right) if isinstance(x, ast.Ident) and not self._is_value_name(x.text, ctx)),
+                           None)
+            if unknown is not None:         # `colour == red`: most likely a misspelt field
+                self.field(unknown, ctx)
+            else:
+                self.sink.error("E122", "a comparison needs a field on one side", expr.span, "no field here",
+                                help="compare a field with a value, for example `dst.port == 25`")
             return typed.FALSE
         if self._is_field(right):
             left, right, op = right, left, _MIRROR[op]
@@ -284,7 +384,7 @@ class _Checker:
         if f is None:
             return typed.FALSE
         if op not in ("==", "!=") and f.kind not in ORDERED_KINDS:
-            self.sink.error("E124", f"`{op}` needs an ordered field, and `{f.name}` is {f.kind}", expr.span,
+            self.sink.error("E124", f"`{op}` needs an ordered field, and `{f.name}` is {_kind_phrase(f)}", expr.span,
                             "not ordered", help="use `==`, `!=`, `in` or `not in`")
             return typed.FALSE
         interval = self.scalar(f, right)
@@ -310,6 +410,9 @@ class _Checker:
                 self.sink.error("E123", "`subscriber.addons` is a set of add-ons", item.span, "a set, not a value",
                                 help="put the add-on first: `vpn in subscriber.addons`")
                 return typed.FALSE
+            if isinstance(item, ast.Ident) and not self._is_field(item) and not self._is_value_name(item.text, ctx):
+                self.field(item, ctx)           # reports the unknown field
+                return typed.FALSE
             if not isinstance(item, ast.Ident) or not self._is_field(item):
                 self.sink.error("E126", f"`{item.text}` is not a field", item.span, "expected a field",
                                 help=did_you_mean(item.text, [f.name for f in self.schema.flow_fields])
@@ -328,6 +431,8 @@ class _Checker:
 
     def addon_atom(self, item, container: ast.Ident, expr: ast.Member) -> typed.Atom | None:
         if not self.schema.addons:
+            if self._missing_ok("enum", "addon"):
+                return None
             self.sink.error("E104", "`subscriber.addons` needs `enum addon` to be declared", container.span,
                             "no add-ons declared", help="declare them first: `enum addon { vpn, tethering }`")
             return None
@@ -352,6 +457,8 @@ class _Checker:
             case ast.Literal(kind="ipv4" | "ipv6") if f.kind == "ip":
                 interval = self.scalar(f, c)
                 return None if interval is None else IntervalSet.span(*interval)
+            case ast.Ident() if self._missing_ok("set", c.text):
+                return None
             case ast.Ident():
                 self.sink.error("E101", f"unknown set `{c.text}`", c.span, "not a declared set",
                                 help=did_you_mean(c.text, list(self.decls.sets))
@@ -366,7 +473,8 @@ class _Checker:
         for e in elements:
             if isinstance(e, ast.Range):
                 values = self.range(f, e)
-            elif isinstance(e, ast.Ident) and (e.text in self.decls.sets or e.text.startswith("category.")):
+            elif isinstance(e, ast.Ident) and (e.text in self.decls.sets or e.text.startswith("category.")
+                                               or self._missing_ok("set", e.text)):
                 values = self.container(f, e)
             else:
                 interval = self.scalar(f, e)
@@ -379,7 +487,7 @@ class _Checker:
 
     def range(self, f: Field, r: ast.Range) -> IntervalSet | None:
         if f.kind not in ORDERED_KINDS and f.kind != "ip":
-            self.sink.error("E124", f"a range needs an ordered field, and `{f.name}` is {f.kind}", r.span,
+            self.sink.error("E124", f"a range needs an ordered field, and `{f.name}` is {_kind_phrase(f)}", r.span,
                             "not ordered", help="list the members instead: `{a, b}`")
             return None
         low, high = self.scalar(f, r.low), self.scalar(f, r.high)
@@ -397,6 +505,8 @@ class _Checker:
         key = (name, f.name)
         if key in self._set_cache:
             return self._set_cache[key]
+        if name in self.cyclic_sets:
+            return None                       # reported once, where the cycle closes
         if name in self._resolving:
             self.sink.error("E129", f"set `{name}` contains itself", ident.span, "cycle",
                             notes=(" -> ".join(self._resolving + [name]),))
@@ -442,7 +552,7 @@ class _Checker:
                 self.sink.error("E127", f"`{v.text}` is a set", v.span, "a set, not one value",
                                 help=f"use `in`: `{f.name} in {v.text}`")
                 return None
-            extra = did_you_mean(v.text, PROTOCOLS) if f.kind == "protocol" else None
+            extra = (did_you_mean(v.text, PROTOCOLS) if f.kind == "protocol" else None) or self._belongs_help(v.text)
             self.sink.error("E106", f"`{v.text}` is not {_KIND_WORDS.get(f.kind, f.kind)}", v.span,
                             f"`{f.name}` needs {_KIND_WORDS.get(f.kind, f.kind)}",
                             help=extra or self._kind_help(f))
@@ -467,7 +577,11 @@ class _Checker:
                 return n, n
             if f.kind == "rate" and kind == "rate":
                 n = parse_quantity(v.text, RATE_UNITS, "rate")
-                return (n, n) if n <= f.hi else None
+                if n > f.hi:
+                    self.sink.error("E111", f"rate {v.text} is out of range", v.span, "above 1000Gbps",
+                                    help="rates run from 0bps to 1000Gbps")
+                    return None
+                return n, n
             if f.kind == "bool" and kind == "bool":
                 return (1, 1) if v.text == "true" else (0, 0)
         except ValueError_ as exc:
@@ -490,6 +604,8 @@ class _Checker:
             n = f.index_of(v.text)
             return n, n
         text = v.text
+        if f.enum == "rule" and self._missing_ok("rule", text):
+            return None
         what = {"app": "application", "rule": "rule"}.get(f.enum, f"`{f.enum}` member")
         label = {"app": "not in the application catalogue", "rule": "no rule with this name"}.get(
             f.enum, f"not a member of `{f.enum}`")
@@ -498,31 +614,51 @@ class _Checker:
         return None
 
     def _wrong_enum_help(self, name: str, expected: str) -> str | None:
-        """If the name belongs to another enum, say which: the common mistake."""
-        owners = []
+        """If the name belongs to another enum, say which and how it is used: the common mistake."""
+        owners, uses = [], []
         for enum, decl in self.decls.enums.items():
             if enum != expected and name in (m.text for m in decl.members):
                 owners.append(f"enum `{enum}`")
+                uses.append(f"`{name} in subscriber.addons`" if enum == "addon" else f"`subscriber.{enum} == {name}`")
         if expected != "app" and name in self.catalogue.app_names:
             owners.append("the application catalogue")
+            uses.append(f"`app == {name}`")
         if expected != "action" and name in ACTIONS:
             owners.append("the actions")
         if expected != "direction" and name in DIRECTIONS:
             owners.append("`direction`")
+            uses.append(f"`direction == {name}`")
         if owners:
-            return f"`{name}` belongs to {' and '.join(owners)}, not to `{expected}`"
+            use = f": write {' or '.join(uses)}" if uses else ""
+            return f"`{name}` belongs to {' and '.join(owners)}, not to `{expected}`{use}"
+        return None
+
+    def _belongs_help(self, name: str) -> str | None:
+        """For a name used as a port, address, ...: what it is, and how to test it instead."""
+        if name in PROTOCOLS:
+            return f"`{name}` is a protocol: write `proto == {name}`"
+        if name in self.catalogue.app_names:
+            return f"`{name}` is an application: write `app == {name}`"
+        if name in DIRECTIONS:
+            return f"`{name}` is a direction: write `direction == {name}`"
+        for enum, decl in self.decls.enums.items():
+            if name in (m.text for m in decl.members):
+                use = f"{name} in subscriber.addons" if enum == "addon" else f"subscriber.{enum} == {name}"
+                return f"`{name}` is a member of enum `{enum}`: write `{use}`"
         return None
 
     def _check_unused_sets(self) -> None:
         """Sets that no condition uses are still checked: their names must mean something."""
         known = (set(self.catalogue.app_names) | set(PROTOCOLS) | set(ACTIONS) | set(DIRECTIONS)
                  | set(self.decls.sets) | {m.text for d in self.decls.enums.values() for m in d.members})
+        names_may_be_missing = any(kind in ("set", "enum", "import", "*") for kind, _ in self.broken)
         for name, decl in self.decls.sets.items():
             if name in self.used_sets:
                 continue
             for e in decl.value.elements:
                 for part in ((e.low, e.high) if isinstance(e, ast.Range) else (e,)):
-                    if isinstance(part, ast.Ident) and not part.text.startswith("category.") and part.text not in known:
+                    if (isinstance(part, ast.Ident) and not part.text.startswith("category.") and part.text not in known
+                            and not names_may_be_missing):
                         self.sink.error("E101", f"unknown name `{part.text}` in set `{name}`", part.span,
                                         "not an application, enum member or set", help=did_you_mean(part.text, known))
                     elif isinstance(part, ast.Literal) and part.kind in ("ipv4", "ipv6"):

@@ -29,20 +29,24 @@ class Diagnostic:
         return self.location_text or "<input>"
 
     def render(self) -> str:
-        out = [f"{self.severity}[{self.code}]: {self.message}", f"  --> {self.location()}"]
+        """The diagnostic as a compiler prints it; `=` lines align with the `|` of the source lines."""
+        gutter = " " * (len(str(self.span.line)) if self.span is not None else 1)
+        out = [f"{self.severity}[{self.code}]: {self.message}", f"{gutter}--> {self.location()}"]
         if self.span is not None:
             line, col = self.span.file.line_col(self.span.start)
-            src = self.span.file.line_text(line)
+            src = self.span.file.line_text(line).rstrip("\r")
             end_line, end_col = self.span.file.line_col(max(self.span.start, self.span.end - 1))
             width = (end_col - col + 1) if end_line == line else len(src) - col + 1
-            gutter = " " * len(str(line))
+            # Tabs are shown as four spaces, on the source line and under it alike.
+            pad = len(src[:col - 1].replace("\t", "    "))
+            width = len(src[col - 1:col - 1 + max(1, width)].replace("\t", "    "))
             out.append(f"{gutter} |")
-            out.append(f"{line} | {src}")
-            out.append(f"{gutter} | {' ' * (col - 1)}{'^' * max(1, width)} {self.label}".rstrip())
+            out.append(f"{line} | {src.replace(chr(9), '    ')}".rstrip())
+            out.append(f"{gutter} | {' ' * pad}{'^' * max(1, width)} {self.label}".rstrip())
         for note in self.notes:
-            out.append(f"   = note: {note}")
+            out.append(f"{gutter} = note: {note}")
         if self.help:
-            out.append(f"   = help: {self.help}")
+            out.append(f"{gutter} = help: {self.help}")
         return "\n".join(out)
 
     def to_json(self) -> dict:
@@ -70,10 +74,14 @@ class DiagnosticSink:
 
     def error(self, code: str, message: str, span: Span | None, label: str = "",
               help: str | None = None, notes: tuple[str, ...] = ()) -> None:
-        key = (code, message, None if span is None else (id(span.file), span.start, span.end))
+        self.add(Diagnostic(code, message, span, label, help, notes))
+
+    def add(self, diagnostic: Diagnostic) -> None:
+        span = diagnostic.span
+        key = (diagnostic.code, diagnostic.message, None if span is None else (id(span.file), span.start, span.end))
         if key not in self._seen:
             self._seen.add(key)
-            self.items.append(Diagnostic(code, message, span, label, help, notes))
+            self.items.append(diagnostic)
 
     def raise_if_any(self) -> None:
         if self.items:

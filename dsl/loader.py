@@ -3,6 +3,11 @@
 Imported items are placed where the import stands, so rule order across files is the order a
 reader sees. A file already loaded is not loaded again (importing twice is harmless); a file
 that imports itself through a chain is a cycle, reported at the import that closes it.
+
+Syntax errors do not stop loading: a broken item stays in the list as a `parser.ErrorItem`, and
+the checker reports it with the name and type errors of the other items. Files that cannot be
+read and imports that cannot be followed do stop it (what they would define is unknown), and
+`load_items` raises with those and every syntax error found so far.
 """
 from __future__ import annotations
 
@@ -12,13 +17,20 @@ from pathlib import Path
 
 from . import ast
 from .diagnostics import Diagnostic, DiagnosticError
-from .parser import parse_source
-from .source import SourceFile
+from .parser import ErrorItem, parse_recovering
+from .source import SourceFile, Span
+
+
+@dataclass(frozen=True, slots=True)
+class FileStart:
+    """Placed first for each file named on the command line, so that what is missing from the file as
+    a whole (its `default`) has a location even when the file is empty."""
+    span: Span
 
 
 @dataclass(frozen=True, slots=True)
 class PlacedItem:
-    item: ast.Item
+    item: ast.Item | ErrorItem | FileStart   # an ErrorItem stands where an item failed to parse
     role: str            # "policy" or "spec": which command-line file it came through
 
 
@@ -31,19 +43,26 @@ def display_name(path: Path) -> str:
 
 
 def read_source(path: Path) -> SourceFile:
+    name = display_name(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise DiagnosticError([Diagnostic("E010", f"cannot read `{path}`: {exc.strerror or exc}", None,
-                                          location_text=str(path),
+        reason = str(exc.strerror or exc)
+        reason = reason[:1].lower() + reason[1:]
+        raise DiagnosticError([Diagnostic("E010", f"cannot read `{name}`: {reason}", None,
+                                          location_text=name,
                                           help="check the path; policy files end in `.dpi`")]) from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DiagnosticError([Diagnostic("E011", "file is not valid UTF-8", None,
-                                          location_text=f"{path}: byte {exc.start}",
+        # Show the file with the bad bytes replaced, the caret under the first one.
+        shown = raw.decode("utf-8-sig", errors="replace")
+        offset = len(raw[:exc.start].decode("utf-8-sig"))
+        source = SourceFile(path, shown, name)
+        raise DiagnosticError([Diagnostic("E011", f"`{name}` is not valid UTF-8", Span(source, offset, offset + 1),
+                                          f"byte 0x{raw[exc.start]:02x} is not UTF-8",
                                           help="save the file as UTF-8")]) from None
-    return SourceFile(path, text, display_name(path))
+    return SourceFile(path, text, name)
 
 
 class _Loader:
@@ -57,11 +76,12 @@ class _Loader:
         try:
             source = read_source(path)
             self.files.append(source)
-            module = parse_source(source)
         except DiagnosticError as exc:
             self.errors.extend(exc.diagnostics)
             return
-        for item in module.items:
+        if not chain:
+            out.append(PlacedItem(FileStart(Span(source, 0, 0)), role))
+        for item in parse_recovering(source).items:
             if isinstance(item, ast.ImportDecl):
                 self._import(item, path, role, root, chain + (path,), out)
             else:
@@ -73,8 +93,8 @@ class _Loader:
         if not target.is_relative_to(root):
             self.errors.append(Diagnostic(
                 "E012", f"import `{item.path}` leaves the policy root", item.span, "outside the policy root",
-                notes=(f"the policy root is `{display_name(root)}`, the folder of the file named on the command line",),
-                help="move the file inside the policy root, or check the policy from a folder that holds both"))
+                notes=(f"imports must stay inside {_folder_words(root)}, the folder of `{display_name(chain[0])}`",),
+                help="move the imported file into that folder or one below it"))
         elif target in chain:
             cycle = " -> ".join(display_name(p) for p in chain[chain.index(target):] + (target,))
             self.errors.append(Diagnostic("E013", "import cycle", item.span, "this import closes the cycle",
@@ -88,7 +108,11 @@ class _Loader:
 
 
 def load_items(policy_path: Path, spec_paths: tuple[Path, ...] = ()) -> tuple[list[PlacedItem], list[SourceFile]]:
-    """All items of the policy (with its imports) followed by those of each spec file."""
+    """All items of the policy (with its imports) followed by those of each spec file.
+
+    Syntax errors come back as `ErrorItem`s among the items (the checker reports them); a file that
+    cannot be read or an import that cannot be followed raises DiagnosticError here.
+    """
     loader = _Loader()
     items: list[PlacedItem] = []
     for path, role in ((policy_path, "policy"),) + tuple((p, "spec") for p in spec_paths):
@@ -97,5 +121,15 @@ def load_items(policy_path: Path, spec_paths: tuple[Path, ...] = ()) -> tuple[li
             continue
         loader.load(resolved, role, resolved.parent, (), items)
     if loader.errors:
-        raise DiagnosticError(loader.errors)
+        syntax = [p.item.diagnostic for p in items if isinstance(p.item, ErrorItem)]
+        raise DiagnosticError(sorted(loader.errors + syntax, key=_source_order))
     return items, loader.files
+
+
+def _folder_words(folder: Path) -> str:
+    shown = display_name(folder)
+    return "the current folder" if shown == "." else f"`{shown}`"
+
+
+def _source_order(d: Diagnostic):
+    return (d.span is None, d.span.file.display_name if d.span else "", d.span.start if d.span else 0)

@@ -7,6 +7,7 @@ line that starts with an item keyword, so one bad rule does not hide the errors 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
@@ -18,13 +19,15 @@ from .diagnostics import Diagnostic, DiagnosticError
 from .source import SourceFile, Span
 
 ITEM_KEYWORDS = ("policy", "enum", "set", "default", "rule", "invariant", "test", "import")
-_ITEM_START = re.compile(r"^[ \t]*(?:%s)\b" % "|".join(ITEM_KEYWORDS), re.M)
+ITEM_START = re.compile(r"^[ \t]*(%s)\b" % "|".join(ITEM_KEYWORDS), re.M)
 MAX_SYNTAX_ERRORS = 50
 
 _TOKEN_WORDS = {
     "NAME": "a name", "NUMBER": "a number", "IPV4": "an IPv4 address", "IPV6": "an IPv6 address",
     "VOLUME": "a volume such as `20GB`", "RATE": "a rate such as `128kbps`", "STRING": "a quoted string",
     "CMP": "a comparison (`==`, `!=`, `<`, `<=`, `>`, `>=`)", "$END": "end of file",
+    "ACTION_WORD": "an action (`allow`, `block`, `reset`, `throttle`, `redirect`)",
+    "TRUE": "`true`", "FALSE": "`false`",
 }
 
 
@@ -181,20 +184,59 @@ def _parser() -> _Parser:
     return _Parser()
 
 
-def parse_source(file: SourceFile) -> ast.Module:
-    """Parse one file; raise DiagnosticError with every syntax error found."""
+@dataclass(frozen=True, slots=True)
+class ErrorItem:
+    """Stands where an item could not be read, carrying its syntax error.
+
+    The loader places it like any item and the checker reports its diagnostic together with its
+    own, in source order, so one typo does not hide the type errors of the rest of the file.
+    `kind` and `name` say what the broken item would have declared (`rule`, `fair_use`) when that
+    can be read, so that uses of the name are not reported as unknown as well.
+    """
+
+    diagnostic: Diagnostic
+    kind: str | None = None
+    name: str | None = None
+
+    @property
+    def span(self) -> Span:
+        return self.diagnostic.span
+
+
+def parse_recovering(file: SourceFile) -> ast.Module:
+    """Parse one file, carrying on after syntax errors: each item that fails becomes an `ErrorItem`.
+
+    After an error the failing item is blanked out (newlines kept, so offsets stay valid) and the
+    file is parsed again, so every broken item is reported, each at its own location.
+    """
     text = file.text
-    errors: list[Diagnostic] = []
-    while len(errors) < MAX_SYNTAX_ERRORS:
+    broken: list[ErrorItem] = []
+    while True:
         try:
             module, builder_errors = _parser().parse(file, text)
         except UnexpectedInput as exc:
             offset = _error_offset(text, exc)
-            errors.append(_syntax_diagnostic(file, exc, offset))
-            text = _blank_failed_item(text, offset)
+            diagnostic = _syntax_diagnostic(file, text, exc, offset)
+            new_text, begin, end = _blank_failed_item(text, offset)
+            kind, name = _item_head(text[begin:end])
+            broken.append(ErrorItem(diagnostic, kind, name))
+            # INVARIANT: a round that blanks nothing stops the loop, so it always ends.
+            if new_text == text or len(broken) >= MAX_SYNTAX_ERRORS:
+                # The rest of the file is unread: anything it declares may be missing ("*").
+                stop = Diagnostic("E003", f"stopped reading `{file.display_name}` after {len(broken)} syntax errors",
+                                  None, location_text=file.display_name,
+                                  help="fix these first; the rest of the file was not checked")
+                return ast.Module(tuple(broken) + (ErrorItem(stop, "*"),))
+            text = new_text
             continue
-        errors.extend(builder_errors)
-        break
+        items = list(module.items) + broken + [ErrorItem(d) for d in builder_errors]
+        return ast.Module(tuple(sorted(items, key=lambda item: item.span.start)))
+
+
+def parse_source(file: SourceFile) -> ast.Module:
+    """Parse one file; raise DiagnosticError with every syntax error found."""
+    module = parse_recovering(file)
+    errors = [item.diagnostic for item in module.items if isinstance(item, ErrorItem)]
     if errors:
         raise DiagnosticError(errors)
     return module
@@ -202,20 +244,122 @@ def parse_source(file: SourceFile) -> ast.Module:
 
 def _error_offset(text: str, exc: UnexpectedInput) -> int:
     if isinstance(exc, UnexpectedEOF) or getattr(exc, "token", None) is not None and exc.token.type == "$END":
-        return len(text.rstrip())
+        end = _value_end(_stack_top(exc, 1))
+        return end if end is not None else len(text.rstrip())
     pos = getattr(exc, "pos_in_stream", None)
     return len(text) if pos is None else pos
 
 
-def _blank_failed_item(text: str, offset: int) -> str:
-    """Replace the item holding the error with spaces (newlines kept, so positions stay valid)."""
-    starts = [m.start() for m in _ITEM_START.finditer(text)]
-    begin = max((s for s in starts if s <= offset), default=0)
-    end = min((s for s in starts if s > offset), default=len(text))
-    if end <= begin:
-        end = len(text)
+def _blank_failed_item(text: str, offset: int) -> tuple[str, int, int]:
+    """Replace the item holding the error with spaces (newlines kept, so positions stay valid).
+
+    An error at the very start of an item (its keyword was unexpected) means the item before it
+    is unfinished: that one is blanked, not the good item that follows it.
+    """
+    starts = [m.start(1) for m in ITEM_START.finditer(text)]
+    if offset in starts:
+        begin = max((s for s in starts if s < offset), default=0)
+    else:
+        begin = max((s for s in starts if s <= offset), default=0)
+    end = min((s for s in starts if s > begin), default=len(text))
     blank = re.sub(r"[^\n]", " ", text[begin:end])
-    return text[:begin] + blank + text[end:]
+    return text[:begin] + blank + text[end:], begin, end
+
+
+_HEAD = re.compile(r"\s*(%s)\b(?:\s+([A-Za-z_][A-Za-z0-9_]*)\b)?" % "|".join(ITEM_KEYWORDS))
+_NAMED_KINDS = ("enum", "set", "rule", "invariant", "test")
+
+
+def _item_head(chunk: str) -> tuple[str | None, str | None]:
+    """The keyword and declared name of an item's text, as far as they can be read."""
+    match = _HEAD.match(chunk)
+    if match is None:
+        return None, None
+    kind = match.group(1)
+    return kind, match.group(2) if kind in _NAMED_KINDS else None
+
+
+# ----- syntax error messages -------------------------------------------------------------------
+# Words that are keywords only where the grammar expects them; anywhere else the lexer reads them
+# as names, so `tls and then block` fails at `block` although the mistake is before `then`.
+_SOFT_KEYWORDS = frozenset({"when", "then", "because", "require", "exists", "given", "expect",
+                            "version", "and", "or", "in"})
+_ACTION_WORDS = ("allow", "block", "reset", "throttle", "redirect")
+_OPERANDS = ("NAME", "NUMBER", "IPV4", "IPV6", "VOLUME", "RATE", "STRING", "TRUE", "FALSE")
+_ITEM_TERMINALS = tuple(k.upper() for k in ITEM_KEYWORDS)
+# What is missing after a token, by the token's type (for the keyword-read-as-a-name case).
+_MISSING_AFTER = {"CMP": "a value", "IN": "a set or value", "__ANON_0": "a value", "COMMA": "a value",
+                  "LBRACE": "a value", "AND": "a condition", "OR": "a condition", "NOT": "a condition",
+                  "WHEN": "a condition", "GIVEN": "a condition", "REQUIRE": "a condition",
+                  "EXISTS": "a condition", "LPAR": "a condition", "RULE": "a name", "SET": "a name",
+                  "ENUM": "a name", "INVARIANT": "a name", "TEST": "a name", "POLICY": "a name"}
+_CHARACTER_HELP = {
+    "'": "strings use double quotes: \"...\"",
+    "\u2018": "strings use plain double quotes: \"...\"", "\u2019": "strings use plain double quotes: \"...\"",
+    "\u201c": "strings use plain double quotes: \"...\"", "\u201d": "strings use plain double quotes: \"...\"",
+    "&": "use the words `and`, `or`, `not`", "|": "use the words `and`, `or`, `not`",
+    "!": "use the words `and`, `or`, `not`",
+    ";": "items need no separator: remove the `;`",
+    '"': "a string must end with `\"` on the same line",
+}
+
+
+def _stack_top(exc: UnexpectedInput, depth: int):
+    """The value `depth` places from the top of the parser's stack at the error (a token or a node)."""
+    parser = getattr(exc, "interactive_parser", None)
+    stack = parser.parser_state.value_stack if parser is not None else []
+    return stack[-depth] if len(stack) >= depth else None
+
+
+def _value_end(value) -> int | None:
+    if isinstance(value, Token):
+        return value.end_pos
+    span = getattr(value, "span", None)
+    return span.end if isinstance(span, Span) else None
+
+
+def _acceptable(exc: UnexpectedInput) -> set[str]:
+    """Terminals that really continue the text at the error (LALR's own list over-approximates)."""
+    try:
+        accepts = exc.interactive_parser.accepts() if getattr(exc, "interactive_parser", None) else None
+    except Exception:       # the exact list is a nicety; the table's list is still right
+        accepts = None
+    return set(accepts) if accepts else set(getattr(exc, "expected", None) or ())
+
+
+def _expected_phrases(accepts: set[str]) -> list[str]:
+    """The acceptable terminals as phrases, most telling first: clause keywords, then operators,
+    values, closing brackets, connectives, and last the start of a new item."""
+    out: list[str] = []
+    for t in ("THEN", "WHEN", "REQUIRE", "EXISTS", "GIVEN", "EXPECT", "BECAUSE", "VERSION", "EQUAL"):
+        if t in accepts:
+            out.append("`=`" if t == "EQUAL" else f"`{t.lower()}`")
+    if "ACTION_WORD" in accepts:
+        out.append("an action (`allow`, `block`, `reset`, `throttle`, `redirect`)")
+    if "CMP" in accepts:
+        out.append("a comparison (`==`, `!=`, `<`, ...)")
+    if "IN" in accepts:
+        out += ["`in`", "`not in`"] if "NOT" in accepts else ["`in`"]
+    if set(_OPERANDS) <= accepts:
+        out.append("a condition" if {"LPAR", "NOT"} <= accepts and "IN" not in accepts else "a value")
+    else:
+        if "NOT" in accepts and "IN" not in accepts:
+            out.append("`not`")
+        out += [_describe_terminal(t) for t in _OPERANDS if t in accepts]
+    for t in ("RPAR", "RBRACE", "COMMA", "LBRACE", "__ANON_0", "LOG", "AND", "OR"):
+        if t in accepts:
+            out.append(_describe_terminal(t))
+    if any(t in accepts for t in _ITEM_TERMINALS):
+        out.append("a new item (`rule`, `set`, `invariant`, ...)")
+    elif "$END" in accepts:
+        out.append("end of file")
+    return out
+
+
+def _join(phrases: list[str], limit: int = 6) -> str:
+    if len(phrases) > limit:
+        return ", ".join(phrases[:limit]) + ", ..."
+    return phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " or " + phrases[-1]
 
 
 def _describe_terminal(name: str) -> str:
@@ -227,29 +371,87 @@ def _describe_terminal(name: str) -> str:
     return name.lower()
 
 
-def _syntax_diagnostic(file: SourceFile, exc: UnexpectedInput, offset: int) -> Diagnostic:
+def _syntax_diagnostic(file: SourceFile, text: str, exc: UnexpectedInput, offset: int) -> Diagnostic:
     if isinstance(exc, UnexpectedCharacters):
         char = file.text[offset] if offset < len(file.text) else ""
         return Diagnostic("E001", f"unexpected character `{char}`", Span(file, offset, offset + 1),
-                          "not part of any token", help=_character_help(char))
-    expected = sorted({_describe_terminal(t) for t in (exc.expected or ()) if not t.startswith("__")})
-    if isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
-        tok = exc.token
+                          "not part of any token", help=_CHARACTER_HELP.get(char))
+    accepts = _acceptable(exc)
+    previous = _stack_top(exc, 1)
+    if isinstance(previous, Token) and previous.type == "ACTION_WORD":
+        # The grammar lets any action take a rate or a target (the checker explains why not);
+        # offer only what this action really takes.
+        accepts -= {"RATE", "STRING"} - {{"throttle": "RATE", "redirect": "STRING"}.get(str(previous), "")}
+    if isinstance(previous, Token) and previous.type == "NAME" and previous.value in _SOFT_KEYWORDS:
+        before = _stack_top(exc, 2)
+        what = _MISSING_AFTER.get(before.type) if isinstance(before, Token) else None
+        if what is not None:
+            return Diagnostic("E001", f"syntax error: missing {what} after `{before}`",
+                              Span(file, previous.start_pos, previous.end_pos),
+                              f"`{previous}` is a keyword, not {what}",
+                              help=f"write {what} between `{before}` and `{previous}`")
+    phrases = _expected_phrases(accepts)
+    if isinstance(previous, Token) and previous.type == "ACTION_WORD":
+        # after `throttle`/`redirect` its argument is the telling expectation
+        phrases.sort(key=lambda p: not (p.startswith("a rate") or p.startswith("a quoted")))
+    expected = _join(phrases) if phrases else ""
+    notes: tuple[str, ...] = ()
+    tok = exc.token if isinstance(exc, UnexpectedToken) else None
+    if tok is not None and tok.type != "$END":
         span = Span(file, tok.start_pos, tok.end_pos)
-        found = f"`{tok}`"
-        label = "unexpected here"
+        shown = str(tok) if len(str(tok)) <= 30 else str(tok)[:27] + "..."
+        found, label = f"`{shown}`", "unexpected here"
+        hint = _token_hint(tok, accepts, text)
+        if tok.type in _ITEM_TERMINALS and not any(t in accepts for t in _ITEM_TERMINALS):
+            label = "a new item starts here"
+            owner = _item_before(file, offset)
+            if owner is not None:
+                notes = (f"the `{owner[0]}` item at {owner[1]} is not complete",)
     else:
-        span = Span(file, max(0, offset - 1), max(1, offset))
-        found = "end of file"
-        label = "the file ends here"
-    shown = ", ".join(expected[:8]) + (", ..." if len(expected) > 8 else "")
-    return Diagnostic("E001", f"syntax error: unexpected {found}", span, label,
-                      help=f"expected {shown}" if shown else None)
+        end = offset
+        span = Span(file, end, end + 1)
+        found, label, hint = "end of file", "the file ends here", None
+        owner = _item_before(file, offset + 1)
+        if owner is not None:
+            notes = (f"the `{owner[0]}` item at {owner[1]} is not complete",)
+    if hint is not None:
+        return Diagnostic("E001", f"syntax error: unexpected {found}", span, label, help=hint,
+                          notes=notes + ((f"expected {expected}",) if expected else ()))
+    return Diagnostic("E001", f"syntax error: unexpected {found}", span, label, notes=notes,
+                      help=f"expected {expected}" if expected else None)
 
 
-def _character_help(char: str) -> str | None:
-    if char in "'":
-        return "strings use double quotes: \"...\""
-    if char in "&|!":
-        return "use the words `and`, `or`, `not`"
+def _item_before(file: SourceFile, offset: int) -> tuple[str, str] | None:
+    """The keyword and location of the last item that starts before offset."""
+    starts = [m for m in ITEM_START.finditer(file.text) if m.end() <= offset]
+    if not starts:
+        return None
+    m = starts[-1]
+    begin = m.start(1)
+    line, col = file.line_col(begin)
+    return m.group(1), f"{line}:{col}"
+
+
+def _token_hint(tok: Token, accepts: set[str], text: str) -> str | None:
+    """A targeted suggestion for the common slips; None when the expected list says it best."""
+    kind = tok.type
+    if kind == "EQUAL" and "CMP" in accepts:
+        return "to compare, write `==`"
+    if kind == "CMP" and "CMP" not in accepts and "AND" in accepts:
+        return "comparisons do not chain: join them with `and`"
+    if str(tok) in _ACTION_WORDS and "THEN" in accepts:
+        return f"write `then` before the action: `then {tok}`"
+    if kind == "NUMBER" and "RATE" in accepts:
+        unit = re.match(r"\s*(bps|kbps|Mbps|Gbps)\b", text[tok.end_pos:])
+        if unit:
+            return f"write the rate and its unit together: `{tok}{unit.group(1)}`"
+        return "a rate needs a unit, for example `128kbps`"
+    if str(tok) == "log" and "COMMA" in accepts:
+        return "write `, log` after the action"
+    if kind in _OPERANDS and {"COMMA", "RBRACE"} <= accepts:
+        return "separate the members with `,`"
+    if kind in _OPERANDS and "LBRACE" in accepts and "NAME" not in accepts:
+        return f"write the members in braces: `{{ {tok}, ... }}`"
+    if kind in _OPERANDS and kind != "STRING" and "STRING" in accepts and "NAME" not in accepts:
+        return f"put the text in double quotes: `\"{tok}\"`"
     return None

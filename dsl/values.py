@@ -30,8 +30,9 @@ def parse_quantity(text: str, units: dict[str, int], what: str) -> int:
     except InvalidOperation:
         raise ValueError_(f"`{text}` is not a {what}") from None
     if value != value.to_integral_value():
-        raise ValueError_(f"`{text}` is not a whole number of {next(iter(units))}",
-                          help=f"use a smaller unit")
+        smallest = next(iter(units))
+        raise ValueError_(f"`{text}` is not a whole number of {smallest}", f"a fraction of a {smallest}",
+                          help=f"round it to a whole number of {smallest}")
     return int(value)
 
 
