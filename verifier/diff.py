@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-from dpipolicy.compiler.boxes import Box, contains, intersect, subtract, subtract_all
+from dpipolicy.compiler.boxes import Box, contains, intersect, subtract_all
 from dpipolicy.compiler.retarget import joint_schema, retarget
 from dpipolicy.compiler.table import RuleTable
 from dpipolicy.dsl.schema import Schema
@@ -26,11 +26,10 @@ from dpipolicy.dsl.typed import Action, Origin
 
 from . import encode
 from .properties import InternalError, TableModel
-from .solve import Answer, Limits, solve
-from .witness import realistic_point, sample_points
+from .solve import Answer, Limits, Session
+from .witness import realistic_point
 
 EXACT_BOXES_CAP = 16      # a changed region splitting into more boxes is shown as a box minus named rules
-REMAINING_CAP = 64        # pieces of a changed rule's box tracked through the other table
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,14 @@ def _decider(model: TableModel, i: int) -> Decider:
 
 
 class _Walk:
-    """The rules of the other table that decide part of one changed rule's flows differently."""
+    """One changed rule c, followed through the other table with one incremental z3 session.
+
+    The session holds: the flow is in box_c and in no earlier rule of c's side (so c decides
+    it), and `dec`, the index of the other side's deciding rule (an if-then-else chain over
+    the rules meeting box_c), is one whose outcome differs. Each model names a rule k; the
+    flows decided by c and k are recorded, k is ruled out, and the session is asked again,
+    until z3 answers unsat: a proof that no other flow of c changes.
+    """
 
     def __init__(self, diff: Diff, own: TableModel, other: TableModel, partner: dict[int, int],
                  skip: set[int], old_side: bool, limits: Limits):
@@ -85,55 +91,60 @@ class _Walk:
     def run(self, c: int) -> None:
         own, other, fields = self.own, self.other, self.own.fields
         box, mine = own.boxes[c], own.entries[c][0]
-        remaining: list[Box] | None = [box]    # box_c minus the other side's rules seen so far
+        meeting = []
         for k in other.index.overlapping(box):
-            if remaining is not None:
-                pieces = [x for x in (intersect(r, other.boxes[k]) for r in remaining) if x is not None]
-                remaining = [p for r in remaining for p in subtract(r, other.boxes[k], fields)]
-                if len(remaining) > REMAINING_CAP:
-                    remaining = None           # too fragmented to track: test box_c ∩ box_k whole
-            else:
-                pieces = [intersect(box, other.boxes[k])]
-            aligned_before = self.partner.get(k, c) < c
-            if not aligned_before and k not in self.skip and other.entries[k][0] != mine:
-                for piece in pieces:
-                    self._piece(c, k, piece)
-            if remaining == [] or contains(other.boxes[k], box):
+            meeting.append(k)
+            if contains(other.boxes[k], box):
                 break           # every flow of box_c is decided by now on the other side
-
-    def _piece(self, c: int, k: int, region: Box) -> None:
-        own, other, schema = self.own, self.other, self.own.table.schema
-        earlier_own = own.index.overlapping(region, c)
-        earlier_other = other.index.overlapping(region, k)
-        boxes = [own.boxes[j] for j in earlier_own] + [other.boxes[j] for j in earlier_other]
-        if any(contains(b, region) for b in boxes):
-            return
-        def shadowed(p) -> bool:
-            return own.index.first_holding(p, c) is not None or other.index.first_holding(p, k) is not None
-
-        point = next((p for p in [realistic_point(schema, region)] + sample_points(schema, region, 6)
-                      if not shadowed(p)), None)
-        if point is None:
-            outcome = solve("\n".join((own.declarations, f"(assert {encode.box(own.fields, region)})",
-                                        f"(assert (not {encode.boxes(own.fields, boxes)}))")),
-                            schema.flow_fields, self.limits)
+        relevant = [k for k in meeting if self.partner.get(k, c) >= c and k not in self.skip
+                    and other.entries[k][0] != mine]
+        if not relevant:
+            return              # no rule that could decide c's flows differently
+        earlier = own.index.overlapping(box, c)
+        width = max(1, len(other.boxes).bit_length())
+        chain = f"(_ bv{meeting[-1]} {width})"
+        for k in reversed(meeting[:-1]):
+            chain = f"(ite {encode.box(fields, other.boxes[k])} (_ bv{k} {width}) {chain})"
+        parts = [own.declarations, f"(declare-const |dec| (_ BitVec {width}))",
+                 f"(assert {encode.box(fields, box)})", f"(assert (= |dec| {chain}))",
+                 "(assert (or " + " ".join(f"(= |dec| (_ bv{k} {width}))" for k in relevant) + " false))"]
+        if earlier:
+            parts.append(f"(assert (not {encode.boxes(fields, (own.boxes[j] for j in earlier))}))")
+        session = Session("\n".join(parts), own.table.schema.flow_fields, self.limits)
+        while True:
+            outcome = session.check()
             self.diff.queries += 1
             if outcome.answer is Answer.UNSAT:
                 return
             if outcome.answer is Answer.UNKNOWN:
-                self.diff.unknown.append(f"rules {own.entries[c][1]} and {other.entries[k][1]}: "
-                                         f"the solver gave no answer ({outcome.reason})")
+                self.diff.unknown.append(f"rule {own.entries[c][1]}: the solver gave no answer ({outcome.reason})")
                 return
-            point = outcome.model
-        parts, complete = subtract_all(region, boxes, own.fields, EXACT_BOXES_CAP, budget=200)
+            k = other.index.first_holding(outcome.model, len(other.boxes))
+            if k not in relevant:
+                raise InternalError(f"diff: z3 named a flow decided by rule #{k}, not a changed outcome")
+            self._record(c, k, earlier, outcome.model)
+            session.add(f"(assert (not (= |dec| (_ bv{k} {width}))))")
+
+    def _record(self, c: int, k: int, earlier: list[int], model: dict[str, int]) -> None:
+        """The flows decided by c here and by k there: exact boxes, or the box minus named rules."""
+        own, other, schema = self.own, self.other, self.own.table.schema
+        region = intersect(own.boxes[c], other.boxes[k])
+        earlier_own = [j for j in earlier if intersect(own.boxes[j], region) is not None]
+        earlier_other = other.index.overlapping(region, k)
+        boxes = [own.boxes[j] for j in earlier_own] + [other.boxes[j] for j in earlier_other]
+        parts, complete = (subtract_all(region, boxes, own.fields, EXACT_BOXES_CAP, budget=200)
+                           if len(boxes) <= EXACT_BOXES_CAP else ([], False))
         mine, theirs = _decider(own, c), _decider(other, k)
         old, new = (mine, theirs) if self.old_side else (theirs, mine)
         if complete:
             self.diff.changes.extend(Change(p, old, new, realistic_point(schema, p)) for p in parts)
-        else:
-            excluded = tuple(dict.fromkeys([own.entries[j][1] for j in earlier_own]
-                                           + [other.entries[j][1] for j in earlier_other]))
-            self.diff.changes.append(Change(region, old, new, point, excluded))
+            return
+        point = realistic_point(schema, region)
+        if own.index.first_holding(point, c) is not None or other.index.first_holding(point, k) is not None:
+            point = model
+        excluded = tuple(dict.fromkeys([own.entries[j][1] for j in earlier_own]
+                                       + [other.entries[j][1] for j in earlier_other]))
+        self.diff.changes.append(Change(region, old, new, point, excluded))
 
 
 def _partners(a: list, b: list) -> tuple[dict[int, int], dict[int, int]]:

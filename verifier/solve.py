@@ -37,10 +37,10 @@ class Limits:
 
 def solve(smtlib: str, fields: tuple[Field, ...], limits: Limits) -> Outcome:
     """Decide the assertions in `smtlib`; a model gives a value for every field in `fields`."""
-    z3.set_param("memory_max_size", limits.memory_mb)
-    solver = z3.SolverFor("QF_BV")
-    solver.set("timeout", max(1, int(limits.timeout_s * 1000)))
-    solver.from_string(smtlib)
+    return Session(smtlib, fields, limits).check()
+
+
+def _outcome(solver, fields: tuple[Field, ...]) -> Outcome:
     result = solver.check()
     if result == z3.unsat:
         return Outcome(Answer.UNSAT)
@@ -52,3 +52,21 @@ def solve(smtlib: str, fields: tuple[Field, ...], limits: Limits) -> Outcome:
         value = model.eval(z3.BitVec(f.name, f.bits), model_completion=True)
         values[f.name] = value.as_long()
     return Outcome(Answer.SAT, values)
+
+
+class Session:
+    """An incremental query: one base problem, then assertions added between checks (z3 keeps
+    what it learnt). Each check has the same time limit as a single query."""
+
+    def __init__(self, smtlib: str, fields: tuple[Field, ...], limits: Limits):
+        z3.set_param("memory_max_size", limits.memory_mb)
+        self.fields = fields
+        self.solver = z3.SolverFor("QF_BV")
+        self.solver.set("timeout", max(1, int(limits.timeout_s * 1000)))
+        self.solver.from_string(smtlib)
+
+    def add(self, smtlib: str) -> None:
+        self.solver.from_string(smtlib)
+
+    def check(self) -> Outcome:
+        return _outcome(self.solver, self.fields)

@@ -93,19 +93,3 @@ def _endpoint(ip: int, port: int) -> str:
     from dpipolicy.dsl.values import ip_text
     return f"[{ip_text(ip)}]:{port}" if ip >= IPV6_BASE else f"{ip_text(ip)}:{port}"
 
-
-def sample_points(schema: Schema, box: Mapping[str, IntervalSet], count: int, seed: int = 0) -> list[dict[str, int]]:
-    """Other points of the box than the realistic one: each constrained field at the ends and the
-    middle of its intervals, in turn. Cheap candidates for a witness before asking a solver."""
-    import random
-    rng = random.Random(seed)
-    base = realistic_point(schema, box)
-    out = []
-    names = sorted(box)
-    for _ in range(count):
-        point = dict(base)
-        for name in names:
-            lo, hi = rng.choice(box[name].intervals)
-            point[name] = rng.choice((lo, hi, (lo + hi) // 2, rng.randint(lo, hi)))
-        out.append(point)
-    return out
