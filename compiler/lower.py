@@ -28,4 +28,4 @@ def lower(policy: Policy) -> RuleTable:
             out.append(MatchRule(len(out), matches, rule.action, rule.origin, rule.because))
     if errors:
         raise DiagnosticError(errors)
-    return RuleTable(policy.name, policy.version, policy.schema, tuple(out), policy.default)
+    return RuleTable(policy.name, policy.version, policy.schema, tuple(out), policy.default, policy.named_sets)

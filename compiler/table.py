@@ -28,6 +28,7 @@ class RuleTable:
     schema: Schema
     rules: tuple[MatchRule, ...]
     default: Action
+    named_sets: tuple[tuple[str, str, IntervalSet], ...] = ()   # (set, field, values): names for reports
 
     def source_rule_names(self) -> tuple[str, ...]:
         """Names of the source rules, in order, each once."""

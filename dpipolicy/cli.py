@@ -121,9 +121,9 @@ def _check(args, stdout: TextIO, stderr: TextIO) -> int:
     loaded = api.load(args.policy, tuple(args.spec), tuple(args.catalogue))
     report = api.check(loaded, limits)
     if args.format == "json":
-        stdout.write(json.dumps(report_json(loaded.table.schema, report), indent=2) + "\n")
+        stdout.write(json.dumps(report_json(loaded.table.schema, report, loaded.table.named_sets), indent=2) + "\n")
     else:
-        stdout.write(TextReport(loaded.table.schema, _colour(stdout)).render(report) + "\n")
+        stdout.write(TextReport(loaded.table.schema, _colour(stdout), loaded.table.named_sets).render(report) + "\n")
     return report.exit_code()
 
 

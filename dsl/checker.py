@@ -14,7 +14,7 @@ from .intervals import EMPTY, IntervalSet
 from .loader import FileStart, PlacedItem
 from .parser import ITEM_START, ErrorItem
 from .source import SourceFile, Span
-from .schema import ACTIONS, DIRECTIONS, ORDERED_KINDS, PROTOCOLS, RATE_MAX, Field, Schema, build_schema
+from .schema import ACTIONS, DIRECTIONS, IPV6_BASE, ORDERED_KINDS, PROTOCOLS, RATE_MAX, Field, Schema, build_schema
 from .values import RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity
 
 _MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
@@ -218,13 +218,9 @@ class _Checker:
                 self.sink.error("E144", f"enum `{name}` differs from the rule table's", decl.name.span,
                                 "members differ", notes=(f"the table has {{{', '.join(theirs)}}}",),
                                 help="check the table against the spec written for the same policy")
-        invariants = tuple(self.invariant(i) for i in self.decls.invariants)
-        tests = tuple(typed.Test(t.name.text, self.cond(t.given, "spec"), self.action(t.expect), t.span)
-                      for t in self.decls.tests)
-        self._check_duplicates()
-        self._check_unused_sets()
-        self.sink.raise_if_any()
-        return typed.Policy(None, None, schema, (), typed.Action("allow"), None, invariants, tests)
+        invariants, tests = self._spec()
+        return typed.Policy(None, None, schema, (), typed.Action("allow"), None, invariants, tests,
+                            self._named_sets())
 
     def assemble(self, placed: list[PlacedItem]) -> typed.Policy:
         d = self.decls
@@ -239,14 +235,24 @@ class _Checker:
             default = typed.Action("allow")
         else:
             default = self.action(d.default.action)
-        invariants = tuple(self.invariant(i) for i in d.invariants)
+        invariants, tests = self._spec()
+        return typed.Policy(d.policy.name.text if d.policy else None, d.policy.version if d.policy else None,
+                            self.schema, rules, default, d.default.span if d.default else None, invariants, tests,
+                            self._named_sets())
+
+    def _spec(self) -> tuple[tuple[typed.Invariant, ...], tuple[typed.Test, ...]]:
+        """Invariants and tests, then the checks that need everything resolved; raises on errors."""
+        invariants = tuple(self.invariant(i) for i in self.decls.invariants)
         tests = tuple(typed.Test(t.name.text, self.cond(t.given, "spec"), self.action(t.expect), t.span)
-                      for t in d.tests)
+                      for t in self.decls.tests)
         self._check_duplicates()
         self._check_unused_sets()
         self.sink.raise_if_any()
-        return typed.Policy(d.policy.name.text if d.policy else None, d.policy.version if d.policy else None,
-                            self.schema, rules, default, d.default.span if d.default else None, invariants, tests)
+        return invariants, tests
+
+    def _named_sets(self) -> tuple[tuple[str, str, IntervalSet], ...]:
+        """(set, field, values) for every named set used with a field: reports can name them."""
+        return tuple((name, field, values) for (name, field), values in self._set_cache.items())
 
     def _policy_anchor(self, placed: list[PlacedItem]) -> Span | None:
         """Where to report something missing from the policy as a whole: its `policy` header, or
@@ -492,6 +498,11 @@ class _Checker:
             return None
         low, high = self.scalar(f, r.low), self.scalar(f, r.high)
         if low is None or high is None:
+            return None
+        if f.kind == "ip" and (low[0] < IPV6_BASE) != (high[1] < IPV6_BASE):
+            self.sink.error("E128", f"range `{r.low.text}..{r.high.text}` mixes IPv4 and IPv6", r.span,
+                            "ends in different address families",
+                            help="write one range per family, or use prefixes")
             return None
         if low[0] > high[1]:
             self.sink.error("E128", f"empty range `{r.low.text}..{r.high.text}`", r.span, "low end above high end",

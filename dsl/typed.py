@@ -109,6 +109,7 @@ class Policy:
     default_span: Span | None
     invariants: tuple[Invariant, ...]
     tests: tuple[Test, ...]
+    named_sets: tuple[tuple[str, str, IntervalSet], ...] = ()   # (set, field, values), for reports
 
 
 def evaluate(cond: Cond, flow: Mapping[str, int]) -> bool:

@@ -591,3 +591,17 @@ def test_every_one_token_deletion_gives_located_diagnostics(tmp_path):
                 assert d.span is not None and d.span.file.path == path, d.render()
                 assert d.render().startswith(f"error[{d.code}]: ")
     assert rejected > 50
+
+
+def test_range_across_address_families_is_an_error(tmp_path):
+    from dpipolicy.dsl.diagnostics import DiagnosticError
+    from dpipolicy.dsl.frontend import load_policy
+    path = tmp_path / "p.dpi"
+    path.write_text("default allow\nrule r when dst.ip in 10.1.2.3..2001:db8::25 then block\n")
+    try:
+        load_policy(path)
+    except DiagnosticError as exc:
+        (d,) = exc.diagnostics
+        assert d.code == "E128" and "mixes IPv4 and IPv6" in d.message and d.span.line == 2
+    else:
+        raise AssertionError("a range across address families was accepted")

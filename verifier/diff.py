@@ -56,6 +56,7 @@ class Diff:
     unknown: list[str] = field(default_factory=list)    # parts the solver could not settle, and why
     queries: int = 0
     changed_rules: tuple[int, int] = (0, 0)             # unaligned rules (default included) per side
+    names: tuple = ()                                   # named sets of both versions, for reports
 
     @property
     def equivalent(self) -> bool:
@@ -162,7 +163,9 @@ def diff_tables(old: RuleTable, new: RuleTable, limits: Limits) -> Diff:
                                [_signature(b, j) for j in range(len(b.boxes))])
     changed_a = [i for i in range(len(a.boxes)) if i not in a_to_b]
     changed_b = [j for j in range(len(b.boxes)) if j not in b_to_a]
-    result = Diff(schema, changed_rules=(len(changed_a), len(changed_b)))
+    # enum values were renumbered onto the joint schema, so only sets of other fields keep their meaning
+    names = tuple(n for n in old.named_sets + new.named_sets if schema.field(n[1]).kind != "enum" or n[1] == "app")
+    result = Diff(schema, changed_rules=(len(changed_a), len(changed_b)), names=names)
     for i in changed_a:
         _Walk(result, a, b, b_to_a, set(), True, limits).run(i)
     for j in changed_b:

@@ -39,10 +39,13 @@ def _apps_phrase(schema: Schema, values: IntervalSet | None) -> str:
     return ", ".join(names) if len(names) <= 6 else ", ".join(names[:6]) + f" and {len(names) - 6} more"
 
 
-def group_key(schema: Schema, change: Change) -> tuple[str, str]:
-    """(what the flows are, old -> new): the line a reviewer reads first."""
+def group_key(diff: Diff, change: Change) -> tuple[str, str]:
+    """(what the flows are, old -> new): the line a reviewer reads first. Flows are named by
+    application, then destination and plan; ports too when no application is named."""
+    schema = diff.schema
     flows = _apps_phrase(schema, change.box.get("app"))
-    conditions = [field_condition(schema, n, change.box[n]) for n in ("dst.ip", "subscriber.plan") if n in change.box]
+    named = ("dst.ip", "subscriber.plan") + (("dst.port",) if "app" not in change.box else ())
+    conditions = [field_condition(schema, n, change.box[n], diff.names) for n in named if n in change.box]
     what = f"{flows} with {' and '.join(conditions)}" if conditions else flows
     return what, f"{change.old.action.text()} -> {change.new.action.text()}"
 
@@ -50,12 +53,13 @@ def group_key(schema: Schema, change: Change) -> tuple[str, str]:
 def grouped(diff: Diff) -> dict[tuple[str, str], list[Change]]:
     groups: dict[tuple[str, str], list[Change]] = {}
     for change in diff.changes:
-        groups.setdefault(group_key(diff.schema, change), []).append(change)
+        groups.setdefault(group_key(diff, change), []).append(change)
     return groups
 
 
-def change_text(schema: Schema, change: Change) -> list[str]:
-    text = box_text(schema, change.box)
+def change_text(diff: Diff, change: Change) -> list[str]:
+    schema = diff.schema
+    text = box_text(schema, change.box, diff.names)
     if change.excluding:
         shown = ", ".join(change.excluding[:5]) + (f" and {len(change.excluding) - 5} more" if len(change.excluding) > 5 else "")
         text += f"  (except flows decided earlier by {shown})"
@@ -87,7 +91,7 @@ def render_text(diff: Diff, statuses: list[StatusChange], limit: int = 50) -> st
         for change in changes:
             if shown == limit:
                 break
-            first, *rest = change_text(diff.schema, change)
+            first, *rest = change_text(diff, change)
             lines.append(f"  - {first}")
             lines.extend(f"    {line}" for line in rest)
             shown += 1
@@ -114,7 +118,7 @@ def render_json(diff: Diff, statuses: list[StatusChange]) -> dict:
                     "queries": diff.queries, "status_changes": len(statuses)},
         "status_changes": [{"kind": s.kind, "name": s.name, "before": s.before, "after": s.after} for s in statuses],
         "groups": [{"what": what, "change": how, "regions": [
-            {"match": box_json(schema, c.box), "text": box_text(schema, c.box), "excluding": list(c.excluding),
+            {"match": box_json(schema, c.box), "text": box_text(schema, c.box, diff.names), "excluding": list(c.excluding),
              "old": _decider_json(c.old), "new": _decider_json(c.new),
              "witness": flow_json(schema, c.witness), "witness_text": flow_text(schema, c.witness)}
             for c in changes]} for (what, how), changes in grouped(diff).items()],
@@ -140,7 +144,7 @@ def render_markdown(diff: Diff, statuses: list[StatusChange], limit: int = 50) -
     for (what, how), changes in groups.items():
         out += ["", f"<details><summary>{what}: {how}</summary>", ""]
         for change in changes[: max(0, limit - shown)]:
-            first, *rest = change_text(diff.schema, change)
+            first, *rest = change_text(diff, change)
             out.append(f"- `{first}`")
             out.extend(f"  - {line}" for line in rest)
             shown += 1

@@ -81,6 +81,7 @@ def explain(loaded, pinned: dict[str, int]) -> Explanation:
     table = loaded.table
     schema = table.schema
     fields = {f.name: f for f in schema.flow_fields}
+    names = table.named_sets
     remaining: list[Box] = [{}]
     deciding: set[str] = set()
     steps: dict[str, Step] = {}
@@ -89,7 +90,7 @@ def explain(loaded, pinned: dict[str, int]) -> Explanation:
         box = rule.box()
         name, location = rule.origin.name, rule.origin.location()
         step = steps.setdefault(name, Step(name, location, rule.action, "no match"))
-        failing = [field_condition(schema, n, v) for n, v in box.items() if n in pinned and pinned[n] not in v]
+        failing = [field_condition(schema, n, v, names) for n, v in box.items() if n in pinned and pinned[n] not in v]
         if failing:
             if step.status == "no match" and not step.failed:
                 step.failed = [f"{c} (flow has {_pinned_text(schema, c, pinned)})" for c in failing]
@@ -99,14 +100,14 @@ def explain(loaded, pinned: dict[str, int]) -> Explanation:
         if not decided:
             continue
         step.status, step.failed = ("decides" if not residual and remaining == [{}] else "decides some"), []
-        step.when.extend(box_text(schema, b) for b in decided)
+        step.when.extend(box_text(schema, b, names) for b in decided)
         deciding.update(residual)
-        outcomes.append((rule.action, name, location, [box_text(schema, b) for b in decided]))
+        outcomes.append((rule.action, name, location, [box_text(schema, b, names) for b in decided]))
         remaining = [piece for r in remaining for piece in subtract(r, residual, fields)]
         if not remaining:
             break
     if remaining:
-        outcomes.append((table.default, "default", "", [box_text(schema, b) for b in remaining]))
+        outcomes.append((table.default, "default", "", [box_text(schema, b, names) for b in remaining]))
     unpinned = [f.name for f in schema.flow_fields if f.name not in pinned and not f.name.startswith(ADDON_PREFIX)]
     if schema.addons and not any(ADDON_PREFIX + a in pinned for a in schema.addons):
         unpinned.append("subscriber.addons")

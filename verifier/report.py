@@ -14,9 +14,18 @@ REGION_SHOWN = 10
 _COLOURS = {HOLDS: "32", PASSED: "32", VIOLATED: "31", FAILED: "31", UNKNOWN: "33"}
 
 
-def field_condition(schema: Schema, name: str, values: IntervalSet) -> str:
-    """One field of a box as a condition in the language, with the shorter of the set and its complement."""
+Names = tuple[tuple[str, str, IntervalSet], ...]     # (set name, field, values) from the policy
+
+
+def field_condition(schema: Schema, name: str, values: IntervalSet, names: Names = ()) -> str:
+    """One field of a box as a condition in the language: by a named set of the policy when one
+    matches (`dst.ip not in operator_mail`), else with the shorter of the set and its complement."""
     f = schema.field(name)
+    for set_name, field, set_values in names:
+        if field == name and values == set_values:
+            return f"{name} in {set_name}"
+        if field == name and values == set_values.complement(0, f.hi):
+            return f"{name} not in {set_name}"
     if name.startswith(ADDON_PREFIX):
         addon = name[len(ADDON_PREFIX):]
         return f"{addon} in subscriber.addons" if 1 in values else f"{addon} not in subscriber.addons"
@@ -40,11 +49,11 @@ def field_condition(schema: Schema, name: str, values: IntervalSet) -> str:
     return f"{name} {word} {{{', '.join(shown)}}}"
 
 
-def box_text(schema: Schema, box: Mapping[str, IntervalSet]) -> str:
+def box_text(schema: Schema, box: Mapping[str, IntervalSet], names: Names = ()) -> str:
     if not box:
         return "every flow"
     order = [f.name for f in schema.flow_fields]
-    return " and ".join(field_condition(schema, n, box[n]) for n in order if n in box)
+    return " and ".join(field_condition(schema, n, box[n], names) for n in order if n in box)
 
 
 def decision_line(d: Decision) -> str:
@@ -53,8 +62,8 @@ def decision_line(d: Decision) -> str:
 
 
 class TextReport:
-    def __init__(self, schema: Schema, colour: bool):
-        self.schema, self.colour = schema, colour
+    def __init__(self, schema: Schema, colour: bool, names: Names = ()):
+        self.schema, self.colour, self.names = schema, colour, names
 
     def paint(self, status: str) -> str:
         word = f"{status:<8}"
@@ -91,7 +100,7 @@ class TextReport:
             more = "" if r.region_complete else " (list capped; more flows violate)"
             out.append(f"all violating flows ({total} box{'es' if total != 1 else ''}{more}):")
             for box, rule in r.region[:REGION_SHOWN]:
-                out.append(f"  - {box_text(self.schema, box)}  [decided by {rule}]")
+                out.append(f"  - {box_text(self.schema, box, self.names)}  [decided by {rule}]")
             if total > REGION_SHOWN:
                 out.append(f"  ... {total - REGION_SHOWN} more boxes (see --format json)")
         elif r.witness is not None:
@@ -141,13 +150,13 @@ def decision_json(schema: Schema, d: Decision) -> dict:
     return data
 
 
-def result_json(schema: Schema, r: Result) -> dict:
+def result_json(schema: Schema, r: Result, names: Names = ()) -> dict:
     data: dict = {"kind": r.kind, "name": r.name, "status": r.status, "location": r.location}
     if r.description:
         data["description"] = r.description
     if r.counterexample is not None:
         data["counterexample"] = decision_json(schema, r.counterexample)
-        data["region"] = [{"rule": rule, "match": box_json(schema, box), "text": box_text(schema, box)}
+        data["region"] = [{"rule": rule, "match": box_json(schema, box), "text": box_text(schema, box, names)}
                           for box, rule in r.region]
         data["region_complete"] = r.region_complete
     if r.witness is not None:
@@ -157,7 +166,7 @@ def result_json(schema: Schema, r: Result) -> dict:
     return data
 
 
-def report_json(schema: Schema, report: Report) -> dict:
+def report_json(schema: Schema, report: Report, names: Names = ()) -> dict:
     return {
         "policy": report.policy_name,
         "summary": report.summary(),
@@ -165,5 +174,5 @@ def report_json(schema: Schema, report: Report) -> dict:
             {"status": "not applicable"} if report.validation is None else
             {"status": report.validation.status, "rules": report.validation.rules,
              "queries": report.validation.queries, "reason": report.validation.reason}),
-        "results": [result_json(schema, r) for r in report.results],
+        "results": [result_json(schema, r, names) for r in report.results],
     }
