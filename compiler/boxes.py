@@ -117,5 +117,16 @@ def subtract_all(region: Box, others: list[Mapping[str, IntervalSet]], fields: M
     return merge(finished, fields), True
 
 
+def hull(boxes: list[Mapping[str, IntervalSet]]) -> Box:
+    """The smallest box holding all of `boxes`: per field, the union of their sets."""
+    out: Box = {}
+    for name in set(boxes[0]).intersection(*boxes[1:]):
+        union = boxes[0][name]
+        for b in boxes[1:]:
+            union = union.union(b[name])
+        out[name] = union
+    return out
+
+
 def point_in(box: Mapping[str, IntervalSet], flow: Mapping[str, int]) -> bool:
     return all(flow[name] in values for name, values in box.items())

@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-from dpipolicy.compiler.boxes import Box, contains, intersect, subtract_all
+from dpipolicy.compiler.boxes import Box, contains, hull, intersect, merge, normalized, point_in, subtract_all
 from dpipolicy.compiler.retarget import joint_schema, retarget
 from dpipolicy.compiler.table import RuleTable
 from dpipolicy.dsl.schema import Schema
@@ -41,11 +41,16 @@ class Decider:
 
 @dataclass(frozen=True)
 class Change:
-    """Flows in `box` (except those decided earlier by the `excluding` rules) change outcome."""
+    """The flows of `box` that `old` decides in the old table and `new` in the new one.
+
+    When `exact`, that is every flow of the box. Otherwise (the region would split into too many
+    boxes) the box is a hull, and the rules in `excluding` decide some of its flows first.
+    """
     box: Box
     old: Decider
     new: Decider
     witness: dict[str, int]
+    exact: bool = True
     excluding: tuple[str, ...] = ()
 
 
@@ -145,7 +150,31 @@ class _Walk:
             point = model
         excluded = tuple(dict.fromkeys([own.entries[j][1] for j in earlier_own]
                                        + [other.entries[j][1] for j in earlier_other]))
-        self.diff.changes.append(Change(region, old, new, point, excluded))
+        self.diff.changes.append(Change(region, old, new, point, False, excluded))
+
+
+def _consolidated(changes: list[Change], fields) -> list[Change]:
+    """Per pair of deciding rules, as few changes as possible.
+
+    A change means "the flows of the box that these two rules decide", and all such flows
+    change alike, so the exact boxes of one pair can be merged; when one of them is not exact,
+    the pair becomes a single change over the hull of its boxes, which cannot overlap another.
+    """
+    pairs: dict[tuple[Decider, Decider], list[Change]] = {}
+    for change in changes:
+        pairs.setdefault((change.old, change.new), []).append(change)
+    out: list[Change] = []
+    for (old, new), members in pairs.items():
+        if all(m.exact for m in members):
+            for box in merge([m.box for m in members], fields):
+                witness = next(m.witness for m in members if point_in(box, m.witness))
+                out.append(Change(box, old, new, witness))
+            continue
+        names = {old.rule, new.rule}
+        excluding = tuple(dict.fromkeys(n for m in members for n in m.excluding if n not in names))
+        out.append(Change(normalized(hull([m.box for m in members]), fields), old, new,
+                          members[0].witness, False, excluding))
+    return out
 
 
 def _partners(a: list, b: list) -> tuple[dict[int, int], dict[int, int]]:
@@ -170,6 +199,7 @@ def diff_tables(old: RuleTable, new: RuleTable, limits: Limits) -> Diff:
         _Walk(result, a, b, b_to_a, set(), True, limits).run(i)
     for j in changed_b:
         _Walk(result, b, a, a_to_b, set(changed_a), False, limits).run(j)
+    result.changes = _consolidated(result.changes, a.fields)
     for change in result.changes:
         if a.decision(change.witness).action != change.old.action or \
                 b.decision(change.witness).action != change.new.action:

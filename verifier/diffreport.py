@@ -60,9 +60,12 @@ def grouped(diff: Diff) -> dict[tuple[str, str], list[Change]]:
 def change_text(diff: Diff, change: Change) -> list[str]:
     schema = diff.schema
     text = box_text(schema, change.box, diff.names)
-    if change.excluding:
-        shown = ", ".join(change.excluding[:5]) + (f" and {len(change.excluding) - 5} more" if len(change.excluding) > 5 else "")
-        text += f"  (except flows decided earlier by {shown})"
+    if not change.exact:
+        text += "  (only the flows these two rules decide"
+        if change.excluding:
+            more = len(change.excluding) - 5
+            text += "; earlier rules take the rest: " + ", ".join(change.excluding[:5]) + (f" and {more} more" if more > 0 else "")
+        text += ")"
     return [text,
             f"old: {change.old.action.text()} by {decider_text(change.old)}",
             f"new: {change.new.action.text()} by {decider_text(change.new)}",
@@ -118,7 +121,7 @@ def render_json(diff: Diff, statuses: list[StatusChange]) -> dict:
                     "queries": diff.queries, "status_changes": len(statuses)},
         "status_changes": [{"kind": s.kind, "name": s.name, "before": s.before, "after": s.after} for s in statuses],
         "groups": [{"what": what, "change": how, "regions": [
-            {"match": box_json(schema, c.box), "text": box_text(schema, c.box, diff.names), "excluding": list(c.excluding),
+            {"match": box_json(schema, c.box), "text": box_text(schema, c.box, diff.names), "exact": c.exact, "excluding": list(c.excluding),
              "old": _decider_json(c.old), "new": _decider_json(c.new),
              "witness": flow_json(schema, c.witness), "witness_text": flow_text(schema, c.witness)}
             for c in changes]} for (what, how), changes in grouped(diff).items()],
