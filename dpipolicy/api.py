@@ -12,7 +12,7 @@ from dpipolicy.dsl.checker import check_items, check_spec_items
 from dpipolicy.dsl.loader import load_items
 from dpipolicy.dsl.typed import Policy
 from dpipolicy.verifier.properties import TableModel, check_spec
-from dpipolicy.verifier.results import Report
+from dpipolicy.verifier.results import Report, Result
 from dpipolicy.verifier.solve import Limits
 from dpipolicy.verifier.validate import Validation, validate
 
@@ -46,7 +46,12 @@ def translation_validation(loaded: Loaded, limits: Limits) -> Validation | None:
     return None if loaded.policy is None else validate(loaded.policy, loaded.table, limits)
 
 
+def check_results(loaded: Loaded, limits: Limits) -> list[Result]:
+    """Every invariant and test, on the compiled table (what would be deployed)."""
+    return check_spec(TableModel(loaded.table), loaded.spec, limits)
+
+
 def check(loaded: Loaded, limits: Limits) -> Report:
     """Translation validation, then every invariant and test on the table."""
     validation = translation_validation(loaded, limits)
-    return Report(loaded.table.policy_name, check_spec(TableModel(loaded.table), loaded.spec, limits), validation)
+    return Report(loaded.table.policy_name, check_results(loaded, limits), validation)

@@ -166,16 +166,20 @@ def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
     old = api.load(args.old, tuple(args.spec), tuple(args.catalogue))
     new = api.load(args.new, tuple(args.spec), tuple(args.catalogue))
     result = diff_tables(old.table, new.table, limits)
+    for side, name in ((old, args.old), (new, args.new)):     # the diff is of the compiled tables: prove them faithful
+        validation = api.translation_validation(side, limits)
+        if validation is not None and validation.status != "proved":
+            result.unknown.append(f"{name}: {validation.text()}")
     statuses: list[StatusChange] = []
     unknown = bool(result.unknown)
     if args.spec:
-        before = {(r.kind, r.name): r for r in api.check(old, limits).results}
-        after_report = api.check(new, limits)
-        for r in after_report.results:
+        before = {(r.kind, r.name): r for r in api.check_results(old, limits)}
+        after = api.check_results(new, limits)
+        for r in after:
             was = before.get((r.kind, r.name))
             if was is not None and was.status != r.status:
-                statuses.append(StatusChange(r.kind, r.name, was.status, r.status, r))
-        unknown |= any(r.status == "unknown" for r in after_report.results)
+                statuses.append(StatusChange(r.kind, r.name, was.status, r.status, r, new.table.schema))
+        unknown |= any(r.status == "unknown" for r in after)
     if args.format == "json":
         stdout.write(json.dumps(render_json(result, statuses), indent=2) + "\n")
     elif args.format == "markdown":

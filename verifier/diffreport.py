@@ -8,8 +8,10 @@ from dpipolicy.dsl.catalogue import CATEGORIES
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import Schema
 
+from dpipolicy.compiler.boxes import hull
+
 from .diff import Change, Decider, Diff
-from .report import box_json, box_text, field_condition, flow_json
+from .report import box_json, box_text, decision_json, decision_line, field_condition, flow_json
 from .results import Result
 from .witness import flow_text
 
@@ -21,11 +23,28 @@ class StatusChange:
     before: str
     after: str
     after_result: Result | None
+    schema: Schema | None = None     # the schema of the new table, in which after_result's flow is written
+
+
+@dataclass
+class Group:
+    """Changes read together: same headline (what flows, old -> new outcome)."""
+    what: str
+    how: str
+    changes: list[Change]
+
+    @property
+    def exact(self) -> bool:
+        return all(c.exact for c in self.changes)
 
 
 def decider_text(d: Decider) -> str:
     where = f" at {d.origin.location()}" if d.origin is not None and d.origin.location() else ""
     return f"{d.rule}{where}"
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else plural or word + 's'}"
 
 
 def _apps_phrase(schema: Schema, values: IntervalSet | None) -> str:
@@ -39,69 +58,92 @@ def _apps_phrase(schema: Schema, values: IntervalSet | None) -> str:
     return ", ".join(names) if len(names) <= 6 else ", ".join(names[:6]) + f" and {len(names) - 6} more"
 
 
-def group_key(diff: Diff, change: Change) -> tuple[str, str]:
-    """(what the flows are, old -> new): the line a reviewer reads first. Flows are named by
-    application, then destination and plan; ports too when no application is named."""
-    schema = diff.schema
-    flows = _apps_phrase(schema, change.box.get("app"))
-    named = ("dst.ip", "subscriber.plan") + (("dst.port",) if "app" not in change.box else ())
-    conditions = [field_condition(schema, n, change.box[n], diff.names) for n in named if n in change.box]
-    what = f"{flows} with {' and '.join(conditions)}" if conditions else flows
-    return what, f"{change.old.action.text()} -> {change.new.action.text()}"
+def _headline(diff: Diff, changes: list[Change]) -> str:
+    """What the flows are, in a reviewer's terms: applications, then destination and plan; when no
+    application is named, protocol and port too. A field is named only when every box agrees."""
+    boxes = [c.box for c in changes]
+    apps = None if any("app" not in b for b in boxes) else hull(boxes)["app"]
+    named = ("proto", "dst.ip", "subscriber.plan", "dst.port") if apps is None else ("dst.ip", "subscriber.plan")
+    conditions = [field_condition(diff.schema, n, boxes[0][n], diff.names) for n in named
+                  if all(n in b and b[n] == boxes[0][n] for b in boxes)]
+    flows = _apps_phrase(diff.schema, apps)
+    return f"{flows} with {' and '.join(conditions)}" if conditions else flows
 
 
-def grouped(diff: Diff) -> dict[tuple[str, str], list[Change]]:
-    groups: dict[tuple[str, str], list[Change]] = {}
+def grouped(diff: Diff) -> list[Group]:
+    """One group per pair of deciding rules (one edit of the policy reads as one group), and
+    pairs whose headlines coincide share a group."""
+    pairs: dict[tuple[Decider, Decider], list[Change]] = {}
     for change in diff.changes:
-        groups.setdefault(group_key(diff, change), []).append(change)
-    return groups
+        pairs.setdefault((change.old, change.new), []).append(change)
+    groups: dict[tuple[str, str], Group] = {}
+    for (old, new), changes in pairs.items():
+        what, how = _headline(diff, changes), f"{old.action.text()} -> {new.action.text()}"
+        groups.setdefault((what, how), Group(what, how, [])).changes.extend(changes)
+    return list(groups.values())
 
 
-def change_text(diff: Diff, change: Change) -> list[str]:
-    schema = diff.schema
-    text = box_text(schema, change.box, diff.names)
-    if not change.exact:
-        text += "  (only the flows these two rules decide"
-        if change.excluding:
-            more = len(change.excluding) - 5
-            text += "; earlier rules take the rest: " + ", ".join(change.excluding[:5]) + (f" and {more} more" if more > 0 else "")
-        text += ")"
-    return [text,
-            f"old: {change.old.action.text()} by {decider_text(change.old)}",
+def _count(group: Group) -> str:
+    return _plural(len(group.changes), "box", "boxes") + ("" if group.exact else "; some only in part")
+
+
+def _partial_note(change: Change) -> str | None:
+    """For a box that is a hull: which of its flows the change is about."""
+    if change.exact:
+        return None
+    note = "only the flows of this box that these two rules decide"
+    if change.excluding:
+        more = len(change.excluding) - 5
+        note += "; earlier rules take the rest: " + ", ".join(change.excluding[:5]) + (f" and {more} more" if more > 0 else "")
+    return note
+
+
+def change_details(diff: Diff, change: Change) -> list[str]:
+    return [f"old: {change.old.action.text()} by {decider_text(change.old)}",
             f"new: {change.new.action.text()} by {decider_text(change.new)}",
-            f"e.g. {flow_text(schema, change.witness)}"]
+            f"e.g. {flow_text(diff.schema, change.witness)}"]
+
+
+def _status_lines(statuses: list[StatusChange]) -> list[str]:
+    lines = [f"{_plural(len(statuses), 'invariant or test', 'invariants and tests')} changed status:"]
+    for s in statuses:
+        lines.append(f"  {s.kind} {s.name}: {s.before} -> {s.after}")
+        if s.after_result is not None and s.after_result.counterexample is not None:
+            lines.append(f"      counterexample: {flow_text(s.schema, s.after_result.counterexample.flow)}"
+                         f" gets {decision_line(s.after_result.counterexample)}")
+    return lines + [""]
+
+
+def _unknown_headline(diff: Diff) -> str:
+    return f"not settled: the solver gave no answer for {_plural(len(diff.unknown), 'part')} (these may change):"
 
 
 def render_text(diff: Diff, statuses: list[StatusChange], limit: int = 50) -> str:
-    lines = []
-    for s in statuses:
-        lines.append(f"{s.kind} {s.name}: {s.before} -> {s.after}")
-        if s.after_result is not None and s.after_result.counterexample is not None:
-            ce = s.after_result.counterexample
-            lines.append(f"    counterexample: {flow_text(diff.schema, ce.flow)} gets {ce.action.text()} (rule {ce.rule})")
+    lines = _status_lines(statuses) if statuses else []
     if diff.equivalent:
-        lines.append(f"no semantic change (proved; {diff.queries} z3 queries)")
+        lines.append(f"no semantic change (proved; {_plural(diff.queries, 'z3 query', 'z3 queries')})")
         return "\n".join(lines)
     groups = grouped(diff)
-    lines.append(f"{len(diff.changes)} changed region{'s' if len(diff.changes) != 1 else ''} in {len(groups)} group"
-                 f"{'s' if len(groups) != 1 else ''}:")
-    for (what, how), changes in groups.items():
-        lines.append(f"  {what}: {how}  ({len(changes)} box{'es' if len(changes) != 1 else ''})")
+    if diff.changes:
+        lines.append(f"{_plural(len(diff.changes), 'changed region')} in {_plural(len(groups), 'group')}:")
+        lines += [f"  {g.what}: {g.how}  ({_count(g)})" for g in groups]
+    else:
+        lines.append("no changed region found, but the diff is not complete")
     shown = 0
-    for (what, how), changes in groups.items():
-        lines.append("")
-        lines.append(f"{what}: {how}")
-        for change in changes:
+    for g in groups:
+        lines += ["", f"{g.what}: {g.how}"]
+        for change in g.changes:
             if shown == limit:
                 break
-            first, *rest = change_text(diff, change)
-            lines.append(f"  - {first}")
-            lines.extend(f"    {line}" for line in rest)
+            lines.append(f"  - {box_text(diff.schema, change.box, diff.names)}")
+            note = _partial_note(change)
+            lines += [f"    ({note})"] if note else []
+            lines += [f"    {line}" for line in change_details(diff, change)]
             shown += 1
     if shown < len(diff.changes):
         lines.append(f"... {len(diff.changes) - shown} more regions (see --format json)")
-    for part in diff.unknown:
-        lines.append(f"unknown: {part}")
+    if diff.unknown:
+        lines += ["", _unknown_headline(diff)] + [f"  {part}" for part in diff.unknown]
     return "\n".join(lines)
 
 
@@ -112,21 +154,32 @@ def _decider_json(d: Decider) -> dict:
     return data
 
 
+def _status_json(s: StatusChange) -> dict:
+    data = {"kind": s.kind, "name": s.name, "before": s.before, "after": s.after}
+    if s.after_result is not None and s.after_result.counterexample is not None:
+        data["counterexample"] = decision_json(s.schema, s.after_result.counterexample)
+    return data
+
+
 def render_json(diff: Diff, statuses: list[StatusChange]) -> dict:
     schema = diff.schema
+    groups = grouped(diff)
     return {
         "equivalent": diff.equivalent,
-        "summary": {"regions": len(diff.changes), "groups": len(grouped(diff)), "unknown": len(diff.unknown),
+        "summary": {"regions": len(diff.changes), "groups": len(groups), "unknown": len(diff.unknown),
                     "changed_rules": {"old": diff.changed_rules[0], "new": diff.changed_rules[1]},
                     "queries": diff.queries, "status_changes": len(statuses)},
-        "status_changes": [{"kind": s.kind, "name": s.name, "before": s.before, "after": s.after} for s in statuses],
-        "groups": [{"what": what, "change": how, "regions": [
-            {"match": box_json(schema, c.box), "text": box_text(schema, c.box, diff.names), "exact": c.exact, "excluding": list(c.excluding),
-             "old": _decider_json(c.old), "new": _decider_json(c.new),
+        "status_changes": [_status_json(s) for s in statuses],
+        "groups": [{"what": g.what, "change": g.how, "exact": g.exact, "regions": [
+            {"match": box_json(schema, c.box), "text": box_text(schema, c.box, diff.names), "exact": c.exact,
+             "excluding": list(c.excluding), "old": _decider_json(c.old), "new": _decider_json(c.new),
              "witness": flow_json(schema, c.witness), "witness_text": flow_text(schema, c.witness)}
-            for c in changes]} for (what, how), changes in grouped(diff).items()],
+            for c in g.changes]} for g in groups],
         "unknown": diff.unknown,
     }
+
+
+_MARKS = {"violated": ":x:", "failed": ":x:", "unknown": ":grey_question:"}
 
 
 def render_markdown(diff: Diff, statuses: list[StatusChange], limit: int = 50) -> str:
@@ -134,26 +187,28 @@ def render_markdown(diff: Diff, statuses: list[StatusChange], limit: int = 50) -
     if statuses:
         out += ["| | invariant or test | before | after |", "|---|---|---|---|"]
         for s in statuses:
-            mark = ":x:" if s.after in ("violated", "failed") else ":white_check_mark:"
-            out.append(f"| {mark} | `{s.name}` | {s.before} | {s.after} |")
+            out.append(f"| {_MARKS.get(s.after, ':white_check_mark:')} | `{s.name}` | {s.before} | {s.after} |")
         out.append("")
     if diff.equivalent:
-        out.append(f"**No semantic change** (proved; {diff.queries} z3 queries).")
+        out.append(f"**No semantic change** (proved; {_plural(diff.queries, 'z3 query', 'z3 queries')}).")
         return "\n".join(out)
     groups = grouped(diff)
-    out += ["| flows | change | regions |", "|---|---|---:|"]
-    out += [f"| {what} | {how} | {len(changes)} |" for (what, how), changes in groups.items()]
+    if groups:
+        out += ["| flows | change | regions |", "|---|---|---:|"]
+        out += [f"| {g.what} | {g.how} | {_count(g)} |" for g in groups]
+    else:
+        out.append("**No changed region found, but the diff is not complete.**")
     shown = 0
-    for (what, how), changes in groups.items():
-        out += ["", f"<details><summary>{what}: {how}</summary>", ""]
-        for change in changes[: max(0, limit - shown)]:
-            first, *rest = change_text(diff, change)
-            out.append(f"- `{first}`")
-            out.extend(f"  - {line}" for line in rest)
+    for g in groups:
+        out += ["", f"<details><summary>{g.what}: {g.how}</summary>", ""]
+        for change in g.changes[: max(0, limit - shown)]:
+            note = _partial_note(change)
+            out.append(f"- `{box_text(diff.schema, change.box, diff.names)}`" + (f" ({note})" if note else ""))
+            out.extend(f"  - {line}" for line in change_details(diff, change))
             shown += 1
         out += ["", "</details>"]
     if shown < len(diff.changes):
         out.append(f"\n{len(diff.changes) - shown} more regions: run `dpipolicy diff --format json`.")
     if diff.unknown:
-        out += ["", "**Not settled** (the solver gave no answer):"] + [f"- {u}" for u in diff.unknown]
+        out += ["", f"**{_unknown_headline(diff)}**"] + [f"- {u}" for u in diff.unknown]
     return "\n".join(out)
