@@ -7,12 +7,14 @@ table exported from a deployed system can be written by hand. A field's set is e
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from pathlib import Path
 
 from dpipolicy.dsl.catalogue import Catalogue
-from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
+from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError, byte_position, cannot_read, did_you_mean
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import PROTOCOLS, Field, build_schema
+from dpipolicy.dsl.schema import ADDON_PREFIX, PROTOCOLS, RATE_MAX, Field, build_schema
 from dpipolicy.dsl.typed import Action, Origin
 from dpipolicy.dsl.values import (RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity,
                                   value_set_texts)
@@ -74,97 +76,263 @@ def write_table(table: RuleTable, path: Path) -> None:
 
 
 # ----- reading ------------------------------------------------------------------------------
+# The keys each object may have (required ones first); anything else is an error, so that a
+# misspelt key (`"mach"`) cannot turn a rule into one that matches every flow.
+_TOP_KEYS, _TOP_REQUIRED = ("format", "version", "policy", "enums", "default", "rules"), ("default", "rules")
+_RULE_KEYS, _RULE_REQUIRED = ("index", "rule", "source", "because", "action", "match"), ("rule", "action", "match")
+_ACTION_KEYS = ("kind", "rate_bps", "target", "log")
+_ACTION_KINDS = ("allow", "block", "reset", "throttle", "redirect")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_RULE_INDEX = re.compile(r"rules\[(\d+)\]")
+
+
+class _Object(dict):
+    """A JSON object that remembers the keys it had twice (json keeps only the last silently)."""
+
+    def __init__(self, pairs):
+        super().__init__(pairs)
+        self.repeated = [key for key, n in Counter(k for k, _ in pairs).items() if n > 1]
+
+
+def _type_words(value) -> str:
+    """What a JSON value is, in the words of the format's description."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if value == "":
+        return "an empty string"
+    return next(words for kind, words in ((dict, "an object"), (list, "a list"), (str, "a string"),
+                                          ((int, float), "a number")) if isinstance(value, kind))
+
+
+def _at(where: str, key) -> str:
+    return f"{where}[{key}]" if isinstance(key, int) else (f"{where}.{key}" if where else key)
+
+
 class _TableReader:
+    """Checks every value of the file against the format before using it; all problems are
+    reported together, each at its JSON path."""
+
     def __init__(self, path: Path, catalogue: Catalogue):
         self.path, self.catalogue = path, catalogue
-        self.errors: list[Diagnostic] = []
+        self.errors: list[tuple[int, Diagnostic]] = []      # (rule index or -1, error): file order
+        self.unreadable: list[str] = []     # fields of enums already reported as bad: not unknown again
 
     def fail(self, where: str, message: str, help: str | None = None) -> None:
-        self.errors.append(Diagnostic("E301", message, None, help=help, location_text=f"{self.path}: {where}"))
+        location = f"{self.path}: {where}" if where else str(self.path)
+        rule = _RULE_INDEX.match(where)
+        self.errors.append((int(rule[1]) if rule else -1,
+                            Diagnostic("E301", message, None, help=help, location_text=location)))
+
+    def raise_errors(self) -> None:
+        """All errors, in the order of the file: a rule's shape and its matches are read in two passes."""
+        if self.errors:
+            raise DiagnosticError(d for _, d in sorted(self.errors, key=lambda e: e[0]))
 
     def read(self) -> RuleTable:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise DiagnosticError([Diagnostic("E010", f"cannot read `{self.path}`: {exc.strerror}", None,
-                                              location_text=str(self.path))]) from None
-        except json.JSONDecodeError as exc:
-            raise DiagnosticError([Diagnostic("E300", f"invalid JSON: {exc.msg}", None,
-                                              location_text=f"{self.path}:{exc.lineno}:{exc.colno}")]) from None
+        data = self.load()
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise DiagnosticError([Diagnostic("E301", f"not a dpipolicy rule table (no \"format\": \"{FORMAT}\")",
                                               None, location_text=str(self.path),
                                               help="write one with `dpipolicy compile POLICY -o rules.json`")])
-        if data.get("version") != VERSION:
-            raise DiagnosticError([Diagnostic("E302", f"rule table version {data.get('version')!r} is not supported",
+        version = data.get("version")
+        if type(version) is not int or version != VERSION:
+            words = "has no `version`" if version is None else f"version {json.dumps(version)} is not supported"
+            raise DiagnosticError([Diagnostic("E302", f"rule table {words}",
                                               None, location_text=str(self.path),
                                               help=f"this dpipolicy reads version {VERSION}")])
-        enums = data.get("enums") or {}
+        self.keys(data, "", _TOP_KEYS, _TOP_REQUIRED)
+        policy = self.obj(data.get("policy"), "policy", ("name", "version"), (), "with `name` and `version`") or {}
+        name, version_text = (self.text(policy.get(k), _at("policy", k)) for k in ("name", "version"))
+        enums = self.obj(data.get("enums"), "enums", ("plan", "addon"), (), "with `plan` and `addon`")
+        if enums is None and data.get("enums") is not None:
+            self.unreadable += ["subscriber.plan", ADDON_PREFIX]
+        plans, addons = (self.members((enums or {}).get(k), _at("enums", k), field)
+                         for k, field in (("plan", "subscriber.plan"), ("addon", ADDON_PREFIX)))
+        default = self.action(data["default"], "default") if "default" in data else Action("allow")
         rules_data = data.get("rules")
         if not isinstance(rules_data, list):
-            self.fail("rules", "`rules` must be a list")
-            raise DiagnosticError(self.errors)
-        names = tuple(dict.fromkeys(str(r.get("rule", f"rule_{i}")) for i, r in enumerate(rules_data)
-                                    if isinstance(r, dict)))
-        actions = [self.action(r.get("action"), f"rules[{i}].action") for i, r in enumerate(rules_data)
-                   if isinstance(r, dict)]
-        default = self.action(data.get("default"), "default")
-        targets = tuple(sorted({a.target for a in actions + [default] if a.kind == "redirect" and a.target}))
-        schema = build_schema(self.catalogue, _names(enums.get("plan")), _names(enums.get("addon")) or (),
-                              names, targets)
+            if "rules" in data:
+                self.fail("rules", f"`rules` must be a list of rules, not {_type_words(rules_data)}")
+            self.raise_errors()
+        entries = [self.rule(entry, i) for i, entry in enumerate(rules_data)]
+        actions = [e[1] for e in entries if e is not None] + [default]
+        targets = tuple(sorted({a.target for a in actions if a.kind == "redirect" and a.target}))
+        schema = build_schema(self.catalogue, plans, addons,
+                              tuple(dict.fromkeys(e[0].name for e in entries if e is not None)), targets)
         fields = {f.name: f for f in schema.flow_fields}
         rules = []
-        for i, (entry, action) in enumerate(zip(rules_data, actions)):
-            if not isinstance(entry, dict):
-                self.fail(f"rules[{i}]", "each rule is an object")
-                continue
-            matches = []
-            for name, values in (entry.get("match") or {}).items():
-                if name not in fields:
-                    self.fail(f"rules[{i}].match", f"unknown field `{name}`",
-                              help="fields: " + ", ".join(fields))
-                    continue
-                parsed = self.value_set(fields[name], values, f"rules[{i}].match.{name}")
-                if parsed is not None and parsed != fields[name].domain:
-                    matches.append((name, parsed))
-            origin = Origin(str(entry.get("rule", f"rule_{i}")), None,
-                            str(entry.get("source") or f"{self.path}: rules[{i}]"))
-            rules.append(MatchRule(len(rules), tuple(matches), action, origin, entry.get("because")))
-        if self.errors:
-            raise DiagnosticError(self.errors)
-        policy = data.get("policy") or {}
-        return RuleTable(policy.get("name"), policy.get("version"), schema, tuple(rules), default)
+        for i, entry in enumerate(entries):
+            if entry is not None:
+                origin, action, match, because = entry
+                rules.append(MatchRule(len(rules), self.matches(match, fields, f"rules[{i}].match"), action,
+                                       origin, because))
+        self.raise_errors()
+        return RuleTable(name, version_text, schema, tuple(rules), default)
+
+    def load(self):
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8"), object_pairs_hook=_Object)
+        except OSError as exc:
+            raise DiagnosticError([cannot_read("E010", "rule table", str(self.path), exc,
+                                               "check the path; it is relative to the current folder")]) from None
+        except UnicodeDecodeError as exc:
+            raise DiagnosticError([Diagnostic("E300", f"invalid JSON: byte 0x{exc.object[exc.start]:02x} is not UTF-8",
+                                              None, location_text=f"{self.path}:{byte_position(exc.object, exc.start)}",
+                                              help="save the file as UTF-8")]) from None
+        except json.JSONDecodeError as exc:
+            raise DiagnosticError([Diagnostic("E300", f"invalid JSON: {exc.msg}", None,
+                                              location_text=f"{self.path}:{exc.lineno}:{exc.colno}")]) from None
+
+    # ----- shapes ---------------------------------------------------------------------------
+    def keys(self, data: dict, where: str, allowed: tuple[str, ...] | None, required: tuple[str, ...]) -> None:
+        """Keys given twice, unknown keys (unless `allowed` is None: any key) and missing keys."""
+        for key in data.repeated:
+            self.fail(_at(where, key), f"`{key}` is given twice", help="keep one of them")
+        for key in data:
+            if allowed is not None and key not in allowed:
+                self.fail(_at(where, key), f"unknown key `{key}`",
+                          help=did_you_mean(key, allowed) or "keys here: " + ", ".join(allowed))
+        missing = [f"`{key}`" for key in required if key not in data]
+        if missing:
+            self.fail(where, "missing " + ", ".join(missing), help="keys here: " + ", ".join(allowed))
+
+    def obj(self, data, where: str, allowed: tuple[str, ...], required: tuple[str, ...], what: str) -> dict | None:
+        """An optional object (absent or null is None) with exactly the keys allowed."""
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            self.fail(where, f"`{where}` must be an object {what}, not {_type_words(data)}")
+            return None
+        self.keys(data, where, allowed, required)
+        return data
+
+    def text(self, value, where: str) -> str | None:
+        """An optional string (absent or null is None)."""
+        if value is None or isinstance(value, str):
+            return value
+        self.fail(where, f"`{where.rsplit('.', 1)[-1]}` must be a string, not {_type_words(value)}")
+        return None
+
+    def members(self, values, where: str, field: str) -> tuple[str, ...] | None:
+        """The members of `enums.plan` or `enums.addon`: null (not declared) or a list of names.
+        No add-ons may be an empty list (what `compile` writes); no plans may not, since a plan
+        field without members would leave no flow at all."""
+        if values is None or values == [] and field == ADDON_PREFIX:
+            return None
+        if not isinstance(values, list) or not values:
+            self.fail(where, f"`{where}` must be null or a non-empty list of names, not "
+                      + ("an empty list" if values == [] else _type_words(values)))
+            self.unreadable.append(field)
+            return None
+        names: list[str] = []
+        for k, value in enumerate(values):
+            if not isinstance(value, str) or not _NAME.fullmatch(value):
+                self.fail(f"{where}[{k}]", f"{json.dumps(value)} is not a name",
+                          help="names are letters, digits and `_`, not starting with a digit")
+            elif value in names:
+                self.fail(f"{where}[{k}]", f"`{value}` is listed twice")
+            else:
+                names.append(value)
+        if len(names) != len(values):
+            self.unreadable.append(field)
+            return None
+        return tuple(names)
+
+    def rule(self, entry, i: int) -> tuple[Origin, Action, object, str | None] | None:
+        where = f"rules[{i}]"
+        if not isinstance(entry, dict):
+            self.fail(where, f"a rule must be an object, not {_type_words(entry)}")
+            return None
+        self.keys(entry, where, _RULE_KEYS, _RULE_REQUIRED)
+        index = entry.get("index", i)
+        if type(index) is not int or index != i:
+            self.fail(_at(where, "index"), f"`index` is {json.dumps(index)}, but this is rule {i} of the list",
+                      help="rules are evaluated in list order; number them from 0, or leave `index` out")
+        name = entry.get("rule")
+        if not isinstance(name, str) or not name:
+            if "rule" in entry:
+                self.fail(_at(where, "rule"), f"`rule` must be the source rule's name, not {_type_words(name)}")
+            name = None
+        elif name == "default":
+            self.fail(_at(where, "rule"), "a rule cannot be named `default`",
+                      help="`default` names the default action in reports and in `rule == default`; rename the rule")
+            name = None
+        source = self.text(entry.get("source"), _at(where, "source"))
+        because = self.text(entry.get("because"), _at(where, "because"))
+        action = self.action(entry.get("action"), _at(where, "action")) if "action" in entry else None
+        if name is None or action is None or "match" not in entry:
+            return None
+        return Origin(name, None, source or f"{self.path}: {where}"), action, entry.get("match"), because
 
     def action(self, data, where: str) -> Action:
-        if not isinstance(data, dict) or data.get("kind") not in ("allow", "block", "reset", "throttle", "redirect"):
-            self.fail(where, "an action is an object with `kind` allow, block, reset, throttle or redirect")
+        help = 'for example {"kind": "throttle", "rate_bps": 128000, "log": true}'
+        if not isinstance(data, dict) or "kind" not in data:
+            got = _type_words(data) if not isinstance(data, dict) else "an object without `kind`"
+            self.fail(where, f"an action is an object with a `kind`, not {got}", help=help)
             return Action("allow")
-        kind = data["kind"]
-        rate = data.get("rate_bps") if kind == "throttle" else None
-        if kind == "throttle" and (not isinstance(rate, int) or rate <= 0):
-            self.fail(where, "a throttle needs a positive integer `rate_bps`")
-            rate = 1
-        target = str(data.get("target") or "") if kind == "redirect" else None
-        return Action(kind, rate, target, bool(data.get("log", False)))
+        if data["kind"] not in _ACTION_KINDS:
+            self.fail(_at(where, "kind"), "`kind` is allow, block, reset, throttle or redirect, "
+                      f"not {json.dumps(data['kind'])}", help=help)
+            return Action("allow")
+        self.keys(data, where, _ACTION_KEYS, ("kind",))
+        kind, rate, target, log = data["kind"], data.get("rate_bps"), data.get("target"), data.get("log", False)
+        if kind == "throttle" and (type(rate) is not int or not 0 < rate <= RATE_MAX):
+            self.fail(_at(where, "rate_bps"), f"a throttle needs `rate_bps`, a whole number of bits per second "
+                      f"from 1 to {RATE_MAX}, not {json.dumps(rate)}", help=help)
+        if kind == "redirect" and (not isinstance(target, str) or not target):
+            self.fail(_at(where, "target"), f"a redirect needs `target`, a non-empty string, not {json.dumps(target)}",
+                      help='for example {"kind": "redirect", "target": "http://portal.example/topup"}')
+        for key, needed_by in (("rate_bps", "throttle"), ("target", "redirect")):
+            if key in data and kind != needed_by:
+                self.fail(_at(where, key), f"`{key}` belongs to a {needed_by}, not to {kind}")
+        if not isinstance(log, bool):
+            self.fail(_at(where, "log"), f"`log` must be true or false, not {_type_words(log)}")
+        return Action(kind, rate if kind == "throttle" and type(rate) is int else None,
+                      target if kind == "redirect" and isinstance(target, str) else None, log is True)
+
+    def matches(self, data, fields: dict[str, Field], where: str) -> tuple[tuple[str, IntervalSet], ...]:
+        if not isinstance(data, dict):
+            self.fail(where, f"`match` must be an object from field names to value sets, not {_type_words(data)}",
+                      help='for example {"proto": ["tcp"], "dst.port": ["25", "465"]}; {} matches every flow')
+            return ()
+        self.keys(data, where, None, ())
+        out = []
+        for name, values in data.items():
+            if name not in fields:
+                if not name.startswith(tuple(self.unreadable)):
+                    declare = name.startswith((ADDON_PREFIX, "subscriber.plan"))
+                    self.fail(_at(where, name), f"unknown field `{name}`", help=(
+                        "plans and add-ons are fields only when `enums` lists them" if declare
+                        else did_you_mean(name, fields) or "fields: " + ", ".join(fields)))
+                continue
+            parsed = self.value_set(fields[name], values, _at(where, name))
+            if parsed is not None and parsed != fields[name].domain:
+                out.append((name, parsed))
+        return tuple(out)
 
     def value_set(self, field: Field, values, where: str) -> IntervalSet | None:
-        negate = isinstance(values, dict)
-        items = values.get("not") if negate else values
+        negate = isinstance(values, dict) and list(values) == ["not"] and not values.repeated
+        items, where = (values["not"], _at(where, "not")) if negate else (values, where)
         if not isinstance(items, list):
-            self.fail(where, "a value set is a list of values, or {\"not\": [...]}")
+            got = _type_words(items) if not isinstance(values, dict) or negate else (
+                "an object with " + (", ".join(f"`{k}`" for k in values) or "no keys"))
+            what = "`not` takes a list of values" if negate else 'a value set is a list of values, or {"not": [...]}'
+            self.fail(where, f"{what}, not {got}", help='for example ["25", "465"] or {"not": ["10.0.0.0/8"]}')
             return None
         parts = []
         for k, text in enumerate(items):
+            if not isinstance(text, str):
+                self.fail(f"{where}[{k}]", f"a value must be a string, not {_type_words(text)}",
+                          help=f'write it as in the language, in quotes: "{text}"' if isinstance(text, int) else None)
+                continue
             try:
-                parts.append(parse_value_text(field, str(text)))
+                parts.append(parse_value_text(field, text))
             except ValueError_ as exc:
                 self.fail(f"{where}[{k}]", exc.message, help=exc.help)
         result = IntervalSet.of(parts)
         return result.complement(0, field.hi) if negate else result
-
-
-def _names(values) -> tuple[str, ...] | None:
-    return None if values is None else tuple(str(v) for v in values)
 
 
 def parse_value_text(field: Field, text: str) -> tuple[int, int]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from .diagnostics import Diagnostic, DiagnosticError
+from .diagnostics import Diagnostic, DiagnosticError, byte_position, cannot_read
 
 CATEGORIES = ("email", "vpn", "p2p", "web", "video", "voip", "messaging", "dns", "other")
 _PORT = re.compile(r"^(tcp|udp|sctp)/(\d+)(?:-(\d+))?$")
@@ -104,7 +104,11 @@ def load_catalogue(extra_files: tuple[Path, ...] = ()) -> Catalogue:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise DiagnosticError([Diagnostic("E051", f"cannot read catalogue: {exc.strerror}", None,
-                                              location_text=str(path))]) from None
+            raise DiagnosticError([cannot_read("E051", "catalogue", str(path), exc,
+                                               "check the path given to `--catalogue`")]) from None
+        except UnicodeDecodeError as exc:
+            raise DiagnosticError([Diagnostic("E050", f"the catalogue is not UTF-8: byte 0x{exc.object[exc.start]:02x}",
+                                              None, location_text=f"{path}:{byte_position(exc.object, exc.start)}",
+                                              help="save the file as UTF-8")]) from None
         apps.update((a.name, a) for a in parse_catalogue(text, str(path)))
     return Catalogue(tuple(apps.values()))

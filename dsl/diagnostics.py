@@ -1,15 +1,22 @@
 """Diagnostics with stable codes, rendered like a modern compiler (code, location, caret, help).
 
-Codes: E0xx syntax and files, E1xx names and types, E2xx compilation limits,
-E3xx rule tables and flows given on the command line.
+Codes: E0xx syntax and files, E1xx names and types, E2xx compilation limits, E3xx rule tables,
+captures and flows given on the command line, E4xx engine profiles (docs/errors.md).
 """
 from __future__ import annotations
 
 import difflib
+import errno
+import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
 from .source import Span
+from .words import counted
+
+# `FILE:LINE:COL` and `FILE: JSON.PATH`, the two shapes of a location given as text (see errors.md).
+_LINE_COL = re.compile(r"^(?P<file>.*?):(?P<line>\d+):(?P<column>\d+)$")
+_JSON_PATH = re.compile(r"^(?P<file>[^:]*): (?P<path>.+)$")
 
 
 @dataclass(frozen=True)
@@ -50,10 +57,20 @@ class Diagnostic:
         return "\n".join(out)
 
     def to_json(self) -> dict:
+        """The diagnostic for programs: the location split into file, line and column (null where
+        the input has none), and `path` for a place in a JSON rule table."""
         data = {"code": self.code, "severity": self.severity, "message": self.message,
-                "location": self.location()}
-        if self.help:
-            data["help"] = self.help
+                "location": self.location(), "file": self.location(), "line": None, "column": None, "path": None}
+        if self.span is not None:
+            data.update(file=self.span.file.display_name, line=self.span.line, column=self.span.column)
+        elif (m := _LINE_COL.match(self.location())) is not None:
+            data.update(file=m["file"], line=int(m["line"]), column=int(m["column"]))
+        elif (m := _JSON_PATH.match(self.location())) is not None:
+            data.update(file=m["file"], path=m["path"])
+        if self.label:
+            data["label"] = self.label
+        data["notes"] = list(self.notes)
+        data["help"] = self.help
         return data
 
 
@@ -63,6 +80,17 @@ class DiagnosticError(Exception):
     def __init__(self, diagnostics: Iterable[Diagnostic]):
         self.diagnostics = tuple(diagnostics)
         super().__init__("\n".join(d.render() for d in self.diagnostics))
+
+    def summary(self) -> str:
+        """The last line: the errors counted once each (a `note` such as E003 is not an error)."""
+        errors = sum(d.severity == "error" for d in self.diagnostics)
+        more = ", and more may follow in a file not read to the end" if any(
+            d.severity == "note" for d in self.diagnostics) else ""
+        return f"{counted(errors, 'error')}{more}; nothing was checked"
+
+    def to_json(self) -> dict:
+        return {"status": "bad input", "errors": sum(d.severity == "error" for d in self.diagnostics),
+                "summary": self.summary(), "diagnostics": [d.to_json() for d in self.diagnostics]}
 
 
 @dataclass
@@ -89,6 +117,19 @@ class DiagnosticSink:
                                                         d.span.file.display_name if d.span else "",
                                                         d.span.start if d.span else 0))
             raise DiagnosticError(ordered)
+
+
+def cannot_read(code: str, what: str, name: str, exc: OSError, help: str) -> Diagnostic:
+    """`cannot read the WHAT `NAME`: REASON`, in the same words for every file a command is given."""
+    reason = {errno.ENOENT: "there is no such file", errno.EISDIR: "it is a folder, not a file",
+              errno.EACCES: "permission denied"}.get(exc.errno, (exc.strerror or str(exc)).lower())
+    return Diagnostic(code, f"cannot read the {what} `{name}`: {reason}", None, location_text=name, help=help)
+
+
+def byte_position(raw: bytes, offset: int) -> str:
+    """`LINE:COL` of a byte in a file that could not be decoded (the column counts bytes)."""
+    newline = b"\n"
+    return f"{raw.count(newline, 0, offset) + 1}:{offset - raw.rfind(newline, 0, offset)}"
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import ast
-from .diagnostics import Diagnostic, DiagnosticError
+from .diagnostics import Diagnostic, DiagnosticError, cannot_read
 from .parser import ErrorItem, parse_recovering
 from .source import SourceFile, Span
 
@@ -42,16 +42,14 @@ def display_name(path: Path) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
-def read_source(path: Path) -> SourceFile:
+def read_source(path: Path, what: str) -> SourceFile:
+    """The text of a source file; `what` names it in errors (`policy file`, `spec file`, `imported file`)."""
     name = display_name(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        reason = str(exc.strerror or exc)
-        reason = reason[:1].lower() + reason[1:]
-        raise DiagnosticError([Diagnostic("E010", f"cannot read `{name}`: {reason}", None,
-                                          location_text=name,
-                                          help="check the path; policy files end in `.dpi`")]) from None
+        raise DiagnosticError([cannot_read("E010", what, name, exc,
+                                           "check the path; it is relative to the current folder")]) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -74,7 +72,7 @@ class _Loader:
     def load(self, path: Path, role: str, root: Path, chain: tuple[Path, ...], out: list[PlacedItem]) -> None:
         self.loaded.add(path)
         try:
-            source = read_source(path)
+            source = read_source(path, f"{role} file" if not chain else "imported file")
             self.files.append(source)
         except DiagnosticError as exc:
             self.errors.extend(exc.diagnostics)

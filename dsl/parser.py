@@ -17,6 +17,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from . import ast
 from .diagnostics import Diagnostic, DiagnosticError
 from .source import SourceFile, Span
+from .words import counted
 
 ITEM_KEYWORDS = ("policy", "enum", "set", "default", "rule", "invariant", "test", "import")
 ITEM_START = re.compile(r"^[ \t]*(%s)\b" % "|".join(ITEM_KEYWORDS), re.M)
@@ -223,9 +224,10 @@ def parse_recovering(file: SourceFile) -> ast.Module:
             # INVARIANT: a round that blanks nothing stops the loop, so it always ends.
             if new_text == text or len(broken) >= MAX_SYNTAX_ERRORS:
                 # The rest of the file is unread: anything it declares may be missing ("*").
-                stop = Diagnostic("E003", f"stopped reading `{file.display_name}` after {len(broken)} syntax errors",
-                                  None, location_text=file.display_name,
-                                  help="fix these first; the rest of the file was not checked")
+                # A note, not one more error: the errors counted are the syntax errors shown.
+                stop = Diagnostic("E003", f"stopped reading `{file.display_name}` after "
+                                  f"{counted(len(broken), 'syntax error')}", None, location_text=file.display_name,
+                                  help="fix these first; the rest of the file was not checked", severity="note")
                 return ast.Module(tuple(broken) + (ErrorItem(stop, "*"),))
             text = new_text
             continue

@@ -10,7 +10,15 @@ from .schema import IPV6_BASE, PROTOCOL_NAMES, Field
 
 VOLUME_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "PB": 10**15}
 RATE_UNITS = {"bps": 1, "kbps": 10**3, "Mbps": 10**6, "Gbps": 10**9}
+# The smallest unit in words: `B` alone is easily misread (`a whole number of B`).
+_BASE_WORDS = {"B": "bytes", "bps": "bits per second"}
 _QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)([A-Za-z]+)$")
+
+
+def units_help(units: dict[str, int]) -> str:
+    """`units: B (bytes), KB, MB, ... (powers of 1000)`: the units of volumes or of rates."""
+    base, *rest = units
+    return f"units: {base} ({_BASE_WORDS[base]}), {', '.join(rest)} (powers of 1000)"
 
 
 class ValueError_(Exception):
@@ -24,15 +32,18 @@ class ValueError_(Exception):
 def parse_quantity(text: str, units: dict[str, int], what: str) -> int:
     match = _QUANTITY.match(text)
     if not match or match.group(2) not in units:
-        raise ValueError_(f"`{text}` is not a {what}", help="units: " + ", ".join(units))
+        raise ValueError_(f"`{text}` is not a {what}", help=units_help(units))
     try:
         value = Decimal(match.group(1)) * units[match.group(2)]
     except InvalidOperation:
-        raise ValueError_(f"`{text}` is not a {what}") from None
+        raise ValueError_(f"`{text}` is not a {what}", help=units_help(units)) from None
     if value != value.to_integral_value():
-        smallest = next(iter(units))
-        raise ValueError_(f"`{text}` is not a whole number of {smallest}", f"a fraction of a {smallest}",
-                          help=f"round it to a whole number of {smallest}")
+        base = next(iter(units))
+        many = _BASE_WORDS[base]
+        low, high = int(value), int(value) + 1
+        choices = f"`{low}{base}` or `{high}{base}`" if low else f"`{high}{base}`"
+        raise ValueError_(f"`{text}` is not a whole number of {many}", f"{value.normalize()} {many}",
+                          help=f"a {what} counts whole {many}: write {choices}")
     return int(value)
 
 

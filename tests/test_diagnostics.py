@@ -469,10 +469,12 @@ def test_golden_diagnostics(name, monkeypatch):
     """`dpipolicy check NAME.dpi` run in the golden folder prints NAME.expected on stderr.
 
     Refresh with `DPIPOLICY_UPDATE_GOLDEN=1 pytest tests/test_diagnostics.py` and review the diff.
-    Files starting with `_` are imported by the cases, not cases themselves.
+    Files starting with `_` are imported by the cases, not cases themselves; `_NAME_spec.dpi`,
+    when it exists, is given to the case as `--spec`.
     """
     monkeypatch.chdir(GOLDEN)
-    code, out, err = run_cli("check", name)
+    spec = f"_{name[:-len('.dpi')]}_spec.dpi"
+    code, out, err = run_cli("check", name, *(("--spec", spec) if (GOLDEN / spec).exists() else ()))
     expected = GOLDEN / (name[:-len(".dpi")] + ".expected")
     if os.environ.get("DPIPOLICY_UPDATE_GOLDEN") == "1":
         expected.write_text(err, encoding="utf-8")

@@ -137,7 +137,7 @@ def test_spec_importing_the_shared_definitions_through_the_cli(tmp_path):
     write(tmp_path, SHARED)
     code, out, err = run_cli("check", tmp_path / "policy.dpi", "--spec", tmp_path / "spec.dpi")
     assert code == 0, out + err
-    assert "1 invariants (1 hold, 0 violated), 1 tests (1 passed, 0 failed)" in out
+    assert "1 invariant (1 holds, 0 violated), 1 test (1 passed, 0 failed)" in out
 
 
 def test_spec_alone_may_import_the_definitions(tmp_path):

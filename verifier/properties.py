@@ -56,6 +56,11 @@ class TableModel:
         i = self.decide(flow)
         return Decision(flow, *self.entries[i])
 
+    def rule_words(self, i: int) -> str:
+        """Match rule i as a reader knows it: its source rule's name and location, or the default."""
+        _, name, origin, _ = self.entries[i]
+        return "the default" if origin is None else f"rule {name} ({origin.location()})"
+
 
 @dataclass
 class Search:
@@ -93,7 +98,7 @@ def search(model: TableModel, cond: typed.Cond, limits: Limits, want_all: bool) 
             if answer.answer is Answer.UNSAT:
                 continue
             if answer.answer is Answer.UNKNOWN:
-                out.unknown.append(f"rule #{i}: {answer.reason}")
+                out.unknown.append(f"{answer.reason} on the flows {model.rule_words(i)} decides")
                 continue
             point = answer.model
         parts, complete = subtract_all(region, [model.boxes[j] for j in earlier], model.fields, REGION_BOX_CAP)
@@ -101,7 +106,7 @@ def search(model: TableModel, cond: typed.Cond, limits: Limits, want_all: bool) 
         if shadow is not None and parts:
             point = realistic_point(schema, parts[0])
         if model.index.first_holding(point, i) is not None:
-            raise InternalError(f"witness for rule #{i} is decided by an earlier rule")
+            raise InternalError(f"a witness for {model.rule_words(i)} is decided by an earlier rule")
         out.found.append((i, parts, point))
         if not want_all:
             return out
@@ -160,7 +165,8 @@ def check_forall(model: TableModel, kind: str, name: str, description: str | Non
         i, _, point = s.found[0]
         decision = model.decision(point)
         if model.decide(point) != i:
-            raise InternalError(f"counterexample decided by rule #{model.decide(point)}, expected #{i}")
+            raise InternalError(f"a counterexample is decided by {model.rule_words(model.decide(point))}, "
+                                f"expected {model.rule_words(i)}")
         total = sum(len(p) for _, p, _ in s.found)
         return Result(kind, name, description, fail, location, counterexample=decision,
                       region=_region(model, s.found),

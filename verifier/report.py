@@ -6,6 +6,7 @@ from typing import Mapping
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import ADDON_PREFIX, Schema
 from dpipolicy.dsl.values import value_set_texts, value_text
+from dpipolicy.dsl.words import counted
 
 from .results import FAILED, HOLDS, PASSED, UNKNOWN, VIOLATED, Decision, Report, Result
 from .witness import addons_of, flow_text
@@ -80,8 +81,10 @@ class TextReport:
         validation = report.validation.text() if report.validation else "not applicable (the input is a rule table)"
         lines.append(f"translation validation: {validation}")
         s = report.summary()
-        lines.append(f"summary: {s['invariants']} invariants ({s['holds']} hold, {s['violated']} violated), "
-                     f"{s['tests']} tests ({s['passed']} passed, {s['failed']} failed), {s['unknown']} unknown")
+        holds = f"{s['holds']} hold{'s' if s['holds'] == 1 else ''}"
+        lines.append(f"summary: {counted(s['invariants'], 'invariant')} ({holds}, {s['violated']} violated), "
+                     f"{counted(s['tests'], 'test')} ({s['passed']} passed, {s['failed']} failed), "
+                     f"{s['unknown']} unknown")
         return "\n".join(lines)
 
     def details(self, r: Result) -> list[str]:
@@ -98,17 +101,17 @@ class TextReport:
                 out.append(f'       because "{d.because}"')
             total = len(r.region)
             more = "" if r.region_complete else " (list capped; more flows violate)"
-            out.append(f"all violating flows ({total} box{'es' if total != 1 else ''}{more}):")
+            out.append(f"all violating flows ({counted(total, 'box', 'boxes')}{more}):")
             for box, rule in r.region[:REGION_SHOWN]:
                 out.append(f"  - {box_text(self.schema, box, self.names)}  [decided by {rule}]")
             if total > REGION_SHOWN:
-                out.append(f"  ... {total - REGION_SHOWN} more boxes (see --format json)")
+                out.append(f"  ... {counted(total - REGION_SHOWN, 'more box', 'more boxes')} (see --format json)")
         elif r.witness is not None:
             out.append(f"witness: {flow_text(self.schema, r.witness.flow)} gets {decision_line(r.witness)}")
         elif r.status == VIOLATED and r.reason:
             out.append(r.reason)
         if r.status == UNKNOWN:
-            out.append(f"the solver gave no answer: {r.reason} (raise --timeout)")
+            out.append(f"the solver gave no answer: {r.reason}; raise --timeout")
         return out
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from dpipolicy.compiler.boxes import point_in
 from dpipolicy.compiler.table import RuleTable
 from dpipolicy.dsl import typed
+from dpipolicy.dsl.words import counted
 
 from . import encode
 from .solve import Answer, Limits, solve
@@ -29,9 +30,11 @@ class Validation:
     reason: str | None = None
 
     def text(self) -> str:
+        """What was proved, in words that read alone and after `translation validation:`."""
         if self.status == "proved":
-            return f"compiled table proved equal to the policy ({self.rules} rules, {self.queries} z3 quer{'y' if self.queries == 1 else 'ies'})"
-        return f"translation validation unknown: {self.reason}"
+            return (f"compiled table proved equal to the policy "
+                    f"({counted(self.rules, 'rule')}, {counted(self.queries, 'z3 query', 'z3 queries')})")
+        return f"compiled table not proved equal to the policy: the solver gave no answer ({self.reason})"
 
 
 class MistranslationError(Exception):
