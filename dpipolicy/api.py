@@ -10,7 +10,9 @@ from dpipolicy.compiler.tablefile import read_table
 from dpipolicy.dsl.catalogue import load_catalogue
 from dpipolicy.dsl.checker import check_items, check_spec_items
 from dpipolicy.dsl.loader import load_items
+from dpipolicy.dsl.profiles import Profile
 from dpipolicy.dsl.typed import Policy
+from dpipolicy.verifier.labels import under_profile, unobservable_rules, without_profile
 from dpipolicy.verifier.properties import TableModel, check_spec
 from dpipolicy.verifier.results import Report, Result
 from dpipolicy.verifier.solve import Limits
@@ -46,12 +48,22 @@ def translation_validation(loaded: Loaded, limits: Limits) -> Validation | None:
     return None if loaded.policy is None else validate(loaded.policy, loaded.table, limits)
 
 
-def check_results(loaded: Loaded, limits: Limits) -> list[Result]:
+def as_deployed(loaded: Loaded, profile: Profile | None) -> tuple[RuleTable, Policy]:
+    """The table and spec to verify: as an engine with `profile` runs them (None: the exact engine)."""
+    if profile is not None:
+        unobservable_rules(loaded.table, profile)
+    if profile is None or profile.is_exact:
+        return loaded.table, without_profile(loaded.spec)
+    return under_profile(loaded.table, loaded.spec, profile)
+
+
+def check_results(loaded: Loaded, limits: Limits, profile: Profile | None = None) -> list[Result]:
     """Every invariant and test, on the compiled table (what would be deployed)."""
-    return check_spec(TableModel(loaded.table), loaded.spec, limits)
+    table, spec = as_deployed(loaded, profile)
+    return check_spec(TableModel(table), spec, limits)
 
 
-def check(loaded: Loaded, limits: Limits) -> Report:
+def check(loaded: Loaded, limits: Limits, profile: Profile | None = None) -> Report:
     """Translation validation, then every invariant and test on the table."""
     validation = translation_validation(loaded, limits)
-    return Report(loaded.table.policy_name, check_results(loaded, limits), validation)
+    return Report(loaded.table.policy_name, check_results(loaded, limits, profile), validation)

@@ -1,4 +1,4 @@
-"""Command line: `dpipolicy check | compile | explain | diff`. Thin: parsing arguments, rendering, exit codes.
+"""Command line: `dpipolicy check | compile | explain | diff | replay`. Thin: parsing arguments, rendering, exit codes.
 
 Exit codes: 0 all hold and pass; 1 something violated or failed; 2 bad input; 3 some result
 unknown and nothing violated; 4 an internal error (a dpipolicy bug).
@@ -23,6 +23,9 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: {message}\n{self.format_usage()}")
 
 
+PROFILE_HELP = "the DPI engine's profile: exact (default), ndpi-4.2, ndpi-5.0, or a YAML file"
+
+
 class _UsageError(Exception):
     pass
 
@@ -44,17 +47,21 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--spec", action="append", type=Path, default=[], metavar="FILE",
                        help="a file of invariants and tests; may be repeated")
     check.add_argument("--format", choices=("text", "json"), default="text")
+    check.add_argument("--profile", metavar="NAME|FILE", help=PROFILE_HELP)
     common(check)
 
     comp = sub.add_parser("compile", help="compile a policy to a JSON rule table")
     comp.add_argument("policy", type=Path)
     comp.add_argument("-o", "--output", type=Path, help="output file (default: standard output)")
+    comp.add_argument("--format", choices=("text", "json"), default="text",
+                      help="json: errors in the input also go to standard output, as one JSON object")
     common(comp)
 
     explain = sub.add_parser("explain", help="show the outcome of a flow and why")
     explain.add_argument("policy", type=Path, help="a .dpi policy or a JSON rule table")
     explain.add_argument("--flow", required=True, help='for example "proto=tcp dst.port=465 app=smtps tls=true"')
     explain.add_argument("--format", choices=("text", "json"), default="text")
+    explain.add_argument("--profile", metavar="NAME|FILE", help=PROFILE_HELP)
     common(explain)
     diff = sub.add_parser("diff", help="every flow whose outcome differs between two versions")
     diff.add_argument("old", type=Path, help="a .dpi policy or a JSON rule table")
@@ -64,7 +71,18 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     diff.add_argument("--fail-on", choices=("change", "regression"), default="change",
                       help="exit 1 on any change (default), or only when an invariant or test regresses")
+    diff.add_argument("--profile-old", metavar="NAME|FILE", help="the engine profile running OLD (default: exact)")
+    diff.add_argument("--profile-new", metavar="NAME|FILE", help="the engine profile running NEW (default: exact)")
     common(diff)
+    replay = sub.add_parser("replay", help="the policy's decision for each flow of a packet capture")
+    replay.add_argument("policy", type=Path, help="a .dpi policy or a JSON rule table")
+    replay.add_argument("capture", type=Path, help="a pcap or pcapng file")
+    replay.add_argument("--profile", default="exact", metavar="NAME|FILE",
+                        help="engine profile for nDPI's names: exact (default), ndpi-4.2, ndpi-5.0, or a YAML file")
+    replay.add_argument("--assume", default="", metavar="FLOW",
+                        help='fields a capture cannot tell, e.g. "subscriber.plan=payg subscriber.addons=vpn"')
+    replay.add_argument("--format", choices=("text", "json"), default="text")
+    common(replay)
     return top
 
 
@@ -94,8 +112,9 @@ def main(argv: list[str] | None = None, stdout: TextIO | None = None, stderr: Te
     except DiagnosticError as exc:
         for d in exc.diagnostics:
             stderr.write(d.render() + "\n\n")
-        count = len(exc.diagnostics)
-        stderr.write(f"{count} error{'s' if count != 1 else ''}; nothing was checked\n")
+        stderr.write(exc.summary() + "\n")
+        if getattr(args, "format", "text") == "json":     # for programs: the same, as one object
+            stdout.write(json.dumps(exc.to_json(), indent=2) + "\n")
         return EXIT_BAD_INPUT
     except Exception as exc:   # a bug in dpipolicy: say so plainly, never a bare traceback
         if args.debug:
@@ -114,32 +133,40 @@ def _limits(args):
     return Limits(timeout_s=args.timeout)
 
 
+def _profile(name, loaded):
+    from dpipolicy.dsl.profiles import load_profile
+    return None if name is None else load_profile(name, loaded.table.schema.catalogue)
+
+
 def _check(args, stdout: TextIO, stderr: TextIO) -> int:
     from dpipolicy import api
     from dpipolicy.verifier.report import TextReport, report_json
     limits = _limits(args)
     loaded = api.load(args.policy, tuple(args.spec), tuple(args.catalogue))
-    report = api.check(loaded, limits)
+    profile = _profile(args.profile, loaded)
+    report = api.check(loaded, limits, profile)
+    table, _ = api.as_deployed(loaded, profile)
     if args.format == "json":
-        stdout.write(json.dumps(report_json(loaded.table.schema, report, loaded.table.named_sets), indent=2) + "\n")
+        stdout.write(json.dumps(report_json(table.schema, report, table.named_sets), indent=2) + "\n")
     else:
-        stdout.write(TextReport(loaded.table.schema, _colour(stdout), loaded.table.named_sets).render(report) + "\n")
+        stdout.write(TextReport(table.schema, _colour(stdout), table.named_sets).render(report) + "\n")
     return report.exit_code()
 
 
 def _compile(args, stdout: TextIO, stderr: TextIO) -> int:
     from dpipolicy import api
     from dpipolicy.compiler.tablefile import table_to_json, write_table
+    from dpipolicy.dsl.words import counted
     limits = _limits(args)
-    loaded = api.load(args.policy, (), tuple(args.catalogue))
-    if loaded.policy is None:
+    if api.is_table(args.policy):     # before reading it: whatever the table holds, it is not a policy
         from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
         raise DiagnosticError([Diagnostic("E321", "`compile` takes a .dpi policy, not a rule table", None,
                                           location_text=str(args.policy))])
+    loaded = api.load(args.policy, (), tuple(args.catalogue))
     validation = api.translation_validation(loaded, limits)
     if args.output:
         write_table(loaded.table, args.output)
-        stderr.write(f"wrote {len(loaded.table.rules)} match rules to {args.output}; {validation.text()}\n")
+        stderr.write(f"wrote {counted(len(loaded.table.rules), 'match rule')} to {args.output}; {validation.text()}\n")
     else:
         stdout.write(json.dumps(table_to_json(loaded.table), indent=2) + "\n")
     return EXIT_OK if validation.status == "proved" else EXIT_UNKNOWN
@@ -148,24 +175,51 @@ def _compile(args, stdout: TextIO, stderr: TextIO) -> int:
 def _explain(args, stdout: TextIO, stderr: TextIO) -> int:
     from dpipolicy import api
     from dpipolicy.verifier.explain import explain, explanation_json, explanation_text, parse_flow
+    from dpipolicy.dsl.schema import LABEL
+    from dpipolicy.verifier.labels import possible_labels
     loaded = api.load(args.policy, (), tuple(args.catalogue))
-    pinned = parse_flow(loaded.table.schema, args.flow)
-    result = explain(loaded, pinned)
+    profile = _profile(args.profile, loaded)
+    table, _ = api.as_deployed(loaded, profile)
+    schema = table.schema
+    pinned = parse_flow(schema, args.flow)
+    if schema.field(LABEL) is None or LABEL in pinned:
+        result = explain(table, pinned)
+        if args.format == "json":
+            stdout.write(json.dumps(explanation_json(schema, result), indent=2) + "\n")
+        else:
+            stdout.write(explanation_text(schema, result) + "\n")
+        return EXIT_OK
+    # under a profile, with the label left open: one explanation per label the engine may give
+    labels = possible_labels(profile, schema, pinned)
+    members = schema.field(LABEL).members
+    parts = [(members[label], how, explain(table, dict(pinned, **{LABEL: label}))) for label, how in labels]
     if args.format == "json":
-        stdout.write(json.dumps(explanation_json(loaded.table.schema, result), indent=2) + "\n")
+        stdout.write(json.dumps({"profile": profile.name, "labels": [
+            {"label": name, "how": how, "explanation": explanation_json(schema, e)} for name, how, e in parts]},
+            indent=2) + "\n")
     else:
-        stdout.write(explanation_text(loaded.table.schema, result) + "\n")
+        lines = [f"engine profile {profile.name}: {len(parts)} possible label{'s' if len(parts) != 1 else ''}"]
+        for name, how, e in parts:
+            lines += ["", f"labelled {name} ({how}):", explanation_text(schema, e)]
+        stdout.write("\n".join(lines) + "\n")
     return EXIT_OK
 
 
 def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
     from dpipolicy import api
     from dpipolicy.verifier.diff import diff_tables
+    from dpipolicy.verifier.labels import under_two_profiles
     from dpipolicy.verifier.diffreport import StatusChange, render_json, render_markdown, render_text
     limits = _limits(args)
     old = api.load(args.old, tuple(args.spec), tuple(args.catalogue))
     new = api.load(args.new, tuple(args.spec), tuple(args.catalogue))
-    result = diff_tables(old.table, new.table, limits)
+    profiles = (_profile(args.profile_old, old), _profile(args.profile_new, new))
+    tables = (old.table, new.table)
+    if any(p is not None for p in profiles):       # what the engines do, not only what the texts say
+        from dpipolicy.dsl.profiles import load_profile
+        exact = load_profile("exact", old.table.schema.catalogue)
+        tables = under_two_profiles(*tables, *(p or exact for p in profiles))
+    result = diff_tables(*tables, limits)
     for side, name in ((old, args.old), (new, args.new)):     # the diff is of the compiled tables: prove them faithful
         validation = api.translation_validation(side, limits)
         if validation is not None and validation.status != "proved":
@@ -173,12 +227,13 @@ def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
     statuses: list[StatusChange] = []
     unknown = bool(result.unknown)
     if args.spec:
-        before = {(r.kind, r.name): r for r in api.check_results(old, limits)}
-        after = api.check_results(new, limits)
+        before = {(r.kind, r.name): r for r in api.check_results(old, limits, profiles[0])}
+        after = api.check_results(new, limits, profiles[1])
         for r in after:
             was = before.get((r.kind, r.name))
             if was is not None and was.status != r.status:
-                statuses.append(StatusChange(r.kind, r.name, was.status, r.status, r, new.table.schema))
+                statuses.append(StatusChange(r.kind, r.name, was.status, r.status, r,
+                                             api.as_deployed(new, profiles[1])[0].schema))
         unknown |= any(r.status == "unknown" for r in after)
     if args.format == "json":
         stdout.write(json.dumps(render_json(result, statuses), indent=2) + "\n")
@@ -192,7 +247,21 @@ def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
     return EXIT_UNKNOWN if unknown else EXIT_OK
 
 
-_COMMANDS = {"check": _check, "compile": _compile, "explain": _explain, "diff": _diff}
+def _replay(args, stdout: TextIO, stderr: TextIO) -> int:
+    from dpipolicy import api
+    from dpipolicy.dsl.profiles import load_profile
+    from dpipolicy.verifier.replay import replay, replay_json, replay_text
+    loaded = api.load(args.policy, (), tuple(args.catalogue))
+    profile = load_profile(args.profile, loaded.table.schema.catalogue)
+    result = replay(loaded, args.capture, profile, args.assume)
+    if args.format == "json":
+        stdout.write(json.dumps(replay_json(loaded.table.schema, result), indent=2) + "\n")
+    else:
+        stdout.write(replay_text(result) + "\n")
+    return EXIT_OK
+
+
+_COMMANDS = {"check": _check, "compile": _compile, "explain": _explain, "diff": _diff, "replay": _replay}
 
 
 def entry_point() -> int:

@@ -5,6 +5,7 @@ the field it meets, so `{25, 465}` is a set of ports next to `dst.port` and an e
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field as dc_field
 
 from . import ast, typed
@@ -14,8 +15,8 @@ from .intervals import EMPTY, IntervalSet
 from .loader import FileStart, PlacedItem
 from .parser import ITEM_START, ErrorItem
 from .source import SourceFile, Span
-from .schema import ACTIONS, DIRECTIONS, IPV6_BASE, ORDERED_KINDS, PROTOCOLS, RATE_MAX, Field, Schema, build_schema
-from .values import RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity
+from .schema import ACTIONS, DIRECTIONS, IPV6_BASE, LABEL, ORDERED_KINDS, PROTOCOLS, RATE_MAX, Field, Schema, build_schema
+from .values import RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity, units_help
 
 _MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _DECLARABLE_ENUMS = ("plan", "addon")
@@ -61,6 +62,8 @@ class _Checker:
         self.duplicates: list[ast.RuleDecl | ast.InvariantDecl | ast.TestDecl] = []
         self.cyclic_sets: set[str] = set()
         self.policy_file: SourceFile | None = None   # the file named on the command line
+        # Sets and enums declared only through spec files: the policy's rules cannot see them.
+        self.spec_only: dict[tuple[str, str], ast.Ident] = {}
 
     # ----- declarations -------------------------------------------------------------------
     def declare(self, placed: list[PlacedItem]) -> None:
@@ -101,11 +104,14 @@ class _Checker:
                     else:
                         d.policy = item
                 case ast.EnumDecl():
-                    self._declare_enum(item, unique)
+                    if self._declare_enum(item, unique) and p.role == "spec":
+                        self.spec_only[("enum", item.name.text)] = item.name
                 case ast.SetDecl():
                     if unique("set", item.name):
                         d.sets[item.name.text] = item
                         self._check_set_family(item)
+                        if p.role == "spec":
+                            self.spec_only[("set", item.name.text)] = item.name
                 case ast.DefaultDecl():
                     if d.default is not None:
                         self.sink.error("E143", "a policy has exactly one `default`", item.span, "second default",
@@ -113,7 +119,12 @@ class _Checker:
                     else:
                         d.default = item
                 case ast.RuleDecl():
-                    (d.rules if unique("rule", item.name) else self.duplicates).append(item)
+                    reserved = item.name.text == "default"
+                    if reserved:
+                        self.sink.error("E107", "a rule cannot be named `default`", item.name.span, "reserved name",
+                                        notes=("`rule == default` and every report use `default` for the default "
+                                               "action",), help="give the rule another name")
+                    (d.rules if not reserved and unique("rule", item.name) else self.duplicates).append(item)
                 case ast.InvariantDecl():
                     (d.invariants if unique("invariant", item.name) else self.duplicates).append(item)
                 case ast.TestDecl():
@@ -163,19 +174,48 @@ class _Checker:
             if name not in state:
                 visit(name, [name])
 
-    def _declare_enum(self, item: ast.EnumDecl, unique) -> None:
+    def _check_set_scope(self) -> None:
+        """A set the policy declares may not name a set that only a spec file declares: the policy
+        must compile without its specs."""
+        for name, decl in self.decls.sets.items():
+            if ("set", name) in self.spec_only:
+                continue
+            for element in decl.value.elements:
+                if isinstance(element, ast.Ident) and ("set", element.text) in self.spec_only:
+                    self._spec_only_set(element)
+
+    def _spec_only_set(self, ident: ast.Ident) -> None:
+        self.sink.error("E101", f"unknown set `{ident.text}`", ident.span, "not declared by the policy",
+                        notes=(self._spec_only_note("set", ident.text),),
+                        help="declare it in the policy or in a file the policy imports")
+
+    def _spec_only_note(self, kind: str, name: str) -> str:
+        where = self.spec_only[(kind, name)].span.location()
+        return (f"{kind} `{name}` is declared at {where}, which belongs to the specs: rules see only the policy "
+                "and the files it imports")
+
+    def _declare_enum(self, item: ast.EnumDecl, unique) -> bool:
+        """Record an enum; False when it cannot be used (its errors are reported)."""
         if item.name.text not in _DECLARABLE_ENUMS:
             self.sink.error("E130", f"unknown enum `{item.name.text}`", item.name.span, "not a declarable enum",
                             help="the enums a policy declares are `plan` (subscriber.plan) and `addon` (subscriber.addons)")
-            return
+            return False
         if not unique("enum", item.name):
-            return
+            return False
+        if not item.members:
+            example = "payg, monthly" if item.name.text == "plan" else "vpn, tethering"
+            self.sink.error("E132", f"enum `{item.name.text}` has no members", item.span, "empty",
+                            help=f"list them, for example `enum {item.name.text} {{ {example} }}`, or remove the "
+                                 "declaration if the policy does not use them")
+            self.broken.add(("enum", item.name.text))
+            return False
         members: set[str] = set()
         for m in item.members:
             if m.text in members:
                 self.sink.error("E131", f"`{m.text}` is listed twice in enum `{item.name.text}`", m.span, "repeated")
             members.add(m.text)
         self.decls.enums[item.name.text] = item
+        return True
 
     def _check_set_family(self, item: ast.SetDecl) -> None:
         families = []
@@ -205,12 +245,15 @@ class _Checker:
     # ----- policy ---------------------------------------------------------------------------
     def check(self, placed: list[PlacedItem]) -> typed.Policy:
         self.declare(placed)
+        self._check_set_scope()
         self.schema = self.build_schema()
         return self.assemble(placed)
 
     def check_spec_for(self, placed: list[PlacedItem], schema: Schema) -> typed.Policy:
-        """Invariants and tests of spec files, against the schema of a compiled rule table."""
-        self.declare(placed)
+        """Invariants and tests of spec files, against the schema of a compiled rule table. Every
+        file here is a spec file (the loader reads the first as the main file): rules in them are
+        E141, not silently ignored."""
+        self.declare([dataclasses.replace(p, role="spec") for p in placed])
         self.schema = schema
         for name, decl in self.decls.enums.items():
             theirs = schema.addons if name == "addon" else getattr(schema.field("subscriber.plan"), "members", ())
@@ -322,12 +365,12 @@ class _Checker:
                 return typed.FALSE
         raise TypeError(expr)
 
-    def field(self, ident: ast.Ident, ctx: str, quiet: bool = False) -> Field | None:
-        """The field an identifier names, or None (with an error unless quiet)."""
+    def field(self, ident: ast.Ident, ctx: str) -> Field | None:
+        """The field an identifier names, or None after an error."""
+        if ident.text == LABEL:
+            return self._label_field(ident, ctx)
         f = self.schema.field(ident.text)
         if f is None or f.name == "target":
-            if quiet:
-                return None
             names = [x.name for x in self.schema.flow_fields if ":" not in x.name]
             names.insert(names.index("subscriber.usage"), "subscriber.addons")
             if ident.text in ("subscriber.plan", "subscriber.addons"):
@@ -343,6 +386,8 @@ class _Checker:
                                 help=did_you_mean(ident.text, names)
                                 or "the fields of a flow are " + ", ".join(f"`{n}`" for n in names))
             return None
+        if ctx == "rule" and f.name == "subscriber.plan" and not self._enum_visible("plan", ident):
+            return None
         if ctx == "rule" and f.outcome:
             self.sink.error("E161", f"rules cannot match on `{f.name}`", ident.span, "an outcome of the policy",
                             help="outcome variables belong in invariants and tests (`require`, `exists`, `expect`)")
@@ -354,6 +399,23 @@ class _Checker:
             return None
         return f
 
+    def _label_field(self, ident: ast.Ident, ctx: str) -> Field | None:
+        """`dpi.app`, the engine's label, exists in invariants and tests: in rules `app` is the label."""
+        if ctx == "rule":
+            self.sink.error("E162", "rules cannot match on `dpi.app`", ident.span, "the engine's label",
+                            help="in rules `app` already is the label the engine gives; write `app`")
+            return None
+        return dataclasses.replace(self.schema.field("app"), name=LABEL)
+
+    def _enum_visible(self, enum: str, ident: ast.Ident) -> bool:
+        """In a rule: is the enum declared by the policy? (E104 if only a spec file declares it)."""
+        if ("enum", enum) not in self.spec_only:
+            return True
+        self.sink.error("E104", f"`{ident.text}` needs `enum {enum}` to be declared by the policy", ident.span,
+                        "declared only in spec files", notes=(self._spec_only_note("enum", enum),),
+                        help="declare it in the policy or in a file the policy imports")
+        return False
+
     def _is_value_name(self, name: str, ctx: str) -> bool:
         """A name that stands for a value somewhere (an application, protocol, member, set, ...)."""
         return (name in self.catalogue.app_names or name in PROTOCOLS or name in ACTIONS or name in DIRECTIONS
@@ -362,16 +424,21 @@ class _Checker:
                 or ctx == "spec" and any(name == r.name.text for r in self.decls.rules))
 
     def _is_field(self, operand) -> bool:
-        return isinstance(operand, ast.Ident) and (self.schema.field(operand.text) is not None
-                                                   or operand.text in ("subscriber.addons", "subscriber.plan"))
+        """A field a condition can name (`target`, the redirect target, is internal to `expect`)."""
+        return isinstance(operand, ast.Ident) and operand.text != "target" and (
+            self.schema.field(operand.text) is not None or operand.text in ("subscriber.addons", "subscriber.plan"))
 
     def compare(self, expr: ast.Compare, ctx: str) -> typed.Cond:
         left, op, right = expr.left, expr.op, expr.right
-        if self._is_field(left) and self._is_field(right):
+        is_rule = [isinstance(x, ast.Ident) and x.text == "rule" for x in (left, right)]
+        if is_rule[1] and not is_rule[0]:
+            left, right, op = right, left, _MIRROR[op]
+        # Next to `rule`, the other side is a rule's name, even one spelt like a field (`rule == tls`).
+        if not any(is_rule) and self._is_field(left) and self._is_field(right):
             self.sink.error("E122", "a comparison of two fields is not supported", expr.span, "two fields",
                             help="compare a field with a value, for example `dst.port == 25`")
             return typed.FALSE
-        if not self._is_field(left) and not self._is_field(right):
+        if not any(is_rule) and not self._is_field(left) and not self._is_field(right):
             unknown = next((x for x in (left, right) if isinstance(x, ast.Ident) and not self._is_value_name(x.text, ctx)),
                            None)
             if unknown is not None:         # `colour == red`: most likely a misspelt field
@@ -380,7 +447,7 @@ class _Checker:
                 self.sink.error("E122", "a comparison needs a field on one side", expr.span, "no field here",
                                 help="compare a field with a value, for example `dst.port == 25`")
             return typed.FALSE
-        if self._is_field(right):
+        if not any(is_rule) and self._is_field(right):
             left, right, op = right, left, _MIRROR[op]
         if left.text == "subscriber.addons":
             self.sink.error("E123", "`subscriber.addons` is a set of add-ons", left.span, "cannot be compared",
@@ -410,6 +477,8 @@ class _Checker:
     def member(self, expr: ast.Member, ctx: str) -> typed.Cond:
         item, container = expr.item, expr.container
         if isinstance(container, ast.Ident) and container.text == "subscriber.addons":
+            if ctx == "rule" and self.schema.addons and not self._enum_visible("addon", container):
+                return typed.FALSE
             atom = self.addon_atom(item, container, expr)
         else:
             if isinstance(item, ast.Ident) and item.text == "subscriber.addons":
@@ -427,7 +496,7 @@ class _Checker:
             f = self.field(item, ctx)
             if f is None:
                 return typed.FALSE
-            values = self.container(f, container)
+            values = self.container(f, container, ctx)
             if values is None:
                 return typed.FALSE
             atom = typed.Atom(f.name, values, expr.span)
@@ -450,12 +519,16 @@ class _Checker:
         return typed.Atom(self.schema.addon_field(item.text), IntervalSet.point(1), expr.span)
 
     # ----- values -----------------------------------------------------------------------------
-    def container(self, f: Field, c) -> IntervalSet | None:
+    def container(self, f: Field, c, ctx: str) -> IntervalSet | None:
+        """What follows `in`: a set literal, a range, a named set (never a member: `{x}` is the set of x)."""
         match c:
             case ast.SetLiteral(elements):
-                return self.elements(f, elements)
+                return self.elements(f, elements, ctx)
             case ast.Range():
                 return self.range(f, c)
+            case ast.Ident() if ctx == "rule" and ("set", c.text) in self.spec_only:
+                self._spec_only_set(c)
+                return None
             case ast.Ident() if c.text in self.decls.sets:
                 return self.named_set(f, c)
             case ast.Ident() if c.text.startswith("category."):
@@ -474,14 +547,17 @@ class _Checker:
                         help=f"write `{{{c.text}}}` or use `==`")
         return None
 
-    def elements(self, f: Field, elements) -> IntervalSet | None:
+    def elements(self, f: Field, elements, ctx: str) -> IntervalSet | None:
         parts, ok = [], True
         for e in elements:
             if isinstance(e, ast.Range):
                 values = self.range(f, e)
+            elif isinstance(e, ast.Ident) and e.text in self.decls.sets and self._member_name(f, e.text):
+                self._ambiguous(f, e)
+                values = None
             elif isinstance(e, ast.Ident) and (e.text in self.decls.sets or e.text.startswith("category.")
                                                or self._missing_ok("set", e.text)):
-                values = self.container(f, e)
+                values = self.container(f, e, ctx)
             else:
                 interval = self.scalar(f, e)
                 values = None if interval is None else IntervalSet.span(*interval)
@@ -490,6 +566,22 @@ class _Checker:
             else:
                 parts.extend(values.intervals)
         return IntervalSet.of(parts) if ok else None
+
+    def _member_name(self, f: Field, name: str) -> str | None:
+        """What `name` is as a value of f (`an application`, ...), or None if it is not one."""
+        if f.kind == "enum" and name in f.members:
+            return {"app": "an application", "rule": "a rule"}.get(f.enum, f"a member of `{f.enum}`")
+        if f.kind == "protocol" and name in PROTOCOLS:
+            return "a protocol"
+        return None
+
+    def _ambiguous(self, f: Field, e: ast.Ident) -> None:
+        """A name inside braces that is both a set and a value of the field: either reading is a guess."""
+        decl = self.decls.sets[e.text]
+        self.sink.error("E108", f"`{e.text}` is both a set and {self._member_name(f, e.text)}", e.span, "ambiguous",
+                        notes=(f"set `{e.text}` is declared at {decl.name.span.location()}",),
+                        help=f"rename the set, for example `{e.text}_set`: inside braces `{e.text}` could mean "
+                             f"the set or {self._member_name(f, e.text)}")
 
     def range(self, f: Field, r: ast.Range) -> IntervalSet | None:
         if f.kind not in ORDERED_KINDS and f.kind != "ip":
@@ -523,7 +615,8 @@ class _Checker:
                             notes=(" -> ".join(self._resolving + [name]),))
             return None
         self._resolving.append(name)
-        values = self.elements(f, self.decls.sets[name].value.elements)
+        # Scope inside a set was checked where the set is declared (_check_set_scope).
+        values = self.elements(f, self.decls.sets[name].value.elements, "set")
         self._resolving.pop()
         if values is not None:
             self._set_cache[key] = values
@@ -553,7 +646,8 @@ class _Checker:
             self.sink.error("E127", f"expected one value of `{f.name}`", v.span, "a set or range here",
                             help="use `in` for sets and ranges")
             return None
-        if f.kind == "enum":
+        if f.kind == "enum" and not (isinstance(v, ast.Ident) and v.text in self.decls.sets
+                                     and v.text not in f.members):
             return self.member_value(f, v)
         if isinstance(v, ast.Ident):
             if f.kind == "protocol" and v.text in PROTOCOLS:
@@ -604,14 +698,14 @@ class _Checker:
 
     @staticmethod
     def _kind_help(f: Field) -> str | None:
-        return {"volume": "write a volume with its unit, for example `20GB`",
-                "rate": "write a rate with its unit, for example `128kbps`",
+        return {"volume": f"write a volume with its unit, for example `20GB`; {units_help(VOLUME_UNITS)}",
+                "rate": f"write a rate with its unit, for example `128kbps`; {units_help(RATE_UNITS)}",
                 "ip": "write an address or prefix, for example `10.0.0.0/8` or `2a01:4c8::/32`",
                 "protocol": "write a protocol name (tcp, udp, ...) or a number 0..255",
                 "bool": "write `true` or `false`"}.get(f.kind)
 
     def member_value(self, f: Field, v) -> tuple[int, int] | None:
-        if isinstance(v, ast.Ident) and v.text in f.members and not (f.enum == "rule" and v.text == "target"):
+        if isinstance(v, ast.Ident) and v.text in f.members:
             n = f.index_of(v.text)
             return n, n
         text = v.text

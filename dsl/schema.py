@@ -16,6 +16,10 @@ IP_MAX = IPV6_BASE + (1 << 128) - 1
 VOLUME_MAX = 10**15          # 1PB
 RATE_MAX = 10**12            # 1Tbps
 ADDON_PREFIX = "subscriber.addons:"
+# The engine's label for the application, under an engine profile (language.md, section 8); in a
+# diff of two firmware versions each version's label is a field of its own.
+LABEL, OLD_LABEL, NEW_LABEL = "dpi.app", "dpi.app.old", "dpi.app.new"
+LABEL_FIELDS = (LABEL, OLD_LABEL, NEW_LABEL)
 
 PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51, "icmpv6": 58, "sctp": 132}
 PROTOCOL_NAMES = {number: name for name, number in PROTOCOLS.items()}

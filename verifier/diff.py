@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from dpipolicy.compiler.boxes import Box, contains, hull, intersect, merge, normalized, point_in, subtract_all
 from dpipolicy.compiler.retarget import joint_schema, retarget
 from dpipolicy.compiler.table import RuleTable
-from dpipolicy.dsl.schema import Schema
+from dpipolicy.dsl.intervals import IntervalSet
+from dpipolicy.dsl.schema import LABEL_FIELDS, Schema
 from dpipolicy.dsl.typed import Action, Origin
 
 from . import encode
@@ -127,7 +128,7 @@ class _Walk:
                 return
             k = other.index.first_holding(outcome.model, len(other.boxes))
             if k not in relevant:
-                raise InternalError(f"diff: z3 named a flow decided by rule #{k}, not a changed outcome")
+                raise InternalError(f"diff: z3 named a flow decided by {other.rule_words(k)}, not a changed outcome")
             self._record(c, k, earlier, outcome.model)
             session.add(f"(assert (not (= |dec| (_ bv{k} {width}))))")
 
@@ -145,12 +146,22 @@ class _Walk:
         if complete:
             self.diff.changes.extend(Change(p, old, new, realistic_point(schema, p)) for p in parts)
             return
-        point = realistic_point(schema, region)
-        if own.index.first_holding(point, c) is not None or other.index.first_holding(point, k) is not None:
-            point = model
+        point = next((p for p in (realistic_point(schema, region), realistic_point(schema, _around(model, region)))
+                      if own.index.first_holding(p, c) is None and other.index.first_holding(p, k) is None
+                      and point_in(region, p)), model)
         excluded = tuple(dict.fromkeys([own.entries[j][1] for j in earlier_own]
                                        + [other.entries[j][1] for j in earlier_other]))
         self.diff.changes.append(Change(region, old, new, point, False, excluded))
+
+
+_WITNESS_KEYS = ("app", "proto", "dst.port", "tls")
+
+
+def _around(model: dict[str, int], region: Box) -> Box:
+    """The region narrowed to the model's application, protocol, port and TLS (and labels, under
+    engine profiles), so that a realistic point there is likely decided as the model is."""
+    keys = [n for n in model if n in _WITNESS_KEYS or n in LABEL_FIELDS]
+    return dict(region, **{n: IntervalSet.point(model[n]) for n in keys})
 
 
 def _consolidated(changes: list[Change], fields) -> list[Change]:
@@ -186,14 +197,14 @@ def _partners(a: list, b: list) -> tuple[dict[int, int], dict[int, int]]:
 
 
 def diff_tables(old: RuleTable, new: RuleTable, limits: Limits) -> Diff:
-    schema = joint_schema(old.schema, new.schema)
+    schema = old.schema if old.schema is new.schema else joint_schema(old.schema, new.schema)
     a, b = TableModel(retarget(old, schema)), TableModel(retarget(new, schema))
     a_to_b, b_to_a = _partners([_signature(a, i) for i in range(len(a.boxes))],
                                [_signature(b, j) for j in range(len(b.boxes))])
     changed_a = [i for i in range(len(a.boxes)) if i not in a_to_b]
     changed_b = [j for j in range(len(b.boxes)) if j not in b_to_a]
     # enum values were renumbered onto the joint schema, so only sets of other fields keep their meaning
-    names = tuple(n for n in old.named_sets + new.named_sets if schema.field(n[1]).kind != "enum" or n[1] == "app")
+    names = tuple(n for n in old.named_sets + new.named_sets if schema.field(n[1]).kind != "enum" or n[1] in ("app",) + LABEL_FIELDS)
     result = Diff(schema, changed_rules=(len(changed_a), len(changed_b)), names=names)
     for i in changed_a:
         _Walk(result, a, b, b_to_a, set(), True, limits).run(i)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from dpipolicy.dsl.catalogue import CATEGORIES
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import Schema
+from dpipolicy.dsl.schema import LABEL_FIELDS, NEW_LABEL, OLD_LABEL, Schema
 
 from dpipolicy.compiler.boxes import hull
 
@@ -67,6 +67,10 @@ def _headline(diff: Diff, changes: list[Change]) -> str:
     conditions = [field_condition(diff.schema, n, boxes[0][n], diff.names) for n in named
                   if all(n in b and b[n] == boxes[0][n] for b in boxes)]
     flows = _apps_phrase(diff.schema, apps)
+    labelled = [n for n in LABEL_FIELDS if apps is None and boxes[0].get(n) is not None and all(n in b for b in boxes)]
+    if labelled:
+        engine = {OLD_LABEL: "the old engine", NEW_LABEL: "the new engine"}.get(labelled[0], "the engine")
+        flows = f"applications labelled {_apps_phrase(diff.schema, hull(boxes)[labelled[0]])} by {engine}"
     return f"{flows} with {' and '.join(conditions)}" if conditions else flows
 
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from dpipolicy.compiler.boxes import Box, intersect, subtract
+from dpipolicy.compiler.table import RuleTable
 from dpipolicy.compiler.tablefile import parse_value_text
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
 from dpipolicy.dsl.schema import ADDON_PREFIX, Schema
-from dpipolicy.dsl.typed import Action, Origin
+from dpipolicy.dsl.typed import Action
 from dpipolicy.dsl.values import ValueError_, value_text
 
-from .report import box_text, field_condition
+from .report import box_text
 
 _ITEM = re.compile(r"\S+")
 
@@ -60,91 +62,135 @@ def parse_flow(schema: Schema, text: str) -> dict[str, int]:
 
 @dataclass
 class Step:
+    """One source rule, however many match rules it compiled into."""
     rule: str
     location: str
     action: Action
-    status: str                         # "no match", "decides", "decides some"
-    failed: list[str] = field(default_factory=list)    # conditions the pinned flow fails
+    status: str                         # "no match", "shadowed", "decides", "decides some"
+    failed: list[str] = field(default_factory=list)    # for "no match": each alternative, the part the flow fails
+    flow_has: list[str] = field(default_factory=list)  # the flow's values of the fields in `failed`
     when: list[str] = field(default_factory=list)      # for "decides some": the unpinned conditions
+    shadowed: bool = False              # some alternative holds, but only for flows earlier rules decide
+
+
+class Outcome(NamedTuple):
+    action: Action
+    rule: str
+    location: str
+    when: list[str]                     # conditions on unpinned fields under which it applies
 
 
 @dataclass
 class Explanation:
     pinned: dict[str, int]
     steps: list[Step]
-    outcomes: list[tuple[Action, str, str, list[str]]]   # action, rule, location, conditions on unpinned fields
+    outcomes: list[Outcome]             # one per deciding source rule (and the default)
     unpinned: list[str]
     deciding_fields: list[str]          # unpinned fields whose values change the outcome
 
 
-def explain(loaded, pinned: dict[str, int]) -> Explanation:
-    table = loaded.table
+def explain(table: RuleTable, pinned: dict[str, int]) -> Explanation:
+    """Walk the match rules in order, folding each source rule's match rules into one step and one
+    outcome: a rule compiled into several boxes fails (or decides) as one rule, alternative by
+    alternative."""
     schema = table.schema
     fields = {f.name: f for f in schema.flow_fields}
     names = table.named_sets
     remaining: list[Box] = [{}]
     deciding: set[str] = set()
     steps: dict[str, Step] = {}
-    outcomes = []
+    outcomes: dict[str, Outcome] = {}
+    failed_fields: dict[str, set[str]] = {}
     for rule in table.rules:
+        if not remaining:
+            break
         box = rule.box()
         name, location = rule.origin.name, rule.origin.location()
         step = steps.setdefault(name, Step(name, location, rule.action, "no match"))
-        failing = [field_condition(schema, n, v, names) for n, v in box.items() if n in pinned and pinned[n] not in v]
+        failing = {n: v for n, v in box.items() if n in pinned and pinned[n] not in v}
         if failing:
-            if step.status == "no match" and not step.failed:
-                step.failed = [f"{c} (flow has {_pinned_text(schema, c, pinned)})" for c in failing]
+            _add_once(step.failed, box_text(schema, failing, names))
+            failed_fields.setdefault(name, set()).update(failing)
             continue
         residual = {n: v for n, v in box.items() if n not in pinned}
         decided = [b for b in (intersect(r, residual) for r in remaining) if b is not None]
         if not decided:
+            step.shadowed = True
             continue
-        step.status, step.failed = ("decides" if not residual and remaining == [{}] else "decides some"), []
-        step.when.extend(box_text(schema, b, names) for b in decided)
+        step.status = "decides" if not residual and remaining == [{}] else "decides some"
+        outcome = outcomes.setdefault(name, Outcome(rule.action, name, location, []))
+        for b in decided:
+            _add_once(step.when, box_text(schema, b, names))
+            _add_once(outcome.when, box_text(schema, b, names))
         deciding.update(residual)
-        outcomes.append((rule.action, name, location, [box_text(schema, b, names) for b in decided]))
         remaining = [piece for r in remaining for piece in subtract(r, residual, fields)]
-        if not remaining:
-            break
+    for step in steps.values():
+        if step.status != "no match":
+            step.failed = []
+        elif step.failed:
+            step.flow_has = _pinned_values(schema, failed_fields[step.rule], pinned)
+        else:
+            step.status = "shadowed"
     if remaining:
-        outcomes.append((table.default, "default", "", [box_text(schema, b, names) for b in remaining]))
+        outcomes["default"] = Outcome(table.default, "default", "", [box_text(schema, b, names) for b in remaining])
     unpinned = [f.name for f in schema.flow_fields if f.name not in pinned and not f.name.startswith(ADDON_PREFIX)]
     if schema.addons and not any(ADDON_PREFIX + a in pinned for a in schema.addons):
         unpinned.append("subscriber.addons")
     if len(outcomes) == 1:
         deciding.clear()
+    order = [f.name for f in schema.flow_fields]
     named = sorted({"subscriber.addons" if n.startswith(ADDON_PREFIX) else n for n in deciding},
-                   key=lambda n: [f.name for f in schema.flow_fields].index(n) if schema.field(n) else 99)
-    return Explanation(pinned, list(steps.values()), outcomes, unpinned, named)
+                   key=lambda n: order.index(n) if n in order else len(order))
+    return Explanation(pinned, list(steps.values()), list(outcomes.values()), unpinned, named)
 
 
-def _pinned_text(schema: Schema, condition: str, pinned: dict[str, int]) -> str:
-    name = condition.split(" ", 1)[0] if not condition.startswith("not ") else condition[4:]
-    if " in subscriber.addons" in condition:
-        addon = condition.split(" ", 1)[0]
-        return f"{addon} {'in' if pinned.get(ADDON_PREFIX + addon) else 'not in'} subscriber.addons"
-    f = schema.field(name)
-    return f"{name}={value_text(f, pinned[name])}" if f and name in pinned else condition
+def _add_once(items: list[str], text: str) -> None:
+    if text not in items:
+        items.append(text)
+
+
+def _pinned_values(schema: Schema, names: set[str], pinned: dict[str, int]) -> list[str]:
+    """The flow's values of some fields, as `--flow` writes them (add-ons as one list), in field order."""
+    out = []
+    for f in schema.flow_fields:
+        if f.name in names and not f.name.startswith(ADDON_PREFIX):
+            out.append(f"{f.name}={value_text(f, pinned[f.name])}")
+    if any(n.startswith(ADDON_PREFIX) for n in names):
+        chosen = [a for a in schema.addons if pinned.get(ADDON_PREFIX + a)]
+        out.append("subscriber.addons=" + (",".join(chosen) if chosen else "(none)"))
+    return out
+
+
+def _rule_words(rule: str, location: str) -> str:
+    return f"rule {rule}{', ' + location if location else ''}"
 
 
 def explanation_text(schema: Schema, e: Explanation) -> str:
     lines = []
     if len(e.outcomes) == 1:
-        action, rule, location, _ = e.outcomes[0]
-        lines.append(f"outcome: {action.text()} (rule {rule}{', ' + location if location else ''})")
+        o = e.outcomes[0]
+        lines.append(f"outcome: {o.action.text()} ({_rule_words(o.rule, o.location)})")
     else:
         lines.append("outcome: depends on fields the flow leaves open")
-        for action, rule, location, conditions in e.outcomes:
-            lines.append(f"  {action.text()} (rule {rule}{', ' + location if location else ''}) when:")
-            lines.extend(f"    - {c}" for c in conditions[:8])
+        for o in e.outcomes:
+            lines.append(f"  {o.action.text()} ({_rule_words(o.rule, o.location)}) when:")
+            lines.extend(f"    - {c}" for c in o.when[:8])
+            if len(o.when) > 8:
+                lines.append(f"    ... {len(o.when) - 8} more (see --format json)")
     lines.append("rules in order:")
     for s in e.steps:
+        head = f"  {s.rule} ({s.location}): "
         if s.status == "no match":
-            lines.append(f"  {s.rule} ({s.location}): no match: " + "; ".join(s.failed))
+            either = [f"({c})" if " and " in c and len(s.failed) > 1 else c for c in s.failed]
+            shadowed = "; the rest of it holds only for flows earlier rules decide" if s.shadowed else ""
+            lines.append(f"{head}no match: {' or '.join(either)} (flow has {' '.join(s.flow_has)}){shadowed}")
+        elif s.status == "shadowed":
+            lines.append(f"{head}no match: it holds only for flows earlier rules decide")
         elif s.status == "decides":
-            lines.append(f"  {s.rule} ({s.location}): matches and decides: {s.action.text()}")
+            lines.append(f"{head}matches and decides: {s.action.text()}")
         else:
-            lines.append(f"  {s.rule} ({s.location}): decides {s.action.text()} only when: " + " | ".join(s.when[:4]))
+            lines.append(f"{head}decides {s.action.text()} only when: " + " | ".join(s.when[:4])
+                         + (f" | ... {len(s.when) - 4} more" if len(s.when) > 4 else ""))
     if e.unpinned:
         lines.append("unpinned fields: " + ", ".join(e.unpinned))
         if e.deciding_fields:
@@ -156,11 +202,11 @@ def explanation_text(schema: Schema, e: Explanation) -> str:
 
 def explanation_json(schema: Schema, e: Explanation) -> dict:
     return {
-        "outcomes": [{"action": a.kind, "action_text": a.text(), "rule": r, "rule_location": loc, "when": conds}
-                     for a, r, loc, conds in e.outcomes],
+        "outcomes": [{"action": o.action.kind, "action_text": o.action.text(), "rule": o.rule,
+                      "rule_location": o.location, "when": o.when} for o in e.outcomes],
         "determined": len(e.outcomes) == 1,
-        "steps": [{"rule": s.rule, "location": s.location, "status": s.status, "failed": s.failed, "when": s.when}
-                  for s in e.steps],
+        "steps": [{"rule": s.rule, "location": s.location, "status": s.status, "failed": s.failed,
+                   "flow_has": s.flow_has, "when": s.when} for s in e.steps],
         "unpinned": e.unpinned,
         "deciding_fields": e.deciding_fields,
     }

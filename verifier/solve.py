@@ -40,7 +40,7 @@ def solve(smtlib: str, fields: tuple[Field, ...], limits: Limits) -> Outcome:
     return Session(smtlib, fields, limits).check()
 
 
-def _outcome(solver, fields: tuple[Field, ...]) -> Outcome:
+def _outcome(solver, fields: tuple[Field, ...], context) -> Outcome:
     result = solver.check()
     if result == z3.unsat:
         return Outcome(Answer.UNSAT)
@@ -49,19 +49,22 @@ def _outcome(solver, fields: tuple[Field, ...]) -> Outcome:
     model = solver.model()
     values = {}
     for f in fields:
-        value = model.eval(z3.BitVec(f.name, f.bits), model_completion=True)
+        value = model.eval(z3.BitVec(f.name, f.bits, context), model_completion=True)
         values[f.name] = value.as_long()
     return Outcome(Answer.SAT, values)
 
 
 class Session:
     """An incremental query: one base problem, then assertions added between checks (z3 keeps
-    what it learnt). Each check has the same time limit as a single query."""
+    what it learnt). Each check has the same time limit as a single query. Each session has a
+    z3 context of its own, so its models depend on its query alone, not on earlier queries of
+    the process: witnesses and reports are the same from run to run."""
 
     def __init__(self, smtlib: str, fields: tuple[Field, ...], limits: Limits):
         z3.set_param("memory_max_size", limits.memory_mb)
         self.fields = fields
-        self.solver = z3.SolverFor("QF_BV")
+        self.context = z3.Context()
+        self.solver = z3.SolverFor("QF_BV", ctx=self.context)
         self.solver.set("timeout", max(1, int(limits.timeout_s * 1000)))
         self.solver.from_string(smtlib)
 
@@ -69,4 +72,4 @@ class Session:
         self.solver.from_string(smtlib)
 
     def check(self) -> Outcome:
-        return _outcome(self.solver, self.fields)
+        return _outcome(self.solver, self.fields, self.context)

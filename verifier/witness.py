@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import ADDON_PREFIX, IPV6_BASE, PROTOCOLS, Schema
+from dpipolicy.dsl.schema import ADDON_PREFIX, IPV6_BASE, LABEL_FIELDS, PROTOCOLS, Schema
 from dpipolicy.dsl.values import parse_ip
 
 # Well-known public servers first (Google's mail front end, as in the 2011 reports), then
@@ -57,6 +57,9 @@ def realistic_point(schema: Schema, box: Mapping[str, IntervalSet]) -> dict[str,
     flow["tls"] = _pick(domain["tls"], (1, 0) if name in _TLS_APPS else (0, 1))
     flow["smtp.auth"] = _pick(domain["smtp.auth"], (1, 0) if name in _AUTH_APPS else (0, 1))
     flow["time.hour"] = _pick(domain["time.hour"], (12,))
+    for name in LABEL_FIELDS:
+        if name in domain:
+            flow[name] = _pick(domain[name], (flow["app"],))     # the engine's label: right, where it can be
     for f in schema.flow_fields:
         if f.name not in flow:
             flow[f.name] = _pick(domain[f.name], (0,))   # smallest usage, no add-on, not roaming, uplink
@@ -70,6 +73,9 @@ def flow_text(schema: Schema, flow: Mapping[str, int]) -> str:
     words = [value_text(f("proto"), flow["proto"]),
              f"{_endpoint(flow['src.ip'], flow['src.port'])} -> {_endpoint(flow['dst.ip'], flow['dst.port'])}",
              f"app={value_text(f('app'), flow['app'])}"]
+    labels = [n for n in LABEL_FIELDS if n in flow]     # under engine profiles
+    if labels and any(flow[n] != flow["app"] for n in labels):
+        words.append("labelled " + " -> ".join(value_text(f(n), flow[n]) for n in labels))
     for name in ("tls", "smtp.auth", "subscriber.roaming"):
         if flow[name]:
             words.append(name.split(".")[-1] if name != "smtp.auth" else "smtp.auth")

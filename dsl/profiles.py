@@ -1,0 +1,335 @@
+"""Engine profiles: which labels a DPI engine may give each real application, and which fields
+it cannot observe (YAML, safe-loaded; format in docs/profiles.md).
+
+A profile is a claim about an engine, so every entry carries its evidence, and every problem
+is reported with the line and column of the YAML node (codes E400-E409).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Mapping
+
+import yaml
+
+from .catalogue import Catalogue
+from .diagnostics import Diagnostic, DiagnosticError, did_you_mean
+from .intervals import IntervalSet
+from .schema import PROTOCOLS
+
+SHIPPED = ("exact", "ndpi-4.2", "ndpi-5.0")
+HOWS = ("detected", "other", "port", "undetected")
+WHEN_FIELDS = ("proto", "dst.port", "tls")
+# Fields read from the packets; the rest (subscriber.*, time.hour) come from elsewhere.
+TRAFFIC_FIELDS = ("proto", "src.ip", "src.port", "dst.ip", "dst.port", "direction", "tls", "smtp.auth")
+_TOP_REQUIRED = ("version", "name")
+_TOP_OPTIONAL = ("engine", "description", "unobservable", "ndpi_names", "labels")
+_ENTRY_REQUIRED = ("label", "how", "evidence")
+_ENTRY_OPTIONAL = ("when", "note")
+
+
+@dataclass(frozen=True, slots=True)
+class LabelEntry:
+    """One label the engine may give a real application, on flows satisfying `when`."""
+
+    label: str
+    how: str                                      # detected | other | port | undetected
+    when: tuple[tuple[str, IntervalSet], ...]     # field -> values, schema encoding; () = any flow
+    evidence: str
+    location: str                                 # file:line:col of the entry
+
+    def condition(self) -> dict[str, IntervalSet]:
+        return dict(self.when)
+
+    def applies(self, flow: Mapping[str, int]) -> bool:
+        """Can the entry apply to this flow? A field the flow leaves out may take any value."""
+        return all(name not in flow or flow[name] in values for name, values in self.when)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    engine: str
+    description: str
+    source: str                                   # the file, as shown in messages
+    unobservable: frozenset[str]
+    ndpi_names: tuple[tuple[str, str], ...]       # nDPI protocol name -> catalogue application
+    labels: tuple[tuple[str, tuple[LabelEntry, ...]], ...]   # real application -> its labels
+
+    @property
+    def is_exact(self) -> bool:
+        return not self.labels
+
+    def entries(self, app: str) -> tuple[LabelEntry, ...]:
+        """The labels `app` may get; an application not listed is always labelled as itself."""
+        for name, entries in self.labels:
+            if name == app:
+                return entries
+        return (LabelEntry(app, "detected", (), "not listed: labelled as itself", self.source),)
+
+    def possible_labels(self, app: str, flow: Mapping[str, int] | None = None) -> tuple[str, ...]:
+        """The labels `app` may get on `flow` (fields it leaves out may take any value); where
+        no entry applies, its own."""
+        labels = tuple(dict.fromkeys(e.label for e in self.entries(app) if e.applies(flow or {})))
+        return labels or (app,)
+
+    def catalogue_label(self, ndpi_name: str) -> str | None:
+        """An nDPI label as a catalogue name: the full name (`TLS.ntop`), else its master
+        protocol (`TLS`); None when the profile does not know it. Empty means not detected."""
+        names = dict(self.ndpi_names)
+        name = ndpi_name or "Unknown"
+        return names.get(name, names.get(name.split(".", 1)[0]))
+
+
+# ----- reading ------------------------------------------------------------------------------
+def load_profile(name_or_path: str | Path, catalogue: Catalogue) -> Profile:
+    """A shipped profile by name (`exact`, `ndpi-4.2`, `ndpi-5.0`) or a profile file."""
+    text = str(name_or_path)
+    if text in SHIPPED:
+        data = resources.files(__package__).joinpath(f"data/profiles/{text}.yaml").read_text(encoding="utf-8")
+        return parse_profile(data, f"dsl/data/profiles/{text}.yaml", catalogue)
+    path = Path(name_or_path)
+    try:
+        data = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DiagnosticError([Diagnostic("E400", f"profile `{text}` is not valid UTF-8", None,
+                                          location_text=text, help="save the file as UTF-8")]) from None
+    except OSError as exc:
+        hint = did_you_mean(text, SHIPPED)
+        raise DiagnosticError([Diagnostic(
+            "E400", f"no shipped profile `{text}`, and cannot read it as a file: {exc.strerror}", None,
+            location_text=text, help=hint or "shipped profiles: " + ", ".join(SHIPPED))]) from None
+    return parse_profile(data, text, catalogue)
+
+
+def parse_profile(text: str, where: str, catalogue: Catalogue) -> Profile:
+    """Raises DiagnosticError with every problem found."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        location = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
+        raise DiagnosticError([Diagnostic("E400", f"invalid YAML: {getattr(exc, 'problem', exc)}", None,
+                                          location_text=location)]) from None
+    return _Reader(where, catalogue).profile(root)
+
+
+class _Reader:
+    """Walks the YAML node tree (so every value has a line and column) and collects errors."""
+
+    def __init__(self, where: str, catalogue: Catalogue):
+        self.where = where
+        self.apps = catalogue.app_names
+        self.errors: list[tuple[tuple[int, int], Diagnostic]] = []   # (line, column) for sorting
+        self._scalars = yaml.SafeLoader("")      # the safe constructor, for typed scalar values
+
+    def at(self, node) -> str:
+        if node is None:
+            return self.where
+        return f"{self.where}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+
+    def fail(self, code: str, node, message: str, help: str | None = None) -> None:
+        order = (node.start_mark.line, node.start_mark.column) if node is not None else (0, 0)
+        self.errors.append((order, Diagnostic(code, message, None, help=help, location_text=self.at(node))))
+
+    def value(self, node):
+        """A scalar's value (str, int, bool, ...), or the node itself for a list or mapping."""
+        if not isinstance(node, yaml.ScalarNode):
+            return node
+        try:
+            return self._scalars.construct_object(node)
+        except yaml.YAMLError as exc:    # a tag the safe loader refuses (`!!python/...`)
+            self.fail("E405", node, f"cannot read this value: {getattr(exc, 'problem', exc)}")
+            return None
+
+    def shown(self, node) -> str:
+        if isinstance(node, yaml.ScalarNode):
+            return f"`{node.value}`"
+        return "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
+
+    def string(self, node, what: str) -> str | None:
+        value = self.value(node)
+        if not isinstance(value, str) or not value.strip():
+            self.fail("E405", node, f"{what} must be a non-empty string")
+            return None
+        return value
+
+    def sequence(self, node, what: str) -> list:
+        if not isinstance(node, yaml.SequenceNode):
+            self.fail("E405", node, f"{what} must be a list")
+            return []
+        return node.value
+
+    def mapping(self, node, what: str, required=(), optional=None) -> dict:
+        """Key text -> (key node, value node). `optional=None` allows any key."""
+        if not isinstance(node, yaml.MappingNode):
+            self.fail("E405", node, f"{what} must be a mapping")
+            return {}
+        out: dict = {}
+        for key_node, value_node in node.value:
+            key = self.value(key_node)
+            if not isinstance(key, str):
+                self.fail("E405", key_node, f"a key of {what} must be a string, not {self.shown(key_node)}")
+                continue
+            if key in out:
+                first = out[key][0]
+                self.fail("E408", key_node, f"`{key}` appears twice in {what}",
+                          help=f"first at line {first.start_mark.line + 1}; keep one")
+                continue
+            if optional is not None and key not in required and key not in optional:
+                allowed = tuple(required) + tuple(optional)
+                self.fail("E403", key_node, f"unknown key `{key}` in {what}",
+                          help=did_you_mean(key, allowed) or "keys: " + ", ".join(allowed))
+                continue
+            out[key] = (key_node, value_node)
+        for key in required:
+            if key not in out:
+                self.fail("E402", node, f"{what} has no `{key}`")
+        return out
+
+    def app_name(self, node, what: str) -> str | None:
+        name = self.value(node)
+        if not isinstance(name, str) or name not in self.apps:
+            self.fail("E406", node, f"{what} {self.shown(node)} is not in the application catalogue",
+                      help=did_you_mean(str(name), self.apps) or "names are those of `app` in a policy")
+            return None
+        return name
+
+    # --- the parts of a profile ---
+    def profile(self, root) -> Profile:
+        if root is None:
+            raise DiagnosticError([Diagnostic("E402", "the profile is empty", None, location_text=self.where,
+                                              help="a profile needs at least `version: 1` and `name`")])
+        top = self.mapping(root, "the profile", _TOP_REQUIRED, _TOP_OPTIONAL)
+        if "version" in top and self.value(top["version"][1]) != 1:
+            node = top["version"][1]
+            self.fail("E401", node, f"profile version {self.shown(node)} is not supported",
+                      help="this dpipolicy reads version 1")
+
+        def text(key: str) -> str:
+            return (self.string(top[key][1], f"`{key}`") or "") if key in top else ""
+
+        name, engine, description = text("name"), text("engine"), text("description")
+        unobservable = self.unobservable(top["unobservable"][1]) if "unobservable" in top else frozenset()
+        names = self.ndpi_names(top["ndpi_names"][1]) if "ndpi_names" in top else ()
+        labels = self.labels(top["labels"][1]) if "labels" in top else ()
+        if self.errors:
+            raise DiagnosticError(d for _, d in sorted(self.errors, key=lambda e: e[0]))
+        return Profile(name, engine, description, self.where, unobservable, names, labels)
+
+    def unobservable(self, node) -> frozenset[str]:
+        seen: dict[str, object] = {}
+        for item in self.sequence(node, "`unobservable`"):
+            field = self.value(item)
+            if field not in TRAFFIC_FIELDS:
+                self.fail("E404", item, f"{self.shown(item)} is not a field the engine reads from traffic",
+                          help=did_you_mean(str(field), TRAFFIC_FIELDS) or "fields: " + ", ".join(TRAFFIC_FIELDS))
+            elif field in seen:
+                self.fail("E408", item, f"`{field}` is listed twice in `unobservable`")
+            else:
+                seen[field] = item
+        return frozenset(seen)
+
+    def ndpi_names(self, node) -> tuple[tuple[str, str], ...]:
+        out = []
+        for key, (_, value_node) in self.mapping(node, "`ndpi_names`").items():
+            app = self.app_name(value_node, f"nDPI name `{key}`:")
+            if app is not None:
+                out.append((key, app))
+        return tuple(out)
+
+    def labels(self, node) -> tuple[tuple[str, tuple[LabelEntry, ...]], ...]:
+        out = []
+        for key, (key_node, value_node) in self.mapping(node, "`labels`").items():
+            app = self.app_name(key_node, "application")
+            items = self.sequence(value_node, f"the labels of `{key}`")
+            if isinstance(value_node, yaml.SequenceNode) and not items:
+                self.fail("E405", value_node, f"`{key}` is listed with no labels",
+                          help="list at least one label, or remove the application (it is then labelled as itself)")
+            entries: list[LabelEntry] = []
+            for item in items:
+                entry = self.entry(item, key)
+                if entry is None:
+                    continue
+                if any((e.label, e.how, e.when) == (entry.label, entry.how, entry.when) for e in entries):
+                    self.fail("E408", item, f"`{key}`: label `{entry.label}` ({entry.how}) is listed twice "
+                              "with the same `when`")
+                    continue
+                entries.append(entry)
+            if app is not None and entries:
+                out.append((app, tuple(entries)))
+        return tuple(out)
+
+    def entry(self, node, app: str) -> LabelEntry | None:
+        keys = self.mapping(node, f"a label of `{app}`", _ENTRY_REQUIRED, _ENTRY_OPTIONAL)
+        if not all(k in keys for k in _ENTRY_REQUIRED):
+            return None
+        errors = len(self.errors)
+        label = self.app_name(keys["label"][1], "label")
+        how_node = keys["how"][1]
+        how = self.value(how_node)
+        if how not in HOWS:
+            self.fail("E407", how_node, f"unknown `how`: {self.shown(how_node)}",
+                      help=did_you_mean(str(how), HOWS) or "one of: " + ", ".join(HOWS))
+        elif label is not None and (how == "undetected") != (label == "unknown"):
+            self.fail("E407", how_node, f"`how: {how}` with label `{label}`",
+                      help="`undetected` goes with label `unknown`, and label `unknown` with `undetected`")
+        evidence = self.string(keys["evidence"][1], "`evidence`")
+        if "note" in keys:
+            self.string(keys["note"][1], "`note`")
+        when = self.when(keys["when"][1]) if "when" in keys else ()
+        if len(self.errors) > errors:
+            return None
+        return LabelEntry(label, how, when, evidence, self.at(node))
+
+    def when(self, node) -> tuple[tuple[str, IntervalSet], ...]:
+        out = []
+        for key, (key_node, value_node) in self.mapping(node, "`when`").items():
+            if key not in WHEN_FIELDS:
+                self.fail("E404", key_node, f"`when` cannot test `{key}`",
+                          help=did_you_mean(key, WHEN_FIELDS) or "`when` tests: " + ", ".join(WHEN_FIELDS))
+                continue
+            values = {"proto": self.protocols, "dst.port": self.ports, "tls": self.boolean}[key](value_node)
+            if values is not None:
+                out.append((key, values))
+        return tuple(sorted(out, key=lambda kv: WHEN_FIELDS.index(kv[0])))
+
+    def _items(self, node) -> list:
+        return node.value if isinstance(node, yaml.SequenceNode) else [node]
+
+    def protocols(self, node) -> IntervalSet | None:
+        numbers = []
+        for item in self._items(node):
+            value = self.value(item)
+            if isinstance(value, str) and value in PROTOCOLS:
+                numbers.append(PROTOCOLS[value])
+            elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255:
+                numbers.append(value)
+            else:
+                self.fail("E405", item, f"{self.shown(item)} is not a protocol",
+                          help="names: " + ", ".join(PROTOCOLS) + "; or a number 0..255")
+                return None
+        return IntervalSet.of((n, n) for n in numbers)
+
+    def ports(self, node) -> IntervalSet | None:
+        pairs = []
+        for item in self._items(node):
+            value = self.value(item)
+            lo = hi = value
+            if isinstance(value, str) and value.count("-") == 1:
+                low, high = value.split("-")
+                lo, hi = (int(low), int(high)) if low.isdigit() and high.isdigit() else (None, None)
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi)) or not 0 <= lo <= hi <= 65535:
+                self.fail("E405", item, f"{self.shown(item)} is not a port or a port range",
+                          help='write a port 0..65535 or a range as a string, "6881-6889"')
+                return None
+            pairs.append((lo, hi))
+        return IntervalSet.of(pairs)
+
+    def boolean(self, node) -> IntervalSet | None:
+        value = self.value(node)
+        if not isinstance(value, bool):
+            self.fail("E405", node, f"`tls` must be true or false, not {self.shown(node)}")
+            return None
+        return IntervalSet.point(int(value))
