@@ -233,7 +233,8 @@ def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
             was = before.get((r.kind, r.name))
             if was is not None and was.status != r.status:
                 statuses.append(StatusChange(r.kind, r.name, was.status, r.status, r,
-                                             api.as_deployed(new, profiles[1])[0].schema))
+                                             api.as_deployed(new, profiles[1])[0].schema, was,
+                                             api.as_deployed(old, profiles[0])[0].schema))
         unknown |= any(r.status == "unknown" for r in after)
     if args.format == "json":
         stdout.write(json.dumps(render_json(result, statuses), indent=2) + "\n")

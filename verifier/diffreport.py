@@ -24,6 +24,8 @@ class StatusChange:
     after: str
     after_result: Result | None
     schema: Schema | None = None     # the schema of the new table, in which after_result's flow is written
+    before_result: Result | None = None
+    before_schema: Schema | None = None
 
 
 @dataclass
@@ -115,6 +117,9 @@ def _status_lines(statuses: list[StatusChange]) -> list[str]:
         if s.after_result is not None and s.after_result.counterexample is not None:
             lines.append(f"      counterexample: {flow_text(s.schema, s.after_result.counterexample.flow)}"
                          f" gets {decision_line(s.after_result.counterexample)}")
+        elif s.before_result is not None and s.before_result.counterexample is not None:
+            lines.append(f"      was: {flow_text(s.before_schema, s.before_result.counterexample.flow)}"
+                         f" got {decision_line(s.before_result.counterexample)}")
     return lines + [""]
 
 
@@ -162,6 +167,8 @@ def _status_json(s: StatusChange) -> dict:
     data = {"kind": s.kind, "name": s.name, "before": s.before, "after": s.after}
     if s.after_result is not None and s.after_result.counterexample is not None:
         data["counterexample"] = decision_json(s.schema, s.after_result.counterexample)
+    if s.before_result is not None and s.before_result.counterexample is not None:
+        data["before_counterexample"] = decision_json(s.before_schema, s.before_result.counterexample)
     return data
 
 
