@@ -182,7 +182,7 @@ def _explain(args, stdout: TextIO, stderr: TextIO) -> int:
     table, _ = api.as_deployed(loaded, profile)
     schema = table.schema
     pinned = parse_flow(schema, args.flow)
-    if schema.field(LABEL) is None or LABEL in pinned:
+    if schema.field(LABEL) is None or LABEL in pinned or "app" not in pinned:
         result = explain(table, pinned)
         if args.format == "json":
             stdout.write(json.dumps(explanation_json(schema, result), indent=2) + "\n")

@@ -173,23 +173,13 @@ def _complement(boxes: list[Box], fields) -> list[Box]:
         out += pieces
     return merge(out, fields)
 
-
 def possible_labels(profile: Profile, schema: Schema, pinned: dict[str, int]) -> list[tuple[int, str]]:
-    """The labels the engine may give a flow whose known fields are `pinned`, with how it
-    reaches each one (an entry's `how`, or `itself`); `schema` is the labelled schema."""
-    app = schema.field("app")
+    """The labels the engine may give a flow whose application and other known fields are
+    `pinned`, each with how it reaches it (an entry's `how`, or `itself`)."""
+    app = schema.field("app").members[pinned["app"]]
+    index = schema.member_index("app")
     out = []
-    for box in relation(profile, schema):
-        if any(n in pinned and pinned[n] not in v for n, v in box.items() if n != LABEL):
-            continue
-        for lo, hi in box[LABEL].intervals:
-            for label in range(lo, hi + 1):
-                out.append((label, _how(profile, app.members, box, label)))
-    return sorted(dict(out).items())
-
-
-def _how(profile: Profile, members: tuple[str, ...], box: Box, label: int) -> str:
-    apps = [members[a] for lo, hi in box.get("app", IntervalSet.span(0, len(members) - 1)).intervals
-            for a in range(lo, hi + 1)]
-    hows = {e.how for a in apps if _listed(profile, a) for e in profile.entries(a) if e.label == members[label]}
-    return "/".join(sorted(hows)) or "itself"
+    for label in profile.possible_labels(app, pinned):
+        hows = [e.how for e in profile.entries(app) if e.label == label and e.applies(pinned)] if _listed(profile, app) else []
+        out.append((index[label], "/".join(dict.fromkeys(hows)) or "itself"))
+    return out
