@@ -10,7 +10,7 @@ import dataclasses
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import Schema, build_schema
 
-from .table import MatchRule, RuleTable
+from .table import RuleTable
 
 
 def _union(a: tuple[str, ...] | None, b: tuple[str, ...] | None) -> tuple[str, ...] | None:

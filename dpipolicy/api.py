@@ -57,13 +57,14 @@ def as_deployed(loaded: Loaded, profile: Profile | None) -> tuple[RuleTable, Pol
     return under_profile(loaded.table, loaded.spec, profile)
 
 
-def check_results(loaded: Loaded, limits: Limits, profile: Profile | None = None) -> list[Result]:
-    """Every invariant and test, on the compiled table (what would be deployed)."""
-    table, spec = as_deployed(loaded, profile)
+def check_results(deployed: tuple[RuleTable, Policy], limits: Limits) -> list[Result]:
+    """Every invariant and test, on the table as deployed (see `as_deployed`)."""
+    table, spec = deployed
     return check_spec(TableModel(table), spec, limits)
 
 
-def check(loaded: Loaded, limits: Limits, profile: Profile | None = None) -> Report:
-    """Translation validation, then every invariant and test on the table."""
+def check(loaded: Loaded, limits: Limits, deployed: tuple[RuleTable, Policy] | None = None) -> Report:
+    """Translation validation, then every invariant and test on the deployed table (by default,
+    as the exact engine runs it)."""
     validation = translation_validation(loaded, limits)
-    return Report(loaded.table.policy_name, check_results(loaded, limits, profile), validation)
+    return Report(loaded.table.policy_name, check_results(deployed or as_deployed(loaded, None), limits), validation)

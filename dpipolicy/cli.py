@@ -143,9 +143,9 @@ def _check(args, stdout: TextIO, stderr: TextIO) -> int:
     from dpipolicy.verifier.report import TextReport, report_json
     limits = _limits(args)
     loaded = api.load(args.policy, tuple(args.spec), tuple(args.catalogue))
-    profile = _profile(args.profile, loaded)
-    report = api.check(loaded, limits, profile)
-    table, _ = api.as_deployed(loaded, profile)
+    deployed = api.as_deployed(loaded, _profile(args.profile, loaded))
+    report = api.check(loaded, limits, deployed)
+    table = deployed[0]
     if args.format == "json":
         stdout.write(json.dumps(report_json(table.schema, report, table.named_sets), indent=2) + "\n")
     else:
@@ -227,14 +227,14 @@ def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
     statuses: list[StatusChange] = []
     unknown = bool(result.unknown)
     if args.spec:
-        before = {(r.kind, r.name): r for r in api.check_results(old, limits, profiles[0])}
-        after = api.check_results(new, limits, profiles[1])
+        deployed_old, deployed_new = api.as_deployed(old, profiles[0]), api.as_deployed(new, profiles[1])
+        before = {(r.kind, r.name): r for r in api.check_results(deployed_old, limits)}
+        after = api.check_results(deployed_new, limits)
         for r in after:
             was = before.get((r.kind, r.name))
             if was is not None and was.status != r.status:
-                statuses.append(StatusChange(r.kind, r.name, was.status, r.status, r,
-                                             api.as_deployed(new, profiles[1])[0].schema, was,
-                                             api.as_deployed(old, profiles[0])[0].schema))
+                statuses.append(StatusChange(r.kind, r.name, was.status, r.status, r, deployed_new[0].schema,
+                                             was, deployed_old[0].schema))
         unknown |= any(r.status == "unknown" for r in after)
     if args.format == "json":
         stdout.write(json.dumps(render_json(result, statuses), indent=2) + "\n")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field as dc_field
 from . import ast, typed
 from .catalogue import CATEGORIES, Catalogue
 from .diagnostics import DiagnosticSink, did_you_mean
-from .intervals import EMPTY, IntervalSet
+from .intervals import IntervalSet
 from .loader import FileStart, PlacedItem
 from .parser import ITEM_START, ErrorItem
 from .source import SourceFile, Span

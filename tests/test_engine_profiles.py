@@ -57,7 +57,7 @@ def test_every_violating_flow_is_one_the_profile_allows():
     table, _ = under_profile(loaded.table, loaded.spec, profile)
     model = TableModel(table)
     allowed = relation(profile, table.schema)
-    result = next(r for r in api.check_results(loaded, api.Limits(), profile) if r.name == "payg_vpn_needs_addon")
+    result = next(r for r in api.check_results(api.as_deployed(loaded, profile), api.Limits()) if r.name == "payg_vpn_needs_addon")
     assert result.region
     for box, _ in result.region:
         point = realistic_point(table.schema, box)

@@ -146,9 +146,9 @@ class _Walk:
         if complete:
             self.diff.changes.extend(Change(p, old, new, realistic_point(schema, p)) for p in parts)
             return
-        point = next((p for p in (realistic_point(schema, region), realistic_point(schema, _around(model, region)))
-                      if own.index.first_holding(p, c) is None and other.index.first_holding(p, k) is None
-                      and point_in(region, p)), model)
+        candidates = (realistic_point(schema, r) for r in (region, _around(model, region)))
+        point = next((p for p in candidates if point_in(region, p) and own.index.first_holding(p, c) is None
+                      and other.index.first_holding(p, k) is None), model)
         excluded = tuple(dict.fromkeys([own.entries[j][1] for j in earlier_own]
                                        + [other.entries[j][1] for j in earlier_other]))
         self.diff.changes.append(Change(region, old, new, point, False, excluded))

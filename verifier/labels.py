@@ -23,18 +23,28 @@ from dpipolicy.dsl.typed import Action, All, Any_, Atom, Cond, Not, Origin, Poli
 
 from .properties import InternalError
 
+
 def labelled_schema(schema: Schema) -> Schema:
     """The schema with `dpi.app` (the engine's label) next to `app` (the real application)."""
-    if schema.field(LABEL) is not None:
-        return schema
-    app = schema.field("app")
-    label = dataclasses.replace(app, name=LABEL)
-    fields = []
-    for f in schema.flow_fields:
-        fields.append(f)
-        if f.name == "app":
-            fields.append(label)
+    return schema if schema.field(LABEL) is not None else _with_labels(schema, (LABEL,))
+
+
+def _with_labels(schema: Schema, labels) -> Schema:
+    """Label fields (enums over the applications) inserted right after `app`."""
+    fields = list(schema.flow_fields)
+    at = [f.name for f in fields].index("app") + 1
+    fields[at:at] = [dataclasses.replace(schema.field("app"), name=label) for label in labels]
     return dataclasses.replace(schema, flow_fields=tuple(fields))
+
+
+def _relabelled(table: RuleTable, label: str, schema: Schema, before: tuple[MatchRule, ...] = ()) -> RuleTable:
+    """The table on `schema` with its rules' `app` (the engine's label) renamed `label`, after
+    the rules `before`, each rule renumbered."""
+    rules = tuple(dataclasses.replace(r, matches=tuple((label if n == "app" else n, v) for n, v in r.matches))
+                  for r in table.rules)
+    numbered = tuple(dataclasses.replace(r, index=i) for i, r in enumerate(before + rules))
+    named = tuple((n, label if f == "app" else f, v) for n, f, v in table.named_sets)
+    return dataclasses.replace(table, schema=schema, rules=numbered, named_sets=named)
 
 
 def relation(profile: Profile, schema: Schema) -> list[Box]:
@@ -51,8 +61,7 @@ def relation(profile: Profile, schema: Schema) -> list[Box]:
             condition = entry.condition()
             conditions.append(condition)
             boxes.append(normalized({"app": real, LABEL: IntervalSet.point(index[entry.label]), **condition}, fields))
-        unmatched, _ = subtract_all({"app": real}, conditions, fields, cap=1 << 16)
-        boxes += [dict(piece, **{LABEL: real}) for piece in unmatched]
+        boxes += [dict(piece, **{LABEL: real}) for piece in _minus({"app": real}, conditions, fields)]
     return merge(boxes, fields)
 
 
@@ -90,13 +99,10 @@ def without_profile(spec: Policy) -> Policy:
 
 def under_profile(table: RuleTable, spec: Policy, profile: Profile) -> tuple[RuleTable, Policy]:
     """The table matching on labels and the spec restricted to the flows the profile allows
-    (`unobservable_rules` first: a rule on a field the engine cannot see has no meaning here)."""
+    (check `unobservable_rules` first: a rule on a field the engine cannot see means nothing here)."""
     schema = labelled_schema(table.schema)
-    rules = tuple(dataclasses.replace(r, matches=tuple((LABEL if n == "app" else n, v) for n, v in r.matches))
-                  for r in table.rules)
     allowed = _as_cond(relation(profile, schema))
-    relabelled = dataclasses.replace(table, schema=schema, rules=rules,
-                                     named_sets=tuple((s, LABEL if f == "app" else f, v) for s, f, v in table.named_sets))
+    relabelled = _relabelled(table, LABEL, schema)
     invariants = tuple(dataclasses.replace(i, when=All((allowed, i.when))) for i in spec.invariants)
     tests = tuple(dataclasses.replace(t, given=All((allowed, t.given))) for t in spec.tests)
     return relabelled, dataclasses.replace(spec, schema=schema, invariants=invariants, tests=tests)
@@ -139,23 +145,14 @@ def under_two_profiles(old_table: RuleTable, new_table: RuleTable, old: Profile,
     schema = build_schema(base.catalogue, getattr(base.field("subscriber.plan"), "members", None), base.addons,
                           rules, base.field("target").members[1:])
     sides = ((LABEL, old), (LABEL, new)) if old.source == new.source else ((OLD_LABEL, old), (NEW_LABEL, new))
-    app = schema.field("app")
-    fields, at = list(schema.flow_fields), [f.name for f in schema.flow_fields].index("app") + 1
-    fields[at:at] = [dataclasses.replace(app, name=label) for label in dict(sides)]
-    schema = dataclasses.replace(schema, flow_fields=tuple(fields))
+    schema = _with_labels(schema, dict(sides))
     labelled = labelled_schema(base)
     labelled_fields = {f.name: f for f in labelled.flow_fields}
     impossible = [_renamed_box(b, LABEL, label) for label, profile in dict(sides).items()
                   for b in _complement(relation(profile, labelled), labelled_fields)]
     guard = tuple(MatchRule(0, tuple(box.items()), Action("block"), Origin(NO_SUCH_FLOW, None)) for box in impossible)
-
-    def side(table: RuleTable, label: str) -> RuleTable:
-        body = tuple(dataclasses.replace(r, matches=tuple((label if n == "app" else n, v) for n, v in r.matches))
-                     for r in retarget(table, base).rules)
-        numbered = tuple(dataclasses.replace(r, index=i) for i, r in enumerate(guard + body))
-        named = tuple((n, label if f == "app" else f, v) for n, f, v in table.named_sets)
-        return dataclasses.replace(table, schema=schema, rules=numbered, named_sets=named)
-    return side(old_table, sides[0][0]), side(new_table, sides[1][0])
+    return tuple(_relabelled(retarget(table, base), label, schema, guard)
+                 for table, (label, _) in zip((old_table, new_table), sides))
 
 
 def _renamed_box(box: Box, old: str, new: str) -> Box:
@@ -167,11 +164,17 @@ def _complement(boxes: list[Box], fields) -> list[Box]:
     out: list[Box] = []
     for a in range(fields["app"].hi + 1):
         mine = [b for b in boxes if a in b.get("app", fields["app"].domain)]
-        pieces, complete = subtract_all({"app": IntervalSet.point(a)}, mine, fields, cap=1 << 16)
-        if not complete:
-            raise InternalError(f"the labels of application #{a} did not reduce to boxes")
-        out += pieces
+        out += _minus({"app": IntervalSet.point(a)}, mine, fields)
     return merge(out, fields)
+
+
+def _minus(region: Box, others: list[Box], fields) -> list[Box]:
+    """region minus others, exactly: one application's label entries are a handful of boxes."""
+    pieces, complete = subtract_all(region, others, fields, cap=1 << 16)
+    if not complete:
+        raise InternalError(f"the label entries of {region} did not reduce to boxes")
+    return pieces
+
 
 def possible_labels(profile: Profile, schema: Schema, pinned: dict[str, int]) -> list[tuple[int, str]]:
     """The labels the engine may give a flow whose application and other known fields are

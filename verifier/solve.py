@@ -40,7 +40,7 @@ def solve(smtlib: str, fields: tuple[Field, ...], limits: Limits) -> Outcome:
     return Session(smtlib, fields, limits).check()
 
 
-def _outcome(solver, fields: tuple[Field, ...], context) -> Outcome:
+def _outcome(solver, fields: tuple[Field, ...]) -> Outcome:
     result = solver.check()
     if result == z3.unsat:
         return Outcome(Answer.UNSAT)
@@ -49,7 +49,7 @@ def _outcome(solver, fields: tuple[Field, ...], context) -> Outcome:
     model = solver.model()
     values = {}
     for f in fields:
-        value = model.eval(z3.BitVec(f.name, f.bits, context), model_completion=True)
+        value = model.eval(z3.BitVec(f.name, f.bits, solver.ctx), model_completion=True)
         values[f.name] = value.as_long()
     return Outcome(Answer.SAT, values)
 
@@ -63,8 +63,7 @@ class Session:
     def __init__(self, smtlib: str, fields: tuple[Field, ...], limits: Limits):
         z3.set_param("memory_max_size", limits.memory_mb)
         self.fields = fields
-        self.context = z3.Context()
-        self.solver = z3.SolverFor("QF_BV", ctx=self.context)
+        self.solver = z3.SolverFor("QF_BV", ctx=z3.Context())
         self.solver.set("timeout", max(1, int(limits.timeout_s * 1000)))
         self.solver.from_string(smtlib)
 
@@ -72,4 +71,4 @@ class Session:
         self.solver.from_string(smtlib)
 
     def check(self) -> Outcome:
-        return _outcome(self.solver, self.fields, self.context)
+        return _outcome(self.solver, self.fields)
