@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from dpipolicy.compiler.boxes import Box, contains, hull, intersect, merge, normalized, point_in, subtract_all
 from dpipolicy.compiler.retarget import joint_schema, retarget
 from dpipolicy.compiler.table import RuleTable
-from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import LABEL_FIELDS, Schema
 from dpipolicy.dsl.typed import Action, Origin
 
 from . import encode
+from .compress import Compression
 from .properties import InternalError, TableModel
 from .solve import Answer, Limits, Session
 from .witness import realistic_point
@@ -84,10 +84,12 @@ class _Walk:
     """One changed rule c, followed through the other table with one incremental z3 session.
 
     The session holds: the flow is in box_c and in no earlier rule of c's side (so c decides
-    it), and `dec`, the index of the other side's deciding rule (an if-then-else chain over
-    the rules meeting box_c), is one whose outcome differs. Each model names a rule k; the
-    flows decided by c and k are recorded, k is ruled out, and the session is asked again,
-    until z3 answers unsat: a proof that no other flow of c changes.
+    it), and the other side's first-match chain over the rules meeting box_c ends at a rule
+    whose outcome differs and whose flows are not recorded yet (a Boolean |r<k>| per such rule,
+    `false` for the others). Each model names a rule k; the flows decided by c and k are
+    recorded, |r<k>| is set false, and the session is asked again, until z3 answers unsat: a
+    proof that no other flow of c changes. Fields are compressed to the segments the boxes of
+    the query cut them into (see compress.py), so a 128-bit address costs a few bits.
     """
 
     def __init__(self, diff: Diff, own: TableModel, other: TableModel, partner: dict[int, int],
@@ -96,7 +98,7 @@ class _Walk:
         self.skip, self.old_side, self.limits = skip, old_side, limits
 
     def run(self, c: int) -> None:
-        own, other, fields = self.own, self.other, self.own.fields
+        own, other = self.own, self.other
         box, mine = own.boxes[c], own.entries[c][0]
         meeting = []
         for k in other.index.overlapping(box):
@@ -108,16 +110,27 @@ class _Walk:
         if not relevant:
             return              # no rule that could decide c's flows differently
         earlier = own.index.overlapping(box, c)
-        width = max(1, len(other.boxes).bit_length())
-        chain = f"(_ bv{meeting[-1]} {width})"
+        self._solve(c, meeting, relevant, earlier)
+
+    def _solve(self, c: int, meeting: list[int], relevant: list[int], earlier: list[int]) -> None:
+        own, other = self.own, self.other
+        boxes = {("own", c): own.boxes[c], **{("own", j): own.boxes[j] for j in earlier},
+                 **{("other", k): other.boxes[k] for k in meeting}}
+        squeeze = Compression(own.fields, boxes.values())
+        small = {key: squeeze.box(b) for key, b in boxes.items()}
+        fields = squeeze.fields
+        wanted = set(relevant)       # |r<k>| is true until the flows of k are recorded
+
+        def decided(k: int) -> str:
+            return f"|r{k}|" if k in wanted else "false"
+        chain = decided(meeting[-1])
         for k in reversed(meeting[:-1]):
-            chain = f"(ite {encode.box(fields, other.boxes[k])} (_ bv{k} {width}) {chain})"
-        parts = [own.declarations, f"(declare-const |dec| (_ BitVec {width}))",
-                 f"(assert {encode.box(fields, box)})", f"(assert (= |dec| {chain}))",
-                 "(assert (or " + " ".join(f"(= |dec| (_ bv{k} {width}))" for k in relevant) + " false))"]
+            chain = f"(ite {encode.box(fields, small['other', k])} {decided(k)} {chain})"
+        parts = [encode.declarations(fields.values()), *(f"(declare-const |r{k}| Bool)" for k in relevant),
+                 f"(assert {encode.box(fields, small['own', c])})", f"(assert {chain})"]
         if earlier:
-            parts.append(f"(assert (not {encode.boxes(fields, (own.boxes[j] for j in earlier))}))")
-        session = Session("\n".join(parts), own.table.schema.flow_fields, self.limits)
+            parts.append(f"(assert (not {encode.boxes(fields, (small['own', j] for j in earlier))}))")
+        session = Session("\n".join(parts), tuple(fields.values()), self.limits)
         while True:
             outcome = session.check()
             self.diff.queries += 1
@@ -126,42 +139,37 @@ class _Walk:
             if outcome.answer is Answer.UNKNOWN:
                 self.diff.unknown.append(f"rule {own.entries[c][1]}: the solver gave no answer ({outcome.reason})")
                 return
-            k = other.index.first_holding(outcome.model, len(other.boxes))
+            k = other.index.first_holding(squeeze.flow(outcome.model), len(other.boxes))
             if k not in relevant:
                 raise InternalError(f"diff: z3 named a flow decided by {other.rule_words(k)}, not a changed outcome")
-            self._record(c, k, earlier, outcome.model)
-            session.add(f"(assert (not (= |dec| (_ bv{k} {width}))))")
+            self._record(c, k, squeeze.cell(outcome.model))
+            session.add(f"(assert (not |r{k}|))")
 
-    def _record(self, c: int, k: int, earlier: list[int], model: dict[str, int]) -> None:
-        """The flows decided by c here and by k there: exact boxes, or the box minus named rules."""
+    def _record(self, c: int, k: int, cell: Box) -> None:
+        """The flows decided by c here and by k there: exact boxes, or the box minus named rules.
+        `cell` holds flows that c and k decide (z3's model, widened to its segments)."""
         own, other, schema = self.own, self.other, self.own.table.schema
         region = intersect(own.boxes[c], other.boxes[k])
-        earlier_own = [j for j in earlier if intersect(own.boxes[j], region) is not None]
-        earlier_other = other.index.overlapping(region, k)
+        earlier_own, earlier_other = own.index.overlapping(region, c), other.index.overlapping(region, k)
         boxes = [own.boxes[j] for j in earlier_own] + [other.boxes[j] for j in earlier_other]
         parts, complete = (subtract_all(region, boxes, own.fields, EXACT_BOXES_CAP, budget=200)
                            if len(boxes) <= EXACT_BOXES_CAP else ([], False))
-        mine, theirs = _decider(own, c), _decider(other, k)
-        old, new = (mine, theirs) if self.old_side else (theirs, mine)
+        old, new = _decider(own, c), _decider(other, k)
+        if not self.old_side:
+            old, new = new, old
         if complete:
             self.diff.changes.extend(Change(p, old, new, realistic_point(schema, p)) for p in parts)
             return
-        candidates = (realistic_point(schema, r) for r in (region, _around(model, region)))
-        point = next((p for p in candidates if point_in(region, p) and own.index.first_holding(p, c) is None
-                      and other.index.first_holding(p, k) is None), model)
+        same_app = dict(region, **{n: cell[n] for n in ("app",) + LABEL_FIELDS if n in cell})
+        for wider in (region, same_app):      # the most typical flow that c and k decide
+            point = realistic_point(schema, wider)
+            if own.index.first_holding(point, c) is None and other.index.first_holding(point, k) is None:
+                break
+        else:
+            point = realistic_point(schema, cell)     # decided by c and k, like every flow of the cell
         excluded = tuple(dict.fromkeys([own.entries[j][1] for j in earlier_own]
                                        + [other.entries[j][1] for j in earlier_other]))
         self.diff.changes.append(Change(region, old, new, point, False, excluded))
-
-
-_WITNESS_KEYS = ("app", "proto", "dst.port", "tls")
-
-
-def _around(model: dict[str, int], region: Box) -> Box:
-    """The region narrowed to the model's application, protocol, port and TLS (and labels, under
-    engine profiles), so that a realistic point there is likely decided as the model is."""
-    keys = [n for n in model if n in _WITNESS_KEYS or n in LABEL_FIELDS]
-    return dict(region, **{n: IntervalSet.point(model[n]) for n in keys})
 
 
 def _consolidated(changes: list[Change], fields) -> list[Change]:
