@@ -162,7 +162,8 @@ class _ToAst(Transformer):
 
 
 @lru_cache(maxsize=None)
-def _grammar_text() -> str:
+def grammar_text() -> str:
+    """The language's grammar (lark), shared by the parser and the formatter."""
     return resources.files(__package__).joinpath("grammar.lark").read_text(encoding="utf-8")
 
 
@@ -171,7 +172,7 @@ class _Parser:
 
     def __init__(self) -> None:
         self.builder = _ToAst(None)
-        self.lark = Lark(_grammar_text(), parser="lalr",
+        self.lark = Lark(grammar_text(), parser="lalr",
                          maybe_placeholders=True, transformer=self.builder)
 
     def parse(self, file: SourceFile, text: str) -> tuple[ast.Module, list[Diagnostic]]:
