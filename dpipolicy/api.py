@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from dpipolicy.compiler.lower import lower
 from dpipolicy.compiler.table import RuleTable
@@ -13,7 +14,8 @@ from dpipolicy.dsl.loader import load_items
 from dpipolicy.dsl.profiles import Profile
 from dpipolicy.dsl.typed import Policy
 from dpipolicy.verifier.labels import under_profile, unobservable_rules, without_profile
-from dpipolicy.verifier.properties import TableModel, check_spec
+from dpipolicy.verifier.parallel import check_spec_parallel
+from dpipolicy.verifier.properties import TableModel
 from dpipolicy.verifier.results import Report, Result
 from dpipolicy.verifier.solve import Limits
 from dpipolicy.verifier.validate import Validation, validate
@@ -57,14 +59,18 @@ def as_deployed(loaded: Loaded, profile: Profile | None) -> tuple[RuleTable, Pol
     return under_profile(loaded.table, loaded.spec, profile)
 
 
-def check_results(deployed: tuple[RuleTable, Policy], limits: Limits) -> list[Result]:
-    """Every invariant and test, on the table as deployed (see `as_deployed`)."""
+def check_results(deployed: tuple[RuleTable, Policy], limits: Limits, jobs: int = 1,
+                  progress: Callable[[int, int], None] | None = None) -> list[Result]:
+    """Every invariant and test, on the table as deployed (see `as_deployed`), checked by up to
+    `jobs` processes (the same results as one); `progress(done, total)` as they finish."""
     table, spec = deployed
-    return check_spec(TableModel(table), spec, limits)
+    return check_spec_parallel(TableModel(table), spec, limits, jobs, progress)
 
 
-def check(loaded: Loaded, limits: Limits, deployed: tuple[RuleTable, Policy] | None = None) -> Report:
+def check(loaded: Loaded, limits: Limits, deployed: tuple[RuleTable, Policy] | None = None, jobs: int = 1,
+          progress: Callable[[int, int], None] | None = None) -> Report:
     """Translation validation, then every invariant and test on the deployed table (by default,
-    as the exact engine runs it)."""
+    as the exact engine runs it); `jobs` and `progress` as for `check_results`."""
     validation = translation_validation(loaded, limits)
-    return Report(loaded.table.policy_name, check_results(deployed or as_deployed(loaded, None), limits), validation)
+    results = check_results(deployed or as_deployed(loaded, None), limits, jobs, progress)
+    return Report(loaded.table.policy_name, results, validation)

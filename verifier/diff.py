@@ -26,6 +26,7 @@ from dpipolicy.dsl.typed import Action, Origin
 
 from . import encode
 from .compress import Compression
+from .parallel import map_in_processes
 from .properties import InternalError, TableModel
 from .solve import Answer, Limits, Session
 from .witness import realistic_point
@@ -204,7 +205,21 @@ def _partners(a: list, b: list) -> tuple[dict[int, int], dict[int, int]]:
     return a_to_b, {j: i for i, j in a_to_b.items()}
 
 
-def diff_tables(old: RuleTable, new: RuleTable, limits: Limits) -> Diff:
+def _walk(state: tuple, walk: tuple[bool, int]) -> Diff:
+    """What one changed rule's walk finds (each walk stands alone, so processes can share them)."""
+    a, b, a_to_b, b_to_a, changed_a, limits = state
+    old_side, c = walk
+    found = Diff(a.table.schema)
+    if old_side:
+        _Walk(found, a, b, b_to_a, set(), True, limits).run(c)
+    else:
+        _Walk(found, b, a, a_to_b, changed_a, False, limits).run(c)
+    return found
+
+
+def diff_tables(old: RuleTable, new: RuleTable, limits: Limits, jobs: int = 1) -> Diff:
+    """Every flow whose outcome differs; the changed rules' walks are spread over up to `jobs`
+    processes, with the same result as one."""
     schema = old.schema if old.schema is new.schema else joint_schema(old.schema, new.schema)
     a, b = TableModel(retarget(old, schema)), TableModel(retarget(new, schema))
     a_to_b, b_to_a = _partners([_signature(a, i) for i in range(len(a.boxes))],
@@ -214,10 +229,11 @@ def diff_tables(old: RuleTable, new: RuleTable, limits: Limits) -> Diff:
     # enum values were renumbered onto the joint schema, so only sets of other fields keep their meaning
     names = tuple(n for n in old.named_sets + new.named_sets if schema.field(n[1]).kind != "enum" or n[1] in ("app",) + LABEL_FIELDS)
     result = Diff(schema, changed_rules=(len(changed_a), len(changed_b)), names=names)
-    for i in changed_a:
-        _Walk(result, a, b, b_to_a, set(), True, limits).run(i)
-    for j in changed_b:
-        _Walk(result, b, a, a_to_b, set(changed_a), False, limits).run(j)
+    walks = [(True, i) for i in changed_a] + [(False, j) for j in changed_b]
+    for found in map_in_processes(_walk, (a, b, a_to_b, b_to_a, set(changed_a), limits), walks, jobs, (a, b)):
+        result.changes += found.changes
+        result.unknown += found.unknown
+        result.queries += found.queries
     result.changes = _consolidated(result.changes, a.fields)
     for change in result.changes:
         if a.decision(change.witness).action != change.old.action or \

@@ -190,18 +190,26 @@ def check_exists(model: TableModel, name: str, description: str | None, location
                   queries=s.queries)
 
 
-def check_spec(model: TableModel, spec: typed.Policy, limits: Limits) -> list[Result]:
-    """Every invariant and test of `spec` against the table."""
-    results = []
-    for inv in spec.invariants:
+def property_count(spec: typed.Policy) -> int:
+    """How many results `check_spec` gives: one per invariant, then one per test."""
+    return len(spec.invariants) + len(spec.tests)
+
+
+def check_property(model: TableModel, spec: typed.Policy, k: int, limits: Limits) -> Result:
+    """The k-th invariant or test of `spec` (invariants first, in order, then tests). Each one is
+    checked on its own, so any subset can run in another process with the same result."""
+    if k < len(spec.invariants):
+        inv = spec.invariants[k]
         where = inv.span.location()
         if inv.exists is not None:
-            results.append(check_exists(model, inv.name, inv.description, where, inv.exists, limits))
-        else:
-            results.append(check_forall(model, "invariant", inv.name, inv.description, where,
-                                        inv.when, inv.require, limits))
-    for test in spec.tests:
-        expect = typed.expectation(model.table.schema, test.expect)
-        results.append(check_forall(model, "test", test.name, None, test.span.location(),
-                                    test.given, expect, limits))
-    return results
+            return check_exists(model, inv.name, inv.description, where, inv.exists, limits)
+        return check_forall(model, "invariant", inv.name, inv.description, where, inv.when, inv.require, limits)
+    test = spec.tests[k - len(spec.invariants)]
+    expect = typed.expectation(model.table.schema, test.expect)
+    return check_forall(model, "test", test.name, None, test.span.location(), test.given, expect, limits)
+
+
+def check_spec(model: TableModel, spec: typed.Policy, limits: Limits) -> list[Result]:
+    """Every invariant and test of `spec` against the table, in order (verifier/parallel.py
+    spreads them over processes)."""
+    return [check_property(model, spec, k, limits) for k in range(property_count(spec))]

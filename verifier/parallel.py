@@ -1,0 +1,121 @@
+"""Work spread over several processes with a serial run's results: invariants and tests
+(`check --jobs`), and the changed rules' walks of a diff (`diff --jobs`).
+
+Each invariant, test or walk stands alone, and every z3 session has a context of its own, so
+which process does which, and in what order, changes nothing: the results come back in order
+with the same statuses, counterexamples, regions and witnesses.
+
+Workers get the tables and spec once, when they start. On Linux they are forked, so they
+share the parent's loaded tables and indexes without copying them; elsewhere the platform's
+start method pickles them (the same results, with a start-up cost that grows with the table).
+
+A result travels back pickled with each rule's `Origin` sent as its index in its table, so a
+result names the parent's own rule (equal to a serial run's result, and the source text the
+origin points into is not copied back with each result).
+"""
+from __future__ import annotations
+
+import io
+import multiprocessing
+import pickle
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Callable, Sequence, TypeVar
+
+from dpipolicy.dsl import typed
+
+from .properties import TableModel, check_property, property_count
+from .results import Result
+from .solve import Limits
+
+T = TypeVar("T")
+_worker: tuple[Callable, object, dict[int, tuple[int, int]]] | None = None   # set in a worker
+
+
+def map_in_processes(function: Callable[[object, T], object], state: object, items: Sequence[T], jobs: int,
+                     models: tuple[TableModel, ...], progress: Callable[[int, int], None] | None = None) -> list:
+    """`[function(state, item) for item in items]`, by up to `jobs` processes (this one alone when
+    jobs is 1 or there is at most one item), in item order. `function` must be a module-level
+    function; its results may name rules of `models`, which come back as the parent's own.
+    `progress(done, total)` is called before the first item and as each one finishes."""
+    total = len(items)
+    if progress is not None:
+        progress(0, total)
+    workers = min(jobs, total)
+    if workers <= 1:
+        results = []
+        for item in items:
+            results.append(function(state, item))
+            if progress is not None:
+                progress(len(results), total)
+        return results
+    results: list = [None] * total
+    with ProcessPoolExecutor(workers, mp_context=_start_method(), initializer=_start,
+                             initargs=(function, state, models)) as pool:
+        futures = {pool.submit(_run, item): k for k, item in enumerate(items)}
+        try:
+            for done, future in enumerate(as_completed(futures), 1):
+                results[futures[future]] = _ResultUnpickler(future.result(), models).load()
+                if progress is not None:
+                    progress(done, total)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)     # an error or ^C: start nothing more
+            raise
+    return results
+
+
+def check_spec_parallel(model: TableModel, spec: typed.Policy, limits: Limits, jobs: int,
+                        progress: Callable[[int, int], None] | None = None) -> list[Result]:
+    """`check_spec` with up to `jobs` processes, with the same results in the same order."""
+    return map_in_processes(_check_one, (model, spec, limits), range(property_count(spec)), jobs, (model,), progress)
+
+
+def _check_one(state: tuple[TableModel, typed.Policy, Limits], k: int) -> Result:
+    model, spec, limits = state
+    return check_property(model, spec, k, limits)
+
+
+def _start_method():
+    """fork on Linux (workers share the loaded table); the platform's default elsewhere."""
+    return multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
+
+
+def _origins(models: tuple[TableModel, ...]) -> dict[int, tuple[int, int]]:
+    """The id of each rule's Origin -> (which model, its index among the model's entries)."""
+    return {id(origin): (m, i) for m, model in enumerate(models)
+            for i, (_, _, origin, _) in enumerate(model.entries) if origin is not None}
+
+
+def _start(function: Callable, state: object, models: tuple[TableModel, ...]) -> None:
+    global _worker
+    _worker = (function, state, _origins(models))
+
+
+def _run(item) -> bytes:
+    function, state, origins = _worker
+    out = io.BytesIO()
+    _ResultPickler(out, origins).dump(function(state, item))
+    return out.getvalue()
+
+
+class _ResultPickler(pickle.Pickler):
+    """Pickles a result with each rule Origin as (model, index among its entries)."""
+
+    def __init__(self, file, origins: dict[int, tuple[int, int]]):
+        super().__init__(file, pickle.HIGHEST_PROTOCOL)
+        self.origins = origins
+
+    def persistent_id(self, obj):
+        return self.origins.get(id(obj)) if isinstance(obj, typed.Origin) else None
+
+
+class _ResultUnpickler(pickle.Unpickler):
+    """Reads a `_ResultPickler` result back, each rule as this process's own Origin."""
+
+    def __init__(self, data: bytes, models: tuple[TableModel, ...]):
+        super().__init__(io.BytesIO(data))
+        self.models = models
+
+    def persistent_load(self, where: tuple[int, int]) -> typed.Origin:
+        m, i = where
+        return self.models[m].entries[i][2]
