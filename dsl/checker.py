@@ -64,6 +64,7 @@ class _Checker:
         self.policy_file: SourceFile | None = None   # the file named on the command line
         # Sets and enums declared only through spec files: the policy's rules cannot see them.
         self.spec_only: dict[tuple[str, str], ast.Ident] = {}
+        self.first_declared: dict[tuple[str, str], ast.EnumDecl | ast.SetDecl] = {}   # see _restated
 
     # ----- declarations -------------------------------------------------------------------
     def declare(self, placed: list[PlacedItem]) -> None:
@@ -74,7 +75,9 @@ class _Checker:
             if first is not None:
                 self.sink.error("E102", f"duplicate {kind} `{name.text}`", name.span, f"second {kind} with this name",
                                 notes=(f"first defined at {first.span.location()}",),
-                                help=f"{kind} names must be unique across the policy and its spec files")
+                                help=f"{kind} names must be unique across the policy and its spec files"
+                                + (" (the same set or enum written word for word in two files counts once)"
+                                   if kind in ("set", "enum") else ""))
                 return False
             seen[(kind, name.text)] = name
             return True
@@ -103,6 +106,8 @@ class _Checker:
                                         notes=(f"first at {d.policy.span.location()}",))
                     else:
                         d.policy = item
+                case ast.EnumDecl() | ast.SetDecl() if self._restated(item):
+                    continue
                 case ast.EnumDecl():
                     if self._declare_enum(item, unique) and p.role == "spec":
                         self.spec_only[("enum", item.name.text)] = item.name
@@ -130,6 +135,15 @@ class _Checker:
                 case ast.TestDecl():
                     (d.tests if unique("test", item.name) else self.duplicates).append(item)
         self._check_set_cycles()
+
+    def _restated(self, item: ast.EnumDecl | ast.SetDecl) -> bool:
+        """True for a set or enum declared again, word for word, in another file: the same
+        definition, kept once. This is how a spec that imports the current definitions file
+        goes with an older checkout of the policy, which imports its own copy of that file."""
+        key = (type(item).__name__, item.name.text)
+        first = self.first_declared.setdefault(key, item)
+        return first is not item and first.span.file is not item.span.file and \
+            first.span.text.split() == item.span.text.split()
 
     def _missing_ok(self, kind: str, name: str) -> bool:
         """True when `name` is unknown only because its item failed to parse (already reported)."""

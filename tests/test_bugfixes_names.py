@@ -11,7 +11,7 @@ import pytest
 from dpipolicy.dsl.diagnostics import DiagnosticError
 from dpipolicy.dsl.frontend import load_policy
 
-from helpers import run_cli, write_policy
+from helpers import EXAMPLES, run_cli, write_policy
 
 
 def codes(tmp_path, text: str, spec: str | None = None) -> list[tuple[str, int]]:
@@ -109,3 +109,28 @@ def test_specs_still_see_their_own_and_the_policy_definitions(tmp_path):
 def test_empty_enum(tmp_path, enum):
     use = "subscriber.plan == payg" if enum == "plan" else "vpn in subscriber.addons"
     assert codes(tmp_path, f"enum {enum} {{ }}\ndefault allow\nrule r when {use} then block\n") == [("E132", 1)]
+
+
+def test_diff_of_an_older_checkout_with_the_current_spec(tmp_path):
+    """`git worktree add base main` then `diff base/policy.dpi policy.dpi --spec spec.dpi`: the
+    spec imports the current definitions file, the old policy its own copy; word-for-word equal
+    sets and enums count once, so the diff runs (it used to stop with E102)."""
+    import shutil
+
+    base = tmp_path / "base"
+    base.mkdir()
+    shutil.copy(EXAMPLES / "definitions.dpi", base / "definitions.dpi")
+    shutil.copy(EXAMPLES / "policy-2011-08.dpi", base / "policy.dpi")
+    for name in ("definitions.dpi", "spec.dpi"):
+        shutil.copy(EXAMPLES / name, tmp_path / name)
+    shutil.copy(EXAMPLES / "policy-2011-09.dpi", tmp_path / "policy.dpi")
+    code, out, err = run_cli("diff", base / "policy.dpi", tmp_path / "policy.dpi", "--spec", tmp_path / "spec.dpi")
+    assert code == 1, err
+    assert "invariant auth_smtp_third_party_never_blocked: holds -> violated" in out
+
+    # definitions that really differ between the versions are still two definitions of one name
+    changed = (base / "definitions.dpi").read_text().replace("149.254.200.0/24", "149.254.210.0/24", 1)
+    assert changed != (base / "definitions.dpi").read_text()
+    (base / "definitions.dpi").write_text(changed)
+    code, _, err = run_cli("diff", base / "policy.dpi", tmp_path / "policy.dpi", "--spec", tmp_path / "spec.dpi")
+    assert code == 2 and "E102" in err and "duplicate set `operator_mail`" in err
