@@ -159,3 +159,19 @@ def test_bad_table_is_exit_2(tmp_path):
     bad.write_text("{not json")
     code, _, err = run_cli("check", bad)
     assert code == 2 and "invalid JSON" in err and "bad.json:1:2" in err
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly():
+    """`dpipolicy diff ... | head`: the closed pipe is not reported as a dpipolicy bug."""
+    import io
+
+    from dpipolicy.cli import EXIT_BROKEN_PIPE, main
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    err = io.StringIO()
+    code = main(["check", str(NEW), "--spec", str(SPEC)], ClosedPipe(), err)
+    assert code == EXIT_BROKEN_PIPE == 141
+    assert "internal error" not in err.getvalue()
