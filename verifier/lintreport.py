@@ -1,0 +1,81 @@
+"""Rendering lint results: text like the compiler's diagnostics, and JSON (docs/lint.md)."""
+from __future__ import annotations
+
+from dpipolicy.dsl.diagnostics import Diagnostic
+from dpipolicy.dsl.lintcodes import CODES, LintFinding, Undecided, failing
+from dpipolicy.dsl.source import Span
+from dpipolicy.dsl.words import counted
+
+from .lint import LintResult
+from .report import flow_json
+from .witness import flow_text
+
+LEVELS = ("error", "warning", "note")
+
+
+def status(result: LintResult, strict: bool) -> str:
+    """failed (a failing finding), unknown (some check undecided, nothing failing) or passed."""
+    if any(failing(f, strict) for f in result.findings):
+        return "failed"
+    return "unknown" if result.undecided else "passed"
+
+
+def _diagnostic(f: LintFinding) -> Diagnostic:
+    notes = f.notes + tuple(f"{label}: {span.location()}" for span, label in f.related)
+    return Diagnostic(f.code, f.message, f.span, f.label, f.hint, notes, severity=f.level)
+
+
+def _undecided_diagnostic(u: Undecided) -> Diagnostic:
+    return Diagnostic(u.code, u.message, u.span, "undecided", "raise --timeout (seconds per solver query)",
+                      (u.reason,), severity="unknown")
+
+
+def summary(result: LintResult, strict: bool) -> dict[str, int]:
+    counts = {level: sum(f.level == level for f in result.findings) for level in LEVELS}
+    return {"errors": counts["error"], "warnings": counts["warning"], "notes": counts["note"],
+            "failing": sum(failing(f, strict) for f in result.findings), "undecided": len(result.undecided),
+            "silenced": result.silenced, "rules": result.rules, "queries": result.queries}
+
+
+def render_text(result: LintResult, strict: bool) -> str:
+    blocks = [_diagnostic(f).render() for f in result.findings]
+    blocks += [_undecided_diagnostic(u).render() for u in result.undecided]
+    s = summary(result, strict)
+    line = (f"lint: {counted(s['errors'], 'error')}, {counted(s['warnings'], 'warning')}, "
+            f"{counted(s['notes'], 'note')}, {s['undecided']} undecided")
+    if s["silenced"]:
+        line += f" ({s['silenced']} silenced by comments)"
+    line += f"; {counted(s['rules'], 'rule')} checked"
+    verdict = status(result, strict)
+    if verdict == "failed":
+        line += f"; failed{' (--strict: warnings fail)' if strict and s['warnings'] else ''}"
+    elif verdict == "unknown":
+        line += "; unknown: the solver gave no answer for some checks"
+    return "\n\n".join(blocks + [line])
+
+
+def _place_json(span: Span | None) -> dict:
+    if span is None:
+        return {"location": None, "file": None, "line": None, "column": None}
+    return {"location": span.location(), "file": span.file.display_name, "line": span.line, "column": span.column}
+
+
+def finding_json(result: LintResult, f: LintFinding, strict: bool) -> dict:
+    data = {"code": f.code, "level": f.level, "title": CODES[f.code].title, "failing": failing(f, strict),
+            "message": f.message, **_place_json(f.span), "label": f.label, "notes": list(f.notes),
+            "help": f.hint, "related": [{"message": label, **_place_json(span)} for span, label in f.related]}
+    if f.witness is not None:
+        data["witness"] = {"flow": flow_json(result.schema, f.witness),
+                           "flow_text": flow_text(result.schema, f.witness)}
+    return data
+
+
+def render_json(result: LintResult, strict: bool) -> dict:
+    return {
+        "status": status(result, strict),
+        "strict": strict,
+        "summary": summary(result, strict),
+        "findings": [finding_json(result, f, strict) for f in result.findings],
+        "undecided": [{"code": u.code, "message": u.message, **_place_json(u.span), "reason": u.reason}
+                      for u in result.undecided],
+    }
