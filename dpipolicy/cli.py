@@ -1,4 +1,4 @@
-"""Command line: `dpipolicy check | compile | explain | diff | replay`. Thin: parsing arguments, rendering, exit codes.
+"""Command line: `dpipolicy check | compile | explain | diff | replay | fmt | lint`. Thin: parsing arguments, rendering, exit codes.
 
 Exit codes: 0 all hold and pass; 1 something violated or failed; 2 bad input; 3 some result
 unknown and nothing violated; 4 an internal error (a dpipolicy bug).
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 EXIT_OK, EXIT_VIOLATED, EXIT_BAD_INPUT, EXIT_UNKNOWN, EXIT_INTERNAL = 0, 1, 2, 3, 4
+EXIT_BROKEN_PIPE = 141     # 128 + SIGPIPE, what a shell reports for a program killed by a closed pipe
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,10 +25,28 @@ class _Parser(argparse.ArgumentParser):
 
 
 PROFILE_HELP = "the DPI engine's profile: exact (default), ndpi-4.2, ndpi-5.0, or a YAML file"
+CI_FORMATS = ("sarif", "junit", "github")     # dpipolicy/ciformats.py; imported lazily, like every command
+FORMAT_HELP = "sarif, junit and github (Actions annotations) are for CI: see docs/output.md"
 
 
 class _UsageError(Exception):
     pass
+
+
+def _jobs(text: str) -> int:
+    """--jobs N: a whole number of processes, at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of processes, 1 or more, got {text!r} "
+                                         "(for example --jobs 2)")
+    return n
+
+
+JOBS_HELP = "check up to N invariants and tests at once, each in its own process (default 1)"
+JOBS_DIFF_HELP = "follow up to N changed rules, and check up to N invariants and tests, at once (default 1)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,8 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("policy", type=Path, help="a .dpi policy or a JSON rule table")
     check.add_argument("--spec", action="append", type=Path, default=[], metavar="FILE",
                        help="a file of invariants and tests; may be repeated")
-    check.add_argument("--format", choices=("text", "json"), default="text")
+    check.add_argument("--format", choices=("text", "json", *CI_FORMATS), default="text", help=FORMAT_HELP)
     check.add_argument("--profile", metavar="NAME|FILE", help=PROFILE_HELP)
+    check.add_argument("--jobs", type=_jobs, default=1, metavar="N", help=JOBS_HELP)
     common(check)
 
     comp = sub.add_parser("compile", help="compile a policy to a JSON rule table")
@@ -68,11 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("new", type=Path, help="a .dpi policy or a JSON rule table")
     diff.add_argument("--spec", action="append", type=Path, default=[], metavar="FILE",
                       help="invariants and tests to check on both sides; may be repeated")
-    diff.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    diff.add_argument("--format", choices=("text", "json", "markdown", *CI_FORMATS), default="text", help=FORMAT_HELP)
     diff.add_argument("--fail-on", choices=("change", "regression"), default="change",
                       help="exit 1 on any change (default), or only when an invariant or test regresses")
     diff.add_argument("--profile-old", metavar="NAME|FILE", help="the engine profile running OLD (default: exact)")
     diff.add_argument("--profile-new", metavar="NAME|FILE", help="the engine profile running NEW (default: exact)")
+    diff.add_argument("--jobs", type=_jobs, default=1, metavar="N", help=JOBS_DIFF_HELP)
     common(diff)
     replay = sub.add_parser("replay", help="the policy's decision for each flow of a packet capture")
     replay.add_argument("policy", type=Path, help="a .dpi policy or a JSON rule table")
@@ -83,6 +104,20 @@ def _parser() -> argparse.ArgumentParser:
                         help='fields a capture cannot tell, e.g. "subscriber.plan=payg subscriber.addons=vpn"')
     replay.add_argument("--format", choices=("text", "json"), default="text")
     common(replay)
+    lint = sub.add_parser("lint", help="find rules that never decide a flow, unused names and more (docs/lint.md)")
+    lint.add_argument("policy", type=Path, help="a .dpi policy")
+    lint.add_argument("--spec", action="append", type=Path, default=[], metavar="FILE",
+                      help="a file of invariants and tests (their names count as used; vacuous ones are found); "
+                           "may be repeated")
+    lint.add_argument("--strict", action="store_true", help="warnings fail too (exit 1), not only errors")
+    lint.add_argument("--format", choices=("text", "json", *CI_FORMATS), default="text", help=FORMAT_HELP)
+    common(lint)
+    fmt = sub.add_parser("fmt", help="rewrite .dpi files in the canonical layout (docs/fmt.md)")
+    fmt.add_argument("files", nargs="+", type=Path, metavar="FILE", help="a .dpi policy or spec file")
+    fmt.add_argument("--check", action="store_true",
+                     help="write nothing; list the files that are not formatted and exit 1 if there are any")
+    fmt.add_argument("--diff", action="store_true", help="write nothing; print what would change as a unified diff")
+    fmt.add_argument("--debug", action="store_true", help="show Python tracebacks on internal errors")
     return top
 
 
@@ -115,7 +150,15 @@ def main(argv: list[str] | None = None, stdout: TextIO | None = None, stderr: Te
         stderr.write(exc.summary() + "\n")
         if getattr(args, "format", "text") == "json":     # for programs: the same, as one object
             stdout.write(json.dumps(exc.to_json(), indent=2) + "\n")
+        elif getattr(args, "format", "text") in CI_FORMATS:     # and for CI: annotations of the errors
+            from dpipolicy.cifindings import diagnostic_findings
+            from dpipolicy.ciformats import render
+            stdout.write(render(args.format, args.command, *diagnostic_findings(exc)))
         return EXIT_BAD_INPUT
+    except BrokenPipeError:    # the reader stopped early (`| head`): end quietly, as a piped program does
+        if stdout is sys.stdout:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit
+        return EXIT_BROKEN_PIPE
     except Exception as exc:   # a bug in dpipolicy: say so plainly, never a bare traceback
         if args.debug:
             traceback.print_exc(file=stderr)
@@ -144,10 +187,17 @@ def _check(args, stdout: TextIO, stderr: TextIO) -> int:
     limits = _limits(args)
     loaded = api.load(args.policy, tuple(args.spec), tuple(args.catalogue))
     deployed = api.as_deployed(loaded, _profile(args.profile, loaded))
-    report = api.check(loaded, limits, deployed)
+    from dpipolicy.progress import Progress
+    with Progress(stderr) as progress:
+        report = api.check(loaded, limits, deployed, args.jobs, progress)
     table = deployed[0]
     if args.format == "json":
         stdout.write(json.dumps(report_json(table.schema, report, table.named_sets), indent=2) + "\n")
+    elif args.format in CI_FORMATS:
+        from dpipolicy.cifindings import check_findings
+        from dpipolicy.ciformats import render
+        findings = check_findings(report, table.schema, table.named_sets, str(args.policy))
+        stdout.write(render(args.format, "check", *findings))
     else:
         stdout.write(TextReport(table.schema, _colour(stdout), table.named_sets).render(report) + "\n")
     return report.exit_code()
@@ -219,17 +269,18 @@ def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
         from dpipolicy.dsl.profiles import load_profile
         exact = load_profile("exact", old.table.schema.catalogue)
         tables = under_two_profiles(*tables, *(p or exact for p in profiles))
-    result = diff_tables(*tables, limits)
+    result = diff_tables(*tables, limits, args.jobs)
     for side, name in ((old, args.old), (new, args.new)):     # the diff is of the compiled tables: prove them faithful
         validation = api.translation_validation(side, limits)
         if validation is not None and validation.status != "proved":
             result.unknown.append(f"{name}: {validation.text()}")
     statuses: list[StatusChange] = []
     unknown = bool(result.unknown)
+    after = []
     if args.spec:
         deployed_old, deployed_new = api.as_deployed(old, profiles[0]), api.as_deployed(new, profiles[1])
-        before = {(r.kind, r.name): r for r in api.check_results(deployed_old, limits)}
-        after = api.check_results(deployed_new, limits)
+        before = {(r.kind, r.name): r for r in api.check_results(deployed_old, limits, args.jobs)}
+        after = api.check_results(deployed_new, limits, args.jobs)
         for r in after:
             was = before.get((r.kind, r.name))
             if was is not None and was.status != r.status:
@@ -240,6 +291,10 @@ def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
         stdout.write(json.dumps(render_json(result, statuses), indent=2) + "\n")
     elif args.format == "markdown":
         stdout.write(render_markdown(result, statuses) + "\n")
+    elif args.format in CI_FORMATS:
+        from dpipolicy.cifindings import diff_findings
+        from dpipolicy.ciformats import render
+        stdout.write(render(args.format, "diff", *diff_findings(result, statuses, after, str(args.new), args.fail_on)))
     else:
         stdout.write(render_text(result, statuses) + "\n")
     regressed = any(s.before in ("holds", "passed") and s.after in ("violated", "failed") for s in statuses)
@@ -262,7 +317,84 @@ def _replay(args, stdout: TextIO, stderr: TextIO) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"check": _check, "compile": _compile, "explain": _explain, "diff": _diff, "replay": _replay}
+def _fmt(args, stdout: TextIO, stderr: TextIO) -> int:
+    """Format each file, going on past files that cannot be read or parsed (those make the exit code 2)."""
+    import difflib
+    from dpipolicy import api
+    from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
+    from dpipolicy.dsl.format import format_source
+    from dpipolicy.dsl.loader import read_source
+    from dpipolicy.dsl.words import counted
+    changed, unchanged, failed, errors = 0, 0, 0, []
+    for path in args.files:
+        try:
+            if api.is_table(path):
+                raise DiagnosticError([Diagnostic("E321", "`fmt` formats .dpi source files, not rule tables", None,
+                                                  location_text=str(path))])
+            source = read_source(path, "source file")
+            formatted = format_source(source.text, source.display_name)
+            if formatted != source.text and not (args.check or args.diff):
+                try:
+                    path.write_text(formatted, encoding="utf-8", newline="")
+                except OSError as exc:
+                    raise DiagnosticError([Diagnostic("E015", f"cannot write `{source.display_name}`: "
+                                                      f"{(exc.strerror or str(exc)).lower()}", None,
+                                                      location_text=source.display_name,
+                                                      help="check that the file and its folder are writable")])
+        except DiagnosticError as exc:
+            failed += 1
+            errors += exc.diagnostics
+            continue
+        if formatted == source.text:
+            unchanged += 1
+            continue
+        changed += 1
+        if args.diff:
+            def lines(text: str) -> list[str]:       # split at line feeds only, as diff and patch do
+                parts = text.split("\n")
+                return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+            for line in difflib.unified_diff(lines(source.text), lines(formatted),
+                                             f"{source.display_name}\t(original)",
+                                             f"{source.display_name}\t(formatted)"):
+                stdout.write(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+        else:
+            stdout.write(f"{'would reformat' if args.check else 'reformatted'} {source.display_name}\n")
+    for d in errors:
+        stderr.write(d.render() + "\n\n")
+    verb = "would be reformatted" if args.check or args.diff else "reformatted"
+    summary = f"{counted(changed, 'file')} {verb}, {unchanged} already formatted"
+    if failed:
+        summary += (f", {counted(failed, 'file')} not formatted "
+                    f"({counted(sum(d.severity == 'error' for d in errors), 'error')})")
+    stderr.write(summary + "\n")
+    if failed:
+        return EXIT_BAD_INPUT
+    return EXIT_VIOLATED if args.check and changed else EXIT_OK
+
+
+def _lint(args, stdout: TextIO, stderr: TextIO) -> int:
+    from dpipolicy import api
+    from dpipolicy.verifier.lint import lint_files
+    from dpipolicy.verifier.lintreport import render_json, render_text, status
+    limits = _limits(args)
+    if api.is_table(args.policy):     # unused names, comments and set members live in the source
+        from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
+        raise DiagnosticError([Diagnostic("E321", "`lint` takes a .dpi policy, not a rule table", None,
+                                          location_text=str(args.policy))])
+    result = lint_files(args.policy, tuple(args.spec), tuple(args.catalogue), limits)
+    if args.format == "json":
+        stdout.write(json.dumps(render_json(result, args.strict), indent=2) + "\n")
+    elif args.format in CI_FORMATS:
+        from dpipolicy.ciformats import render
+        from dpipolicy.lintfindings import lint_findings
+        stdout.write(render(args.format, "lint", *lint_findings(result, args.strict)))
+    else:
+        stdout.write(render_text(result, args.strict) + "\n")
+    return {"failed": EXIT_VIOLATED, "unknown": EXIT_UNKNOWN, "passed": EXIT_OK}[status(result, args.strict)]
+
+
+_COMMANDS = {"check": _check, "compile": _compile, "explain": _explain, "diff": _diff, "replay": _replay,
+             "fmt": _fmt, "lint": _lint}
 
 
 def entry_point() -> int:

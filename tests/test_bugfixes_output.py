@@ -9,7 +9,7 @@ import pytest
 from dpipolicy.verifier import properties, validate
 from dpipolicy.verifier.solve import Answer, Outcome
 
-from helpers import EXAMPLES, run_cli, write_policy
+from helpers import run_cli, write_policy
 
 BAD = "default allow\nrule r when dst.port == 70000 then block\n"
 

@@ -17,7 +17,7 @@ from dpipolicy.dsl.format import WIDTH, format_source
 from dpipolicy.dsl.parser import parse_source
 from dpipolicy.dsl.source import file_from_text
 
-from helpers import EXAMPLES, ROOT, run_cli, write_policy
+from helpers import ROOT, run_cli, write_policy
 
 
 # ----- what must not change ------------------------------------------------------------------

@@ -6,7 +6,6 @@ import dataclasses
 import pytest
 
 from dpipolicy import api
-from dpipolicy.compiler.table import RuleTable
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.verifier.properties import TableModel, check_spec
 from dpipolicy.verifier.solve import Answer, Limits, solve
