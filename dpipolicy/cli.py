@@ -13,6 +13,8 @@ import traceback
 from pathlib import Path
 from typing import TextIO
 
+from dpipolicy.ciformats import FORMATS as CI_FORMATS     # the CI formats every reporting command offers
+
 EXIT_OK, EXIT_VIOLATED, EXIT_BAD_INPUT, EXIT_UNKNOWN, EXIT_INTERNAL = 0, 1, 2, 3, 4
 EXIT_BROKEN_PIPE = 141     # 128 + SIGPIPE, what a shell reports for a program killed by a closed pipe
 
@@ -25,7 +27,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 PROFILE_HELP = "the DPI engine's profile: exact (default), ndpi-4.2, ndpi-5.0, or a YAML file"
-CI_FORMATS = ("sarif", "junit", "github")     # dpipolicy/ciformats.py; imported lazily, like every command
 FORMAT_HELP = "sarif, junit and github (Actions annotations) are for CI: see docs/output.md"
 
 

@@ -141,7 +141,7 @@ class _Walk:
                 self.diff.unknown.append(f"rule {own.entries[c][1]}: the solver gave no answer ({outcome.reason})")
                 return
             k = other.index.first_holding(squeeze.flow(outcome.model), len(other.boxes))
-            if k not in relevant:
+            if k not in wanted:
                 raise InternalError(f"diff: z3 named a flow decided by {other.rule_words(k)}, not a changed outcome")
             self._record(c, k, squeeze.cell(outcome.model))
             session.add(f"(assert (not |r{k}|))")
