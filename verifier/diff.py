@@ -18,6 +18,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from dpipolicy.compiler.boxes import Box, contains, hull, intersect, merge, normalized, point_in, subtract_all
 from dpipolicy.compiler.retarget import joint_schema, retarget
 from dpipolicy.compiler.table import RuleTable
@@ -27,10 +29,12 @@ from dpipolicy.dsl.typed import Action, Origin
 from . import encode
 from .compress import Compression
 from .parallel import map_in_processes
+from .probe import Grid
 from .properties import InternalError, TableModel
 from .solve import Answer, Limits, Session
 from .witness import realistic_point
 
+PROBE_ROUNDS = 2          # batches of candidate flows a walk tries before asking z3
 EXACT_BOXES_CAP = 16      # a changed region splitting into more boxes is shown as a box minus named rules
 
 
@@ -120,14 +124,23 @@ class _Walk:
         squeeze = Compression(own.fields, boxes.values())
         small = {key: squeeze.box(b) for key, b in boxes.items()}
         fields = squeeze.fields
+        self.earlier, self.meeting = earlier, meeting
+        self.grid = Grid(squeeze, small["own", c], [small["own", j] for j in earlier] + [small["other", k] for k in meeting])
+        row = {k: len(earlier) + p for p, k in enumerate(meeting)}
         wanted = set(relevant)       # |r<k>| is true until the flows of k are recorded
+        for k, flow in self._probe(c, relevant, row).items():
+            self._record(c, k, row[k], self.grid.cell(flow))
+            wanted.discard(k)
+        wanted = {k for k in wanted if not self.grid.covered_before(row[k])}     # empty: inside one earlier rule
+        if not wanted:
+            return              # every rule that decides some flow of c differently is recorded
 
         def decided(k: int) -> str:
             return f"|r{k}|" if k in wanted else "false"
         chain = decided(meeting[-1])
         for k in reversed(meeting[:-1]):
             chain = f"(ite {encode.box(fields, small['other', k])} {decided(k)} {chain})"
-        parts = [encode.declarations(fields.values()), *(f"(declare-const |r{k}| Bool)" for k in relevant),
+        parts = [encode.declarations(fields.values()), *(f"(declare-const |r{k}| Bool)" for k in sorted(wanted)),
                  f"(assert {encode.box(fields, small['own', c])})", f"(assert {chain})"]
         if earlier:
             parts.append(f"(assert (not {encode.boxes(fields, (small['own', j] for j in earlier))}))")
@@ -143,15 +156,46 @@ class _Walk:
             k = other.index.first_holding(squeeze.flow(outcome.model), len(other.boxes))
             if k not in wanted:
                 raise InternalError(f"diff: z3 named a flow decided by {other.rule_words(k)}, not a changed outcome")
-            self._record(c, k, squeeze.cell(outcome.model))
+            self._record(c, k, row[k], squeeze.cell(outcome.model))
+            wanted.discard(k)
             session.add(f"(assert (not |r{k}|))")
 
-    def _record(self, c: int, k: int, cell: Box) -> None:
+    def _probe(self, c: int, relevant: list[int], row: dict[int, int]) -> dict:
+        """Regions found by probing candidate flows in batches: relevant rule -> a flow it and c decide."""
+        grid, start, wanted = self.grid, len(self.earlier), set(relevant)
+        rng = np.random.default_rng(c)        # seeded, so a walk finds the same flows every run
+        found: dict = {}
+        for attempt in range(PROBE_ROUNDS):
+            targets = [row[k] for k in relevant if k not in found]
+            if not targets:
+                break
+            flows = grid.candidates(targets, grid.least_covered() if attempt == 0 else grid.shuffled(rng))
+            blocked, first = grid.first_rows(flows, start)
+            for flow, taken, r in zip(flows, blocked, first):
+                k = self.meeting[r - start]
+                if not taken and k in wanted and k not in found:
+                    found[k] = flow
+        return found
+
+    def _decides(self, row: int, flow: dict[str, int]) -> bool:
+        """Is `flow` in the walk's box and decided by c here and by the rule of `row` there?"""
+        at = self.grid.position(flow)
+        return at is not None and self.grid.holds_first(at, row)
+
+    def _witness(self, row: int, flow: dict[str, int]) -> dict[str, int]:
+        if not self._decides(row, flow):
+            raise InternalError("a diff witness does not show the change it stands for")
+        return flow
+
+    def _record(self, c: int, k: int, row: int, cell: Box) -> None:
         """The flows decided by c here and by k there: exact boxes, or the box minus named rules.
-        `cell` holds flows that c and k decide (z3's model, widened to its segments)."""
+        `cell` holds flows that c and k decide."""
         own, other, schema = self.own, self.other, self.own.table.schema
         region = intersect(own.boxes[c], other.boxes[k])
-        earlier_own, earlier_other = own.index.overlapping(region, c), other.index.overlapping(region, k)
+        start = len(self.earlier)
+        before = self.grid.meeting_before(row)
+        earlier_own = [self.earlier[r] for r in before[before < start].tolist()]
+        earlier_other = [self.meeting[r - start] for r in before[before >= start].tolist()]
         boxes = [own.boxes[j] for j in earlier_own] + [other.boxes[j] for j in earlier_other]
         parts, complete = (subtract_all(region, boxes, own.fields, EXACT_BOXES_CAP, budget=200)
                            if len(boxes) <= EXACT_BOXES_CAP else ([], False))
@@ -159,15 +203,15 @@ class _Walk:
         if not self.old_side:
             old, new = new, old
         if complete:
-            self.diff.changes.extend(Change(p, old, new, realistic_point(schema, p)) for p in parts)
+            self.diff.changes.extend(Change(p, old, new, self._witness(row, realistic_point(schema, p))) for p in parts)
             return
         same_app = dict(region, **{n: cell[n] for n in ("app",) + LABEL_FIELDS if n in cell})
         for wider in (region, same_app):      # the most typical flow that c and k decide
             point = realistic_point(schema, wider)
-            if own.index.first_holding(point, c) is None and other.index.first_holding(point, k) is None:
+            if self._decides(row, point):
                 break
         else:
-            point = realistic_point(schema, cell)     # decided by c and k, like every flow of the cell
+            point = self._witness(row, realistic_point(schema, cell))    # like every flow of the cell
         excluded = tuple(dict.fromkeys([own.entries[j][1] for j in earlier_own]
                                        + [other.entries[j][1] for j in earlier_other]))
         self.diff.changes.append(Change(region, old, new, point, False, excluded))
@@ -235,8 +279,4 @@ def diff_tables(old: RuleTable, new: RuleTable, limits: Limits, jobs: int = 1) -
         result.unknown += found.unknown
         result.queries += found.queries
     result.changes = _consolidated(result.changes, a.fields)
-    for change in result.changes:
-        if a.decision(change.witness).action != change.old.action or \
-                b.decision(change.witness).action != change.new.action:
-            raise InternalError("a diff witness does not show the change it stands for")
     return result
