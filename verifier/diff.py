@@ -27,9 +27,8 @@ from dpipolicy.dsl.schema import LABEL_FIELDS, Schema
 from dpipolicy.dsl.typed import Action, Origin
 
 from . import encode
-from .compress import Compression
 from .parallel import map_in_processes
-from .probe import Grid
+from .probe import Grid, Segments
 from .properties import InternalError, TableModel
 from .solve import Answer, Limits, Session
 from .witness import realistic_point
@@ -98,9 +97,11 @@ class _Walk:
     """
 
     def __init__(self, diff: Diff, own: TableModel, other: TableModel, partner: dict[int, int],
-                 skip: set[int], old_side: bool, limits: Limits):
+                 skip: set[int], old_side: bool, limits: Limits, names: _RuleNames, segments: Segments):
         self.diff, self.own, self.other, self.partner = diff, own, other, partner
         self.skip, self.old_side, self.limits = skip, old_side, limits
+        self.rule_names, self.segments = names.names, segments
+        self.own_ids, self.other_ids = (names.old, names.new) if old_side else (names.new, names.old)
 
     def run(self, c: int) -> None:
         own, other = self.own, self.other
@@ -119,13 +120,10 @@ class _Walk:
 
     def _solve(self, c: int, meeting: list[int], relevant: list[int], earlier: list[int]) -> None:
         own, other = self.own, self.other
-        boxes = {("own", c): own.boxes[c], **{("own", j): own.boxes[j] for j in earlier},
-                 **{("other", k): other.boxes[k] for k in meeting}}
-        squeeze = Compression(own.fields, boxes.values())
-        small = {key: squeeze.box(b) for key, b in boxes.items()}
-        fields = squeeze.fields
-        self.earlier, self.meeting = earlier, meeting
-        self.grid = Grid(squeeze, small["own", c], [small["own", j] for j in earlier] + [small["other", k] for k in meeting])
+        segments = self.segments
+        mine, theirs = (0, 1) if self.old_side else (1, 0)
+        self.earlier, self.meeting = np.array(earlier, dtype=np.int64), np.array(meeting, dtype=np.int64)
+        self.grid = Grid(segments, own.boxes[c], [(mine, earlier), (theirs, meeting)])
         row = {k: len(earlier) + p for p, k in enumerate(meeting)}
         wanted = set(relevant)       # |r<k>| is true until the flows of k are recorded
         for k, flow in self._probe(c, relevant, row).items():
@@ -134,6 +132,10 @@ class _Walk:
         wanted = {k for k in wanted if not self.grid.covered_before(row[k])}     # empty: inside one earlier rule
         if not wanted:
             return              # every rule that decides some flow of c differently is recorded
+
+        squeeze, fields = segments.squeeze, segments.squeeze.fields
+        small = {**{("own", j): segments.small[mine][j] for j in [c, *earlier]},
+                 **{("other", k): segments.small[theirs][k] for k in meeting}}
 
         def decided(k: int) -> str:
             return f"|r{k}|" if k in wanted else "false"
@@ -172,7 +174,7 @@ class _Walk:
             flows = grid.candidates(targets, grid.least_covered() if attempt == 0 else grid.shuffled(rng))
             blocked, first = grid.first_rows(flows, start)
             for flow, taken, r in zip(flows, blocked, first):
-                k = self.meeting[r - start]
+                k = int(self.meeting[r - start])
                 if not taken and k in wanted and k not in found:
                     found[k] = flow
         return found
@@ -194,11 +196,11 @@ class _Walk:
         region = intersect(own.boxes[c], other.boxes[k])
         start = len(self.earlier)
         before = self.grid.meeting_before(row)
-        earlier_own = [self.earlier[r] for r in before[before < start].tolist()]
-        earlier_other = [self.meeting[r - start] for r in before[before >= start].tolist()]
-        boxes = [own.boxes[j] for j in earlier_own] + [other.boxes[j] for j in earlier_other]
-        parts, complete = (subtract_all(region, boxes, own.fields, EXACT_BOXES_CAP, budget=200)
-                           if len(boxes) <= EXACT_BOXES_CAP else ([], False))
+        earlier_own, earlier_other = self.earlier[before[before < start]], self.meeting[before[before >= start] - start]
+        parts, complete = [], False
+        if len(before) <= EXACT_BOXES_CAP:
+            boxes = [own.boxes[j] for j in earlier_own.tolist()] + [other.boxes[j] for j in earlier_other.tolist()]
+            parts, complete = subtract_all(region, boxes, own.fields, EXACT_BOXES_CAP, budget=200)
         old, new = _decider(own, c), _decider(other, k)
         if not self.old_side:
             old, new = new, old
@@ -212,9 +214,14 @@ class _Walk:
                 break
         else:
             point = self._witness(row, realistic_point(schema, cell))    # like every flow of the cell
-        excluded = tuple(dict.fromkeys([own.entries[j][1] for j in earlier_own]
-                                       + [other.entries[j][1] for j in earlier_other]))
-        self.diff.changes.append(Change(region, old, new, point, False, excluded))
+        self.diff.changes.append(Change(region, old, new, point, False, self._names(c, k, earlier_own, earlier_other)))
+
+    def _names(self, c: int, k: int, earlier_own: np.ndarray, earlier_other: np.ndarray) -> tuple[str, ...]:
+        """The source rules of earlier match rules, each once, in order, leaving out c's and k's."""
+        ids = np.concatenate([self.own_ids[earlier_own], self.other_ids[earlier_other]])
+        ids = ids[(ids != self.own_ids[c]) & (ids != self.other_ids[k])]
+        _, first = np.unique(ids, return_index=True)
+        return tuple(self.rule_names[ids[np.sort(first)]])
 
 
 def _consolidated(changes: list[Change], fields) -> list[Change]:
@@ -234,8 +241,8 @@ def _consolidated(changes: list[Change], fields) -> list[Change]:
                 witness = next(m.witness for m in members if point_in(box, m.witness))
                 out.append(Change(box, old, new, witness))
             continue
-        names = {old.rule, new.rule}
-        excluding = tuple(dict.fromkeys(n for m in members for n in m.excluding if n not in names))
+        excluding = members[0].excluding if len(members) == 1 else \
+            tuple(dict.fromkeys(n for m in members for n in m.excluding))
         out.append(Change(normalized(hull([m.box for m in members]), fields), old, new,
                           members[0].witness, False, excluding))
     return out
@@ -249,15 +256,26 @@ def _partners(a: list, b: list) -> tuple[dict[int, int], dict[int, int]]:
     return a_to_b, {j: i for i, j in a_to_b.items()}
 
 
+class _RuleNames:
+    """The source rule names of both tables as numbers, so a region's earlier rules are named
+    with array operations."""
+
+    def __init__(self, a: TableModel, b: TableModel):
+        number: dict[str, int] = {}
+        self.old, self.new = (np.array([number.setdefault(e[1], len(number)) for e in m.entries], dtype=np.int64)
+                              for m in (a, b))
+        self.names = np.array(list(number), dtype=object)
+
+
 def _walk(state: tuple, walk: tuple[bool, int]) -> Diff:
     """What one changed rule's walk finds (each walk stands alone, so processes can share them)."""
-    a, b, a_to_b, b_to_a, changed_a, limits = state
+    a, b, a_to_b, b_to_a, changed_a, limits, names, segments = state
     old_side, c = walk
     found = Diff(a.table.schema)
     if old_side:
-        _Walk(found, a, b, b_to_a, set(), True, limits).run(c)
+        _Walk(found, a, b, b_to_a, set(), True, limits, names, segments).run(c)
     else:
-        _Walk(found, b, a, a_to_b, changed_a, False, limits).run(c)
+        _Walk(found, b, a, a_to_b, changed_a, False, limits, names, segments).run(c)
     return found
 
 
@@ -274,7 +292,8 @@ def diff_tables(old: RuleTable, new: RuleTable, limits: Limits, jobs: int = 1) -
     names = tuple(n for n in old.named_sets + new.named_sets if schema.field(n[1]).kind != "enum" or n[1] in ("app",) + LABEL_FIELDS)
     result = Diff(schema, changed_rules=(len(changed_a), len(changed_b)), names=names)
     walks = [(True, i) for i in changed_a] + [(False, j) for j in changed_b]
-    for found in map_in_processes(_walk, (a, b, a_to_b, b_to_a, set(changed_a), limits), walks, jobs, (a, b)):
+    for found in map_in_processes(_walk, (a, b, a_to_b, b_to_a, set(changed_a), limits, _RuleNames(a, b),
+                                            Segments(a.fields, [a.boxes, b.boxes])), walks, jobs, (a, b)):
         result.changes += found.changes
         result.unknown += found.unknown
         result.queries += found.queries

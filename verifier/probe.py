@@ -19,40 +19,77 @@ from dpipolicy.dsl.intervals import IntervalSet
 
 from .compress import Compression
 
+class Segments:
+    """The boxes of both tables over one compression of all of them (compress.py): per table
+    and field, every interval as segment numbers, in arrays a walk can select rows from."""
+
+    def __init__(self, fields, tables: list[list[Box]]):
+        self.squeeze = Compression(fields, (b for boxes in tables for b in boxes))
+        self.small = [[self.squeeze.box(b) for b in boxes] for boxes in tables]
+        self.intervals: list[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
+        for boxes in self.small:
+            per_field = {}
+            for name in fields:
+                owner, lo, hi = [], [], []
+                for i, box in enumerate(boxes):
+                    for a, b in (box[name].intervals if name in box else ((0, self.squeeze.fields[name].hi),)):
+                        owner.append(i)
+                        lo.append(a)
+                        hi.append(b)
+                per_field[name] = tuple(np.array(v, dtype=np.int64) for v in (owner, lo, hi))
+            self.intervals.append(per_field)
+
+
 class Grid:
-    """The boxes of one walk (rows) over the segments of `within` (its changed rule's box).
+    """The boxes of one walk (rows) over the segments of `within` (its changed rule's box), cut
+    only where the rows' bounds fall.
 
     Only fields that `within` spans more than one segment of are kept: every box of the walk
     meets `within`, so it holds the whole of a field's single segment. Per field and segment,
     the rows holding it are a packed bit vector, so a lookup of many flows moves few bytes.
     """
 
-    def __init__(self, squeeze: Compression, within: Mapping[str, IntervalSet], rows: list[Mapping[str, IntervalSet]]):
-        self.squeeze = squeeze
-        self.base = {name: within[name].intervals[0][0] if name in within else 0 for name in squeeze.fields}
-        self.segments: dict[str, list[int]] = {}
-        self.member: dict[str, np.ndarray] = {}     # (rows x segments) booleans
-        self.packed: dict[str, np.ndarray] = {}     # (segments x row bytes), rows as bits
-        self.constrained: dict[str, np.ndarray] = {}    # per row: does it leave out some segment?
-        self.full: dict[str, np.ndarray] = {}           # packed: the rows that do not
+    def __init__(self, segments: Segments, within: Mapping[str, IntervalSet], parts: list[tuple[int, list[int]]]):
+        """`parts`: (table, rule indices) in row order; `within` is in real values."""
+        squeeze = self.squeeze = segments.squeeze
+        self.within = within
+        self.rows = sum(len(rules) for _, rules in parts)
+        self.cuts: dict[str, np.ndarray] = {}         # per kept field: the segment numbers starting a grid segment
+        self.inside: dict[str, np.ndarray] = {}       # ... and which grid segments lie in `within`
+        self.member: dict[str, np.ndarray] = {}       # (rows x segments) booleans
+        self.packed: dict[str, np.ndarray] = {}       # (segments x row bytes), rows as bits
+        self.constrained: dict[str, np.ndarray] = {}  # per row: does it leave out some segment?
+        self.full: dict[str, np.ndarray] = {}         # packed: the rows that do not
         for name, f in squeeze.fields.items():
-            inside = within.get(name, IntervalSet.span(0, f.hi))
-            segments = [s for lo, hi in inside.intervals for s in range(lo, hi + 1)]
-            if len(segments) < 2:
+            mine = squeeze.box({name: within[name]})[name] if name in within else IntervalSet.span(0, f.hi)
+            rows, los, his = [], [], []
+            offset = 0
+            for table, rules in parts:
+                owner, lo, hi = segments.intervals[table][name]
+                position = np.full(len(segments.small[table]), -1, dtype=np.int64)
+                position[rules] = np.arange(offset, offset + len(rules))
+                keep = position[owner] >= 0
+                rows.append(position[owner[keep]])
+                los.append(lo[keep])
+                his.append(hi[keep])
+                offset += len(rules)
+            row, lo, hi = (np.concatenate(v) for v in (rows, los, his))
+            bounds = [v for a, b in mine.intervals for v in (a, b + 1)]
+            cuts = np.unique(np.concatenate([lo, hi + 1, np.array(bounds + [0], dtype=np.int64)]))
+            cuts = cuts[cuts <= f.hi]
+            inside = np.array([int(v) in mine for v in cuts.tolist()], dtype=bool)
+            if inside.sum() < 2:
                 continue
-            member = np.ones((len(rows), len(segments)), dtype=bool)
-            for i, box in enumerate(rows):
-                values = box.get(name)
-                if values is not None:
-                    member[i] = False
-                    for lo, hi in values.intervals:
-                        member[i, bisect.bisect_left(segments, lo):bisect.bisect_right(segments, hi)] = True
-            self.segments[name], self.member[name] = segments, member
+            change = np.zeros((self.rows, len(cuts) + 1), dtype=np.int8)
+            np.add.at(change, (row, np.searchsorted(cuts, lo)), 1)
+            np.add.at(change, (row, np.searchsorted(cuts, hi + 1)), -1)
+            member = np.cumsum(change[:, :-1], axis=1, dtype=np.int8)[:, inside] > 0
+            self.cuts[name], self.inside[name], self.member[name] = cuts, inside, member
             self.packed[name] = np.packbits(member.T, axis=1, bitorder="little")
             self.constrained[name] = ~member.all(axis=1)
             self.full[name] = np.packbits(~self.constrained[name], bitorder="little")
         self.names = list(self.member)
-        self.rows = len(rows)
+        self.columns = {name: np.flatnonzero(self.inside[name]) for name in self.names}   # grid segment -> cut index
 
     def _rows_mask(self, lo: int, hi: int) -> np.ndarray:
         """Packed bits of rows lo..hi-1."""
@@ -96,27 +133,32 @@ class Grid:
         return {name: np.argsort(self.member[name].sum(axis=0), kind="stable") for name in self.names}
 
     def shuffled(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        return {name: rng.permutation(len(self.segments[name])) for name in self.names}
+        return {name: rng.permutation(self.member[name].shape[1]) for name in self.names}
 
     def position(self, flow: Mapping[str, int]) -> np.ndarray | None:
-        """A real flow as segment positions, or None when it lies outside `within`."""
-        model = {name: bisect.bisect_right(self.squeeze.starts[name], v) - 1 for name, v in flow.items()}
-        if any(model[name] != self.base[name] for name in self.base if name not in self.member):
+        """A real flow as grid segment positions, or None when it lies outside `within`."""
+        if any(flow[name] not in values for name, values in self.within.items() if name not in self.member):
             return None
         out = []
         for name in self.names:
-            segments = self.segments[name]
-            at = bisect.bisect_left(segments, model[name])
-            if at == len(segments) or segments[at] != model[name]:
+            segment = bisect.bisect_right(self.squeeze.starts[name], flow[name]) - 1
+            at = int(np.searchsorted(self.cuts[name], segment, side="right")) - 1
+            if not self.inside[name][at]:
                 return None
-            out.append(at)
+            out.append(int(np.searchsorted(self.columns[name], at)))
         return np.array(out, dtype=np.int64)
 
     def cell(self, flow: np.ndarray) -> Box:
         """The real flows of one grid flow (every one is held by the same boxes)."""
-        model = dict(self.base)
-        model.update((name, self.segments[name][int(flow[j])]) for j, name in enumerate(self.names))
-        return self.squeeze.cell(model)
+        out = dict(self.within)
+        for j, name in enumerate(self.names):
+            at = int(self.columns[name][flow[j]])
+            first = int(self.cuts[name][at])
+            last = int(self.cuts[name][at + 1]) - 1 if at + 1 < len(self.cuts[name]) else self.squeeze.fields[name].hi
+            starts = self.squeeze.starts[name]
+            end = starts[last + 1] - 1 if last + 1 < len(starts) else self.squeeze.hi[name]
+            out[name] = IntervalSet.span(starts[first], end)
+        return out
 
     def covered_before(self, target: int) -> bool:
         """Does one row before `target` hold every flow of row `target`'s box?"""
