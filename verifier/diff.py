@@ -133,19 +133,21 @@ class _Walk:
         if not wanted:
             return              # every rule that decides some flow of c differently is recorded
 
+        # Only rows meeting a rule still wanted can decide its flows, so the query leaves out the rest.
+        rows = sorted({r for k in wanted for r in self.grid.meeting_before(row[k]).tolist()} | {row[k] for k in wanted})
+        own_rows = [segments.small[mine][self.earlier[r]] for r in rows if r < len(earlier)]
+        other_rows = [int(self.meeting[r - len(earlier)]) for r in rows if r >= len(earlier)]
         squeeze, fields = segments.squeeze, segments.squeeze.fields
-        small = {**{("own", j): segments.small[mine][j] for j in [c, *earlier]},
-                 **{("other", k): segments.small[theirs][k] for k in meeting}}
 
         def decided(k: int) -> str:
             return f"|r{k}|" if k in wanted else "false"
-        chain = decided(meeting[-1])
-        for k in reversed(meeting[:-1]):
-            chain = f"(ite {encode.box(fields, small['other', k])} {decided(k)} {chain})"
+        chain = "false"          # a flow no row here holds is decided by a rule not wanted
+        for k in reversed(other_rows):
+            chain = f"(ite {encode.box(fields, segments.small[theirs][k])} {decided(k)} {chain})"
         parts = [encode.declarations(fields.values()), *(f"(declare-const |r{k}| Bool)" for k in sorted(wanted)),
-                 f"(assert {encode.box(fields, small['own', c])})", f"(assert {chain})"]
-        if earlier:
-            parts.append(f"(assert (not {encode.boxes(fields, (small['own', j] for j in earlier))}))")
+                 f"(assert {encode.box(fields, segments.small[mine][c])})", f"(assert {chain})"]
+        if own_rows:
+            parts.append(f"(assert (not {encode.boxes(fields, own_rows)}))")
         session = Session("\n".join(parts), tuple(fields.values()), self.limits)
         while True:
             outcome = session.check()

@@ -77,7 +77,9 @@ class Grid:
             bounds = [v for a, b in mine.intervals for v in (a, b + 1)]
             cuts = np.unique(np.concatenate([lo, hi + 1, np.array(bounds + [0], dtype=np.int64)]))
             cuts = cuts[cuts <= f.hi]
-            inside = np.array([int(v) in mine for v in cuts.tolist()], dtype=bool)
+            first, last = (np.array(v, dtype=np.int64) for v in zip(*mine.intervals))
+            at = np.searchsorted(first, cuts, side="right") - 1
+            inside = (at >= 0) & (cuts <= last[at])
             if inside.sum() < 2:
                 continue
             change = np.zeros((self.rows, len(cuts) + 1), dtype=np.int8)
