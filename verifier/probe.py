@@ -21,7 +21,8 @@ from .compress import Compression
 
 class Segments:
     """The boxes of both tables over one compression of all of them (compress.py): per table
-    and field, every interval as segment numbers, in arrays a walk can select rows from."""
+    and field, every interval of the boxes that constrain it, as segment numbers, in arrays a
+    walk can select rows from."""
 
     def __init__(self, fields, tables: list[list[Box]]):
         self.squeeze = Compression(fields, (b for boxes in tables for b in boxes))
@@ -32,7 +33,7 @@ class Segments:
             for name in fields:
                 owner, lo, hi = [], [], []
                 for i, box in enumerate(boxes):
-                    for a, b in (box[name].intervals if name in box else ((0, self.squeeze.fields[name].hi),)):
+                    for a, b in (box[name].intervals if name in box else ()):
                         owner.append(i)
                         lo.append(a)
                         hi.append(b)
@@ -74,6 +75,8 @@ class Grid:
                 his.append(hi[keep])
                 offset += len(rules)
             row, lo, hi = (np.concatenate(v) for v in (rows, los, his))
+            if not len(row):
+                continue        # no row constrains the field, so it tells no rows apart
             bounds = [v for a, b in mine.intervals for v in (a, b + 1)]
             cuts = np.unique(np.concatenate([lo, hi + 1, np.array(bounds + [0], dtype=np.int64)]))
             cuts = cuts[cuts <= f.hi]
@@ -82,12 +85,14 @@ class Grid:
             inside = (at >= 0) & (cuts <= last[at])
             if inside.sum() < 2:
                 continue
-            change = np.zeros((self.rows, len(cuts) + 1), dtype=np.int8)
+            some, row = np.unique(row, return_inverse=True)     # only rows constraining the field are computed
+            change = np.zeros((len(some), len(cuts) + 1), dtype=np.int8)
             np.add.at(change, (row, np.searchsorted(cuts, lo)), 1)
             np.add.at(change, (row, np.searchsorted(cuts, hi + 1)), -1)
-            member = np.cumsum(change[:, :-1], axis=1, dtype=np.int8)[:, inside] > 0
+            member = np.ones((self.rows, int(inside.sum())), dtype=bool)
+            member[some] = np.cumsum(change[:, :-1], axis=1, dtype=np.int8)[:, inside] > 0
             self.cuts[name], self.inside[name], self.member[name] = cuts, inside, member
-            self.packed[name] = np.packbits(member.T, axis=1, bitorder="little")
+            self.packed[name] = np.ascontiguousarray(np.packbits(member.T, axis=1, bitorder="little"))
             self.constrained[name] = ~member.all(axis=1)
             self.full[name] = np.packbits(~self.constrained[name], bitorder="little")
         self.names = list(self.member)
