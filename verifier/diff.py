@@ -7,11 +7,11 @@ unaligned ("changed"): were both aligned, the one deciding earlier would decide 
 So it suffices, for each changed rule c, to look at the rules k of the other table that meet
 c's box and give a different outcome. A rule k aligned with a rule before c is skipped: its
 flows are decided before c on c's side. The flows decided by c and by k form the region
-(box_c ∩ box_k) minus the earlier rules of both sides; as for invariants, it is found empty by
-interval arithmetic (disjoint, or inside one earlier rule) or by z3, and a non-empty one is
-shown as exact boxes, or, when subtracting would split it into too many, as the box with the
-earlier rules it excludes named. Flows decided by changed rules on both sides are found once,
-from the old side.
+(box_c ∩ box_k) minus the earlier rules of both sides. A region is found non-empty by a flow
+that c and k decide (batched probes, probe.py, or a z3 model), and empty by interval arithmetic
+(disjoint, or inside one earlier rule) or by z3's unsat. A non-empty one is shown as exact
+boxes, or, when subtracting would split it into too many, as the box with the earlier rules it
+excludes named. Flows decided by changed rules on both sides are found once, from the old side.
 """
 from __future__ import annotations
 
@@ -85,15 +85,18 @@ def _decider(model: TableModel, i: int) -> Decider:
 
 
 class _Walk:
-    """One changed rule c, followed through the other table with one incremental z3 session.
+    """One changed rule c, followed through the other table.
 
-    The session holds: the flow is in box_c and in no earlier rule of c's side (so c decides
-    it), and the other side's first-match chain over the rules meeting box_c ends at a rule
-    whose outcome differs and whose flows are not recorded yet (a Boolean |r<k>| per such rule,
-    `false` for the others). Each model names a rule k; the flows decided by c and k are
-    recorded, |r<k>| is set false, and the session is asked again, until z3 answers unsat: a
-    proof that no other flow of c changes. Fields are compressed to the segments the boxes of
-    the query cut them into (see compress.py), so a 128-bit address costs a few bits.
+    First, candidate flows are probed in batches on a grid of the walk's boxes (probe.py): each
+    flow that c decides and that a rule k with another outcome decides on the other side
+    records the region of c and k without the solver. Rules whose box within c's lies inside one
+    earlier rule are dropped. For the rules left, one incremental z3 session holds: the flow is
+    in box_c and in no earlier rule of c's side (so c decides it), and the other side's
+    first-match chain ends at a rule left (a Boolean |r<k>| per such rule, `false` for the
+    others). Each model names a rule k, whose flows are recorded before |r<k>| is set false,
+    until z3 answers unsat: a proof that no other flow of c changes. Only rows meeting a rule
+    left can decide its flows, so the query holds those alone, over the segments that both
+    tables' bounds cut each field into (compress.py), so a 128-bit address costs a few bits.
     """
 
     def __init__(self, diff: Diff, own: TableModel, other: TableModel, partner: dict[int, int],

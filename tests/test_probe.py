@@ -1,0 +1,73 @@
+"""The diff's probe grid (verifier/probe.py) against brute force over every flow of a small
+domain: which rules hold a flow, which earlier rules meet or hold a rule's box, cells, and
+candidate flows."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from dpipolicy.compiler.boxes import contains, intersect, point_in
+from dpipolicy.dsl.intervals import IntervalSet
+from dpipolicy.dsl.schema import Field
+from dpipolicy.verifier.probe import Grid, Segments
+
+FIELDS = {"a": Field("a", "port", 31), "b": Field("b", "port", 7)}
+FLOWS = [{"a": a, "b": b} for a, b in itertools.product(range(32), range(8))]
+
+
+def _sets(hi: int):
+    bound = st.integers(0, hi)
+    return st.lists(st.tuples(bound, bound).map(sorted), min_size=1, max_size=3).map(IntervalSet.of)
+
+
+_box = st.fixed_dictionaries({}, optional={"a": _sets(31), "b": _sets(7)})
+
+
+def _walk(own: list, other: list, c: int):
+    """The rows a diff walk would give the grid: own rules before c meeting c's box, then the
+    other table's rules meeting it up to the first that holds all of it (the default does)."""
+    within = own[c]
+    earlier = [j for j in range(c) if intersect(own[j], within) is not None]
+    meeting = []
+    for k, box in enumerate(other):
+        if intersect(box, within) is not None:
+            meeting.append(k)
+            if contains(box, within):
+                break
+    rows = [own[j] for j in earlier] + [other[k] for k in meeting]
+    return within, earlier, meeting, rows
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_box, min_size=1, max_size=6), st.lists(_box, max_size=6), st.data())
+def test_grid_agrees_with_brute_force(own, other, data):
+    other = other + [{}]                 # the default rule holds every flow
+    c = data.draw(st.integers(0, len(own) - 1))
+    within, earlier, meeting, rows = _walk(own, other, c)
+    grid = Grid(Segments(FIELDS, [own, other]), within, [(0, earlier), (1, meeting)])
+    start = len(earlier)
+    for flow in FLOWS:
+        at = grid.position(flow)
+        if not point_in(within, flow):
+            assert at is None
+            continue
+        holding = [point_in(box, flow) for box in rows]
+        blocked, first = grid.first_rows(at[None, :], start)
+        assert bool(blocked[0]) == any(holding[:start])
+        assert int(first[0]) == holding.index(True, start)
+        cell = grid.cell(at)
+        assert point_in(cell, flow)
+        for other_flow in FLOWS:         # every flow of the cell is held by the same rows
+            if point_in(cell, other_flow):
+                assert [point_in(box, other_flow) for box in rows] == holding
+    for target in range(start, len(rows)):
+        inside = [f for f in FLOWS if point_in(within, f) and point_in(rows[target], f)]
+        meets = [r for r in range(target) if any(point_in(rows[r], f) for f in inside)]
+        assert grid.meeting_before(target).tolist() == meets
+        assert grid.covered_before(target) == any(all(point_in(rows[r], f) for f in inside) for r in range(target))
+        if grid.names:
+            for order in (grid.least_covered(), grid.shuffled(np.random.default_rng(target))):
+                flow = grid.candidates([target], order)[0]
+                assert point_in(rows[target], next(f for f in FLOWS if point_in(grid.cell(flow), f)))
