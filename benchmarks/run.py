@@ -29,6 +29,7 @@ def _generator():
 
 def measure_one(n: int, seed: int, workdir: Path) -> dict:
     """Time each phase of `dpipolicy check` on an n-rule policy, in this process."""
+    from dpipolicy.cli import collect_garbage_less
     from dpipolicy.compiler.lower import lower
     from dpipolicy.dsl.catalogue import load_catalogue
     from dpipolicy.dsl.checker import check_items
@@ -37,6 +38,7 @@ def measure_one(n: int, seed: int, workdir: Path) -> dict:
     from dpipolicy.verifier.solve import Limits
     from dpipolicy.verifier.validate import validate
 
+    collect_garbage_less()          # as the command line does
     policy_text, spec_text = _generator().generate(n, seed)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "policy.dpi").write_text(policy_text)
@@ -83,7 +85,8 @@ def measure_diff(policy_text: str, n: int, seed: int, workdir: Path, limits) -> 
     (workdir / "policy-new.dpi").write_text(_generator().mutate(policy_text, 0.01, seed + 1))
     start = time.perf_counter()
     old, new = api.load(workdir / "policy.dpi", ()), api.load(workdir / "policy-new.dpi", ())
-    api.translation_validation(old, limits), api.translation_validation(new, limits)
+    proved: set = set()             # as `dpipolicy diff` does: a rule both versions share is proved once
+    api.translation_validation(old, limits, proved), api.translation_validation(new, limits, proved)
     diff = diff_tables(old.table, new.table, limits)
     seconds = time.perf_counter() - start
     return seconds, {"changed_rules": list(diff.changed_rules), "regions": len(diff.changes),

@@ -45,9 +45,10 @@ def load(path: Path, specs: tuple[Path, ...] = (), catalogues: tuple[Path, ...] 
     return Loaded(lower(policy), policy, policy)
 
 
-def translation_validation(loaded: Loaded, limits: Limits) -> Validation | None:
-    """Prove the compiled table equal to the policy (None for a table input: nothing to compare)."""
-    return None if loaded.policy is None else validate(loaded.policy, loaded.table, limits)
+def translation_validation(loaded: Loaded, limits: Limits, proved: set | None = None) -> Validation | None:
+    """Prove the compiled table equal to the policy (None for a table input: nothing to compare);
+    `proved` carries obligations already proved from one version to the next (validate.py)."""
+    return None if loaded.policy is None else validate(loaded.policy, loaded.table, limits, proved)
 
 
 def as_deployed(loaded: Loaded, profile: Profile | None) -> tuple[RuleTable, Policy]:

@@ -36,6 +36,30 @@ def test_translation_validation_catches_a_wrong_table(tmp_path):
     assert "smtp_relay" in str(err.value) and ":587 " in str(err.value)
 
 
+def test_translation_validation_proves_a_shared_rule_once(tmp_path):
+    """A diff passes one set of proved obligations to both versions: the second proves only
+    what it does not share, and a wrong table is still caught."""
+    old = api.load(write_policy(tmp_path, """
+        default allow
+        rule smtp_relay when proto == tcp and dst.port == 25 then block
+        rule vpn when app in {openvpn, wireguard} then reset
+    """, "old.dpi"))
+    new = api.load(write_policy(tmp_path, """
+        default allow
+        rule smtp_relay when proto == tcp and dst.port == 25 then block
+        rule vpn when app in {openvpn, wireguard, ipsec} then reset
+    """, "new.dpi"))
+    proved: set = set()
+    assert validate(old.policy, old.table, LIMITS, proved).queries == 1 and len(proved) == 2
+    assert validate(old.policy, old.table, LIMITS, proved).queries == 0
+    again = validate(new.policy, new.table, LIMITS, proved)
+    assert (again.status, again.rules, again.queries, len(proved)) == ("proved", 2, 1, 3)
+    vpn = new.table.rules[1]
+    narrowed = dataclasses.replace(vpn, matches=(("app", old.table.rules[1].box()["app"]),))
+    with pytest.raises(MistranslationError, match="vpn"):
+        validate(new.policy, dataclasses.replace(new.table, rules=(new.table.rules[0], narrowed)), LIMITS, proved)
+
+
 def test_translation_validation_catches_reordering(tmp_path):
     loaded = load_text(tmp_path, """
         default allow

@@ -41,22 +41,32 @@ class MistranslationError(Exception):
     """The compiler produced a table that differs from the policy: a dpipolicy bug, with proof."""
 
 
-def validate(policy: typed.Policy, table: RuleTable, limits: Limits) -> Validation:
+def validate(policy: typed.Policy, table: RuleTable, limits: Limits, proved: set | None = None) -> Validation:
+    """`proved` holds the obligations proved so far and gains this table's: a diff passes one set
+    to both versions, so a rule the two share, encoded alike, is proved once (an unsat
+    disjunction makes each of its members unsat)."""
     groups = _groups(policy, table)
     fields = {f.name: f for f in table.schema.flow_fields}
+    declarations = encode.declarations(table.schema.flow_fields)
+    proved = set() if proved is None else proved
+    pending = []
+    for rule, boxes in groups:
+        difference = f"(not (= {encode.condition(fields, rule.cond)} {encode.boxes(fields, boxes)}))"
+        if (declarations, difference) not in proved:
+            pending.append((rule, boxes, difference))
     queries = 0
-    for start in range(0, len(groups), BATCH):
-        batch = groups[start:start + BATCH]
-        differences = [f"(not (= {encode.condition(fields, rule.cond)} {encode.boxes(fields, boxes)}))"
-                       for rule, boxes in batch]
-        text = encode.declarations(table.schema.flow_fields) + "\n(assert (or " + " ".join(differences) + "))"
+    for start in range(0, len(pending), BATCH):
+        batch = pending[start:start + BATCH]
+        text = declarations + "\n(assert (or " + " ".join(difference for *_, difference in batch) + "))"
         outcome = solve(text, table.schema.flow_fields, limits)
         queries += 1
-        if outcome.answer is Answer.UNKNOWN:
+        if outcome.answer is Answer.UNSAT:
+            proved.update((declarations, difference) for *_, difference in batch)
+        elif outcome.answer is Answer.UNKNOWN:
             return Validation("unknown", len(groups), queries, outcome.reason)
-        if outcome.answer is Answer.SAT:
+        else:
             flow = outcome.model
-            for rule, boxes in batch:
+            for rule, boxes, _ in batch:
                 if typed.evaluate(rule.cond, flow) != any(point_in(b, flow) for b in boxes):
                     raise MistranslationError(
                         f"rule `{rule.origin.name}` ({rule.origin.location()}) compiles to match rules that "
