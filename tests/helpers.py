@@ -5,6 +5,7 @@ import io
 from pathlib import Path
 
 from dpipolicy.cli import main
+from dpipolicy.verifier.solve import Answer, Outcome
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "uk-mobile"
@@ -21,3 +22,10 @@ def write_policy(tmp_path: Path, text: str, name: str = "policy.dpi") -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+class TimedOutScope:
+    """Stands for verifier.solve.Scope: every query times out."""
+
+    def solve(self, *args, **kwargs) -> Outcome:
+        return Outcome(Answer.UNKNOWN, reason="timeout")

@@ -7,9 +7,8 @@ import json
 import pytest
 
 from dpipolicy.verifier import properties, validate
-from dpipolicy.verifier.solve import Answer, Outcome
 
-from helpers import run_cli, write_policy
+from helpers import TimedOutScope, run_cli, write_policy
 
 BAD = "default allow\nrule r when dst.port == 70000 then block\n"
 
@@ -105,7 +104,7 @@ rule b when dst.port in 50..200 and not tls then block
 rule c when dst.port in 1..200 then reset
 invariant covered when dst.port in 60..90 require action != reset
 """)
-    monkeypatch.setattr(properties, "solve", lambda *a, **k: Outcome(Answer.UNKNOWN, reason="timeout"))
+    monkeypatch.setattr(properties, "Scope", TimedOutScope)
     code, out, _ = run_cli("check", "policy.dpi", "--format", "json")
     assert code == 3
     (result,) = json.loads(out)["results"]
@@ -117,7 +116,7 @@ invariant covered when dst.port in 60..90 require action != reset
 
 def test_unknown_translation_validation_reads_once(tmp_path, monkeypatch):
     write_policy(tmp_path, "default allow\nrule r when dst.port == 25 then block\n")
-    monkeypatch.setattr(validate, "solve", lambda *a, **k: Outcome(Answer.UNKNOWN, reason="timeout"))
+    monkeypatch.setattr(validate, "Scope", TimedOutScope)
     code, out, _ = run_cli("check", "policy.dpi")
     assert code == 3
     assert ("translation validation: compiled table not proved equal to the policy: the solver gave no answer "

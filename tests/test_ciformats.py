@@ -20,9 +20,8 @@ from dpipolicy import __version__
 from dpipolicy.ciformats import render
 from dpipolicy.findings import Case, Finding, Place
 from dpipolicy.verifier import properties, validate
-from dpipolicy.verifier.solve import Answer, Outcome
 
-from helpers import ROOT, run_cli, write_policy
+from helpers import ROOT, TimedOutScope, run_cli, write_policy
 
 # As a CI job runs them: from the root of the checkout, with relative paths.
 OLD = "examples/uk-mobile/policy-2011-08.dpi"
@@ -238,8 +237,8 @@ invariant covered when dst.port in 60..90 require action != reset
 
 def test_unknown_is_a_warning_and_a_junit_error_with_exit_3(tmp_path, monkeypatch, sarif_validator):
     write_policy(tmp_path, UNSETTLED)
-    monkeypatch.setattr(properties, "solve", lambda *a, **k: Outcome(Answer.UNKNOWN, reason="timeout"))
-    monkeypatch.setattr(validate, "solve", lambda *a, **k: Outcome(Answer.UNKNOWN, reason="timeout"))
+    monkeypatch.setattr(properties, "Scope", TimedOutScope)
+    monkeypatch.setattr(validate, "Scope", TimedOutScope)
     with _in(tmp_path):
         runs = {fmt: run_cli("check", "policy.dpi", "--format", fmt) for fmt in ("sarif", "junit", "github")}
     assert {code for code, _, _ in runs.values()} == {3}
@@ -345,8 +344,8 @@ def test_no_change_is_one_passing_case(sarif_validator):
 
 
 def test_diff_unknowns_are_warnings_and_junit_errors_with_exit_3(monkeypatch, sarif_validator):
-    monkeypatch.setattr(properties, "solve", lambda *a, **k: Outcome(Answer.UNKNOWN, reason="timeout"))
-    monkeypatch.setattr(validate, "solve", lambda *a, **k: Outcome(Answer.UNKNOWN, reason="timeout"))
+    monkeypatch.setattr(properties, "Scope", TimedOutScope)
+    monkeypatch.setattr(validate, "Scope", TimedOutScope)
     runs = {fmt: run_in_root("diff", OLD, OLD, "--spec", SPEC, "--format", fmt) for fmt in ("text", "sarif", "junit")}
     assert {code for code, _, _ in runs.values()} == {3}
     results = valid_sarif(sarif_validator, runs["sarif"][1])["runs"][0]["results"]

@@ -22,7 +22,7 @@ from dpipolicy.dsl.typed import Action, Origin
 from . import encode
 from .index import BoxIndex
 from .results import FAILED, HOLDS, PASSED, UNKNOWN, VIOLATED, Decision, Result
-from .solve import Answer, Limits, solve
+from .solve import Answer, Limits, Scope
 from .witness import realistic_point
 
 REGION_BOX_CAP = 64        # boxes kept per violating part, and in a result's region
@@ -75,6 +75,7 @@ def search(model: TableModel, cond: typed.Cond, limits: Limits, want_all: bool) 
     """Find flows decided by some rule i whose outcome makes `cond` true, in table order."""
     out = Search()
     schema = model.table.schema
+    scope = Scope()
     recent_covers: list[int] = []      # earlier rules that covered a whole region: often again
     for i, target in _candidates(model, cond):
         region = intersect(model.boxes[i], target)
@@ -93,7 +94,7 @@ def search(model: TableModel, cond: typed.Cond, limits: Limits, want_all: bool) 
             if cover is not None:
                 recent_covers = [cover] + recent_covers[:7]
                 continue
-            answer = _uncovered_point(model, region, earlier, limits)
+            answer = _uncovered_point(model, region, earlier, limits, scope)
             out.queries += 1
             if answer.answer is Answer.UNSAT:
                 continue
@@ -116,13 +117,13 @@ def search(model: TableModel, cond: typed.Cond, limits: Limits, want_all: bool) 
     return out
 
 
-def _uncovered_point(model: TableModel, region: Box, earlier: list[int], limits: Limits):
+def _uncovered_point(model: TableModel, region: Box, earlier: list[int], limits: Limits, scope: Scope):
     text = "\n".join((
         model.declarations,
         f"(assert {encode.box(model.fields, region)})",
         f"(assert (not {encode.boxes(model.fields, (model.boxes[j] for j in earlier))}))",
     ))
-    return solve(text, model.table.schema.flow_fields, limits)
+    return scope.solve(text, model.table.schema.flow_fields, limits)
 
 
 def _candidates(model: TableModel, cond: typed.Cond) -> list[tuple[int, Box]]:

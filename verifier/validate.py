@@ -16,7 +16,7 @@ from dpipolicy.dsl import typed
 from dpipolicy.dsl.words import counted
 
 from . import encode
-from .solve import Answer, Limits, solve
+from .solve import Answer, Limits, Scope
 from .witness import flow_text
 
 BATCH = 512
@@ -55,10 +55,11 @@ def validate(policy: typed.Policy, table: RuleTable, limits: Limits, proved: set
         if (declarations, difference) not in proved:
             pending.append((rule, boxes, difference))
     queries = 0
+    scope = Scope()
     for start in range(0, len(pending), BATCH):
         batch = pending[start:start + BATCH]
         text = declarations + "\n(assert (or " + " ".join(difference for *_, difference in batch) + "))"
-        outcome = solve(text, table.schema.flow_fields, limits)
+        outcome = scope.solve(text, table.schema.flow_fields, limits)
         queries += 1
         if outcome.answer is Answer.UNSAT:
             proved.update((declarations, difference) for *_, difference in batch)
