@@ -66,8 +66,24 @@ def test_grid_agrees_with_brute_force(own, other, data):
         inside = [f for f in FLOWS if point_in(within, f) and point_in(rows[target], f)]
         meets = [r for r in range(target) if any(point_in(rows[r], f) for f in inside)]
         assert grid.meeting_before(target).tolist() == meets
-        assert grid.covered_before(target) == any(all(point_in(rows[r], f) for f in inside) for r in range(target))
+        covered = grid.covered_before(target)
+        if covered:         # sound: every flow of the box is held by an earlier row
+            assert all(any(point_in(rows[r], f) for r in range(target)) for f in inside)
+        if any(all(point_in(rows[r], f) for f in inside) for r in range(target)):
+            assert covered  # and it sees one row holding it all
         if grid.names:
             for order in (grid.least_covered(), grid.shuffled(np.random.default_rng(target))):
                 flow = grid.candidates([target], order)[0]
                 assert point_in(rows[target], next(f for f in FLOWS if point_in(grid.cell(flow), f)))
+
+
+def test_rows_splitting_one_field_cover_a_box():
+    """Two earlier rules that each hold all of the box's `b` and half of its `a` cover it; with
+    a gap in `a` they do not."""
+    own = [{"a": IntervalSet.span(0, 31)}]
+    for second in (IntervalSet.span(16, 31), IntervalSet.span(17, 31)):
+        other = [{"a": IntervalSet.span(0, 15)}, {"a": second, "b": IntervalSet.span(0, 7)},
+                 {"a": IntervalSet.span(0, 31), "b": IntervalSet.span(2, 3)}, {}]
+        within, earlier, meeting, rows = _walk(own, other, 0)
+        grid = Grid(Segments(FIELDS, [own, other]), within, [(0, earlier), (1, meeting)])
+        assert grid.covered_before(2) == (second.min() == 16)

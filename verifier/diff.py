@@ -217,24 +217,23 @@ class _Walk:
 
     def _typical(self, row: int, region: Box, cell: Box) -> dict[str, int]:
         """The most typical flow that c and k decide: a realistic point of their region if they
-        decide it, or of the region with the cell's application; else one of the cell (every
-        flow of which they decide), widened back to the region field by field while they still
-        decide it, so that only the fields that must be unusual are."""
+        decide it, or of the region with the cell's application; else a realistic point of the
+        cell (every flow of which they decide), moved field by field to the typical value for
+        the cell's application while they still decide it, so that only the fields that must be
+        unusual are."""
         schema = self.own.table.schema
         same_app = dict(region, **{n: cell[n] for n in ("app",) + LABEL_FIELDS if n in cell})
-        for wider in (region, same_app):
-            point = realistic_point(schema, wider)
+        typical = [realistic_point(schema, wider) for wider in (region, same_app)]
+        for point in typical:
             if self._decides(row, point):
                 return point
-        box = dict(cell)
-        for name in sorted(cell, key=lambda n: n in ("app",) + LABEL_FIELDS):
-            if region.get(name) != cell[name]:
-                trial = {n: v for n, v in box.items() if n != name}
-                if name in region:
-                    trial[name] = region[name]
-                if self._decides(row, realistic_point(schema, trial)):
-                    box = trial
-        return self._witness(row, realistic_point(schema, box))
+        point = realistic_point(schema, cell)
+        for name in sorted(point, key=lambda n: n in ("app",) + LABEL_FIELDS):
+            if point[name] != typical[1][name]:
+                trial = dict(point, **{name: typical[1][name]})
+                if self._decides(row, trial):
+                    point = trial
+        return self._witness(row, point)
 
     def _names(self, c: int, k: int, earlier_own: np.ndarray, earlier_other: np.ndarray) -> tuple[str, ...]:
         """The source rules of earlier match rules, each once, in order, leaving out c's and k's."""

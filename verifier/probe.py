@@ -168,14 +168,32 @@ class Grid:
         return out
 
     def covered_before(self, target: int) -> bool:
-        """Does one row before `target` hold every flow of row `target`'s box?"""
-        holders = self._rows_mask(0, target)
+        """Do the rows before `target` hold every flow of row `target`'s box, in the way a policy
+        usually covers one: on one field by the union of rows that hold all of the box's
+        values of every other field (one row holding it all is the simplest case)? False
+        says nothing."""
+        whole = []          # per field: the rows holding every value of the box there
         for name in self.names:
             if self.constrained[name][target]:
-                holders &= np.bitwise_and.reduce(self.packed[name][self.member[name][target]], axis=0)
+                whole.append(np.bitwise_and.reduce(self.packed[name][self.member[name][target]], axis=0))
             else:
-                holders &= self.full[name]
-        return bool(holders.any())
+                whole.append(self.full[name])
+        before = self._rows_mask(0, target)
+        after = [before]                    # after[j]: rows whole on every field from j on
+        for mask in reversed(whole):
+            after.append(after[-1] & mask)
+        after.reverse()
+        if after[0].any():
+            return True                     # one row holds it all
+        prefix = before
+        for j, name in enumerate(self.names):
+            rows = prefix & after[j + 1]
+            if rows.any():
+                union = self.member[name][np.flatnonzero(np.unpackbits(rows, bitorder="little")[:target])].any(axis=0)
+                if not (self.member[name][target] & ~union).any():
+                    return True
+            prefix = prefix & whole[j]
+        return False
 
     def meeting_before(self, target: int) -> np.ndarray:
         """The rows before `target` whose box shares a flow with row `target`'s box. Only the
