@@ -45,9 +45,11 @@ class Grid:
     """The boxes of one walk (rows) over the segments of `within` (its changed rule's box), cut
     only where the rows' bounds fall.
 
-    Only fields that `within` spans more than one segment of are kept: every box of the walk
-    meets `within`, so it holds the whole of a field's single segment. Per field and segment,
-    the rows holding it are a packed bit vector, so a lookup of many flows moves few bytes.
+    Only fields that `within` spans more than one segment of, and that some row constrains
+    there, are kept: every box of the walk meets `within`, so it holds the whole of a field's
+    single segment. Per field, only the rows that leave out a segment are stored as booleans;
+    per field and segment, the rows holding it are a packed bit vector, so a lookup of many
+    flows moves few bytes.
     """
 
     def __init__(self, segments: Segments, within: Mapping[str, IntervalSet], parts: list[tuple[int, list[int]]]):
@@ -57,10 +59,10 @@ class Grid:
         self.rows = sum(len(rules) for _, rules in parts)
         self.cuts: dict[str, np.ndarray] = {}         # per kept field: the segment numbers starting a grid segment
         self.inside: dict[str, np.ndarray] = {}       # ... and which grid segments lie in `within`
-        self.member: dict[str, np.ndarray] = {}       # (rows x segments) booleans
+        self.sub: dict[str, np.ndarray] = {}          # (constraining rows x segments) booleans
+        self.index: dict[str, np.ndarray] = {}        # per row: its line in `sub`, or -1 (it holds every segment)
         self.packed: dict[str, np.ndarray] = {}       # (segments x row bytes), rows as bits
-        self.constrained: dict[str, np.ndarray] = {}  # per row: does it leave out some segment?
-        self.full: dict[str, np.ndarray] = {}         # packed: the rows that do not
+        self.full: dict[str, np.ndarray] = {}         # packed: the rows holding every segment
         for name, f in squeeze.fields.items():
             mine = squeeze.box({name: within[name]})[name] if name in within else IntervalSet.span(0, f.hi)
             rows, los, his = [], [], []
@@ -85,18 +87,46 @@ class Grid:
             inside = (at >= 0) & (cuts <= last[at])
             if inside.sum() < 2:
                 continue
-            some, row = np.unique(row, return_inverse=True)     # only rows constraining the field are computed
+            some, row = np.unique(row, return_inverse=True)
             change = np.zeros((len(some), len(cuts) + 1), dtype=np.int8)
             np.add.at(change, (row, np.searchsorted(cuts, lo)), 1)
             np.add.at(change, (row, np.searchsorted(cuts, hi + 1)), -1)
-            member = np.ones((self.rows, int(inside.sum())), dtype=bool)
-            member[some] = np.cumsum(change[:, :-1], axis=1, dtype=np.int8)[:, inside] > 0
-            self.cuts[name], self.inside[name], self.member[name] = cuts, inside, member
-            self.packed[name] = np.ascontiguousarray(np.packbits(member.T, axis=1, bitorder="little"))
-            self.constrained[name] = ~member.all(axis=1)
-            self.full[name] = np.packbits(~self.constrained[name], bitorder="little")
-        self.names = list(self.member)
+            sub = np.cumsum(change[:, :-1], axis=1, dtype=np.int8)[:, inside] > 0
+            partial = ~sub.all(axis=1)        # rows that leave out some segment inside `within`
+            if not partial.any():
+                continue
+            some, sub = some[partial], sub[partial]
+            index = np.full(self.rows, -1, dtype=np.int64)
+            index[some] = np.arange(len(some))
+            self.cuts[name], self.inside[name], self.sub[name], self.index[name] = cuts, inside, sub, index
+            self.full[name] = np.packbits(index < 0, bitorder="little")
+            self.packed[name] = self._packed(self.full[name], some, sub)
+        self.names = list(self.sub)
         self.columns = {name: np.flatnonzero(self.inside[name]) for name in self.names}   # grid segment -> cut index
+
+    @staticmethod
+    def _packed(full: np.ndarray, some: np.ndarray, sub: np.ndarray) -> np.ndarray:
+        """Per segment, the rows holding it as bits: every row that holds all segments, and the
+        constraining rows `some` (ascending) where `sub` says so, OR-ed into their bytes."""
+        packed = np.tile(full, (sub.shape[1], 1))
+        byte = some // 8
+        bits = sub.T.astype(np.uint8) << (some % 8).astype(np.uint8)
+        starts = np.flatnonzero(np.r_[True, byte[1:] != byte[:-1]])
+        packed[:, byte[starts]] |= np.bitwise_or.reduceat(bits, starts, axis=1)
+        return packed
+
+    def member(self, name: str, rows: np.ndarray | list[int]) -> np.ndarray:
+        """(rows x segments) booleans: which segments of the field each row holds."""
+        index = self.index[name][rows]
+        out = np.ones((len(index), self.sub[name].shape[1]), dtype=bool)
+        constraining = index >= 0
+        out[constraining] = self.sub[name][index[constraining]]
+        return out
+
+    def _row(self, name: str, row: int) -> np.ndarray | None:
+        """The segments row `row` holds, or None when it holds all of them."""
+        at = int(self.index[name][row])
+        return None if at < 0 else self.sub[name][at]
 
     def _rows_mask(self, lo: int, hi: int) -> np.ndarray:
         """Packed bits of rows lo..hi-1."""
@@ -131,20 +161,20 @@ class Grid:
         """One flow per row inside that row's box: per field, the row's first segment in `order`."""
         flows = np.zeros((len(rows), len(self.names)), dtype=np.int64)
         for j, name in enumerate(self.names):
-            flows[:, j] = order[name][self.member[name][rows][:, order[name]].argmax(axis=1)]
+            flows[:, j] = order[name][self.member(name, rows)[:, order[name]].argmax(axis=1)]
         return flows
 
     def least_covered(self) -> dict[str, np.ndarray]:
         """Per field, the segments from the one the fewest rows hold (earlier rules are least
         likely to take a flow there)."""
-        return {name: np.argsort(self.member[name].sum(axis=0), kind="stable") for name in self.names}
+        return {name: np.argsort(self.sub[name].sum(axis=0), kind="stable") for name in self.names}
 
     def shuffled(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        return {name: rng.permutation(self.member[name].shape[1]) for name in self.names}
+        return {name: rng.permutation(self.sub[name].shape[1]) for name in self.names}
 
     def position(self, flow: Mapping[str, int]) -> np.ndarray | None:
         """A real flow as grid segment positions, or None when it lies outside `within`."""
-        if any(flow[name] not in values for name, values in self.within.items() if name not in self.member):
+        if any(flow[name] not in values for name, values in self.within.items() if name not in self.sub):
             return None
         out = []
         for name in self.names:
@@ -174,10 +204,8 @@ class Grid:
         says nothing."""
         whole = []          # per field: the rows holding every value of the box there
         for name in self.names:
-            if self.constrained[name][target]:
-                whole.append(np.bitwise_and.reduce(self.packed[name][self.member[name][target]], axis=0))
-            else:
-                whole.append(self.full[name])
+            held = self._row(name, target)
+            whole.append(self.full[name] if held is None else np.bitwise_and.reduce(self.packed[name][held], axis=0))
         before = self._rows_mask(0, target)
         after = [before]                    # after[j]: rows whole on every field from j on
         for mask in reversed(whole):
@@ -189,8 +217,9 @@ class Grid:
         for j, name in enumerate(self.names):
             rows = prefix & after[j + 1]
             if rows.any():
-                union = self.member[name][np.flatnonzero(np.unpackbits(rows, bitorder="little")[:target])].any(axis=0)
-                if not (self.member[name][target] & ~union).any():
+                union = self.member(name, np.flatnonzero(np.unpackbits(rows, bitorder="little")[:target])).any(axis=0)
+                held = self._row(name, target)
+                if union.all() or (held is not None and not (held & ~union).any()):
                     return True
             prefix = prefix & whole[j]
         return False
@@ -200,8 +229,9 @@ class Grid:
         fields the target constrains can keep a row out."""
         meets = self._rows_mask(0, target)
         for name in self.names:
-            if self.constrained[name][target]:
-                meets &= np.bitwise_or.reduce(self.packed[name][self.member[name][target]], axis=0)
+            held = self._row(name, target)
+            if held is not None:
+                meets &= np.bitwise_or.reduce(self.packed[name][held], axis=0)
         return np.flatnonzero(np.unpackbits(meets, bitorder="little")[:target])
 
 
