@@ -1,6 +1,7 @@
 """Shared test helpers: paths, running the CLI in-process, checking policy text."""
 from __future__ import annotations
 
+import importlib.util
 import io
 from pathlib import Path
 
@@ -29,3 +30,19 @@ class TimedOutScope:
 
     def solve(self, *args, **kwargs) -> Outcome:
         return Outcome(Answer.UNKNOWN, reason="timeout")
+
+
+def generator():
+    """benchmarks/generate.py, loaded by path as benchmarks/run.py does."""
+    spec = importlib.util.spec_from_file_location("generate", ROOT / "benchmarks" / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def generated(tmp_path: Path, rules: int, seed: int) -> tuple[Path, Path]:
+    """A policy and spec from benchmarks/generate.py."""
+    policy_text, spec_text = generator().generate(rules, seed)
+    (tmp_path / "policy.dpi").write_text(policy_text, encoding="utf-8")
+    (tmp_path / "spec.dpi").write_text(spec_text, encoding="utf-8")
+    return tmp_path / "policy.dpi", tmp_path / "spec.dpi"

@@ -2,7 +2,6 @@
 terminal only."""
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 
@@ -16,27 +15,11 @@ from dpipolicy.verifier.properties import InternalError
 from dpipolicy.verifier.diff import diff_tables
 from dpipolicy.verifier.solve import Limits
 
-from helpers import EXAMPLES, ROOT, run_cli
+from helpers import EXAMPLES, generated, generator, run_cli
 
 OLD = EXAMPLES / "policy-2011-08.dpi"
 NEW = EXAMPLES / "policy-2011-09.dpi"
 SPEC = EXAMPLES / "spec.dpi"
-
-
-def _generator():
-    """benchmarks/generate.py, loaded by path as benchmarks/run.py does."""
-    spec = importlib.util.spec_from_file_location("generate", ROOT / "benchmarks" / "generate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _generated(tmp_path, rules: int, seed: int):
-    """A policy and spec from benchmarks/generate.py."""
-    policy_text, spec_text = _generator().generate(rules, seed)
-    (tmp_path / "policy.dpi").write_text(policy_text, encoding="utf-8")
-    (tmp_path / "spec.dpi").write_text(spec_text, encoding="utf-8")
-    return tmp_path / "policy.dpi", tmp_path / "spec.dpi"
 
 
 def _same_with_jobs(*argv):
@@ -55,7 +38,7 @@ def test_jobs_give_the_serial_report_on_the_uk_example():
 
 
 def test_jobs_give_the_serial_report_on_a_generated_policy(tmp_path):
-    policy, spec = _generated(tmp_path, 150, 5)
+    policy, spec = generated(tmp_path, 150, 5)
     code, report = _same_with_jobs("check", policy, "--spec", spec)
     assert code == 1
     assert len(report["results"]) == 16
@@ -66,7 +49,7 @@ def test_jobs_give_the_serial_report_on_a_generated_policy(tmp_path):
 def test_jobs_results_name_this_process_rules(tmp_path):
     """Results equal to a serial run's as objects: a counterexample's rule is the table's own
     Origin (its span in the very source file loaded here), not a copy sent back by a worker."""
-    policy, spec = _generated(tmp_path, 120, 2)
+    policy, spec = generated(tmp_path, 120, 2)
     deployed = api.as_deployed(api.load(policy, (spec,)), None)
     serial = api.check_results(deployed, Limits())
     assert api.check_results(deployed, Limits(), jobs=2) == serial
@@ -85,9 +68,9 @@ def test_jobs_give_the_serial_diff():
 def test_jobs_give_the_serial_diff_of_many_changed_rules(tmp_path):
     """The changed rules' walks spread over processes: the same changes, in the same order,
     naming this process's own rules."""
-    old, _ = _generated(tmp_path, 200, 3)
+    old, _ = generated(tmp_path, 200, 3)
     new = tmp_path / "new.dpi"
-    new.write_text(_generator().mutate(old.read_text(encoding="utf-8"), 0.05, 4), encoding="utf-8")
+    new.write_text(generator().mutate(old.read_text(encoding="utf-8"), 0.05, 4), encoding="utf-8")
     tables = (api.load(old).table, api.load(new).table)
     serial = diff_tables(*tables, Limits())
     parallel = diff_tables(*tables, Limits(), jobs=2)
