@@ -9,7 +9,7 @@ c's box and give a different outcome. A rule k aligned with a rule before c is s
 flows are decided before c on c's side. The flows decided by c and by k form the region
 (box_c ∩ box_k) minus the earlier rules of both sides. A region is found non-empty by a flow
 that c and k decide (batched probes, probe.py, or a z3 model), and empty by interval arithmetic
-(disjoint, or inside one earlier rule) or by z3's unsat. A non-empty one is shown as exact
+(disjoint, or covered by earlier rules) or by z3's unsat. A non-empty one is shown as exact
 boxes, or, when subtracting would split it into too many, as the box with the earlier rules it
 excludes named. Flows decided by changed rules on both sides are found once, from the old side.
 """
@@ -89,8 +89,8 @@ class _Walk:
 
     First, candidate flows are probed in batches on a grid of the walk's boxes (probe.py): each
     flow that c decides and that a rule k with another outcome decides on the other side
-    records the region of c and k without the solver. Rules whose box within c's lies inside one
-    earlier rule are dropped. For the rules left, one incremental z3 session holds: the flow is
+    records the region of c and k without the solver. Rules whose box within c's is covered by
+    earlier rules (one, or several splitting one field; probe.py) are dropped. For the rules left, one incremental z3 session holds: the flow is
     in box_c and in no earlier rule of c's side (so c decides it), and the other side's
     first-match chain ends at a rule left (a Boolean |r<k>| per such rule, `false` for the
     others). Each model names a rule k, whose flows are recorded before |r<k>| is set false,
@@ -132,7 +132,7 @@ class _Walk:
         for k, flow in self._probe(c, relevant, row).items():
             self._record(c, k, row[k], self.grid.cell(flow))
             wanted.discard(k)
-        wanted = {k for k in wanted if not self.grid.covered_before(row[k])}     # empty: inside one earlier rule
+        wanted = {k for k in wanted if not self.grid.covered_before(row[k])}     # empty: earlier rules hold it
         if not wanted:
             return              # every rule that decides some flow of c differently is recorded
 

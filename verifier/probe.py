@@ -2,8 +2,8 @@
 
 Inside a changed rule's box, the boxes a walk looks at (the earlier rules of its own side,
 then the other side's rules that meet it) cut each field into a few segments (compress.py).
-A flow is then one segment per field, and "which boxes hold it" is one boolean-matrix lookup
-per field, for thousands of flows at once. A walk uses this to find most of its regions
+A flow is then one segment per field, and "which boxes hold it" is one lookup per field in a
+table of packed bits, for thousands of flows at once. A walk uses this to find most of its regions
 without the solver, and to check witnesses and name earlier rules without the whole-table
 index; z3 is left the proof that no other region exists.
 """
@@ -18,6 +18,7 @@ from dpipolicy.compiler.boxes import Box
 from dpipolicy.dsl.intervals import IntervalSet
 
 from .compress import Compression
+
 
 class Segments:
     """The boxes of both tables over one compression of all of them (compress.py): per table
