@@ -44,9 +44,14 @@ class Compression:
 
     def cell(self, model: Mapping[str, int]) -> Box:
         """Every real flow in the model's segments: the query treats them all alike."""
-        out: Box = {}
-        for name, v in model.items():
-            starts = self.starts[name]
-            end = starts[v + 1] - 1 if v + 1 < len(starts) else self.hi[name]
-            out[name] = IntervalSet.span(starts[v], end)
-        return out
+        return {name: self.span(name, v, v) for name, v in model.items()}
+
+    def span(self, name: str, first: int, last: int) -> IntervalSet:
+        """The real values of segments first..last of a field."""
+        starts = self.starts[name]
+        end = starts[last + 1] - 1 if last + 1 < len(starts) else self.hi[name]
+        return IntervalSet.span(starts[first], end)
+
+    def segment(self, name: str, value: int) -> int:
+        """The segment holding a real value of a field."""
+        return bisect.bisect_right(self.starts[name], value) - 1

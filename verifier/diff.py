@@ -90,10 +90,10 @@ class _Walk:
     First, candidate flows are probed in batches on a grid of the walk's boxes (probe.py): each
     flow that c decides and that a rule k with another outcome decides on the other side
     records the region of c and k without the solver. Rules whose box within c's is covered by
-    earlier rules (one, or several splitting one field; probe.py) are dropped. For the rules left, one incremental z3 session holds: the flow is
-    in box_c and in no earlier rule of c's side (so c decides it), and the other side's
-    first-match chain ends at a rule left (a Boolean |r<k>| per such rule, `false` for the
-    others). Each model names a rule k, whose flows are recorded before |r<k>| is set false,
+    earlier rules (one, or several splitting one field; probe.py) are dropped. For the rules
+    left, one incremental z3 session holds: the flow is in box_c and in no earlier rule of c's
+    side (so c decides it), and the other side's first-match chain ends at a rule left (a
+    Boolean |r<k>| per such rule, `false` for the others). Each model names a rule k, whose flows are recorded before |r<k>| is set false,
     until z3 answers unsat: a proof that no other flow of c changes. Only rows meeting a rule
     left can decide its flows, so the query holds those alone, over the segments that both
     tables' bounds cut each field into (compress.py), so a 128-bit address costs a few bits.

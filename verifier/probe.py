@@ -9,7 +9,6 @@ index; z3 is left the proof that no other region exists.
 """
 from __future__ import annotations
 
-import bisect
 from typing import Mapping
 
 import numpy as np
@@ -18,6 +17,7 @@ from dpipolicy.compiler.boxes import Box
 from dpipolicy.dsl.intervals import IntervalSet
 
 from .compress import Compression
+from .properties import InternalError
 
 
 class Segments:
@@ -64,19 +64,21 @@ class Grid:
         self.index: dict[str, np.ndarray] = {}        # per row: its line in `sub`, or -1 (it holds every segment)
         self.packed: dict[str, np.ndarray] = {}       # (segments x row bytes), rows as bits
         self.full: dict[str, np.ndarray] = {}         # packed: the rows holding every segment
+        positions, offset = [], 0     # per part: each rule's row, or -1
+        for table, rules in parts:
+            position = np.full(len(segments.small[table]), -1, dtype=np.int64)
+            position[rules] = np.arange(offset, offset + len(rules))
+            positions.append(position)
+            offset += len(rules)
         for name, f in squeeze.fields.items():
             mine = squeeze.box({name: within[name]})[name] if name in within else IntervalSet.span(0, f.hi)
             rows, los, his = [], [], []
-            offset = 0
-            for table, rules in parts:
+            for (table, _), position in zip(parts, positions):
                 owner, lo, hi = segments.intervals[table][name]
-                position = np.full(len(segments.small[table]), -1, dtype=np.int64)
-                position[rules] = np.arange(offset, offset + len(rules))
                 keep = position[owner] >= 0
                 rows.append(position[owner[keep]])
                 los.append(lo[keep])
                 his.append(hi[keep])
-                offset += len(rules)
             row, lo, hi = (np.concatenate(v) for v in (rows, los, his))
             if not len(row):
                 continue        # no row constrains the field, so it tells no rows apart
@@ -149,7 +151,7 @@ class Grid:
         later = held & self._rows_mask(start, self.rows)
         nonzero = later != 0
         if not nonzero.any(axis=1).all():
-            raise AssertionError("a probe flow is held by no later row; the last row must contain the walk's box")
+            raise InternalError("a probe flow is held by no later row; the last row must contain the walk's box")
         byte = nonzero.argmax(axis=1)
         return blocked, byte * 8 + _LOWEST_BIT[later[np.arange(len(flows)), byte]]
 
@@ -179,8 +181,7 @@ class Grid:
             return None
         out = []
         for name in self.names:
-            segment = bisect.bisect_right(self.squeeze.starts[name], flow[name]) - 1
-            at = int(np.searchsorted(self.cuts[name], segment, side="right")) - 1
+            at = int(np.searchsorted(self.cuts[name], self.squeeze.segment(name, flow[name]), side="right")) - 1
             if not self.inside[name][at]:
                 return None
             out.append(int(np.searchsorted(self.columns[name], at)))
@@ -191,11 +192,8 @@ class Grid:
         out = dict(self.within)
         for j, name in enumerate(self.names):
             at = int(self.columns[name][flow[j]])
-            first = int(self.cuts[name][at])
             last = int(self.cuts[name][at + 1]) - 1 if at + 1 < len(self.cuts[name]) else self.squeeze.fields[name].hi
-            starts = self.squeeze.starts[name]
-            end = starts[last + 1] - 1 if last + 1 < len(starts) else self.squeeze.hi[name]
-            out[name] = IntervalSet.span(starts[first], end)
+            out[name] = self.squeeze.span(name, int(self.cuts[name][at]), last)
         return out
 
     def covered_before(self, target: int) -> bool:
@@ -203,10 +201,9 @@ class Grid:
         usually covers one: on one field by the union of rows that hold all of the box's
         values of every other field (one row holding it all is the simplest case)? False
         says nothing."""
-        whole = []          # per field: the rows holding every value of the box there
-        for name in self.names:
-            held = self._row(name, target)
-            whole.append(self.full[name] if held is None else np.bitwise_and.reduce(self.packed[name][held], axis=0))
+        held = [self._row(name, target) for name in self.names]
+        whole = [self.full[name] if mine is None else np.bitwise_and.reduce(self.packed[name][mine], axis=0)
+                 for name, mine in zip(self.names, held)]     # per field: the rows holding all the box's values
         before = self._rows_mask(0, target)
         after = [before]                    # after[j]: rows whole on every field from j on
         for mask in reversed(whole):
@@ -219,8 +216,7 @@ class Grid:
             rows = prefix & after[j + 1]
             if rows.any():
                 union = self.member(name, np.flatnonzero(np.unpackbits(rows, bitorder="little")[:target])).any(axis=0)
-                held = self._row(name, target)
-                if union.all() or (held is not None and not (held & ~union).any()):
+                if union.all() or (held[j] is not None and not (held[j] & ~union).any()):
                     return True
             prefix = prefix & whole[j]
         return False
