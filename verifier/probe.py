@@ -9,6 +9,7 @@ index; z3 is left the proof that no other region exists.
 """
 from __future__ import annotations
 
+import bisect
 from typing import Mapping
 
 import numpy as np
@@ -62,7 +63,7 @@ class Grid:
         self.inside: dict[str, np.ndarray] = {}       # ... and which grid segments lie in `within`
         self.sub: dict[str, np.ndarray] = {}          # (constraining rows x segments) booleans
         self.index: dict[str, np.ndarray] = {}        # per row: its line in `sub`, or -1 (it holds every segment)
-        self.packed: dict[str, np.ndarray] = {}       # (segments x row bytes), rows as bits
+        self.packed: dict[str, np.ndarray] = {}       # (segments x row bytes), rows as bits: views of `stack`
         self.full: dict[str, np.ndarray] = {}         # packed: the rows holding every segment
         positions, offset = [], 0     # per part: each rule's row, or -1
         for table, rules in parts:
@@ -94,29 +95,34 @@ class Grid:
             change = np.zeros((len(some), len(cuts) + 1), dtype=np.int8)
             np.add.at(change, (row, np.searchsorted(cuts, lo)), 1)
             np.add.at(change, (row, np.searchsorted(cuts, hi + 1)), -1)
-            sub = np.cumsum(change[:, :-1], axis=1, dtype=np.int8)[:, inside] > 0
+            sub = np.ascontiguousarray(np.cumsum(change[:, :-1], axis=1, dtype=np.int8)[:, inside] > 0)   # rows are read whole
             partial = ~sub.all(axis=1)        # rows that leave out some segment inside `within`
             if not partial.any():
                 continue
-            some, sub = some[partial], sub[partial]
+            if not partial.all():
+                some, sub = some[partial], sub[partial]
             index = np.full(self.rows, -1, dtype=np.int64)
             index[some] = np.arange(len(some))
             self.cuts[name], self.inside[name], self.sub[name], self.index[name] = cuts, inside, sub, index
             self.full[name] = np.packbits(index < 0, bitorder="little")
-            self.packed[name] = self._packed(self.full[name], some, sub)
+            self.packed[name] = self._packed(some, sub)
         self.names = list(self.sub)
         self.columns = {name: np.flatnonzero(self.inside[name]) for name in self.names}   # grid segment -> cut index
+        # Every field's packed bits in one array, so one lookup gathers a flow's rows on all fields.
+        self.base = np.cumsum([0] + [len(self.packed[name]) for name in self.names[:-1]], dtype=np.int64)
+        self.stack = np.concatenate([self.packed[name] for name in self.names] or [np.zeros((0, (self.rows + 7) // 8), np.uint8)])
+        self.packed = {name: self.stack[b:b + len(self.packed[name])] for name, b in zip(self.names, self.base)}
+        # For one real flow at a time, plain lists: per field, each cut's first real value and its grid segment (-1: outside).
+        self.real_starts = {name: [squeeze.starts[name][c] for c in self.cuts[name].tolist()] for name in self.names}
+        self.segment_of_cut = {name: np.where(self.inside[name], np.cumsum(self.inside[name]) - 1, -1).tolist()
+                               for name in self.names}
 
-    @staticmethod
-    def _packed(full: np.ndarray, some: np.ndarray, sub: np.ndarray) -> np.ndarray:
-        """Per segment, the rows holding it as bits: every row that holds all segments, and the
-        constraining rows `some` (ascending) where `sub` says so, OR-ed into their bytes."""
-        packed = np.tile(full, (sub.shape[1], 1))
-        byte = some // 8
-        bits = sub.T.astype(np.uint8) << (some % 8).astype(np.uint8)
-        starts = np.flatnonzero(np.r_[True, byte[1:] != byte[:-1]])
-        packed[:, byte[starts]] |= np.bitwise_or.reduceat(bits, starts, axis=1)
-        return packed
+    def _packed(self, some: np.ndarray, sub: np.ndarray) -> np.ndarray:
+        """Per segment, the rows holding it as bits: the constraining rows `some` where `sub`
+        says so, and every other row."""
+        rows = np.ones((sub.shape[1], self.rows), dtype=bool)
+        rows[:, some] = sub.T
+        return np.packbits(rows, axis=1, bitorder="little")
 
     def member(self, name: str, rows: np.ndarray | list[int]) -> np.ndarray:
         """(rows x segments) booleans: which segments of the field each row holds."""
@@ -139,8 +145,10 @@ class Grid:
 
     def _held(self, flows: np.ndarray) -> np.ndarray:
         """(flows x row bytes): the rows holding each flow (a row of segment positions), as bits."""
-        out = np.full((len(flows), (self.rows + 7) // 8), 0xFF, dtype=np.uint8)
-        for j, name in enumerate(self.names):
+        if len(flows) == 1:     # one gather over all fields
+            return np.bitwise_and.reduce(self.stack[flows[0] + self.base], axis=0, initial=0xFF)[None, :]
+        out = np.full((len(flows), self.stack.shape[1]), 0xFF, dtype=np.uint8)
+        for j, name in enumerate(self.names):       # field by field, so the temporaries stay (flows x bytes)
             out &= self.packed[name][flows[:, j]]
         return out
 
@@ -157,8 +165,9 @@ class Grid:
 
     def holds_first(self, flow: np.ndarray, row: int) -> bool:
         """Is `row` the first row holding the flow?"""
-        held = np.unpackbits(self._held(flow[None, :])[0], bitorder="little")[:row + 1]
-        return bool(held[row]) and not held[:row].any()
+        held = self._held(flow[None, :])[0]
+        byte, bit = divmod(row, 8)
+        return bool(held[byte] >> bit & 1) and not (held[byte] & ((1 << bit) - 1)) and not held[:byte].any()
 
     def candidates(self, rows: list[int], order: Mapping[str, np.ndarray]) -> np.ndarray:
         """One flow per row inside that row's box: per field, the row's first segment in `order`."""
@@ -181,10 +190,10 @@ class Grid:
             return None
         out = []
         for name in self.names:
-            at = int(np.searchsorted(self.cuts[name], self.squeeze.segment(name, flow[name]), side="right")) - 1
-            if not self.inside[name][at]:
+            at = self.segment_of_cut[name][bisect.bisect_right(self.real_starts[name], flow[name]) - 1]
+            if at < 0:
                 return None
-            out.append(int(np.searchsorted(self.columns[name], at)))
+            out.append(at)
         return np.array(out, dtype=np.int64)
 
     def cell(self, flow: np.ndarray) -> Box:

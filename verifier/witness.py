@@ -33,18 +33,17 @@ def realistic_point(schema: Schema, box: Mapping[str, IntervalSet]) -> dict[str,
     """A point of `box` chosen field by field, the application first since ports follow from it."""
     domain = {f.name: box.get(f.name, f.domain) for f in schema.flow_fields}
     flow: dict[str, int] = {}
-    app_field = schema.field("app")
-    apps = [i for lo, hi in domain["app"].intervals for i in range(lo, hi + 1)]
+    applications = schema.applications()
+    protos, ports = domain["proto"], domain["dst.port"].intervals
 
     def fits(i: int) -> bool:    # an application whose registered port the box allows
-        app = schema.catalogue.get(app_field.members[i])
-        return app is not None and any(p in domain["proto"] and domain["dst.port"].overlaps(IntervalSet.span(lo, hi))
-                                       for p, lo, hi in app.ports)
+        app = applications[i]
+        return app is not None and any(p in protos and any(a <= hi and lo <= b for a, b in ports) for p, lo, hi in app.ports)
 
-    flow["app"] = next((i for i in apps if fits(i)), None)
+    flow["app"] = next((i for lo, hi in domain["app"].intervals for i in range(lo, hi + 1) if fits(i)), None)
     if flow["app"] is None:
-        flow["app"] = _pick(domain["app"], [i for i, n in enumerate(app_field.members) if n != "unknown"])
-    app = schema.catalogue.get(app_field.members[flow["app"]])
+        flow["app"] = _pick(domain["app"], [i for i, n in enumerate(schema.field("app").members) if n != "unknown"])
+    app = applications[flow["app"]]
     app_ports = app.ports if app else ()
     flow["proto"] = _pick(domain["proto"], [p for p, _, _ in app_ports] + [PROTOCOLS["tcp"], PROTOCOLS["udp"]])
     flow["dst.port"] = _pick(domain["dst.port"],
