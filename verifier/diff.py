@@ -223,14 +223,14 @@ class _Walk:
         unusual are."""
         schema = self.own.table.schema
         same_app = dict(region, **{n: cell[n] for n in ("app",) + LABEL_FIELDS if n in cell})
-        typical = [realistic_point(schema, wider) for wider in (region, same_app)]
-        for point in typical:
-            if self._decides(row, point):
-                return point
+        for wider in (region, same_app) if same_app != region else (region,):
+            typical = realistic_point(schema, wider)
+            if self._decides(row, typical):
+                return typical
         point = realistic_point(schema, cell)
         for name in sorted(point, key=lambda n: n in ("app",) + LABEL_FIELDS):
-            if point[name] != typical[1][name]:
-                trial = dict(point, **{name: typical[1][name]})
+            if point[name] != typical[name]:
+                trial = dict(point, **{name: typical[name]})
                 if self._decides(row, trial):
                     point = trial
         return self._witness(row, point)
@@ -240,7 +240,7 @@ class _Walk:
         ids = np.concatenate([self.own_ids[earlier_own], self.other_ids[earlier_other]])
         ids = ids[(ids != self.own_ids[c]) & (ids != self.other_ids[k])]
         _, first = np.unique(ids, return_index=True)
-        return tuple(self.rule_names[ids[np.sort(first)]])
+        return tuple(self.rule_names[ids[np.sort(first)]].tolist())
 
 
 def _consolidated(changes: list[Change], fields) -> list[Change]:

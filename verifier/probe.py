@@ -95,7 +95,11 @@ class Grid:
             change = np.zeros((len(some), len(cuts) + 1), dtype=np.int8)
             np.add.at(change, (row, np.searchsorted(cuts, lo)), 1)
             np.add.at(change, (row, np.searchsorted(cuts, hi + 1)), -1)
-            sub = np.ascontiguousarray(np.cumsum(change[:, :-1], axis=1, dtype=np.int8)[:, inside] > 0)   # rows are read whole
+            # A box's intervals are disjoint and apart, so the sums are 0 or 1: booleans as they are.
+            summed = np.cumsum(change[:, :-1], axis=1, dtype=np.int8).view(bool)
+            columns = np.flatnonzero(inside)
+            one_run = columns[-1] - columns[0] + 1 == len(columns)
+            sub = np.ascontiguousarray(summed[:, columns[0]:columns[-1] + 1] if one_run else summed[:, inside])  # rows are read whole
             partial = ~sub.all(axis=1)        # rows that leave out some segment inside `within`
             if not partial.any():
                 continue
