@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -33,7 +34,8 @@ from .properties import InternalError, TableModel
 from .solve import Answer, Limits, Session
 from .witness import realistic_point
 
-PROBE_ROUNDS = 2          # batches of candidate flows a walk tries before asking z3
+PROBE_ROUNDS = 2          # batches of candidate flows a walk tries for all its rules
+ESCAPE_STEPS = 32         # moves a walk tries for each of the few rules that earlier rules do not plainly cover
 EXACT_BOXES_CAP = 16      # a changed region splitting into more boxes is shown as a box minus named rules
 
 
@@ -128,11 +130,13 @@ class _Walk:
         self.earlier, self.meeting = np.array(earlier, dtype=np.int64), np.array(meeting, dtype=np.int64)
         self.grid = Grid(segments, own.boxes[c], [(mine, earlier), (theirs, meeting)])
         row = {k: len(earlier) + p for p, k in enumerate(meeting)}
+        rng = np.random.default_rng(c)        # seeded, so a walk finds the same flows every run
+        shuffled = partial(self.grid.shuffled, rng)
         wanted = set(relevant)       # |r<k>| is true until the flows of k are recorded
-        for k, flow in self._probe(c, relevant, row).items():
-            self._record(c, k, row[k], self.grid.cell(flow))
-            wanted.discard(k)
+        wanted -= self._probe(c, wanted, row, [self.grid.least_covered if i == 0 else shuffled for i in range(PROBE_ROUNDS)])
         wanted = {k for k in wanted if not self.grid.covered_before(row[k])}     # empty: earlier rules hold it
+        # The few rules left are searched for one by one, which costs little next to a query.
+        wanted -= self._escape(c, wanted, row, rng)
         if not wanted:
             return              # every rule that decides some flow of c differently is recorded
 
@@ -165,23 +169,41 @@ class _Walk:
                 raise InternalError(f"diff: z3 named a flow decided by {other.rule_words(k)}, not a changed outcome")
             self._record(c, k, row[k], squeeze.cell(outcome.model))
             wanted.discard(k)
+            if not wanted:
+                return
             session.add(f"(assert (not |r{k}|))")
 
-    def _probe(self, c: int, relevant: list[int], row: dict[int, int]) -> dict:
-        """Regions found by probing candidate flows in batches: relevant rule -> a flow it and c decide."""
-        grid, start, wanted = self.grid, len(self.earlier), set(relevant)
-        rng = np.random.default_rng(c)        # seeded, so a walk finds the same flows every run
+    def _probe(self, c: int, wanted: set[int], row: dict[int, int], orders: list) -> set[int]:
+        """Probe candidate flows for the `wanted` rules in batches, one per segment order of
+        `orders`, and record the region of each rule that decides one of them with c: those rules."""
+        grid, start = self.grid, len(self.earlier)
         found: dict = {}
-        for attempt in range(PROBE_ROUNDS):
-            targets = [row[k] for k in relevant if k not in found]
+        for order in orders:
+            targets = [row[k] for k in sorted(wanted) if k not in found]
             if not targets:
                 break
-            flows = grid.candidates(targets, grid.least_covered() if attempt == 0 else grid.shuffled(rng))
+            flows = grid.candidates(targets, order())
             blocked, first = grid.first_rows(flows, start)
             for flow, taken, r in zip(flows, blocked, first):
                 k = int(self.meeting[r - start])
                 if not taken and k in wanted and k not in found:
                     found[k] = flow
+        for k, flow in found.items():
+            self._record(c, k, row[k], grid.cell(flow))
+        return set(found)
+
+    def _escape(self, c: int, wanted: set[int], row: dict[int, int], rng: np.random.Generator) -> set[int]:
+        """Record the region of each wanted rule for which Grid.escape finds a flow it and c
+        decide, starting from its least covered candidate: those rules."""
+        grid, found = self.grid, set()
+        if not wanted or not ESCAPE_STEPS:
+            return found
+        targets = sorted(wanted)
+        for k, flow in zip(targets, grid.candidates([row[k] for k in targets], grid.least_covered())):
+            flow = grid.escape(flow, row[k], rng, ESCAPE_STEPS)
+            if flow is not None:
+                self._record(c, k, row[k], grid.cell(flow))
+                found.add(k)
         return found
 
     def _decides(self, row: int, flow: dict[str, int]) -> bool:

@@ -167,6 +167,31 @@ class Grid:
         byte = nonzero.argmax(axis=1)
         return blocked, byte * 8 + _LOWEST_BIT[later[np.arange(len(flows)), byte]]
 
+    def escape(self, flow: np.ndarray, target: int, rng: np.random.Generator, steps: int) -> np.ndarray | None:
+        """A flow that row `target` is the first to hold, searched from `flow` (in its box): while
+        an earlier row holds the flow, one field moves to a segment the target holds and that
+        row does not (field and segment at random). None after `steps` moves."""
+        flow = flow.copy()
+        for _ in range(steps):
+            held = self._held(flow[None, :])[0]
+            byte = int(np.flatnonzero(held)[0])
+            first = byte * 8 + int(_LOWEST_BIT[held[byte]])
+            if first == target:
+                return flow
+            moves = []
+            for j, name in enumerate(self.names):
+                theirs = self._row(name, first)
+                if theirs is not None:
+                    mine = self._row(name, target)
+                    options = np.flatnonzero(~theirs if mine is None else mine & ~theirs)
+                    if len(options):
+                        moves.append((j, options))
+            if not moves:
+                return None         # the earlier row holds the target's whole box
+            j, options = moves[rng.integers(len(moves))]
+            flow[j] = options[rng.integers(len(options))]
+        return None
+
     def holds_first(self, flow: np.ndarray, row: int) -> bool:
         """Is `row` the first row holding the flow?"""
         held = self._held(flow[None, :])[0]
