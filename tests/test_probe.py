@@ -59,9 +59,7 @@ def test_grid_agrees_with_brute_force(own, other, data):
             assert at is None
             continue
         holding = [point_in(box, flow) for box in rows]
-        blocked, first = grid.first_rows(at[None, :], start)
-        assert bool(blocked[0]) == any(holding[:start])
-        assert int(first[0]) == holding.index(True, start)
+        assert int(grid.first_rows(at[None, :])[0]) == holding.index(True)
         cell = grid.cell(at)
         assert point_in(cell, flow)
         for other_flow in FLOWS:         # every flow of the cell is held by the same rows
@@ -72,6 +70,9 @@ def test_grid_agrees_with_brute_force(own, other, data):
         meets = [r for r in range(target) if any(point_in(rows[r], f) for f in inside)]
         assert grid.meeting_before(target).tolist() == meets
         covered = grid.covered_before(target)
+        holders = np.arange(target, dtype=np.int64)
+        assert grid.holds_boxes(holders, np.full(target, target)).tolist() == \
+            [all(point_in(rows[r], f) for f in inside) for r in range(target)]
         if covered:         # sound: every flow of the box is held by an earlier row
             assert all(any(point_in(rows[r], f) for r in range(target)) for f in inside)
         if any(all(point_in(rows[r], f) for f in inside) for r in range(target)):

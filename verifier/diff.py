@@ -133,8 +133,8 @@ class _Walk:
         rng = np.random.default_rng(c)        # seeded, so a walk finds the same flows every run
         shuffled = partial(self.grid.shuffled, rng)
         wanted = set(relevant)       # |r<k>| is true until the flows of k are recorded
-        wanted -= self._probe(c, wanted, row, [self.grid.least_covered if i == 0 else shuffled for i in range(PROBE_ROUNDS)])
-        wanted = {k for k in wanted if not self.grid.covered_before(row[k])}     # empty: earlier rules hold it
+        found, blockers = self._probe(c, wanted, row, [self.grid.least_covered if i == 0 else shuffled for i in range(PROBE_ROUNDS)])
+        wanted = self._uncovered(wanted - found, blockers, row)
         # The few rules left are searched for one by one, which costs little next to a query.
         wanted -= self._escape(c, wanted, row, rng)
         if not wanted:
@@ -173,24 +173,36 @@ class _Walk:
                 return
             session.add(f"(assert (not |r{k}|))")
 
-    def _probe(self, c: int, wanted: set[int], row: dict[int, int], orders: list) -> set[int]:
+    def _probe(self, c: int, wanted: set[int], row: dict[int, int], orders: list) -> tuple[set[int], dict[int, int]]:
         """Probe candidate flows for the `wanted` rules in batches, one per segment order of
-        `orders`, and record the region of each rule that decides one of them with c: those rules."""
+        `orders`, and record the region of each rule that decides one of them with c. Returns
+        those rules, and for each other rule, the first row holding its last candidate."""
         grid, start = self.grid, len(self.earlier)
         found: dict = {}
+        blockers: dict[int, int] = {}
         for order in orders:
-            targets = [row[k] for k in sorted(wanted) if k not in found]
+            targets = [k for k in sorted(wanted) if k not in found]
             if not targets:
                 break
-            flows = grid.candidates(targets, order())
-            blocked, first = grid.first_rows(flows, start)
-            for flow, taken, r in zip(flows, blocked, first):
-                k = int(self.meeting[r - start])
-                if not taken and k in wanted and k not in found:
+            flows = grid.candidates([row[k] for k in targets], order())
+            first = grid.first_rows(flows)
+            blockers.update(zip(targets, first.tolist()))
+            for flow, r in zip(flows, first.tolist()):
+                k = int(self.meeting[r - start]) if r >= start else None    # an earlier rule of c's side takes it
+                if k in wanted and k not in found:
                     found[k] = flow
         for k, flow in found.items():
             self._record(c, k, row[k], grid.cell(flow))
-        return set(found)
+        return set(found), blockers
+
+    def _uncovered(self, wanted: set[int], blockers: dict[int, int], row: dict[int, int]) -> set[int]:
+        """The wanted rules whose box earlier rules may not hold. Most are held by the row that
+        took their probe, which is checked for all at once; the rest by Grid.covered_before."""
+        probed = [k for k in sorted(wanted) if k in blockers]
+        held = self.grid.holds_boxes(np.array([blockers[k] for k in probed], dtype=np.int64),
+                                     np.array([row[k] for k in probed], dtype=np.int64))
+        plain = {k for k, holds in zip(probed, held.tolist()) if holds}
+        return {k for k in wanted - plain if not self.grid.covered_before(row[k])}
 
     def _escape(self, c: int, wanted: set[int], row: dict[int, int], rng: np.random.Generator) -> set[int]:
         """Record the region of each wanted rule for which Grid.escape finds a flow it and c

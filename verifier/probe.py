@@ -62,6 +62,7 @@ class Grid:
         self.cuts: dict[str, np.ndarray] = {}         # per kept field: the segment numbers starting a grid segment
         self.inside: dict[str, np.ndarray] = {}       # ... and which grid segments lie in `within`
         self.sub: dict[str, np.ndarray] = {}          # (constraining rows x segments) booleans
+        self.sub_bits: dict[str, np.ndarray] = {}     # ... with the segments as bits
         self.index: dict[str, np.ndarray] = {}        # per row: its line in `sub`, or -1 (it holds every segment)
         self.packed: dict[str, np.ndarray] = {}       # (segments x row bytes), rows as bits: views of `stack`
         self.full: dict[str, np.ndarray] = {}         # packed: the rows holding every segment
@@ -108,6 +109,7 @@ class Grid:
             index = np.full(self.rows, -1, dtype=np.int64)
             index[some] = np.arange(len(some))
             self.cuts[name], self.inside[name], self.sub[name], self.index[name] = cuts, inside, sub, index
+            self.sub_bits[name] = np.packbits(sub, axis=1)
             self.full[name] = np.packbits(index < 0, bitorder="little")
             self.packed[name] = self._packed(some, sub)
         self.names = list(self.sub)
@@ -156,16 +158,26 @@ class Grid:
             out &= self.packed[name][flows[:, j]]
         return out
 
-    def first_rows(self, flows: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per flow: is it held by a row before `start`, and the first row from `start` holding it."""
+    def first_rows(self, flows: np.ndarray) -> np.ndarray:
+        """Per flow: the first row holding it."""
         held = self._held(flows)
-        blocked = (held & self._rows_mask(0, start)).any(axis=1)
-        later = held & self._rows_mask(start, self.rows)
-        nonzero = later != 0
+        nonzero = held != 0
         if not nonzero.any(axis=1).all():
-            raise InternalError("a probe flow is held by no later row; the last row must contain the walk's box")
+            raise InternalError("a probe flow is held by no row; the last row must contain the walk's box")
         byte = nonzero.argmax(axis=1)
-        return blocked, byte * 8 + _LOWEST_BIT[later[np.arange(len(flows)), byte]]
+        return byte * 8 + _LOWEST_BIT[held[np.arange(len(flows)), byte]]
+
+    def holds_boxes(self, holders: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Per pair: does row holders[i] hold every flow of row targets[i]'s box?"""
+        out = np.ones(len(targets), dtype=bool)
+        for name in self.names:
+            mine, theirs = self.index[name][holders], self.index[name][targets]
+            holds = mine < 0                    # the holder holds every segment
+            both = ~holds & (theirs >= 0)       # both leave some out: compare the segments
+            bits = self.sub_bits[name]
+            holds[both] = ~(bits[theirs[both]] & ~bits[mine[both]]).any(axis=1)
+            out &= holds
+        return out
 
     def escape(self, flow: np.ndarray, target: int, rng: np.random.Generator, steps: int) -> np.ndarray | None:
         """A flow that row `target` is the first to hold, searched from `flow` (in its box): while
