@@ -214,7 +214,12 @@ class Grid:
         """One flow per row inside that row's box: per field, the row's first segment in `order`."""
         flows = np.zeros((len(rows), len(self.names)), dtype=np.int64)
         for j, name in enumerate(self.names):
-            flows[:, j] = order[name][self.member(name, rows)[:, order[name]].argmax(axis=1)]
+            first = order[name]
+            flows[:, j] = first[0]              # a row holding every segment takes the first
+            index = self.index[name][rows]
+            constraining = index >= 0
+            if constraining.any():
+                flows[constraining, j] = first[self.sub[name][index[constraining]][:, first].argmax(axis=1)]
         return flows
 
     def least_covered(self) -> dict[str, np.ndarray]:

@@ -31,7 +31,7 @@ _SUBSCRIBERS = tuple(parse_ip(t)[0] for t in _SUBSCRIBER_ADDRESSES)
 
 def realistic_point(schema: Schema, box: Mapping[str, IntervalSet]) -> dict[str, int]:
     """A point of `box` chosen field by field, the application first since ports follow from it."""
-    domain = {f.name: box.get(f.name, f.domain) for f in schema.flow_fields}
+    domain = {f.name: box[f.name] if f.name in box else f.domain for f in schema.flow_fields}
     flow: dict[str, int] = {}
     applications = schema.applications()
     protos, ports = domain["proto"], domain["dst.port"].intervals
