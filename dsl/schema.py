@@ -6,9 +6,9 @@ of `subscriber.addons` is its own boolean dimension (`subscriber.addons:vpn`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dataclass_field
 
-from .catalogue import Application, Catalogue
+from .catalogue import Catalogue
 from .intervals import IntervalSet
 
 IPV6_BASE = 1 << 32
@@ -61,11 +61,12 @@ class Schema:
     outcome_fields: tuple[Field, ...]
     catalogue: Catalogue
     addons: tuple[str, ...]
+    # Values other modules derive from the schema and look up often, under their own keys.
+    derived: dict = dataclass_field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {f.name: f for f in self.flow_fields + self.outcome_fields})
         object.__setattr__(self, "_member_index", {})
-        object.__setattr__(self, "_applications", None)
 
     def field(self, name: str) -> Field | None:
         return self._by_name.get(name)
@@ -77,12 +78,6 @@ class Schema:
             index = {m: i for i, m in enumerate(self._by_name[name].members)}
             self._member_index[name] = index
         return index
-
-    def applications(self) -> tuple[Application | None, ...]:
-        """The catalogue entry of each member of `app`, by index (cached: witnesses look them up often)."""
-        if self._applications is None:
-            object.__setattr__(self, "_applications", tuple(self.catalogue.get(m) for m in self._by_name["app"].members))
-        return self._applications
 
     def addon_field(self, addon: str) -> str:
         return ADDON_PREFIX + addon

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from dpipolicy.dsl.catalogue import Application
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import ADDON_PREFIX, IPV6_BASE, LABEL_FIELDS, PROTOCOLS, Schema
 from dpipolicy.dsl.values import parse_ip
@@ -29,21 +30,32 @@ _SERVERS = tuple(parse_ip(t)[0] for t in _SERVER_ADDRESSES)
 _SUBSCRIBERS = tuple(parse_ip(t)[0] for t in _SUBSCRIBER_ADDRESSES)
 
 
+def _application(schema: Schema, apps: IntervalSet, protos: IntervalSet, ports: IntervalSet) -> tuple[int, Application | None]:
+    """The first application of `apps` whose registered port the protocols and ports allow, else
+    the first known one, with its catalogue entry. Remembered per schema: boxes repeat these
+    three sets often, and trying every application is slow."""
+    key = ("realistic application", apps, protos, ports)
+    if key not in schema.derived:
+        members = schema.field("app").members
+        entries = schema.derived.get("applications")
+        if entries is None:
+            entries = schema.derived["applications"] = [schema.catalogue.get(m) for m in members]
+
+        def fits(app: Application | None) -> bool:
+            return app is not None and any(p in protos and any(a <= hi and lo <= b for a, b in ports.intervals)
+                                           for p, lo, hi in app.ports)
+        chosen = next((i for lo, hi in apps.intervals for i in range(lo, hi + 1) if fits(entries[i])), None)
+        if chosen is None:
+            chosen = _pick(apps, [i for i, n in enumerate(members) if n != "unknown"])
+        schema.derived[key] = chosen, entries[chosen]
+    return schema.derived[key]
+
+
 def realistic_point(schema: Schema, box: Mapping[str, IntervalSet]) -> dict[str, int]:
     """A point of `box` chosen field by field, the application first since ports follow from it."""
     domain = {f.name: box[f.name] if f.name in box else f.domain for f in schema.flow_fields}
     flow: dict[str, int] = {}
-    applications = schema.applications()
-    protos, ports = domain["proto"], domain["dst.port"].intervals
-
-    def fits(i: int) -> bool:    # an application whose registered port the box allows
-        app = applications[i]
-        return app is not None and any(p in protos and any(a <= hi and lo <= b for a, b in ports) for p, lo, hi in app.ports)
-
-    flow["app"] = next((i for lo, hi in domain["app"].intervals for i in range(lo, hi + 1) if fits(i)), None)
-    if flow["app"] is None:
-        flow["app"] = _pick(domain["app"], [i for i, n in enumerate(schema.field("app").members) if n != "unknown"])
-    app = applications[flow["app"]]
+    flow["app"], app = _application(schema, domain["app"], domain["proto"], domain["dst.port"])
     app_ports = app.ports if app else ()
     flow["proto"] = _pick(domain["proto"], [p for p, _, _ in app_ports] + [PROTOCOLS["tcp"], PROTOCOLS["udp"]])
     flow["dst.port"] = _pick(domain["dst.port"],
