@@ -289,6 +289,9 @@ def _consolidated(changes: list[Change], fields) -> list[Change]:
         pairs.setdefault((change.old, change.new), []).append(change)
     out: list[Change] = []
     for (old, new), members in pairs.items():
+        if len(members) == 1:
+            out.append(members[0])      # already as few as can be
+            continue
         if all(m.exact for m in members):
             for box in merge([m.box for m in members], fields):
                 witness = next(m.witness for m in members if point_in(box, m.witness))
@@ -303,6 +306,8 @@ def _consolidated(changes: list[Change], fields) -> list[Change]:
 
 def _partners(a: list, b: list) -> tuple[dict[int, int], dict[int, int]]:
     """Aligned rules: index in one table to index in the other."""
+    number: dict = {}           # each signature as a small number, so the matcher hashes it once
+    a, b = ([number.setdefault(s, len(number)) for s in side] for side in (a, b))
     a_to_b: dict[int, int] = {}
     for block in difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks():
         a_to_b.update((block.a + t, block.b + t) for t in range(block.size))
