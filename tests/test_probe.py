@@ -1,6 +1,6 @@
 """The diff's probe grid (verifier/probe.py) against brute force over every flow of a small
-domain: which rules hold a flow, which earlier rules meet or hold a rule's box, cells, and
-candidate flows."""
+domain: which rules hold a flow, which earlier rules meet or hold a rule's box, cells,
+candidate flows, and the search for a flow a rule is the first to hold."""
 from __future__ import annotations
 
 import itertools
@@ -81,6 +81,10 @@ def test_grid_agrees_with_brute_force(own, other, data):
             for order in (grid.least_covered(), grid.shuffled(np.random.default_rng(target))):
                 flow = grid.candidates([target], order)[0]
                 assert point_in(rows[target], next(f for f in FLOWS if point_in(grid.cell(flow), f)))
+            found = grid.escape(flow, target, np.random.default_rng(target), 16)
+            if found is not None:       # a flow of the target's box that no earlier row holds
+                real = next(f for f in FLOWS if point_in(grid.cell(found), f))
+                assert [point_in(box, real) for box in rows].index(True) == target
 
 
 def test_rows_splitting_one_field_cover_a_box():
@@ -113,3 +117,17 @@ def test_probes_change_how_regions_are_found_not_which(tmp_path, monkeypatch):
     solver_queries, solved = found()
     assert len(probed) >= 20 and probed == solved
     assert probed_queries * 3 < solver_queries
+
+
+def test_escape_moves_a_flow_off_the_earlier_rows():
+    """The default rule after two rules that take most flows: starting from a flow the first
+    rule takes, the search ends on a flow only the default holds."""
+    own = [{}]
+    other = [{"a": IntervalSet.span(0, 15)}, {"a": IntervalSet.span(0, 31), "b": IntervalSet.span(2, 7)}, {}]
+    within, earlier, meeting, rows = _walk(own, other, 0)
+    grid = Grid(Segments(FIELDS, [own, other]), within, [(0, earlier), (1, meeting)])
+    start = grid.position({"a": 3, "b": 3})
+    assert int(grid.first_rows(start[None, :])[0]) == 0
+    found = grid.escape(start, 2, np.random.default_rng(0), 16)
+    real = next(f for f in FLOWS if point_in(grid.cell(found), f))
+    assert real["a"] >= 16 and real["b"] < 2

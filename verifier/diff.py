@@ -8,10 +8,11 @@ So it suffices, for each changed rule c, to look at the rules k of the other tab
 c's box and give a different outcome. A rule k aligned with a rule before c is skipped: its
 flows are decided before c on c's side. The flows decided by c and by k form the region
 (box_c ∩ box_k) minus the earlier rules of both sides. A region is found non-empty by a flow
-that c and k decide (batched probes, probe.py, or a z3 model), and empty by interval arithmetic
-(disjoint, or covered by earlier rules) or by z3's unsat. A non-empty one is shown as exact
-boxes, or, when subtracting would split it into too many, as the box with the earlier rules it
-excludes named. Flows decided by changed rules on both sides are found once, from the old side.
+that c and k decide (batched probes or a search, probe.py, or a z3 model), and empty by
+interval arithmetic (disjoint, or covered by earlier rules) or by z3's unsat. A non-empty one
+is shown as exact boxes, or, when subtracting would split it into too many, as the box with
+the earlier rules it excludes named. Flows decided by changed rules on both sides are found
+once, from the old side.
 """
 from __future__ import annotations
 
@@ -92,11 +93,13 @@ class _Walk:
     First, candidate flows are probed in batches on a grid of the walk's boxes (probe.py): each
     flow that c decides and that a rule k with another outcome decides on the other side
     records the region of c and k without the solver. Rules whose box within c's is covered by
-    earlier rules (one, or several splitting one field; probe.py) are dropped. For the rules
-    left, one incremental z3 session holds: the flow is in box_c and in no earlier rule of c's
-    side (so c decides it), and the other side's first-match chain ends at a rule left (a
-    Boolean |r<k>| per such rule, `false` for the others). Each model names a rule k, whose flows are recorded before |r<k>| is set false,
-    until z3 answers unsat: a proof that no other flow of c changes. Only rows meeting a rule
+    earlier rules (the row that took their probe, one other row, or several splitting one
+    field; probe.py) are dropped. The few left are searched for one by one (Grid.escape). For
+    the rules still left, one incremental z3 session holds: the flow is in box_c and in no
+    earlier rule of c's side (so c decides it), and the other side's first-match chain ends at
+    a rule left (a Boolean |r<k>| per such rule, `false` for the others). Each model names a
+    rule k, whose flows are recorded before |r<k>| is set false, until every rule is recorded
+    or z3 answers unsat: a proof that no other flow of c changes. Only rows meeting a rule
     left can decide its flows, so the query holds those alone, over the segments that both
     tables' bounds cut each field into (compress.py), so a 128-bit address costs a few bits.
     """
@@ -133,7 +136,8 @@ class _Walk:
         rng = np.random.default_rng(c)        # seeded, so a walk finds the same flows every run
         shuffled = partial(self.grid.shuffled, rng)
         wanted = set(relevant)       # |r<k>| is true until the flows of k are recorded
-        found, blockers = self._probe(c, wanted, row, [self.grid.least_covered if i == 0 else shuffled for i in range(PROBE_ROUNDS)])
+        orders = [self.grid.least_covered if i == 0 else shuffled for i in range(PROBE_ROUNDS)]
+        found, blockers = self._probe(c, wanted, row, orders)
         wanted = self._uncovered(wanted - found, blockers, row)
         # The few rules left are searched for one by one, which costs little next to a query.
         wanted -= self._escape(c, wanted, row, rng)
@@ -198,7 +202,7 @@ class _Walk:
     def _uncovered(self, wanted: set[int], blockers: dict[int, int], row: dict[int, int]) -> set[int]:
         """The wanted rules whose box earlier rules may not hold. Most are held by the row that
         took their probe, which is checked for all at once; the rest by Grid.covered_before."""
-        probed = [k for k in sorted(wanted) if k in blockers]
+        probed = [k for k in sorted(wanted) if blockers.get(k, row[k]) < row[k]]     # an earlier row took the probe
         held = self.grid.holds_boxes(np.array([blockers[k] for k in probed], dtype=np.int64),
                                      np.array([row[k] for k in probed], dtype=np.int64))
         plain = {k for k, holds in zip(probed, held.tolist()) if holds}

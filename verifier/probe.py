@@ -100,7 +100,8 @@ class Grid:
             summed = np.cumsum(change[:, :-1], axis=1, dtype=np.int8).view(bool)
             columns = np.flatnonzero(inside)
             one_run = columns[-1] - columns[0] + 1 == len(columns)
-            sub = np.ascontiguousarray(summed[:, columns[0]:columns[-1] + 1] if one_run else summed[:, inside])  # rows are read whole
+            sub = summed[:, columns[0]:columns[-1] + 1] if one_run else summed[:, inside]
+            sub = np.ascontiguousarray(sub)       # rows are read whole
             partial = ~sub.all(axis=1)        # rows that leave out some segment inside `within`
             if not partial.any():
                 continue
@@ -116,9 +117,11 @@ class Grid:
         self.columns = {name: np.flatnonzero(self.inside[name]) for name in self.names}   # grid segment -> cut index
         # Every field's packed bits in one array, so one lookup gathers a flow's rows on all fields.
         self.base = np.cumsum([0] + [len(self.packed[name]) for name in self.names[:-1]], dtype=np.int64)
-        self.stack = np.concatenate([self.packed[name] for name in self.names] or [np.zeros((0, (self.rows + 7) // 8), np.uint8)])
+        self.stack = np.concatenate([self.packed[name] for name in self.names]
+                                    or [np.zeros((0, (self.rows + 7) // 8), np.uint8)])
         self.packed = {name: self.stack[b:b + len(self.packed[name])] for name, b in zip(self.names, self.base)}
-        # For one real flow at a time, plain lists: per field, each cut's first real value and its grid segment (-1: outside).
+        # For one real flow at a time, plain lists: per field, each cut's first real value and
+        # its grid segment (-1: outside).
         self.real_starts = {name: [squeeze.starts[name][c] for c in self.cuts[name].tolist()] for name in self.names}
         self.segment_of_cut = {name: np.where(self.inside[name], np.cumsum(self.inside[name]) - 1, -1).tolist()
                                for name in self.names}

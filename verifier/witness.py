@@ -30,7 +30,8 @@ _SERVERS = tuple(parse_ip(t)[0] for t in _SERVER_ADDRESSES)
 _SUBSCRIBERS = tuple(parse_ip(t)[0] for t in _SUBSCRIBER_ADDRESSES)
 
 
-def _application(schema: Schema, apps: IntervalSet, protos: IntervalSet, ports: IntervalSet) -> tuple[int, Application | None]:
+def _application(schema: Schema, apps: IntervalSet, protos: IntervalSet,
+                 ports: IntervalSet) -> tuple[int, Application | None]:
     """The first application of `apps` whose registered port the protocols and ports allow, else
     the first known one, with its catalogue entry. Remembered per schema: boxes repeat these
     three sets often, and trying every application is slow."""
