@@ -80,11 +80,13 @@ def measure_diff(policy_text: str, n: int, seed: int, workdir: Path, limits) -> 
     """The whole `dpipolicy diff` of the policy against a copy with 1% of its rules mutated:
     load both (parse, check, compile), prove both translations, then diff."""
     from dpipolicy import api
+    from dpipolicy.dsl.reuse import ParseMemo
     from dpipolicy.verifier.diff import diff_tables
 
     (workdir / "policy-new.dpi").write_text(_generator().mutate(policy_text, 0.01, seed + 1))
     start = time.perf_counter()
-    old, new = api.load(workdir / "policy.dpi", ()), api.load(workdir / "policy-new.dpi", ())
+    memo = ParseMemo()              # as `dpipolicy diff` does: the new version parses only its changed rules
+    old, new = api.load(workdir / "policy.dpi", (), memo=memo), api.load(workdir / "policy-new.dpi", (), memo=memo)
     proved: set = set()             # as `dpipolicy diff` does: a rule both versions share is proved once
     api.translation_validation(old, limits, proved), api.translation_validation(new, limits, proved)
     diff = diff_tables(old.table, new.table, limits)

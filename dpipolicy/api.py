@@ -12,6 +12,7 @@ from dpipolicy.dsl.catalogue import load_catalogue
 from dpipolicy.dsl.checker import check_items, check_spec_items
 from dpipolicy.dsl.loader import load_items
 from dpipolicy.dsl.profiles import Profile
+from dpipolicy.dsl.reuse import ParseMemo
 from dpipolicy.dsl.typed import Policy
 from dpipolicy.verifier.labels import under_profile, unobservable_rules, without_profile
 from dpipolicy.verifier.parallel import check_spec_parallel
@@ -33,14 +34,16 @@ def is_table(path: Path) -> bool:
     return path.suffix.lower() == ".json"
 
 
-def load(path: Path, specs: tuple[Path, ...] = (), catalogues: tuple[Path, ...] = ()) -> Loaded:
-    """Read a `.dpi` policy (compiling it) or a JSON rule table, with spec files. Raises DiagnosticError."""
+def load(path: Path, specs: tuple[Path, ...] = (), catalogues: tuple[Path, ...] = (),
+         memo: ParseMemo | None = None) -> Loaded:
+    """Read a `.dpi` policy (compiling it) or a JSON rule table, with spec files. Raises DiagnosticError.
+    Loads sharing a `memo` parse only the text the earlier ones did not (two versions for a diff)."""
     catalogue = load_catalogue(catalogues)
     if is_table(path):
         table = read_table(path, catalogue)
-        spec_items = load_items(specs[0], specs[1:])[0] if specs else []
+        spec_items = load_items(specs[0], specs[1:], memo)[0] if specs else []
         return Loaded(table, check_spec_items(spec_items, catalogue, table.schema), None)
-    items, _ = load_items(path, specs)
+    items, _ = load_items(path, specs, memo)
     policy = check_items(items, catalogue)
     return Loaded(lower(policy), policy, policy)
 

@@ -267,12 +267,14 @@ def _explain(args, stdout: TextIO, stderr: TextIO) -> int:
 
 def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
     from dpipolicy import api
+    from dpipolicy.dsl.reuse import ParseMemo
     from dpipolicy.verifier.diff import diff_tables
     from dpipolicy.verifier.labels import under_two_profiles
     from dpipolicy.verifier.diffreport import StatusChange, render_json, render_markdown, render_text
     limits = _limits(args)
-    old = api.load(args.old, tuple(args.spec), tuple(args.catalogue))
-    new = api.load(args.new, tuple(args.spec), tuple(args.catalogue))
+    memo = ParseMemo()          # the new version parses only what differs from the old
+    old = api.load(args.old, tuple(args.spec), tuple(args.catalogue), memo)
+    new = api.load(args.new, tuple(args.spec), tuple(args.catalogue), memo)
     profiles = (_profile(args.profile_old, old), _profile(args.profile_new, new))
     tables = (old.table, new.table)
     if any(p is not None for p in profiles):       # what the engines do, not only what the texts say

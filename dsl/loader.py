@@ -8,6 +8,9 @@ Syntax errors do not stop loading: a broken item stays in the list as a `parser.
 the checker reports it with the name and type errors of the other items. Files that cannot be
 read and imports that cannot be followed do stop it (what they would define is unknown), and
 `load_items` raises with those and every syntax error found so far.
+
+Given a `reuse.ParseMemo`, files are parsed through it: loading the next version of a policy
+parses only the items whose text changed (`dpipolicy diff`).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from pathlib import Path
 from . import ast
 from .diagnostics import Diagnostic, DiagnosticError, cannot_read
 from .parser import ErrorItem, parse_recovering
+from .reuse import ParseMemo
 from .source import SourceFile, Span
 
 
@@ -64,7 +68,8 @@ def read_source(path: Path, what: str) -> SourceFile:
 
 
 class _Loader:
-    def __init__(self) -> None:
+    def __init__(self, memo: ParseMemo | None) -> None:
+        self.parse = parse_recovering if memo is None else memo.parse
         self.loaded: set[Path] = set()
         self.errors: list[Diagnostic] = []
         self.files: list[SourceFile] = []
@@ -79,7 +84,7 @@ class _Loader:
             return
         if not chain:
             out.append(PlacedItem(FileStart(Span(source, 0, 0)), role))
-        for item in parse_recovering(source).items:
+        for item in self.parse(source).items:
             if isinstance(item, ast.ImportDecl):
                 self._import(item, path, role, root, chain + (path,), out)
             else:
@@ -105,13 +110,15 @@ class _Loader:
             self.load(target, role, root, chain, out)
 
 
-def load_items(policy_path: Path, spec_paths: tuple[Path, ...] = ()) -> tuple[list[PlacedItem], list[SourceFile]]:
+def load_items(policy_path: Path, spec_paths: tuple[Path, ...] = (),
+               memo: ParseMemo | None = None) -> tuple[list[PlacedItem], list[SourceFile]]:
     """All items of the policy (with its imports) followed by those of each spec file.
 
     Syntax errors come back as `ErrorItem`s among the items (the checker reports them); a file that
-    cannot be read or an import that cannot be followed raises DiagnosticError here.
+    cannot be read or an import that cannot be followed raises DiagnosticError here. With `memo`,
+    text parsed by earlier loads with it is not parsed again (the items are the same).
     """
-    loader = _Loader()
+    loader = _Loader(memo)
     items: list[PlacedItem] = []
     for path, role in ((policy_path, "policy"),) + tuple((p, "spec") for p in spec_paths):
         resolved = path.resolve()

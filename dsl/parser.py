@@ -236,6 +236,16 @@ def parse_recovering(file: SourceFile) -> ast.Module:
         return ast.Module(tuple(sorted(items, key=lambda item: item.span.start)))
 
 
+def parse_clean(file: SourceFile, text: str) -> ast.Module | None:
+    """`text`, a piece of `file`, parsed on its own (spans counted from its start); None if it has
+    any syntax error, so that the caller can parse the whole file with `parse_recovering`."""
+    try:
+        module, builder_errors = _parser().parse(file, text)
+    except UnexpectedInput:
+        return None
+    return None if builder_errors else module
+
+
 def parse_source(file: SourceFile) -> ast.Module:
     """Parse one file; raise DiagnosticError with every syntax error found."""
     module = parse_recovering(file)

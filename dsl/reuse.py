@@ -1,0 +1,90 @@
+"""Parsing the next version of a file: the items whose text is unchanged are reused, not parsed.
+
+`dpipolicy diff` loads two versions of a policy that share nearly all their text, and the parse
+is most of a load. A file is cut into chunks where a line starts with an item keyword (where
+error recovery resumes, `parser.ITEM_START`): a header, then chunks each running from a keyword
+to the next, comments and blank lines after its item included. A chunk whose exact text was
+seen before, in any file, gives back its items with every span moved to the new file and place;
+the other chunks are parsed, each on its own.
+
+That is exactly what parsing the whole file gives. Tokens never cross a line break, every item
+starts with its keyword, and the grammar is LALR: a text whose chunks each parse alone without
+error parses to their items, in order. When a chunk does not (a syntax error, or a line inside
+an item that starts with a keyword-like name such as `default`), the whole file is parsed as
+usual, recovery, error items and all.
+"""
+from __future__ import annotations
+
+from dataclasses import fields, is_dataclass
+from operator import attrgetter
+
+from . import ast
+from .parser import ITEM_START, ErrorItem, parse_clean, parse_recovering
+from .source import SourceFile, Span
+
+Chunk = tuple[int, tuple[ast.Item, ...]]     # the offset a chunk's text stood at, and its items
+
+
+class ParseMemo:
+    """The chunks of the files parsed so far, by exact text: load one version of a policy with it
+    and the next version loaded with it parses only its new chunks."""
+
+    def __init__(self) -> None:
+        self._chunks: dict[str, Chunk] = {}
+
+    def parse(self, file: SourceFile) -> ast.Module:
+        """What `parser.parse_recovering(file)` gives, reusing the chunks seen before."""
+        starts = [0] + [m.start(1) for m in ITEM_START.finditer(file.text)]
+        texts = [file.text[start:end] for start, end in zip(starts, starts[1:] + [len(file.text)])]
+        seen = [self._chunks.get(text) for text in texts]
+        if 2 * seen.count(None) > len(texts):        # mostly new text: one parse is quicker than many
+            return self._remember(file, starts, texts, parse_recovering(file))
+        items: list[ast.Item] = []
+        for start, text, chunk in zip(starts, texts, seen):
+            if chunk is None:
+                module = parse_clean(file, text)
+                if module is None:
+                    return self._remember(file, starts, texts, parse_recovering(file))
+                chunk = self._chunks[text] = (0, module.items)
+            items.extend(_moved(chunk[1], file, start - chunk[0]))
+        return ast.Module(tuple(items))
+
+    def _remember(self, file: SourceFile, starts: list[int], texts: list[str], module: ast.Module) -> ast.Module:
+        """Keep each chunk of a whole-file parse whose items lie inside it (none if the file has errors).
+
+        Chunk 0 is the header, with no item; any other holds the item that starts at its keyword
+        and those after it on its lines. An item crossing into the next chunk (a keyword-like name
+        at the start of a line) leaves both unkept: neither parses alone to what the file gives.
+        """
+        if any(isinstance(item, ErrorItem) for item in module.items):
+            return module
+        items, taken = module.items, 0
+        for index, (start, text) in enumerate(zip(starts, texts)):
+            end, first = start + len(text), taken
+            while taken < len(items) and items[taken].span.start < end:
+                taken += 1
+            mine = items[first:taken]
+            if (not mine if index == 0 else
+                    bool(mine) and mine[0].span.start == start and mine[-1].span.end <= end):
+                self._chunks[text] = (start, mine)
+        return module
+
+
+# Every syntax node's fields, read at once: a dataclasses.fields() walk takes twice as long.
+_FIELDS = {cls: attrgetter(*(f.name for f in fields(cls))) for cls in vars(ast).values()
+           if is_dataclass(cls) and cls.__module__ == ast.__name__ and "span" in cls.__dataclass_fields__}
+
+
+def _moved(items: tuple[ast.Item, ...], file: SourceFile, delta: int):
+    """Copies of `items`, their spans (at any depth) moved into `file` and `delta` characters on."""
+    def move(value):
+        kind = type(value)
+        if kind is Span:
+            return Span(file, value.start + delta, value.end + delta)
+        read = _FIELDS.get(kind)
+        if read is not None:
+            return kind(*map(move, read(value)))
+        if kind is tuple:
+            return tuple(map(move, value))
+        return value                                # text, flags, None
+    return map(move, items)

@@ -1,0 +1,152 @@
+"""Loading a policy's next version through a `ParseMemo` (as `dpipolicy diff` does) gives exactly
+what loading it alone gives: the same items in the same order, every span in the new version's
+own file at the same offsets, the same syntax errors. Only the items whose text changed are
+parsed; anything unusual is parsed whole."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+
+import pytest
+
+from dpipolicy.dsl import reuse
+from dpipolicy.dsl.loader import load_items
+from dpipolicy.dsl.parser import ErrorItem, parse_clean, parse_recovering
+from dpipolicy.dsl.reuse import ParseMemo
+from dpipolicy.dsl.source import Span
+
+from helpers import EXAMPLES, generated, generator, run_cli
+
+
+def shape(value, files):
+    """`value` as nested tuples, each span as its file's place in `files` (by identity), offsets and
+    location: equal shapes are equal items, each span in the same place of its load's own file."""
+    if isinstance(value, Span):
+        [index] = [i for i, file in enumerate(files) if file is value.file]
+        return ("span", index, value.start, value.end, value.location())
+    if isinstance(value, (tuple, list)):
+        return tuple(shape(v, files) for v in value)
+    if is_dataclass(value):
+        return (type(value).__name__,) + tuple(shape(getattr(value, f.name), files) for f in fields(value))
+    return value
+
+
+@pytest.fixture
+def parses(monkeypatch):
+    """What the memo parses: the chunks parsed alone and the files parsed whole, by name."""
+    seen = {"chunks": [], "whole": []}
+
+    def chunk(file, text):
+        seen["chunks"].append(text)
+        return parse_clean(file, text)
+
+    def whole(file):
+        seen["whole"].append(file.path.name)
+        return parse_recovering(file)
+
+    monkeypatch.setattr(reuse, "parse_clean", chunk)
+    monkeypatch.setattr(reuse, "parse_recovering", whole)
+    return seen
+
+
+def assert_same_as_alone(old: tuple[Path, ...], new: tuple[Path, ...], parses) -> None:
+    """Load `old` then `new` (each a policy and its specs) through one memo: `new` must come out as
+    it does loaded alone. Afterwards `parses` holds what the second load parsed."""
+    alone, alone_files = load_items(new[0], new[1:])
+    memo = ParseMemo()
+    load_items(old[0], old[1:], memo)
+    parses["chunks"].clear(), parses["whole"].clear()
+    reused, files = load_items(new[0], new[1:], memo)
+    assert [f.path for f in files] == [f.path for f in alone_files]
+    assert shape(reused, files) == shape(alone, alone_files)
+
+
+def versions(tmp_path: Path, file: str, before: str, after: str) -> tuple[tuple[Path, Path], tuple[Path, Path]]:
+    """Two copies of the uk-mobile example, the second with `before` replaced by `after` in `file`:
+    the policy and spec of each."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    shutil.copytree(EXAMPLES, old)
+    shutil.copytree(EXAMPLES, new)
+    text = (old / file).read_text(encoding="utf-8")
+    assert before in text
+    (new / file).write_text(text.replace(before, after, 1), encoding="utf-8")
+    return (old / "policy-2011-09.dpi", old / "spec.dpi"), (new / "policy-2011-09.dpi", new / "spec.dpi")
+
+
+NEW_RULE = "rule dns_allowed\n    when app == dns\n    then allow\n\n"
+SHARED_LINE = "default allow rule dns when app == dns then allow"
+
+# name: file edited, text replaced, replacement, how many chunks the new load parses alone
+EDITS = {
+    "identical": ("policy-2011-09.dpi", "default allow", "default allow", 0),
+    "changed rule": ("policy-2011-09.dpi", "subscriber.usage > 3GB", "subscriber.usage > 5GB", 1),
+    "inserted rule": ("policy-2011-09.dpi", "rule fair_use", NEW_RULE + "rule fair_use", 1),
+    "changed header": ("policy-2011-09.dpi", 'version "2011-09"', 'version "2011-10"', 1),
+    "changed first comment": ("policy-2011-09.dpi", "# The same policy", "# Still the same policy", 1),
+    "comment between rules": ("policy-2011-09.dpi", "rule fair_use", "# shaping\n\nrule fair_use", 1),
+    "comment after an item": ("policy-2011-09.dpi", "default allow", "default allow    # as in August", 1),
+    "two items on a line": ("policy-2011-09.dpi", "default allow", SHARED_LINE, 1),
+    "changed set": ("definitions.dpi", "smtps }", "smtps, imaps }", 1),
+    "changed spec": ("spec.dpi", "dst.port == 993", "dst.port in {993, 995}", 1),
+}
+
+
+@pytest.mark.parametrize("name", EDITS)
+def test_an_edited_version_loads_as_it_does_alone(name, tmp_path, parses):
+    file, before, after, parsed = EDITS[name]
+    assert_same_as_alone(*versions(tmp_path, file, before, after), parses)
+    assert parses["whole"] == [] and len(parses["chunks"]) == parsed, parses
+
+
+def test_deleting_a_rule_parses_nothing(tmp_path, parses):
+    text = (EXAMPLES / "policy-2011-09.dpi").read_text(encoding="utf-8")
+    start = text.index("rule payg_vpn_needs_addon")
+    rule = text[start:text.index("rule fair_use")]
+    assert_same_as_alone(*versions(tmp_path, "policy-2011-09.dpi", rule, ""), parses)
+    assert parses == {"chunks": [], "whole": []}
+
+
+def test_a_syntax_error_in_the_new_version_is_found_by_parsing_it_whole(tmp_path, parses):
+    old, new = versions(tmp_path, "policy-2011-09.dpi", "throttle 128kbps", "throttle 128 kbps")
+    assert_same_as_alone(old, new, parses)
+    assert parses["whole"] == ["policy-2011-09.dpi"]
+    items, _ = load_items(new[0], new[1:], ParseMemo())
+    assert any(isinstance(p.item, ErrorItem) for p in items)
+
+
+def test_a_line_inside_an_item_that_starts_like_an_item(tmp_path, parses):
+    # The last `default` is a name in the invariant's condition, not an item: cut there, neither
+    # piece parses alone to what the whole file gives, so the memo must not hand them out. In the
+    # new version the invariant ends before it, and `default` alone is a syntax error.
+    head = "policy p\ndefault allow\ninvariant a\n    when app == dns\n"
+    old, new = tmp_path / "old.dpi", tmp_path / "new.dpi"
+    old.write_text(head + "    require rule ==\n        default\n", encoding="utf-8")
+    new.write_text(head + "    require rule == x\n        default\n", encoding="utf-8")
+    assert_same_as_alone((old,), (new,), parses)
+    assert parses["whole"] == ["new.dpi"]
+    assert_same_as_alone((new,), (old,), parses)
+
+
+def test_a_generated_policy_with_one_rule_in_twenty_changed(tmp_path, parses):
+    policy, spec = generated(tmp_path, 300, seed=3)
+    new = tmp_path / "policy-new.dpi"
+    new.write_text(generator().mutate(policy.read_text(encoding="utf-8"), 0.05, 4), encoding="utf-8")
+    assert_same_as_alone((policy, spec), (new, spec), parses)
+    assert parses["whole"] == [] and 0 < len(parses["chunks"]) <= 15
+    assert all(chunk.startswith("rule ") for chunk in parses["chunks"])
+
+
+def test_a_memo_of_other_text_parses_the_file_whole(tmp_path, parses):
+    policy, spec = generated(tmp_path, 50, seed=5)
+    assert_same_as_alone((EXAMPLES / "policy-2011-09.dpi", spec), (policy, spec), parses)
+    assert parses["whole"] == ["policy.dpi"]        # the spec was loaded with the other policy too
+
+
+@pytest.mark.parametrize("after", ["throttle 256kbps", "throttle 128 kbps"], ids=["changed", "syntax error"])
+def test_diff_says_the_same_as_with_both_versions_parsed_whole(after, tmp_path, monkeypatch):
+    (old, spec), (new, _) = versions(tmp_path, "policy-2011-09.dpi", "throttle 128kbps", after)
+    argv = ("diff", old, new, "--spec", spec)
+    reusing = run_cli(*argv)
+    monkeypatch.setattr(ParseMemo, "parse", lambda self, file: parse_recovering(file))
+    assert reusing == run_cli(*argv)
