@@ -146,7 +146,7 @@ class _Walk:
 
         # Only rows meeting a rule still wanted can decide its flows, so the query leaves out the rest.
         rows = sorted({r for k in wanted for r in self.grid.meeting_before(row[k]).tolist()} | {row[k] for k in wanted})
-        own_rows = [segments.small[mine][self.earlier[r]] for r in rows if r < len(earlier)]
+        own_rows = [segments.small(mine, int(self.earlier[r])) for r in rows if r < len(earlier)]
         other_rows = [int(self.meeting[r - len(earlier)]) for r in rows if r >= len(earlier)]
         squeeze, fields = segments.squeeze, segments.squeeze.fields
 
@@ -154,9 +154,9 @@ class _Walk:
             return f"|r{k}|" if k in wanted else "false"
         chain = "false"          # a flow no row here holds is decided by a rule not wanted
         for k in reversed(other_rows):
-            chain = f"(ite {encode.box(fields, segments.small[theirs][k])} {decided(k)} {chain})"
+            chain = f"(ite {encode.box(fields, segments.small(theirs, k))} {decided(k)} {chain})"
         parts = [encode.declarations(fields.values()), *(f"(declare-const |r{k}| Bool)" for k in sorted(wanted)),
-                 f"(assert {encode.box(fields, segments.small[mine][c])})", f"(assert {chain})"]
+                 f"(assert {encode.box(fields, segments.small(mine, c))})", f"(assert {chain})"]
         if own_rows:
             parts.append(f"(assert (not {encode.boxes(fields, own_rows)}))")
         session = Session("\n".join(parts), tuple(fields.values()), self.limits)
@@ -180,7 +180,7 @@ class _Walk:
     def _probe(self, c: int, wanted: set[int], row: dict[int, int], orders: list) -> tuple[set[int], dict[int, int]]:
         """Probe candidate flows for the `wanted` rules in batches, one per segment order of
         `orders`, and record the region of each rule that decides one of them with c. Returns
-        those rules, and for each other rule, the first row holding its last candidate."""
+        those rules, and for each other rule, the first row holding its first candidate."""
         grid, start = self.grid, len(self.earlier)
         found: dict = {}
         blockers: dict[int, int] = {}
@@ -190,7 +190,8 @@ class _Walk:
                 break
             flows = grid.candidates([row[k] for k in targets], order())
             first = grid.first_rows(flows)
-            blockers.update(zip(targets, first.tolist()))
+            for k, r in zip(targets, first.tolist()):
+                blockers.setdefault(k, r)       # the first order's: its candidate is likeliest to lie in few rows
             for flow, r in zip(flows, first.tolist()):
                 k = int(self.meeting[r - start]) if r >= start else None    # an earlier rule of c's side takes it
                 if k in wanted and k not in found:

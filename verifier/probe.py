@@ -28,19 +28,23 @@ class Segments:
 
     def __init__(self, fields, tables: list[list[Box]]):
         self.squeeze = Compression(fields, (b for boxes in tables for b in boxes))
-        self.small = [[self.squeeze.box(b) for b in boxes] for boxes in tables]
+        self.tables = tables
         self.intervals: list[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
-        for boxes in self.small:
+        for boxes in tables:
             per_field = {}
             for name in fields:
-                owner, lo, hi = [], [], []
+                starts, owner, lo, hi = self.squeeze.starts[name], [], [], []
                 for i, box in enumerate(boxes):
                     for a, b in (box[name].intervals if name in box else ()):
-                        owner.append(i)
-                        lo.append(a)
-                        hi.append(b)
+                        owner.append(i)     # every bound is a cut: its segment starts at the value
+                        lo.append(bisect.bisect_left(starts, a))
+                        hi.append(bisect.bisect_left(starts, b + 1) - 1)
                 per_field[name] = tuple(np.array(v, dtype=np.int64) for v in (owner, lo, hi))
             self.intervals.append(per_field)
+
+    def small(self, table: int, i: int) -> Box:
+        """Box i of a table over segment numbers (for a z3 query)."""
+        return self.squeeze.box(self.tables[table][i])
 
 
 class Grid:
@@ -68,7 +72,7 @@ class Grid:
         self.full: dict[str, np.ndarray] = {}         # packed: the rows holding every segment
         positions, offset = [], 0     # per part: each rule's row, or -1
         for table, rules in parts:
-            position = np.full(len(segments.small[table]), -1, dtype=np.int64)
+            position = np.full(len(segments.tables[table]), -1, dtype=np.int64)
             position[rules] = np.arange(offset, offset + len(rules))
             positions.append(position)
             offset += len(rules)
