@@ -124,7 +124,12 @@ class _Walk:
         if not relevant:
             return              # no rule that could decide c's flows differently
         earlier = own.index.overlapping(box, c)
-        self._solve(c, meeting, relevant, earlier)
+        # A rule aligned with an earlier rule of c's side holds only flows that rule takes before
+        # c, so it is left out of the grid; its name still counts among a region's earlier rules.
+        twins = {self.partner[k]: k for k in meeting if self.partner.get(k, c) < c}
+        self.twin_ids = np.array([self.other_ids[twins[j]] if j in twins else self.own_ids[j] for j in earlier],
+                                 dtype=np.int64)
+        self._solve(c, [k for k in meeting if self.partner.get(k, c) >= c], relevant, earlier)
 
     def _solve(self, c: int, meeting: list[int], relevant: list[int], earlier: list[int]) -> None:
         own, other = self.own, self.other
@@ -240,7 +245,8 @@ class _Walk:
         region = intersect(own.boxes[c], other.boxes[k])
         start = len(self.earlier)
         before = self.grid.meeting_before(row)
-        earlier_own, earlier_other = self.earlier[before[before < start]], self.meeting[before[before >= start] - start]
+        own_rows, earlier_other = before[before < start], self.meeting[before[before >= start] - start]
+        earlier_own = self.earlier[own_rows]
         parts, complete = [], False
         if len(before) <= EXACT_BOXES_CAP:
             boxes = [own.boxes[j] for j in earlier_own.tolist()] + [other.boxes[j] for j in earlier_other.tolist()]
@@ -252,7 +258,7 @@ class _Walk:
             self.diff.changes.extend(Change(p, old, new, self._witness(row, realistic_point(schema, p))) for p in parts)
             return
         point = self._typical(row, region, cell)
-        self.diff.changes.append(Change(region, old, new, point, False, self._names(c, k, earlier_own, earlier_other)))
+        self.diff.changes.append(Change(region, old, new, point, False, self._names(c, k, own_rows, earlier_other)))
 
     def _typical(self, row: int, region: Box, cell: Box) -> dict[str, int]:
         """The most typical flow that c and k decide: a realistic point of their region if they
@@ -274,9 +280,10 @@ class _Walk:
                     point = trial
         return self._witness(row, point)
 
-    def _names(self, c: int, k: int, earlier_own: np.ndarray, earlier_other: np.ndarray) -> tuple[str, ...]:
-        """The source rules of earlier match rules, each once, in order, leaving out c's and k's."""
-        ids = np.concatenate([self.own_ids[earlier_own], self.other_ids[earlier_other]])
+    def _names(self, c: int, k: int, own_rows: np.ndarray, earlier_other: np.ndarray) -> tuple[str, ...]:
+        """The source rules of earlier match rules (own rows with their twins, then the other
+        side's), each once, in order, leaving out c's and k's."""
+        ids = np.concatenate([self.own_ids[self.earlier[own_rows]], self.twin_ids[own_rows], self.other_ids[earlier_other]])
         ids = ids[(ids != self.own_ids[c]) & (ids != self.other_ids[k])]
         _, first = np.unique(ids, return_index=True)
         return tuple(self.rule_names[ids[np.sort(first)]].tolist())
