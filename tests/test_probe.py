@@ -131,3 +131,20 @@ def test_escape_moves_a_flow_off_the_earlier_rows():
     found = grid.escape(start, 2, np.random.default_rng(0), 16)
     real = next(f for f in FLOWS if point_in(grid.cell(found), f))
     assert real["a"] >= 16 and real["b"] < 2
+
+
+def test_a_renamed_earlier_rule_is_named_by_both_versions(tmp_path, monkeypatch):
+    """`web` is renamed but unchanged, so its new twin is left out of the walk's grid: the flows
+    it takes are still left out of the region, and the region still names it both ways."""
+    head = "policy p\ndefault allow\n"
+    old, new = tmp_path / "old.dpi", tmp_path / "new.dpi"
+    old.write_text(head + "rule web when proto == tcp and dst.port == 80 then block\n"
+                   "rule mail when proto == tcp and dst.port in 25..587 then block\n", encoding="utf-8")
+    new.write_text(head + "rule http_block when proto == tcp and dst.port == 80 then block\n"
+                   "rule mail when proto == tcp and dst.port in 25..587 then reset\n", encoding="utf-8")
+    monkeypatch.setattr(diff, "EXACT_BOXES_CAP", 0)      # shown as a box minus named rules
+    result = diff.diff_tables(api.load(old).table, api.load(new).table, Limits())
+    [change] = result.changes
+    assert (change.old.rule, change.new.rule) == ("mail", "mail") and not change.exact
+    assert change.excluding == ("web", "http_block")
+    assert change.witness["dst.port"] != 80
