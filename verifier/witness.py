@@ -54,7 +54,10 @@ def _application(schema: Schema, apps: IntervalSet, protos: IntervalSet,
 
 def realistic_point(schema: Schema, box: Mapping[str, IntervalSet]) -> dict[str, int]:
     """A point of `box` chosen field by field, the application first since ports follow from it."""
-    domain = {f.name: box[f.name] if f.name in box else f.domain for f in schema.flow_fields}
+    whole = schema.derived.get("flow domains")
+    if whole is None:
+        whole = schema.derived["flow domains"] = {f.name: f.domain for f in schema.flow_fields}
+    domain = {**whole, **box}
     flow: dict[str, int] = {}
     flow["app"], app = _application(schema, domain["app"], domain["proto"], domain["dst.port"])
     app_ports = app.ports if app else ()
