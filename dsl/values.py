@@ -4,6 +4,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 from .intervals import IntervalSet
 from .schema import IPV6_BASE, PROTOCOL_NAMES, Field
@@ -68,6 +69,7 @@ def parse_ip(text: str) -> tuple[int, int]:
     return base + int(net.network_address), base + int(net.broadcast_address)
 
 
+@lru_cache(maxsize=1 << 16)      # the prefixes around different holes are mostly the same ones
 def ip_text(value: int) -> str:
     if value < IPV6_BASE:
         return str(ipaddress.IPv4Address(value))
@@ -77,16 +79,20 @@ def ip_text(value: int) -> str:
 def ip_interval_texts(lo: int, hi: int) -> list[str]:
     """An address interval as the fewest prefixes, split where IPv4 ends."""
     out = []
-    for a, b in ((lo, min(hi, IPV6_BASE - 1)), (max(lo, IPV6_BASE), hi)):
-        if a > b:
-            continue
-        if a < IPV6_BASE:
-            first, last = ipaddress.IPv4Address(a), ipaddress.IPv4Address(b)
-        else:
-            first, last = ipaddress.IPv6Address(a - IPV6_BASE), ipaddress.IPv6Address(b - IPV6_BASE)
-        out.extend(str(n) if n.num_addresses > 1 else str(n.network_address)
-                   for n in ipaddress.summarize_address_range(first, last))
+    for a, b, base, width in ((lo, min(hi, IPV6_BASE - 1), 0, 32), (max(lo, IPV6_BASE), hi, IPV6_BASE, 128)):
+        for start, length in _prefixes(a - base, b - base, width):
+            address = ip_text(start + base)
+            out.append(address if length == width else f"{address}/{length}")
     return out
+
+
+def _prefixes(lo: int, hi: int, width: int):
+    """The fewest aligned blocks covering lo..hi, as (start, prefix length): each block is the
+    largest that starts at `lo` and fits (integer arithmetic; ipaddress builds an object a block)."""
+    while lo <= hi:
+        size = min((lo & -lo).bit_length() - 1 if lo else width, (hi - lo + 1).bit_length() - 1)
+        yield lo, width - size
+        lo += 1 << size
 
 
 def quantity_text(value: int, units: dict[str, int]) -> str:

@@ -109,3 +109,24 @@ def test_merge_keeps_the_union(bs):
     assert len(merged) <= len(bs)
     for p in points:
         assert any(point_in(b, p) for b in bs) == any(point_in(b, p) for b in merged)
+
+
+_ADDRESSES = st.one_of(st.integers(0, 2**32 - 1), st.integers(2**32, 2**32 + 2**128 - 1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ADDRESSES, _ADDRESSES)
+def test_address_ranges_are_written_as_the_fewest_prefixes(a, b):
+    """Address intervals (both families on one axis, IPv6 from 2**32) are written as the
+    prefixes the standard library's summarize_address_range gives."""
+    import ipaddress
+    from dpipolicy.dsl.values import IPV6_BASE, ip_interval_texts
+    lo, hi = min(a, b), max(a, b)
+    expected = []
+    for first, last, family in ((lo, min(hi, IPV6_BASE - 1), ipaddress.IPv4Address),
+                                (max(lo, IPV6_BASE), hi, ipaddress.IPv6Address)):
+        base = 0 if family is ipaddress.IPv4Address else IPV6_BASE
+        if first <= last:
+            expected += [str(n) if n.num_addresses > 1 else str(n.network_address)
+                         for n in ipaddress.summarize_address_range(family(first - base), family(last - base))]
+    assert ip_interval_texts(lo, hi) == expected

@@ -22,10 +22,11 @@ def field_condition(schema: Schema, name: str, values: IntervalSet, names: Names
     """One field of a box as a condition in the language: by a named set of the policy when one
     matches (`dst.ip not in operator_mail`), else with the shorter of the set and its complement."""
     f = schema.field(name)
+    opposite = values.complement(0, f.hi)
     for set_name, field, set_values in names:
         if field == name and values == set_values:
             return f"{name} in {set_name}"
-        if field == name and values == set_values.complement(0, f.hi):
+        if field == name and opposite == set_values:
             return f"{name} not in {set_name}"
     if name.startswith(ADDON_PREFIX):
         addon = name[len(ADDON_PREFIX):]
@@ -33,7 +34,7 @@ def field_condition(schema: Schema, name: str, values: IntervalSet, names: Names
     if f.kind == "bool":
         return name if 1 in values else f"not {name}"
     positive = value_set_texts(f, values)
-    negative = value_set_texts(f, values.complement(0, f.hi))
+    negative = value_set_texts(f, opposite)
     if len(positive) == 1 and ".." not in positive[0] and "/" not in positive[0]:
         return f"{name} == {positive[0]}"
     if len(negative) == 1 and ".." not in negative[0] and "/" not in negative[0]:
