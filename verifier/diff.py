@@ -109,6 +109,7 @@ class _Walk:
         self.diff, self.own, self.other, self.partner = diff, own, other, partner
         self.skip, self.old_side, self.limits = skip, old_side, limits
         self.rule_names, self.segments = names.names, segments
+        self.first_at = np.zeros(len(names.names), dtype=np.int64)     # scratch for _names
         self.own_ids, self.other_ids = (names.old, names.new) if old_side else (names.new, names.old)
 
     def run(self, c: int) -> None:
@@ -283,10 +284,13 @@ class _Walk:
     def _names(self, c: int, k: int, own_rows: np.ndarray, earlier_other: np.ndarray) -> tuple[str, ...]:
         """The source rules of earlier match rules (own rows with their twins, then the other
         side's), each once, in order, leaving out c's and k's."""
-        ids = np.concatenate([self.own_ids[self.earlier[own_rows]], self.twin_ids[own_rows], self.other_ids[earlier_other]])
+        ids = np.concatenate([self.own_ids[self.earlier[own_rows]], self.twin_ids[own_rows],
+                              self.other_ids[earlier_other]])
         ids = ids[(ids != self.own_ids[c]) & (ids != self.other_ids[k])]
-        _, first = np.unique(ids, return_index=True)
-        return tuple(self.rule_names[ids[np.sort(first)]].tolist())
+        at = np.arange(len(ids))
+        self.first_at[ids] = len(ids)
+        np.minimum.at(self.first_at, ids, at)         # where each name first comes
+        return tuple(self.rule_names[ids[self.first_at[ids] == at]].tolist())
 
 
 def _consolidated(changes: list[Change], fields) -> list[Change]:

@@ -118,6 +118,7 @@ class Grid:
             self.full[name] = np.packbits(index < 0, bitorder="little")
             self.packed[name] = self._packed(some, sub)
         self.names = list(self.sub)
+        self.whole_fields = [(name, values) for name, values in within.items() if name not in self.sub]
         self.columns = {name: np.flatnonzero(self.inside[name]) for name in self.names}   # grid segment -> cut index
         # Every field's packed bits in one array, so one lookup gathers a flow's rows on all fields.
         self.base = np.cumsum([0] + [len(self.packed[name]) for name in self.names[:-1]], dtype=np.int64)
@@ -239,7 +240,7 @@ class Grid:
 
     def position(self, flow: Mapping[str, int]) -> np.ndarray | None:
         """A real flow as grid segment positions, or None when it lies outside `within`."""
-        if any(flow[name] not in values for name, values in self.within.items() if name not in self.sub):
+        if any(flow[name] not in values for name, values in self.whole_fields):
             return None
         out = []
         for name in self.names:
