@@ -51,7 +51,3 @@ class Compression:
         starts = self.starts[name]
         end = starts[last + 1] - 1 if last + 1 < len(starts) else self.hi[name]
         return IntervalSet.span(starts[first], end)
-
-    def segment(self, name: str, value: int) -> int:
-        """The segment holding a real value of a field."""
-        return bisect.bisect_right(self.starts[name], value) - 1

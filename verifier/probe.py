@@ -3,9 +3,10 @@
 Inside a changed rule's box, the boxes a walk looks at (the earlier rules of its own side,
 then the other side's rules that meet it) cut each field into a few segments (compress.py).
 A flow is then one segment per field, and "which boxes hold it" is one lookup per field in a
-table of packed bits, for thousands of flows at once. A walk uses this to find most of its regions
-without the solver, and to check witnesses and name earlier rules without the whole-table
-index; z3 is left the proof that no other region exists.
+table of packed bits, for thousands of flows at once. A walk uses this to find its regions
+without the solver (batched probes, then a search for each rule they miss), to show that
+earlier rules hold the box of a rule, and to check witnesses and name earlier rules without
+the whole-table index; z3 is left only what none of these settles.
 """
 from __future__ import annotations
 
