@@ -1,7 +1,7 @@
 """The shell transcripts in the documentation are true: every command shown is run, and its
 output must be what the page says.
 
-How a page is read (docs/getting-started.md, docs/diff.md):
+How a page is read (the pages of PAGES below):
 
 - A transcript is a fenced block with at least one line starting with `$ `. Each `$ ` line is
   a command; the lines after it, up to the next `$ ` line or the end of the block, are what
@@ -11,9 +11,10 @@ How a page is read (docs/getting-started.md, docs/diff.md):
   the repository: files written by one command (`-o rules.json`, `> report.json`, a file
   shown with `$ cat`) are there for the later commands of the page, in any block.
 - Each command runs in a fresh copy of the repository's `examples/` tree under pytest's
-  tmp_path (so `examples/uk-mobile/...` resolves as in the repository) with that folder as
-  the working directory; the earlier commands of the page that write files are replayed
-  first, without checks.
+  tmp_path (so `examples/uk-mobile/...` resolves as in the repository), beside a link to
+  `../shared` (so the captures of `../shared/fixtures/` do too), with that folder as the
+  working directory; the earlier commands of the page that write files are replayed first,
+  without checks.
 
 What is checked, per command (each one is its own test case, named by page and line):
 
@@ -51,9 +52,9 @@ import pytest
 
 from dpipolicy.cli import main
 
-from helpers import ROOT
+from helpers import FIXTURES, ROOT
 
-PAGES = ("docs/getting-started.md", "docs/diff.md", "docs/firmware.md")
+PAGES = ("docs/getting-started.md", "docs/diff.md", "docs/firmware.md", "docs/profiles.md")
 NOT_CHECKABLE = {
     ". .venv/bin/activate",
     "dpipolicy check examples/uk-mobile/policy-2011-08.dpi --spec examples/uk-mobile/spec.dpi --timeout 0.001",
@@ -198,13 +199,15 @@ def matches(expected: str, actual: str) -> bool:
 
 @pytest.mark.parametrize("step", CHECKED, ids=[s.id for s in CHECKED])
 def test_transcript_command(step: Step, tmp_path: Path, monkeypatch):
-    shutil.copytree(ROOT / "examples", tmp_path / "examples")
-    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "dpipolicy"     # pages run from the repository, beside ../shared (fixtures)
+    shutil.copytree(ROOT / "examples", folder / "examples")
+    (tmp_path / "shared").symlink_to(FIXTURES.parent, target_is_directory=True)
+    monkeypatch.chdir(folder)
     monkeypatch.setenv("NO_COLOR", "1")
     for earlier in STEPS[: STEPS.index(step)]:
         if earlier.page == step.page and _writes_files(earlier):
-            run_step(earlier, tmp_path)
-    code, shown = run_step(step, tmp_path)
+            run_step(earlier, folder)
+    code, shown = run_step(step, folder)
     if code is None:
         return          # `cat` of a file the page asks the reader to write: setup only
     assert matches(step.expected, shown), (
