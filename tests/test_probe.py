@@ -14,9 +14,9 @@ from dpipolicy.dsl.schema import Field
 from dpipolicy import api
 from dpipolicy.verifier import diff
 from dpipolicy.verifier.probe import Grid, Segments
-from dpipolicy.verifier.solve import Limits
+from dpipolicy.verifier.solve import Answer, Limits, Outcome
 
-from helpers import generated, generator
+from helpers import generated, generator, run_cli
 
 FIELDS = {"a": Field("a", "port", 31), "b": Field("b", "port", 7)}
 FLOWS = [{"a": a, "b": b} for a, b in itertools.product(range(32), range(8))]
@@ -148,3 +148,25 @@ def test_a_renamed_earlier_rule_is_named_by_both_versions(tmp_path, monkeypatch)
     assert (change.old.rule, change.new.rule) == ("mail", "mail") and not change.exact
     assert change.excluding == ("web", "http_block")
     assert change.witness["dst.port"] != 80
+
+
+def test_a_walk_the_solver_cannot_settle_is_unknown(tmp_path, monkeypatch):
+    """With probes and searches off, the walks go to z3; when z3 gives no answer, the part is
+    listed as unknown with the changed rule's name, the diff is not "equivalent", and the
+    command exits 3."""
+    head = "policy p\ndefault allow\n"
+    old, new = tmp_path / "old.dpi", tmp_path / "new.dpi"
+    old.write_text(head + "rule mail when proto == tcp and dst.port in 25..587 then block\n", encoding="utf-8")
+    new.write_text(head + "rule mail when proto == tcp and dst.port in 25..587 then reset\n", encoding="utf-8")
+    monkeypatch.setattr(diff, "PROBE_ROUNDS", 0)
+    monkeypatch.setattr(diff, "ESCAPE_STEPS", 0)
+
+    class TimedOutSession(diff.Session):
+        def check(self):
+            return Outcome(Answer.UNKNOWN, reason="timeout")
+    monkeypatch.setattr(diff, "Session", TimedOutSession)
+    result = diff.diff_tables(api.load(old).table, api.load(new).table, Limits())
+    assert not result.equivalent and not result.changes
+    assert result.unknown and all("rule mail" in u and "timeout" in u for u in result.unknown)
+    code, out, _ = run_cli("diff", str(old), str(new))
+    assert code == 3 and "not settled" in out and "rule mail: the solver gave no answer (timeout)" in out
