@@ -440,7 +440,8 @@ class _Checker:
     def _is_field(self, operand) -> bool:
         """A field a condition can name (`target`, the redirect target, is internal to `expect`)."""
         return isinstance(operand, ast.Ident) and operand.text != "target" and (
-            self.schema.field(operand.text) is not None or operand.text in ("subscriber.addons", "subscriber.plan"))
+            self.schema.field(operand.text) is not None
+            or operand.text in ("subscriber.addons", "subscriber.plan", LABEL))
 
     def compare(self, expr: ast.Compare, ctx: str) -> typed.Cond:
         left, op, right = expr.left, expr.op, expr.right

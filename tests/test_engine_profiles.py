@@ -129,11 +129,15 @@ def test_rules_cannot_name_the_label(tmp_path):
     assert code == 2 and "error[E162]" in err
 
 
-@pytest.mark.parametrize("written", ["dpi.app == smtp", "app == smtp"])
+@pytest.mark.parametrize("written", ["dpi.app == smtp", "dpi.app in {smtp}", "app == smtp"])
 def test_without_profile_the_label_is_the_application(tmp_path, written):
+    """The label means the application: an invariant on it holds or is violated as one on
+    `app` is (it was once read as false, so every invariant on the label held vacuously)."""
     policy = write_policy(tmp_path, f"""default allow
 rule r when app == smtp then block
 invariant smtp_blocked when {written} require action == block
+invariant smtp_allowed when {written} and dst.port == 25 require action == allow
 """)
     code, out, _ = run_cli("check", policy)
-    assert code == 0, out
+    assert code == 1, out
+    assert "invariant holds    smtp_blocked" in out and "invariant violated smtp_allowed" in out
