@@ -81,6 +81,9 @@ class DiagnosticError(Exception):
         self.diagnostics = tuple(diagnostics)
         super().__init__("\n".join(d.render() for d in self.diagnostics))
 
+    def __reduce__(self):       # rebuilt from the diagnostics when it crosses from a worker process
+        return DiagnosticError, (self.diagnostics,)
+
     def summary(self) -> str:
         """The last line: the errors counted once each (a `note` such as E003 is not an error)."""
         errors = sum(d.severity == "error" for d in self.diagnostics)

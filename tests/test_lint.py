@@ -476,3 +476,16 @@ def test_the_example_in_docs_is_true(tmp_path, monkeypatch):
     code, out, err = run_cli("lint", "policy.dpi")
     assert code == 1 and err == ""
     assert out == transcript.split("\n", 2)[2]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_invariant_too_large_to_check_is_an_error(tmp_path, jobs):
+    """An invariant whose condition expands past MAX_BOXES is refused with E202 at its place
+    (exit 2), as a rule's is with E201; it used to end in an internal error."""
+    groups = " and ".join(f"(dst.port >= {k} or src.port >= {k})" for k in range(1, 14))
+    policy = write_policy(tmp_path, "default allow\nrule r when dst.port == 25 then block\n"
+                          f"invariant big when {groups} require action == allow\n")
+    for command in (["check", policy, "--jobs", jobs], ["lint", policy]):
+        code, _, err = run_cli(*command)
+        assert code == 2 and "error[E202]: invariant `big` expands into more than 4096 boxes" in err
+        assert "policy.dpi:3:1" in err and "internal error" not in err

@@ -43,7 +43,7 @@ from dpipolicy.dsl.words import counted
 from . import encode
 from .index import BoxIndex
 from .labels import without_profile
-from .properties import TableModel, search
+from .properties import TableModel, search, too_large_to_check
 from .solve import Answer, Limits, solve
 from .witness import flow_text, realistic_point
 
@@ -458,12 +458,14 @@ class _SpecLint:
         for inv in self.spec.invariants:
             if inv.exists is None and inv.when != typed.TRUE:
                 decl = self.decls[(ast.InvariantDecl, inv.name)]
-                self._check("L301", f"invariant `{inv.name}` is vacuous: no flow satisfies its `when`, so it holds "
-                            "without checking anything", inv.when, decl.when, decl.span, "`when`")
+                with too_large_to_check("invariant", inv.name, inv.span):
+                    self._check("L301", f"invariant `{inv.name}` is vacuous: no flow satisfies its `when`, so it "
+                                "holds without checking anything", inv.when, decl.when, decl.span, "`when`")
         for test in self.spec.tests:
             decl = self.decls[(ast.TestDecl, test.name)]
-            self._check("L302", f"test `{test.name}` checks nothing: no flow satisfies its `given`", test.given,
-                        decl.given, decl.span, "`given`")
+            with too_large_to_check("test", test.name, test.span):
+                self._check("L302", f"test `{test.name}` checks nothing: no flow satisfies its `given`", test.given,
+                            decl.given, decl.span, "`given`")
 
     def _check(self, code: str, message: str, cond: typed.Cond, expr, item: Span, clause: str) -> None:
         found = search(self.model, cond, self.limits, want_all=False)

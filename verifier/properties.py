@@ -11,12 +11,15 @@ The invariant holds only if every such part is covered; a z3 `unknown` is never 
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from dpipolicy.compiler.boxes import Box, contains, intersect, subtract_all
-from dpipolicy.compiler.normalize import to_boxes
+from dpipolicy.compiler.normalize import MAX_BOXES, ExpansionTooLarge, to_boxes
 from dpipolicy.compiler.table import RuleTable
 from dpipolicy.dsl import typed
+from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
+from dpipolicy.dsl.source import Span
 from dpipolicy.dsl.typed import Action, Origin
 
 from . import encode
@@ -201,13 +204,27 @@ def check_property(model: TableModel, spec: typed.Policy, k: int, limits: Limits
     checked on its own, so any subset can run in another process with the same result."""
     if k < len(spec.invariants):
         inv = spec.invariants[k]
-        where = inv.span.location()
-        if inv.exists is not None:
-            return check_exists(model, inv.name, inv.description, where, inv.exists, limits)
-        return check_forall(model, "invariant", inv.name, inv.description, where, inv.when, inv.require, limits)
+        with too_large_to_check("invariant", inv.name, inv.span):
+            if inv.exists is not None:
+                return check_exists(model, inv.name, inv.description, inv.span.location(), inv.exists, limits)
+            return check_forall(model, "invariant", inv.name, inv.description, inv.span.location(), inv.when,
+                                inv.require, limits)
     test = spec.tests[k - len(spec.invariants)]
     expect = typed.expectation(model.table.schema, test.expect)
-    return check_forall(model, "test", test.name, None, test.span.location(), test.given, expect, limits)
+    with too_large_to_check("test", test.name, test.span):
+        return check_forall(model, "test", test.name, None, test.span.location(), test.given, expect, limits)
+
+
+@contextmanager
+def too_large_to_check(kind: str, name: str, span: Span):
+    """A condition whose boxes would pass MAX_BOXES (as a rule's would, E201) is bad input."""
+    try:
+        yield
+    except ExpansionTooLarge as exc:
+        raise DiagnosticError([Diagnostic(
+            "E202", f"{kind} `{name}` expands into more than {MAX_BOXES} boxes", span,
+            "condition too large to check", notes=(f"reached {exc.count} before stopping",),
+            help=f"split the {kind}, or replace `or` of many `and` groups with named sets")]) from None
 
 
 def check_spec(model: TableModel, spec: typed.Policy, limits: Limits) -> list[Result]:
