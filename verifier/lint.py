@@ -188,12 +188,12 @@ class _RuleLint:
             self._overlaps(rule, *run, meeting)
 
     # ----- the region question --------------------------------------------------------------
-    def inside(self, region: Box, listed, holder, point: dict[str, int] | None = None) -> _Answer:
+    def inside(self, region: Box, listed, holder) -> _Answer:
         """Does `region` lie inside the union of some boxes? `holder(point)` gives one of them
         that holds a point of the region, or None (an index query, faster than a scan);
         `listed()` lists them all (boxes among them that miss the region do no harm), asked only
         when a point and its holder do not settle the question."""
-        point = point or realistic_point(self.schema, region)
+        point = realistic_point(self.schema, region)
         first_hit = holder(point)
         if first_hit is None:
             return _Answer(OPEN, point=point)
@@ -252,7 +252,7 @@ class _RuleLint:
         move goes to a value of the region that no box met so far has on that field, on the
         field with most such values (a field the region leaves open, as a rule)."""
         start, avoid = dict(point), {}
-        for _ in range(steps + 1):
+        for _ in range(steps):
             j = holder(point)
             if j is None:
                 return point
@@ -266,7 +266,7 @@ class _RuleLint:
                 return None
             _, name, free = max(moves, key=lambda m: m[0])
             point = dict(point, **{name: start[name] if start[name] in free else free.min()})
-        return None
+        return point if holder(point) is None else None
 
     def _shrink(self, region: Box, others: list[int]) -> tuple[Box | None, list[int], list[int]]:
         """Cut from the region every box that differs from it on one field only: the region minus
@@ -375,9 +375,9 @@ class _RuleLint:
         return self.holders.first(point, last + 1, len(self.boxes))
 
     # ----- findings ---------------------------------------------------------------------------
-    def _source_rules(self, indices: list[int]) -> list[tuple[str, typed.Origin | None]]:
-        """Match rules as their source rules (or the default), each once, in order."""
-        out: dict[str, typed.Origin | None] = {}
+    def _source_rules(self, indices: list[int]) -> list[tuple[str, typed.Origin]]:
+        """Match rules (never the default: it comes last) as their source rules, each once, in order."""
+        out: dict[str, typed.Origin] = {}
         for j in sorted(indices):
             _, name, origin, _ = self.model.entries[j]
             out.setdefault(name, origin)
@@ -393,7 +393,7 @@ class _RuleLint:
             "L101", f"rule `{rule.origin.name}` is shadowed: {words} decide{'s' if len(rules) == 1 else ''} "
             "every flow it matches", rule.origin.span, rule.origin.span, label="never decides a flow",
             hint=hint, related=tuple((o.span, f"rule `{n}` covers part of it" if len(rules) > 1 else
-                                      f"rule `{n}` covers it") for n, o in rules if o is not None))
+                                      f"rule `{n}` covers it") for n, o in rules))
 
     def _redundant_finding(self, rule: typed.Rule, run: tuple[int, int], point: dict[str, int] | None) -> LintFinding:
         notes = ()
@@ -560,8 +560,7 @@ class _Meeting:
 
 
 def _rule_list(names: list[str]) -> str:
-    shown = [f"`{n}`" if n == "default" else f"rule `{n}`" for n in names[:NAMES_SHOWN]]
-    shown = [s.replace("`default`", "the default") for s in shown]
+    shown = [f"rule `{n}`" for n in names[:NAMES_SHOWN]]
     more = f" and {counted(len(names) - NAMES_SHOWN, 'more rule')}" if len(names) > NAMES_SHOWN else ""
     if len(shown) == 1:
         return shown[0] + more
