@@ -489,3 +489,19 @@ def test_an_invariant_too_large_to_check_is_an_error(tmp_path, jobs):
         code, _, err = run_cli(*command)
         assert code == 2 and "error[E202]: invariant `big` expands into more than 4096 boxes" in err
         assert "policy.dpi:3:1" in err and "internal error" not in err
+
+
+def test_an_overlap_is_noted_only_with_a_flow_that_shows_it(tmp_path):
+    """`c` meets `b` (another action), but every flow of both is decided first by `a`, with
+    `c`'s own action: moving `c` above `b` would change nothing, so there is no L103 for it.
+    `b` itself does get one: its flows in `a` get allow instead of block."""
+    policy = write_policy(tmp_path, """policy ov
+default allow
+rule a when proto == tcp and dst.port == 25 then allow
+rule b when dst.port == 25 then block
+rule c when proto == tcp and dst.port in 25..26 then allow
+""")
+    _, out, err = run_cli("lint", policy)
+    shown = out + err
+    assert "note[L103]: rule `b` (block) overlaps the earlier rule `a` (allow)" in shown
+    assert "note[L103]: rule `c`" not in shown

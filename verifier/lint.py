@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +55,7 @@ SUFFIXES, SUFFIX_STEP_MIN = 8, 256   # suffix indexes for "first box holding a p
 SHRINK_CUTS = 64           # boxes cut from one region by _shrink
 MINIMAL_COVER_MAX = 12      # covers up to this size are pruned to the rules really needed
 NAMES_SHOWN = 5
+OVERLAP_TRIES = 8           # earlier rules tried for a flow that shows an overlap (L103)
 
 COVERED, OPEN, UNDECIDED = "covered", "open", "undecided"
 
@@ -418,12 +420,20 @@ class _RuleLint:
             for j in meeting.before(i, first):
                 if self.outcome[j] != mine:
                     pairs.setdefault(self.model.entries[j][1], (i, j))
-        if not pairs:
+        # Shown with a flow of both boxes that gets another outcome than the rule's: where a still
+        # earlier rule gives every such flow the rule's own outcome, moving it would change nothing.
+        shown = None
+        for name, (i, j) in itertools.islice(pairs.items(), OVERLAP_TRIES):
+            point = realistic_point(self.schema, intersect(self.boxes[i], self.boxes[j]))
+            decider = self.model.index.first_holding(point, j + 1)
+            if self.outcome[decider] != self.outcome[i]:
+                shown = name, j, point, decider
+                break
+        if shown is None:
             return
-        (name, (i, j)), *more = pairs.items()
+        name, j, point, decider = shown
+        more = [(n, pair) for n, pair in pairs.items() if n != name]
         action, _, origin, _ = self.model.entries[j]
-        point = realistic_point(self.schema, intersect(self.boxes[i], self.boxes[j]))
-        decider = self.model.index.first_holding(point, j + 1)
         verdict, who = self.model.entries[decider][0], self.model.entries[decider][1]
         notes = [f"for example {flow_text(self.schema, point)} matches both, and gets {verdict.text()} "
                  f"from rule `{who}`"]
