@@ -505,3 +505,16 @@ rule c when proto == tcp and dst.port in 25..26 then allow
     shown = out + err
     assert "note[L103]: rule `b` (block) overlaps the earlier rule `a` (allow)" in shown
     assert "note[L103]: rule `c`" not in shown
+
+
+def test_a_shadowing_cover_names_only_the_rules_it_needs(tmp_path):
+    """`low` and `high` already cover `mid`; `extra` lies inside them too, so it is not named."""
+    policy = write_policy(tmp_path, """policy c
+default allow
+rule low when dst.port in 0..1000 then block
+rule extra when dst.port in 1001..1100 then block
+rule high when dst.port in 900..2000 then block
+rule mid when dst.port in 500..1500 then block
+""")
+    _, out, err = run_cli("lint", policy)
+    assert "error[L101]: rule `mid` is shadowed: rule `low` and rule `high` decide every flow it matches" in out + err

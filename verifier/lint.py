@@ -209,9 +209,10 @@ class _RuleLint:
         cover = next((j for j in others if not self.masks[j] & free and contains(self.boxes[j], region)), None)
         if cover is not None:
             return _Answer(COVERED, [cover])
+        whole = region
         region, used, others = self._shrink(region, others)
         if region is None:
-            return _Answer(COVERED, used)
+            return _Answer(COVERED, self._needed(whole, used))
         for start in (point if point_in(region, point) else realistic_point(self.schema, region),
                       lambda: self._escape(region, others)):
             found = self._walk_out(region, start() if callable(start) else start, holder, ESCAPE_STEPS)
@@ -223,13 +224,13 @@ class _RuleLint:
             if pieces:
                 return _Answer(OPEN, point=realistic_point(self.schema, pieces[0]))
             if complete:
-                return _Answer(COVERED, used + self._needed(region, others))
+                return _Answer(COVERED, self._needed(whole, used + self._needed(region, others)))
         text = "\n".join((self.model.declarations, f"(assert {encode.box(self.model.fields, region)})",
                           f"(assert (not {encode.boxes(self.model.fields, boxes)}))"))
         outcome = solve(text, self.schema.flow_fields, self.limits)
         self.queries += 1
         if outcome.answer is Answer.UNSAT:
-            return _Answer(COVERED, used + others)
+            return _Answer(COVERED, self._needed(whole, used + others))
         if outcome.answer is Answer.SAT:
             return _Answer(OPEN, point=outcome.model)
         return _Answer(UNDECIDED, reason=f"the solver gave no answer ({outcome.reason})")
