@@ -518,3 +518,16 @@ rule mid when dst.port in 500..1500 then block
 """)
     _, out, err = run_cli("lint", policy)
     assert "error[L101]: rule `mid` is shadowed: rule `low` and rule `high` decide every flow it matches" in out + err
+
+
+def test_the_part_of_a_vacuous_condition_to_blame(tmp_path):
+    """The note names the part after which no flow is left: a part that can never hold on its
+    own is said so, and inside a group, the part of the group that contradicts the rest of it."""
+    policy = write_policy(tmp_path, "policy p\ndefault allow\nrule r when dst.port == 25 then block\n")
+    spec = tmp_path / "spec.dpi"
+    spec.write_text("invariant grouped when tls and (dst.port == 25 and dst.port == 587) require action == block\n"
+                    "invariant empty when dst.port in {} and tls require action == block\n", encoding="utf-8")
+    _, out, err = run_cli("lint", policy, "--spec", str(spec))
+    shown = out + err
+    assert "note: `dst.port == 587` contradicts what comes before it in `when`" in shown
+    assert "note: `dst.port in {}` can never hold" in shown

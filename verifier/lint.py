@@ -497,22 +497,33 @@ class _SpecLint:
             culprit = self._culprit(cond, expr)
             hint = "look for a field given two values joined with `and`, or an empty set"
             if culprit is not None:
-                span = culprit.span
-                notes = (f"`{culprit.span.text}` contradicts what comes before it in {clause}",)
-                hint = f"check `{culprit.span.text}` against the conditions before it"
+                part, alone = culprit
+                span = part.span
+                if alone:
+                    notes = (f"`{part.span.text}` can never hold",)
+                    hint = f"check `{part.span.text}`: a field given two values, or an empty set"
+                else:
+                    notes = (f"`{part.span.text}` contradicts what comes before it in {clause}",)
+                    hint = f"check `{part.span.text}` against the conditions before it"
         self.findings.append(LintFinding(code, message, span, item, label="no flow satisfies this",
                                          notes=notes, hint=hint))
 
     def _culprit(self, cond: typed.Cond, expr):
-        """In a condition `A and B and ...`, the first part after which no flow is left."""
-        if not isinstance(cond, typed.All) or not isinstance(expr, ast.And):
+        """In a condition `A and B and ...`, the first part after which no flow is left, and
+        whether that part holds for no flow even alone (then, for a group `(C and D)`, the
+        part inside it that does)."""
+        if not isinstance(cond, typed.All) or not isinstance(expr, ast.And) or \
+                len(cond.operands) != len(expr.operands):
             return None
-        for m in range(1, len(cond.operands) + 1):
-            try:
+        try:
+            for m in range(1, len(cond.operands) + 1):
                 if not to_boxes(typed.All(cond.operands[:m]), self.model.fields):
-                    return expr.operands[m - 1]
-            except ExpansionTooLarge:
-                return None
+                    part, written = cond.operands[m - 1], expr.operands[m - 1]
+                    if m > 1 and to_boxes(part, self.model.fields):
+                        return written, False
+                    return self._culprit(part, written) or (written, True)
+        except ExpansionTooLarge:
+            return None
         return None
 
 
