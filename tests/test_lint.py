@@ -15,10 +15,10 @@ from dpipolicy.dsl import typed
 from dpipolicy.dsl.lintcodes import CODES
 from dpipolicy.verifier import lint as lint_module
 from dpipolicy.verifier.lint import lint_files
-from dpipolicy.verifier.solve import Answer, Limits, Outcome
+from dpipolicy.verifier.solve import Limits
 
 import brute
-from helpers import EXAMPLES, run_cli, write_policy
+from helpers import EXAMPLES, TimedOutScope, run_cli, write_policy
 
 LIMITS = Limits(timeout_s=30)
 PROPERTY_EXAMPLES = int(os.environ.get("DPIPOLICY_LINT_EXAMPLES", "60"))
@@ -347,7 +347,7 @@ def test_undecided_is_reported_as_unknown(tmp_path, monkeypatch):
     monkeypatch.setattr(lint_module, "SUBTRACT_MAX_BOXES", -1)
     result = lint_files(path, (), (), LIMITS)
     assert [f.code for f in result.findings] == ["L101"] and result.queries == 1
-    monkeypatch.setattr(lint_module, "solve", lambda *a: Outcome(Answer.UNKNOWN, reason="timeout"))
+    monkeypatch.setattr(lint_module, "Scope", TimedOutScope)
     code, out, _ = run_cli("lint", path)
     assert code == 3
     assert "unknown[L101]: could not decide whether rule `mid` is shadowed" in out

@@ -41,11 +41,10 @@ from dpipolicy.dsl.suppress import Suppressions
 from dpipolicy.dsl.unused import imports_of, unused_names
 from dpipolicy.dsl.words import counted
 
-from . import encode
 from .index import BoxIndex
 from .labels import without_profile
-from .properties import TableModel, search, too_large_to_check
-from .solve import Answer, Limits, solve
+from .properties import TableModel, search, too_large_to_check, uncovered_point
+from .solve import Answer, Limits, Scope
 from .witness import flow_text, realistic_point
 
 SUBTRACT_BUDGET = 2_000     # box subtractions tried before a region goes to z3
@@ -152,6 +151,7 @@ def _rule_findings(policy: typed.Policy, model: TableModel, limits: Limits
 class _RuleLint:
     def __init__(self, model: TableModel, limits: Limits):
         self.model, self.limits = model, limits
+        self.scope = Scope()            # lint's queries share one z3 context, as a search's do
         self.schema = model.table.schema
         self.boxes = model.boxes
         self.domains = {name: f.domain for name, f in model.fields.items()}
@@ -225,9 +225,7 @@ class _RuleLint:
                 return _Answer(OPEN, point=realistic_point(self.schema, pieces[0]))
             if complete:
                 return _Answer(COVERED, self._needed(whole, used + self._needed(region, others)))
-        text = "\n".join((self.model.declarations, f"(assert {encode.box(self.model.fields, region)})",
-                          f"(assert (not {encode.boxes(self.model.fields, boxes)}))"))
-        outcome = solve(text, self.schema.flow_fields, self.limits)
+        outcome = uncovered_point(self.model, region, others, self.limits, self.scope)
         self.queries += 1
         if outcome.answer is Answer.UNSAT:
             return _Answer(COVERED, self._needed(whole, used + others))

@@ -97,7 +97,7 @@ def search(model: TableModel, cond: typed.Cond, limits: Limits, want_all: bool) 
             if cover is not None:
                 recent_covers = [cover] + recent_covers[:7]
                 continue
-            answer = _uncovered_point(model, region, earlier, limits, scope)
+            answer = uncovered_point(model, region, earlier, limits, scope)
             out.queries += 1
             if answer.answer is Answer.UNSAT:
                 continue
@@ -120,7 +120,8 @@ def search(model: TableModel, cond: typed.Cond, limits: Limits, want_all: bool) 
     return out
 
 
-def _uncovered_point(model: TableModel, region: Box, earlier: list[int], limits: Limits, scope: Scope):
+def uncovered_point(model: TableModel, region: Box, earlier: list[int], limits: Limits, scope: Scope):
+    """Ask z3 for a flow of `region` that none of the boxes `earlier` (rule indices) holds."""
     text = "\n".join((
         model.declarations,
         f"(assert {encode.box(model.fields, region)})",
