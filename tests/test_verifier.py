@@ -8,7 +8,7 @@ import pytest
 from dpipolicy import api
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.verifier.properties import TableModel, check_spec
-from dpipolicy.verifier.solve import Answer, Limits, solve
+from dpipolicy.verifier.solve import Answer, Limits, Scope
 from dpipolicy.verifier.validate import MistranslationError, validate
 
 from helpers import EXAMPLES, write_policy
@@ -129,7 +129,7 @@ def test_solver_timeout_is_unknown():
             "(assert (= (bvmul |x| |y|) (_ bv16717947983011113617 64)))"
             "(assert (bvugt |x| (_ bv1 64))) (assert (bvugt |y| (_ bv1 64)))"
             "(assert (bvult |x| (_ bv4294967296 64))) (assert (bvult |y| (_ bv4294967296 64)))")
-    outcome = solve(text, (x, y), Limits(timeout_s=0.001))
+    outcome = Scope().solve(text, (x, y), Limits(timeout_s=0.001))
     assert outcome.answer is Answer.UNKNOWN
     assert outcome.reason
 

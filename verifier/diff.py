@@ -120,17 +120,19 @@ class _Walk:
             meeting.append(k)
             if contains(other.boxes[k], box):
                 break           # every flow of box_c is decided by now on the other side
-        relevant = [k for k in meeting if self.partner.get(k, c) >= c and k not in self.skip
-                    and other.entries[k][0] != mine]
+        # A rule aligned with an earlier rule of c's side (its twin) holds only flows that rule takes
+        # before c: it decides none of c's, and is left out of the grid; its name still counts
+        # among a region's earlier rules.
+        twins = {self.partner[k]: k for k in meeting if self.partner.get(k, c) < c}
+        left_out = set(twins.values())
+        kept = [k for k in meeting if k not in left_out]
+        relevant = [k for k in kept if k not in self.skip and other.entries[k][0] != mine]
         if not relevant:
             return              # no rule that could decide c's flows differently
         earlier = own.index.overlapping(box, c)
-        # A rule aligned with an earlier rule of c's side holds only flows that rule takes before
-        # c, so it is left out of the grid; its name still counts among a region's earlier rules.
-        twins = {self.partner[k]: k for k in meeting if self.partner.get(k, c) < c}
         self.twin_ids = np.array([self.other_ids[twins[j]] if j in twins else self.own_ids[j] for j in earlier],
                                  dtype=np.int64)
-        self._solve(c, [k for k in meeting if self.partner.get(k, c) >= c], relevant, earlier)
+        self._solve(c, kept, relevant, earlier)
 
     def _solve(self, c: int, meeting: list[int], relevant: list[int], earlier: list[int]) -> None:
         own, other = self.own, self.other
@@ -195,10 +197,10 @@ class _Walk:
             if not targets:
                 break
             flows = grid.candidates([row[k] for k in targets], order())
-            first = grid.first_rows(flows)
-            for k, r in zip(targets, first.tolist()):
+            first = grid.first_rows(flows).tolist()
+            for k, r in zip(targets, first):
                 blockers.setdefault(k, r)       # the first order's: its candidate is likeliest to lie in few rows
-            for flow, r in zip(flows, first.tolist()):
+            for flow, r in zip(flows, first):
                 k = int(self.meeting[r - start]) if r >= start else None    # an earlier rule of c's side takes it
                 if k in wanted and k not in found:
                     found[k] = flow

@@ -194,9 +194,7 @@ class Grid:
         row does not (field and segment at random). None after `steps` moves."""
         flow = flow.copy()
         for _ in range(steps):
-            held = self._held(flow[None, :])[0]
-            byte = int(np.flatnonzero(held)[0])
-            first = byte * 8 + int(_LOWEST_BIT[held[byte]])
+            first = int(self.first_rows(flow[None, :])[0])
             if first == target:
                 return flow
             moves = []

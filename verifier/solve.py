@@ -35,11 +35,6 @@ class Limits:
     memory_mb: int = MEMORY_LIMIT_MB
 
 
-def solve(smtlib: str, fields: tuple[Field, ...], limits: Limits) -> Outcome:
-    """Decide the assertions in `smtlib`; a model gives a value for every field in `fields`."""
-    return Session(smtlib, fields, limits).check()
-
-
 def _outcome(solver, fields: tuple[Field, ...]) -> Outcome:
     result = solver.check()
     if result == z3.unsat:
@@ -84,6 +79,7 @@ class Scope:
         self._context: z3.Context | None = None
 
     def solve(self, smtlib: str, fields: tuple[Field, ...], limits: Limits) -> Outcome:
+        """Decide the assertions in `smtlib`; a model gives a value for every field in `fields`."""
         if self._context is None:
             self._context = z3.Context()
         return Session(smtlib, fields, limits, self._context).check()
