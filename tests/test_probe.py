@@ -53,10 +53,10 @@ def test_grid_agrees_with_brute_force(own, other, data):
     within, earlier, meeting, rows = _walk(own, other, c)
     grid = Grid(Segments(FIELDS, [own, other]), within, [(0, earlier), (1, meeting)])
     start = len(earlier)
-    for flow in FLOWS:
-        at = grid.position(flow)
-        if not point_in(within, flow):
-            assert at is None
+    positions, inside = grid.positions(FLOWS)
+    for flow, at, is_inside in zip(FLOWS, positions, inside):
+        assert is_inside == point_in(within, flow)
+        if not is_inside:
             continue
         holding = [point_in(box, flow) for box in rows]
         assert int(grid.first_rows(at[None, :])[0]) == holding.index(True)
@@ -65,10 +65,15 @@ def test_grid_agrees_with_brute_force(own, other, data):
         for other_flow in FLOWS:         # every flow of the cell is held by the same rows
             if point_in(cell, other_flow):
                 assert [point_in(box, other_flow) for box in rows] == holding
+    deciding = np.array([[point_in(box, flow) for box in rows].index(True) if point_in(within, flow) else 0
+                         for flow in FLOWS])
+    assert grid.first_holders(FLOWS, deciding).tolist() == [point_in(within, flow) for flow in FLOWS]
+    assert not grid.first_holders(FLOWS, deciding + 1).any()
+    meeting_before = grid.meeting_before(np.arange(start, len(rows)))      # all targets in one batch
     for target in range(start, len(rows)):
         inside = [f for f in FLOWS if point_in(within, f) and point_in(rows[target], f)]
         meets = [r for r in range(target) if any(point_in(rows[r], f) for f in inside)]
-        assert grid.meeting_before(target).tolist() == meets
+        assert grid.rows_in(meeting_before[target - start]).tolist() == meets
         covered = grid.covered_before(target)
         holders = np.arange(target, dtype=np.int64)
         assert grid.holds_boxes(holders, np.full(target, target)).tolist() == \
@@ -126,7 +131,7 @@ def test_escape_moves_a_flow_off_the_earlier_rows():
     other = [{"a": IntervalSet.span(0, 15)}, {"a": IntervalSet.span(0, 31), "b": IntervalSet.span(2, 7)}, {}]
     within, earlier, meeting, rows = _walk(own, other, 0)
     grid = Grid(Segments(FIELDS, [own, other]), within, [(0, earlier), (1, meeting)])
-    start = grid.position({"a": 3, "b": 3})
+    start = grid.positions([{"a": 3, "b": 3}])[0][0]
     assert int(grid.first_rows(start[None, :])[0]) == 0
     found = grid.escape(start, 2, np.random.default_rng(0), 16)
     real = next(f for f in FLOWS if point_in(grid.cell(found), f))
@@ -170,3 +175,21 @@ def test_a_walk_the_solver_cannot_settle_is_unknown(tmp_path, monkeypatch):
     assert result.unknown and all("rule mail" in u and "timeout" in u for u in result.unknown)
     code, out, _ = run_cli("diff", str(old), str(new))
     assert code == 3 and "not settled" in out and "rule mail: the solver gave no answer (timeout)" in out
+
+
+def test_a_region_names_at_most_a_few_earlier_rules_and_says_whether_that_is_all(tmp_path, monkeypatch):
+    """Twelve earlier rules take part of `mail`'s box: the region names the first ten in order
+    and says there are others; allowed more names, it names all twelve and says that is all."""
+    head = "policy p\ndefault allow\n" + "".join(
+        f"rule e{i:02} when proto == tcp and dst.port == {25 + i} and src.port == {1000 + i} then block\n"
+        for i in range(12))
+    old, new = tmp_path / "old.dpi", tmp_path / "new.dpi"
+    old.write_text(head + "rule mail when proto == tcp and dst.port in 25..587 then block\n", encoding="utf-8")
+    new.write_text(head + "rule mail when proto == tcp and dst.port in 25..587 then reset\n", encoding="utf-8")
+    monkeypatch.setattr(diff, "EXACT_BOXES_CAP", 0)      # shown as a box minus named rules
+    tables = api.load(old).table, api.load(new).table
+    [change] = diff.diff_tables(*tables, Limits()).changes
+    assert change.excluding == tuple(f"e{i:02}" for i in range(10)) and not change.excluding_complete
+    monkeypatch.setattr(diff, "EXCLUDING_NAMED", 20)
+    [change] = diff.diff_tables(*tables, Limits()).changes
+    assert change.excluding == tuple(f"e{i:02}" for i in range(12)) and change.excluding_complete

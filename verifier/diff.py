@@ -17,7 +17,7 @@ once, from the old side.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import numpy as np
@@ -38,6 +38,7 @@ from .witness import realistic_point
 PROBE_ROUNDS = 2          # batches of candidate flows a walk tries for all its rules
 ESCAPE_STEPS = 32         # moves a walk tries for each of the few rules that earlier rules do not plainly cover
 EXACT_BOXES_CAP = 16      # a changed region splitting into more boxes is shown as a box minus named rules
+EXCLUDING_NAMED = 10      # ... naming at most this many of the earlier rules that take part of the box
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ class Change:
     """The flows of `box` that `old` decides in the old table and `new` in the new one.
 
     When `exact`, that is every flow of the box. Otherwise (the region would split into too many
-    boxes) the box is a hull, and the rules in `excluding` decide some of its flows first.
+    boxes) the box is a hull, and the rules in `excluding` decide some of its flows first; with
+    `excluding_complete`, no other rule does (at most EXCLUDING_NAMED are named).
     """
     box: Box
     old: Decider
@@ -60,6 +62,7 @@ class Change:
     witness: dict[str, int]
     exact: bool = True
     excluding: tuple[str, ...] = ()
+    excluding_complete: bool = True
 
 
 @dataclass
@@ -109,7 +112,7 @@ class _Walk:
         self.diff, self.own, self.other, self.partner = diff, own, other, partner
         self.skip, self.old_side, self.limits = skip, old_side, limits
         self.rule_names, self.segments = names.names, segments
-        self.first_at = np.zeros(len(names.names), dtype=np.int64)     # scratch for _names
+        self.marks = np.zeros(len(names.names), dtype=bool)       # scratch for _names
         self.own_ids, self.other_ids = (names.old, names.new) if old_side else (names.new, names.old)
 
     def run(self, c: int) -> None:
@@ -130,9 +133,14 @@ class _Walk:
         if not relevant:
             return              # no rule that could decide c's flows differently
         earlier = own.index.overlapping(box, c)
-        self.twin_ids = np.array([self.other_ids[twins[j]] if j in twins else self.own_ids[j] for j in earlier],
-                                 dtype=np.int64)
+        twin_ids = [self.other_ids[twins[j]] if j in twins else self.own_ids[j] for j in earlier]
+        # per grid row, the source rules it stands for: its own and its twin's (the same unless renamed)
+        self.row_rules = np.concatenate([self.own_ids[earlier], self.other_ids[kept]])
+        self.row_twins = np.concatenate([np.array(twin_ids, dtype=np.int64), self.other_ids[kept]])
+        self.found: list[tuple[int, int, Box]] = []
         self._solve(c, kept, relevant, earlier)
+        if self.found:
+            self._write_regions(c)
 
     def _solve(self, c: int, meeting: list[int], relevant: list[int], earlier: list[int]) -> None:
         own, other = self.own, self.other
@@ -153,7 +161,9 @@ class _Walk:
             return              # every rule that decides some flow of c differently is recorded
 
         # Only rows meeting a rule still wanted can decide its flows, so the query leaves out the rest.
-        rows = sorted({r for k in wanted for r in self.grid.meeting_before(row[k]).tolist()} | {row[k] for k in wanted})
+        targets = np.array([row[k] for k in wanted], dtype=np.int64)
+        rows = sorted({r for bits in self.grid.meeting_before(targets) for r in self.grid.rows_in(bits).tolist()}
+                      | set(targets.tolist()))
         own_rows = [segments.small(mine, int(self.earlier[r])) for r in rows if r < len(earlier)]
         other_rows = [int(self.meeting[r - len(earlier)]) for r in rows if r >= len(earlier)]
         squeeze, fields = segments.squeeze, segments.squeeze.fields
@@ -231,68 +241,105 @@ class _Walk:
                 found.add(k)
         return found
 
-    def _decides(self, row: int, flow: dict[str, int]) -> bool:
-        """Is `flow` in the walk's box and decided by c here and by the rule of `row` there?"""
-        at = self.grid.position(flow)
-        return at is not None and self.grid.holds_first(at, row)
-
-    def _witness(self, row: int, flow: dict[str, int]) -> dict[str, int]:
-        if not self._decides(row, flow):
-            raise InternalError("a diff witness does not show the change it stands for")
-        return flow
-
     def _record(self, c: int, k: int, row: int, cell: Box) -> None:
-        """The flows decided by c here and by k there: exact boxes, or the box minus named rules.
-        `cell` holds flows that c and k decide."""
+        """Note that c here and k there decide the flows of `cell` (all of them); the region of
+        c and k is written once the walk has found them all (_write_regions)."""
+        self.found.append((k, row, cell))
+
+    def _write_regions(self, c: int) -> None:
+        """Each found region as exact boxes, or as its box minus named earlier rules; the
+        witnesses of a walk are chosen and checked together."""
         own, other, schema = self.own, self.other, self.own.table.schema
-        region = intersect(own.boxes[c], other.boxes[k])
+        rows = np.array([row for _, row, _ in self.found], dtype=np.int64)
         start = len(self.earlier)
-        before = self.grid.meeting_before(row)
-        own_rows, earlier_other = before[before < start], self.meeting[before[before >= start] - start]
-        earlier_own = self.earlier[own_rows]
-        parts, complete = [], False
-        if len(before) <= EXACT_BOXES_CAP:
-            boxes = [own.boxes[j] for j in earlier_own.tolist()] + [other.boxes[j] for j in earlier_other.tolist()]
-            parts, complete = subtract_all(region, boxes, own.fields, EXACT_BOXES_CAP, budget=200)
-        old, new = _decider(own, c), _decider(other, k)
-        if not self.old_side:
-            old, new = new, old
-        if complete:
-            self.diff.changes.extend(Change(p, old, new, self._witness(row, realistic_point(schema, p))) for p in parts)
-            return
-        point = self._typical(row, region, cell)
-        self.diff.changes.append(Change(region, old, new, point, False, self._names(c, k, own_rows, earlier_other)))
+        written: list[list[Change]] = []
+        exact: list[tuple[int, dict[str, int]]] = []        # (row, witness) of exact boxes, checked at the end
+        hulls: list[tuple[int, Box, Box]] = []               # (row, region, cell) whose witness is chosen below
+        for (k, row, cell), bits in zip(self.found, self.grid.meeting_before(rows)):
+            before = self.grid.rows_in(bits)
+            region = intersect(own.boxes[c], other.boxes[k])
+            own_rows, earlier_other = before[before < start], self.meeting[before[before >= start] - start]
+            old, new = _decider(own, c), _decider(other, k)
+            if not self.old_side:
+                old, new = new, old
+            parts, complete = [], False
+            if len(before) <= EXACT_BOXES_CAP:
+                boxes = [own.boxes[j] for j in self.earlier[own_rows].tolist()] + \
+                    [other.boxes[j] for j in earlier_other.tolist()]
+                parts, complete = subtract_all(region, boxes, own.fields, EXACT_BOXES_CAP, budget=200)
+            if complete:
+                points = [realistic_point(schema, p) for p in parts]
+                exact += ((row, point) for point in points)
+                written.append([Change(p, old, new, point) for p, point in zip(parts, points)])
+            else:
+                hulls.append((row, region, cell))
+                written.append([Change(region, old, new, {}, False, *self._names(c, k, before))])
+        if exact and not self.grid.first_holders([p for _, p in exact], np.array([r for r, _ in exact])).all():
+            raise InternalError("a diff witness does not show the change it stands for")
+        points = iter(self._typical(hulls))
+        for changes in written:
+            if changes[0].exact:
+                self.diff.changes.extend(changes)
+            else:
+                self.diff.changes.append(replace(changes[0], witness=next(points)))
 
-    def _typical(self, row: int, region: Box, cell: Box) -> dict[str, int]:
-        """The most typical flow that c and k decide: a realistic point of their region if they
-        decide it, or of the region with the cell's application; else a realistic point of the
-        cell (every flow of which they decide), moved field by field to the typical value for
-        the cell's application while they still decide it, so that only the fields that must be
-        unusual are."""
-        schema = self.own.table.schema
-        same_app = dict(region, **{n: cell[n] for n in ("app",) + LABEL_FIELDS if n in cell})
-        for wider in (region, same_app) if same_app != region else (region,):
-            typical = realistic_point(schema, wider)
-            if self._decides(row, typical):
-                return typical
-        point = realistic_point(schema, cell)
-        for name in sorted(point, key=lambda n: n in ("app",) + LABEL_FIELDS):
-            if point[name] != typical[name]:
-                trial = dict(point, **{name: typical[name]})
-                if self._decides(row, trial):
-                    point = trial
-        return self._witness(row, point)
+    def _typical(self, hulls: list[tuple[int, Box, Box]]) -> list[dict[str, int]]:
+        """Per (row, region, cell): the most typical flow that c and the row's rule decide. That is
+        a realistic point of their region if they decide it, or of the region with the cell's
+        application; else a realistic point of the cell (every flow of which they decide), moved
+        field by field to the typical value for the cell's application while they still decide
+        it, so that only the fields that must be unusual are."""
+        schema, grid = self.own.table.schema, self.grid
+        rows = np.array([row for row, _, _ in hulls], dtype=np.int64)
+        chosen: list = [None] * len(hulls)
+        typical: list = [None] * len(hulls)
+        todo = list(range(len(hulls)))
+        for wider in (False, True):
+            tried = []
+            for i in todo:
+                _, region, cell = hulls[i]
+                box = dict(region, **{n: cell[n] for n in ("app",) + LABEL_FIELDS if n in cell}) if wider else region
+                if not wider or box != region:
+                    typical[i] = realistic_point(schema, box)
+                    tried.append(i)
+            for i, holds in zip(tried, grid.first_holders([typical[i] for i in tried], rows[tried]).tolist()):
+                if holds:
+                    chosen[i] = typical[i]
+            todo = [i for i in todo if chosen[i] is None]
+        points = {i: realistic_point(schema, hulls[i][2]) for i in todo}
+        if todo:
+            for name in sorted(points[todo[0]], key=lambda n: n in ("app",) + LABEL_FIELDS):
+                moved = [i for i in todo if points[i][name] != typical[i][name]]
+                trials = [dict(points[i], **{name: typical[i][name]}) for i in moved]
+                for i, trial, holds in zip(moved, trials, grid.first_holders(trials, rows[moved]).tolist()):
+                    if holds:
+                        points[i] = trial
+            if not grid.first_holders([points[i] for i in todo], rows[todo]).all():
+                raise InternalError("a diff witness does not show the change it stands for")
+        for i in todo:
+            chosen[i] = points[i]
+        return chosen
 
-    def _names(self, c: int, k: int, own_rows: np.ndarray, earlier_other: np.ndarray) -> tuple[str, ...]:
-        """The source rules of earlier match rules (own rows with their twins, then the other
-        side's), each once, in order, leaving out c's and k's."""
-        ids = np.concatenate([self.own_ids[self.earlier[own_rows]], self.twin_ids[own_rows],
-                              self.other_ids[earlier_other]])
-        ids = ids[(ids != self.own_ids[c]) & (ids != self.other_ids[k])]
-        at = np.arange(len(ids))
-        self.first_at[ids] = len(ids)
-        np.minimum.at(self.first_at, ids, at)         # where each name first comes
-        return tuple(self.rule_names[ids[self.first_at[ids] == at]].tolist())
+    def _names(self, c: int, k: int, before: np.ndarray) -> tuple[tuple[str, ...], bool]:
+        """The first EXCLUDING_NAMED source rules of the earlier rows `before` (an own row's rule
+        and its twin's, then the other side's rules), each once, leaving out c's and k's; and
+        whether that is all of them."""
+        rules, twins = self.row_rules[before], self.row_twins[before]
+        deciding = [int(self.own_ids[c]), int(self.other_ids[k])]
+        seen, named = set(deciding), []
+        for start in range(0, len(before), EXCLUDING_NAMED):
+            end = start + EXCLUDING_NAMED
+            for rule in (i for pair in zip(rules[start:end].tolist(), twins[start:end].tolist()) for i in pair):
+                if rule not in seen:
+                    seen.add(rule)
+                    named.append(rule)
+            if len(named) >= EXCLUDING_NAMED:
+                break
+        named = named[:EXCLUDING_NAMED]
+        self.marks[named + deciding] = True
+        complete = bool(self.marks[rules].all() and self.marks[twins].all())
+        self.marks[named + deciding] = False
+        return tuple(self.rule_names[named].tolist()), complete
 
 
 def _consolidated(changes: list[Change], fields) -> list[Change]:
@@ -315,10 +362,12 @@ def _consolidated(changes: list[Change], fields) -> list[Change]:
                 witness = next(m.witness for m in members if point_in(box, m.witness))
                 out.append(Change(box, old, new, witness))
             continue
-        excluding = members[0].excluding if len(members) == 1 else \
-            tuple(dict.fromkeys(n for m in members for n in m.excluding))
-        out.append(Change(normalized(hull([m.box for m in members]), fields), old, new,
-                          members[0].witness, False, excluding))
+        box = normalized(hull([m.box for m in members]), fields)
+        excluding = tuple(dict.fromkeys(n for m in members for n in m.excluding))
+        # flows of the hull outside every member are decided by rules no member names
+        complete = all(m.excluding_complete for m in members) and len(excluding) <= EXCLUDING_NAMED \
+            and any(m.box == box for m in members)
+        out.append(Change(box, old, new, members[0].witness, False, excluding[:EXCLUDING_NAMED], complete))
     return out
 
 

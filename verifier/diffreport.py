@@ -100,7 +100,11 @@ def _partial_note(change: Change) -> str | None:
     note = "only the flows of this box that these two rules decide"
     if change.excluding:
         more = len(change.excluding) - 5
-        note += "; earlier rules take the rest: " + ", ".join(change.excluding[:5]) + (f" and {more} more" if more > 0 else "")
+        note += "; earlier rules take the rest: " + ", ".join(change.excluding[:5])
+        if not change.excluding_complete:
+            note += " and others"
+        elif more > 0:
+            note += f" and {more} more"
     return note
 
 
@@ -183,7 +187,7 @@ def render_json(diff: Diff, statuses: list[StatusChange]) -> dict:
         "status_changes": [_status_json(s) for s in statuses],
         "groups": [{"what": g.what, "change": g.how, "exact": g.exact, "regions": [
             {"match": box_json(schema, c.box), "text": box_text(schema, c.box, diff.names), "exact": c.exact,
-             "excluding": list(c.excluding), "old": _decider_json(c.old), "new": _decider_json(c.new),
+             "excluding": list(c.excluding), "excluding_complete": c.excluding_complete, "old": _decider_json(c.old), "new": _decider_json(c.new),
              "witness": flow_json(schema, c.witness), "witness_text": flow_text(schema, c.witness)}
             for c in g.changes]} for g in groups],
         "unknown": diff.unknown,

@@ -129,15 +129,22 @@ class Grid:
         # For one real flow at a time, plain lists: per field, each cut's first real value and
         # its grid segment (-1: outside).
         self.real_starts = {name: [squeeze.starts[name][c] for c in self.cuts[name].tolist()] for name in self.names}
-        self.segment_of_cut = {name: np.where(self.inside[name], np.cumsum(self.inside[name]) - 1, -1).tolist()
+        self.segment_of_cut = {name: np.where(self.inside[name], np.cumsum(self.inside[name]) - 1, -1)
                                for name in self.names}
 
     def _packed(self, some: np.ndarray, sub: np.ndarray) -> np.ndarray:
         """Per segment, the rows holding it as bits: the constraining rows `some` where `sub`
-        says so, and every other row."""
-        rows = np.ones((sub.shape[1], self.rows), dtype=bool)
-        rows[:, some] = sub.T
-        return np.packbits(rows, axis=1, bitorder="little")
+        says so, and every other row. Built with the rows' bytes as lines: the rows at one bit
+        position fall in distinct bytes, so each bit position is one shifted OR of whole lines
+        of `sub` (a byte per segment), with no (segments x rows) matrix of booleans."""
+        others = np.ones(self.rows, dtype=bool)
+        others[some] = False
+        lines = np.repeat(np.packbits(others, bitorder="little")[:, None], sub.shape[1], axis=1)
+        values = sub.view(np.uint8)
+        for bit in range(8):
+            chosen = np.flatnonzero(some & 7 == bit)
+            lines[some[chosen] >> 3] |= values[chosen] << bit
+        return np.ascontiguousarray(lines.T)
 
     def member(self, name: str, rows: np.ndarray | list[int]) -> np.ndarray:
         """(rows x segments) booleans: which segments of the field each row holds."""
@@ -211,12 +218,6 @@ class Grid:
             flow[j] = options[rng.integers(len(options))]
         return None
 
-    def holds_first(self, flow: np.ndarray, row: int) -> bool:
-        """Is `row` the first row holding the flow?"""
-        held = self._held(flow[None, :])[0]
-        byte, bit = divmod(row, 8)
-        return bool(held[byte] >> bit & 1) and not (held[byte] & ((1 << bit) - 1)) and not held[:byte].any()
-
     def candidates(self, rows: list[int], order: Mapping[str, np.ndarray]) -> np.ndarray:
         """One flow per row inside that row's box: per field, the row's first segment in `order`."""
         flows = np.zeros((len(rows), len(self.names)), dtype=np.int64)
@@ -237,17 +238,26 @@ class Grid:
     def shuffled(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return {name: rng.permutation(self.sub[name].shape[1]) for name in self.names}
 
-    def position(self, flow: Mapping[str, int]) -> np.ndarray | None:
-        """A real flow as grid segment positions, or None when it lies outside `within`."""
-        if any(flow[name] not in values for name, values in self.whole_fields):
-            return None
-        out = []
-        for name in self.names:
-            at = self.segment_of_cut[name][bisect.bisect_right(self.real_starts[name], flow[name]) - 1]
-            if at < 0:
-                return None
-            out.append(at)
-        return np.array(out, dtype=np.int64)
+    def positions(self, flows: list[Mapping[str, int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Real flows as rows of grid segment positions, and which of them lie inside `within`
+        (the positions of the others mean nothing)."""
+        inside = np.array([all(flow[name] in values for name, values in self.whole_fields) for flow in flows],
+                          dtype=bool)
+        out = np.zeros((len(flows), len(self.names)), dtype=np.int64)
+        for j, name in enumerate(self.names):
+            starts = self.real_starts[name]     # plain ints: an IPv6 value does not fit an int64
+            cut = [bisect.bisect_right(starts, flow[name]) - 1 for flow in flows]
+            out[:, j] = self.segment_of_cut[name][cut]
+        inside &= (out >= 0).all(axis=1)
+        return out, inside
+
+    def first_holders(self, flows: list[Mapping[str, int]], rows: np.ndarray) -> np.ndarray:
+        """Per real flow: is it inside `within` and is rows[i] the first row holding it?"""
+        at, inside = self.positions(flows)
+        out = np.zeros(len(flows), dtype=bool)
+        if inside.any():
+            out[inside] = self.first_rows(at[inside]) == rows[inside]
+        return out
 
     def cell(self, flow: np.ndarray) -> Box:
         """The real flows of one grid flow (every one is held by the same boxes)."""
@@ -283,15 +293,25 @@ class Grid:
             prefix = prefix & whole[j]
         return False
 
-    def meeting_before(self, target: int) -> np.ndarray:
-        """The rows before `target` whose box shares a flow with row `target`'s box. Only the
-        fields the target constrains can keep a row out."""
-        meets = self._rows_mask(0, target)
+    def meeting_before(self, targets: np.ndarray) -> np.ndarray:
+        """Per target row, as packed bits (rows_in reads them): the rows before it whose box
+        shares a flow with its box. Only the fields a target constrains can keep a row out;
+        targets constraining a field alike share the rows that meet them there."""
+        meets = np.packbits(np.arange(self.rows)[None, :] < targets[:, None], axis=1, bitorder="little")
         for name in self.names:
-            held = self._row(name, target)
-            if held is not None:
-                meets &= np.bitwise_or.reduce(self.packed[name][held], axis=0)
-        return np.flatnonzero(np.unpackbits(meets, bitorder="little")[:target])
+            lines = self.index[name][targets]
+            constraining = lines >= 0
+            if not constraining.any():
+                continue
+            distinct, which = np.unique(lines[constraining], return_inverse=True)
+            reach = np.stack([np.bitwise_or.reduce(self.packed[name][self.sub[name][line]], axis=0)
+                              for line in distinct.tolist()])
+            meets[constraining] &= reach[which]
+        return meets
+
+    def rows_in(self, bits: np.ndarray) -> np.ndarray:
+        """The rows of one line of packed row bits, in order."""
+        return np.flatnonzero(np.unpackbits(bits, count=self.rows, bitorder="little"))
 
 
 _LOWEST_BIT = np.array([(b & -b).bit_length() - 1 if b else 0 for b in range(256)], dtype=np.int64)
