@@ -79,6 +79,15 @@ class Diff:
         return not self.changes and not self.unknown
 
 
+@dataclass
+class _Found:
+    """What walks find: a Diff's findings without its schema, so that a walk's result sent back
+    from a worker process is only what it found (a schema holds the application catalogue)."""
+    changes: list[Change] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    queries: int = 0
+
+
 def _signature(model: TableModel, i: int):
     if i == len(model.boxes) - 1:
         return ("default", model.entries[i][0])
@@ -107,9 +116,9 @@ class _Walk:
     tables' bounds cut each field into (compress.py), so a 128-bit address costs a few bits.
     """
 
-    def __init__(self, diff: Diff, own: TableModel, other: TableModel, partner: dict[int, int],
+    def __init__(self, found: _Found, own: TableModel, other: TableModel, partner: dict[int, int],
                  skip: set[int], old_side: bool, limits: Limits, names: _RuleNames, segments: Segments):
-        self.diff, self.own, self.other, self.partner = diff, own, other, partner
+        self.diff, self.own, self.other, self.partner = found, own, other, partner
         self.skip, self.old_side, self.limits = skip, old_side, limits
         self.rule_names, self.segments = names.names, segments
         self.marks = np.zeros(len(names.names), dtype=bool)       # scratch for _names
@@ -392,11 +401,11 @@ class _RuleNames:
         self.names = np.array(list(number), dtype=object)
 
 
-def _walk(state: tuple, walk: tuple[bool, int]) -> Diff:
+def _walk(state: tuple, walk: tuple[bool, int]) -> _Found:
     """What one changed rule's walk finds (each walk stands alone, so processes can share them)."""
     a, b, a_to_b, b_to_a, changed_a, limits, names, segments = state
     old_side, c = walk
-    found = Diff(a.table.schema)
+    found = _Found()
     if old_side:
         _Walk(found, a, b, b_to_a, set(), True, limits, names, segments).run(c)
     else:
