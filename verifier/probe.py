@@ -98,11 +98,7 @@ class Grid:
             if inside.sum() < 2:
                 continue
             some, row = np.unique(row, return_inverse=True)
-            change = np.zeros((len(some), len(cuts) + 1), dtype=np.int8)
-            np.add.at(change, (row, np.searchsorted(cuts, lo)), 1)
-            np.add.at(change, (row, np.searchsorted(cuts, hi + 1)), -1)
-            # A box's intervals are disjoint and apart, so the sums are 0 or 1: booleans as they are.
-            summed = np.cumsum(change[:, :-1], axis=1, dtype=np.int8).view(bool)
+            summed = _filled(len(some), len(cuts), row, np.searchsorted(cuts, lo), np.searchsorted(cuts, hi + 1))
             columns = np.flatnonzero(inside)
             one_run = columns[-1] - columns[0] + 1 == len(columns)
             sub = summed[:, columns[0]:columns[-1] + 1] if one_run else summed[:, inside]
@@ -312,6 +308,17 @@ class Grid:
     def rows_in(self, bits: np.ndarray) -> np.ndarray:
         """The rows of one line of packed row bits, in order."""
         return np.flatnonzero(np.unpackbits(bits, count=self.rows, bitorder="little"))
+
+
+def _filled(rows: int, width: int, row: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """(rows x width) booleans, True at [row[i], start[i]:stop[i]] for each i: set cell by cell,
+    since most intervals span a segment or two of a wide field (an address's prefixes)."""
+    lengths = stop - start
+    ends = np.cumsum(lengths)
+    cells = np.arange(ends[-1] if len(ends) else 0) + np.repeat(row * width + start - (ends - lengths), lengths)
+    out = np.zeros(rows * width, dtype=bool)
+    out[cells] = True
+    return out.reshape(rows, width)
 
 
 _LOWEST_BIT = np.array([(b & -b).bit_length() - 1 if b else 0 for b in range(256)], dtype=np.int64)
