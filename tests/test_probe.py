@@ -70,11 +70,13 @@ def test_grid_agrees_with_brute_force(own, other, data):
     assert grid.first_holders(FLOWS, deciding).tolist() == [point_in(within, flow) for flow in FLOWS]
     assert not grid.first_holders(FLOWS, deciding + 1).any()
     meeting_before = grid.meeting_before(np.arange(start, len(rows)))      # all targets in one batch
+    covered_before = grid.covered_before(np.arange(start, len(rows)))
     for target in range(start, len(rows)):
         inside = [f for f in FLOWS if point_in(within, f) and point_in(rows[target], f)]
         meets = [r for r in range(target) if any(point_in(rows[r], f) for f in inside)]
         assert grid.rows_in(meeting_before[target - start]).tolist() == meets
-        covered = grid.covered_before(target)
+        covered = bool(covered_before[target - start])
+        assert covered == bool(grid.covered_before(np.array([target]))[0])
         holders = np.arange(target, dtype=np.int64)
         assert grid.holds_boxes(holders, np.full(target, target)).tolist() == \
             [all(point_in(rows[r], f) for f in inside) for r in range(target)]
@@ -101,7 +103,7 @@ def test_rows_splitting_one_field_cover_a_box():
                  {"a": IntervalSet.span(0, 31), "b": IntervalSet.span(2, 3)}, {}]
         within, earlier, meeting, rows = _walk(own, other, 0)
         grid = Grid(Segments(FIELDS, [own, other]), within, [(0, earlier), (1, meeting)])
-        assert grid.covered_before(2) == (second.min() == 16)
+        assert bool(grid.covered_before(np.array([2]))[0]) == (second.min() == 16)
 
 
 def test_probes_change_how_regions_are_found_not_which(tmp_path, monkeypatch):

@@ -234,7 +234,9 @@ class _Walk:
         held = self.grid.holds_boxes(np.array([blockers[k] for k in probed], dtype=np.int64),
                                      np.array([row[k] for k in probed], dtype=np.int64))
         plain = {k for k, holds in zip(probed, held.tolist()) if holds}
-        return {k for k in wanted - plain if not self.grid.covered_before(row[k])}
+        rest = sorted(wanted - plain)
+        covered = self.grid.covered_before(np.array([row[k] for k in rest], dtype=np.int64))
+        return {k for k, held in zip(rest, covered.tolist()) if not held}
 
     def _escape(self, c: int, wanted: set[int], row: dict[int, int], rng: np.random.Generator) -> set[int]:
         """Record the region of each wanted rule for which Grid.escape finds a flow it and c

@@ -155,12 +155,6 @@ class Grid:
         at = int(self.index[name][row])
         return None if at < 0 else self.sub[name][at]
 
-    def _rows_mask(self, lo: int, hi: int) -> np.ndarray:
-        """Packed bits of rows lo..hi-1."""
-        bits = np.zeros(self.rows, dtype=bool)
-        bits[lo:hi] = True
-        return np.packbits(bits, bitorder="little")
-
     def _held(self, flows: np.ndarray) -> np.ndarray:
         """(flows x row bytes): the rows holding each flow (a row of segment positions), as bits."""
         if len(flows) == 1:     # one gather over all fields
@@ -264,27 +258,44 @@ class Grid:
             out[name] = self.squeeze.span(name, int(self.cuts[name][at]), last)
         return out
 
-    def covered_before(self, target: int) -> bool:
-        """Do the rows before `target` hold every flow of row `target`'s box, in the way a policy
-        usually covers one: on one field by the union of rows that hold all of the box's
-        values of every other field (one row holding it all is the simplest case)? False
-        says nothing."""
-        held = [self._row(name, target) for name in self.names]
-        whole = [self.full[name] if mine is None else np.bitwise_and.reduce(self.packed[name][mine], axis=0)
-                 for name, mine in zip(self.names, held)]     # per field: the rows holding all the box's values
-        before = self._rows_mask(0, target)
+    def covered_before(self, targets: np.ndarray) -> np.ndarray:
+        """Per target row: do the rows before it hold every flow of its box, in the way a policy
+        usually covers one: on one field by the union of rows that hold all of the box's values
+        of every other field (one row holding it all is the simplest case, checked for all
+        targets at once)? False says nothing."""
+        whole = [self._whole(name, targets) for name in self.names]    # per field: rows holding all the box's values
+        before = np.packbits(np.arange(self.rows)[None, :] < targets[:, None], axis=1, bitorder="little")
         after = [before]                    # after[j]: rows whole on every field from j on
         for mask in reversed(whole):
             after.append(after[-1] & mask)
         after.reverse()
-        if after[0].any():
-            return True                     # one row holds it all
+        covered = after[0].any(axis=1)      # one row holds it all
+        for i in np.flatnonzero(~covered).tolist():
+            covered[i] = self._covered_by_union(int(targets[i]), before[i], [w[i] for w in whole], [a[i] for a in after])
+        return covered
+
+    def _whole(self, name: str, targets: np.ndarray) -> np.ndarray:
+        """Per target row, as packed bits: the rows holding all the values of its box on the field."""
+        lines = self.index[name][targets]
+        out = np.repeat(self.full[name][None, :], len(targets), axis=0)
+        constraining = np.flatnonzero(lines >= 0)
+        held = self.sub[name][lines[constraining]]
+        single = held.sum(axis=1) == 1          # one segment: its rows as they are
+        out[constraining[single]] = self.packed[name][held[single].argmax(axis=1)]
+        for i, line in zip(constraining[~single].tolist(), held[~single]):
+            out[i] = np.bitwise_and.reduce(self.packed[name][line], axis=0)
+        return out
+
+    def _covered_by_union(self, target: int, before: np.ndarray, whole: list[np.ndarray], after: list[np.ndarray]) -> bool:
+        """covered_before's second way, for one target: on some field, the rows whole on every
+        other field hold all the box's values together."""
         prefix = before
         for j, name in enumerate(self.names):
             rows = prefix & after[j + 1]
             if rows.any():
-                union = self.member(name, np.flatnonzero(np.unpackbits(rows, bitorder="little")[:target])).any(axis=0)
-                if union.all() or (held[j] is not None and not (held[j] & ~union).any()):
+                union = self.member(name, self.rows_in(rows)).any(axis=0)
+                held = self._row(name, target)
+                if union.all() or (held is not None and not (held & ~union).any()):
                     return True
             prefix = prefix & whole[j]
         return False
