@@ -17,7 +17,7 @@ once, from the old side.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
@@ -263,18 +263,17 @@ class _Walk:
         own, other, schema = self.own, self.other, self.own.table.schema
         rows = np.array([row for _, row, _ in self.found], dtype=np.int64)
         start = len(self.earlier)
-        written: list[list[Change]] = []
+        written: list = []      # per region: its exact changes, or (box, old, new, names, complete) of a hull
         exact: list[tuple[int, dict[str, int]]] = []        # (row, witness) of exact boxes, checked at the end
         hulls: list[tuple[int, Box, Box]] = []               # (row, region, cell) whose witness is chosen below
+        mine = _decider(own, c)
         for (k, row, cell), bits in zip(self.found, self.grid.meeting_before(rows)):
             before = self.grid.rows_in(bits)
             region = intersect(own.boxes[c], other.boxes[k])
-            own_rows, earlier_other = before[before < start], self.meeting[before[before >= start] - start]
-            old, new = _decider(own, c), _decider(other, k)
-            if not self.old_side:
-                old, new = new, old
+            old, new = (mine, _decider(other, k)) if self.old_side else (_decider(other, k), mine)
             parts, complete = [], False
             if len(before) <= EXACT_BOXES_CAP:
+                own_rows, earlier_other = before[before < start], self.meeting[before[before >= start] - start]
                 boxes = [own.boxes[j] for j in self.earlier[own_rows].tolist()] + \
                     [other.boxes[j] for j in earlier_other.tolist()]
                 parts, complete = subtract_all(region, boxes, own.fields, EXACT_BOXES_CAP, budget=200)
@@ -284,15 +283,16 @@ class _Walk:
                 written.append([Change(p, old, new, point) for p, point in zip(parts, points)])
             else:
                 hulls.append((row, region, cell))
-                written.append([Change(region, old, new, {}, False, *self._names(c, k, before))])
+                written.append((region, old, new, *self._names(c, k, before)))
         if exact and not self.grid.first_holders([p for _, p in exact], np.array([r for r, _ in exact])).all():
             raise InternalError("a diff witness does not show the change it stands for")
         points = iter(self._typical(hulls))
-        for changes in written:
-            if changes[0].exact:
-                self.diff.changes.extend(changes)
+        for region in written:
+            if isinstance(region, list):
+                self.diff.changes.extend(region)
             else:
-                self.diff.changes.append(replace(changes[0], witness=next(points)))
+                box, old, new, names, complete = region
+                self.diff.changes.append(Change(box, old, new, next(points), False, names, complete))
 
     def _typical(self, hulls: list[tuple[int, Box, Box]]) -> list[dict[str, int]]:
         """Per (row, region, cell): the most typical flow that c and the row's rule decide. That is
