@@ -22,7 +22,7 @@ from functools import partial
 
 import numpy as np
 
-from dpipolicy.compiler.boxes import Box, hull, intersect, merge, normalized, point_in, subtract_all
+from dpipolicy.compiler.boxes import Box, contains, hull, intersect, merge, normalized, point_in, subtract_all
 from dpipolicy.compiler.retarget import joint_schema, retarget
 from dpipolicy.compiler.table import RuleTable
 from dpipolicy.dsl.schema import LABEL_FIELDS, Schema
@@ -127,10 +127,11 @@ class _Walk:
     def run(self, c: int) -> None:
         own, other = self.own, self.other
         box, mine = own.boxes[c], own.entries[c][0]
-        # the rules meeting box_c up to the first that holds all of it (the default at the latest),
-        # which decides every flow of box_c not decided before it on the other side
-        last = other.index.first_containing(box)
-        meeting = other.index.overlapping(box, last + 1)
+        meeting = []
+        for k in other.index.overlapping(box):
+            meeting.append(k)
+            if contains(other.boxes[k], box):
+                break           # every flow of box_c is decided by now on the other side
         # A rule aligned with an earlier rule of c's side (its twin) holds only flows that rule takes
         # before c: it decides none of c's, and is left out of the grid; its name still counts
         # among a region's earlier rules.

@@ -71,15 +71,6 @@ class _WideField:
         out[self.owner[hit]] = True
         return out
 
-    def rules_containing(self, values: IntervalSet) -> np.ndarray:
-        """Per rule: does the rule's set of this field hold all of `values`? (A rule's intervals
-        are apart, so each interval of `values` lies in one of them or in none.)"""
-        count = np.zeros(self.n, dtype=np.int64)
-        for lo, hi in values.intervals:
-            hit = self._le(self.lo, self._parts(lo)) & self._le(self._parts(hi), self.hi)
-            count += np.bincount(self.owner[hit], minlength=self.n)
-        return count == len(values.intervals)
-
     def rules_holding(self, v: int) -> np.ndarray:
         parts = self._parts(v)
         hit = self._le(self.lo, parts) & self._le(parts, self.hi)
@@ -121,19 +112,6 @@ class BoxIndex:
         if approximate:
             found = [j for j in found if _meets(self.boxes[j], region)]
         return found
-
-    def first_containing(self, region: Mapping[str, IntervalSet]) -> int | None:
-        """The first rule whose box holds every point of `region`, or None (exact)."""
-        mask = np.ones(len(self.boxes), dtype=bool)
-        for name, f in self.fields.items():
-            values = region.get(name, f.domain)
-            if name in self.bits:
-                wanted = _mask_words(values)
-                mask &= ((self.bits[name] & wanted) == wanted).all(axis=1)
-            else:
-                mask &= self.wide[name].rules_containing(values)
-        hits = np.flatnonzero(mask)
-        return int(hits[0]) if len(hits) else None
 
     def first_holding(self, flow: Mapping[str, int], before: int) -> int | None:
         """The first rule j < before whose box holds the point, or None (exact)."""
