@@ -45,6 +45,8 @@ class _WideField:
         self.n = len(per_rule)
 
     def _split(self, values: list[int]) -> list[np.ndarray]:
+        if self.chunks == 1:
+            return [np.array(values, dtype=np.int64)]      # ports, volumes: one chunk as they are
         return [np.array([(v >> (_CHUNK * (self.chunks - 1 - t))) & _CHUNK_MASK for v in values], dtype=np.int64)
                 for t in range(self.chunks)]
 
@@ -89,9 +91,14 @@ class BoxIndex:
         for f in fields:
             if f.hi < _SMALL:
                 words = np.full((n, _WORDS), np.uint64((1 << 64) - 1), dtype=np.uint64)
+                masks: dict[IntervalSet, np.ndarray] = {}       # rules repeat a few sets (tcp, a plan) often
                 for i, b in enumerate(self.boxes):
-                    if f.name in b:
-                        words[i] = _mask_words(b[f.name])
+                    values = b.get(f.name)
+                    if values is not None:
+                        mask = masks.get(values)
+                        if mask is None:
+                            mask = masks[values] = _mask_words(values)
+                        words[i] = mask
                 self.bits[f.name] = words
             else:
                 self.wide[f.name] = _WideField(f, [b.get(f.name) for b in self.boxes])
