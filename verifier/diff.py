@@ -198,7 +198,10 @@ class _Walk:
             k = other.index.first_holding(squeeze.flow(outcome.model), len(other.boxes))
             if k not in wanted:
                 raise InternalError(f"diff: z3 named a flow decided by {other.rule_words(k)}, not a changed outcome")
-            self._record(c, k, row[k], squeeze.cell(outcome.model))
+            at, inside = self.grid.positions([squeeze.flow(outcome.model)])
+            if not inside[0]:
+                raise InternalError("diff: z3 named a flow outside the changed rule's box")
+            self._record(c, k, row[k], at[0])
             wanted.discard(k)
             if not wanted:
                 return
@@ -224,7 +227,7 @@ class _Walk:
                 if k in wanted and k not in found:
                     found[k] = flow
         for k, flow in found.items():
-            self._record(c, k, row[k], grid.cell(flow))
+            self._record(c, k, row[k], flow)
         return set(found), blockers
 
     def _uncovered(self, wanted: set[int], blockers: dict[int, int], row: dict[int, int]) -> set[int]:
@@ -248,14 +251,14 @@ class _Walk:
         for k, flow in zip(targets, grid.candidates([row[k] for k in targets], grid.least_covered())):
             flow = grid.escape(flow, row[k], rng, ESCAPE_STEPS)
             if flow is not None:
-                self._record(c, k, row[k], grid.cell(flow))
+                self._record(c, k, row[k], flow)
                 found.add(k)
         return found
 
-    def _record(self, c: int, k: int, row: int, cell: Box) -> None:
-        """Note that c here and k there decide the flows of `cell` (all of them); the region of
-        c and k is written once the walk has found them all (_write_regions)."""
-        self.found.append((k, row, cell))
+    def _record(self, c: int, k: int, row: int, flow: np.ndarray) -> None:
+        """Note that c here and k there decide the flows of the grid flow's cell (all of them);
+        the region of c and k is written once the walk has found them all (_write_regions)."""
+        self.found.append((k, row, flow))
 
     def _write_regions(self, c: int) -> None:
         """Each found region as exact boxes, or as its box minus named earlier rules; the
@@ -265,9 +268,9 @@ class _Walk:
         start = len(self.earlier)
         written: list = []      # per region: its exact changes, or (box, old, new, names, complete) of a hull
         exact: list[tuple[int, dict[str, int]]] = []        # (row, witness) of exact boxes, checked at the end
-        hulls: list[tuple[int, Box, Box]] = []               # (row, region, cell) whose witness is chosen below
+        hulls: list[tuple[int, Box, np.ndarray]] = []        # (row, region, grid flow) whose witness is chosen below
         mine = _decider(own, c)
-        for (k, row, cell), bits in zip(self.found, self.grid.meeting_before(rows)):
+        for (k, row, flow), bits in zip(self.found, self.grid.meeting_before(rows)):
             before = self.grid.rows_in(bits)
             region = intersect(own.boxes[c], other.boxes[k])
             old, new = (mine, _decider(other, k)) if self.old_side else (_decider(other, k), mine)
@@ -282,7 +285,7 @@ class _Walk:
                 exact += ((row, point) for point in points)
                 written.append([Change(p, old, new, point) for p, point in zip(parts, points)])
             else:
-                hulls.append((row, region, cell))
+                hulls.append((row, region, flow))
                 written.append((region, old, new, *self._names(c, k, before)))
         if exact and not self.grid.first_holders([p for _, p in exact], np.array([r for r, _ in exact])).all():
             raise InternalError("a diff witness does not show the change it stands for")
@@ -294,22 +297,28 @@ class _Walk:
                 box, old, new, names, complete = region
                 self.diff.changes.append(Change(box, old, new, next(points), False, names, complete))
 
-    def _typical(self, hulls: list[tuple[int, Box, Box]]) -> list[dict[str, int]]:
-        """Per (row, region, cell): the most typical flow that c and the row's rule decide. That is
-        a realistic point of their region if they decide it, or of the region with the cell's
-        application; else a realistic point of the cell (every flow of which they decide), moved
-        field by field to the typical value for the cell's application while they still decide
-        it, so that only the fields that must be unusual are."""
+    def _typical(self, hulls: list[tuple[int, Box, np.ndarray]]) -> list[dict[str, int]]:
+        """Per (row, region, grid flow): the most typical flow that c and the row's rule decide.
+        That is a realistic point of their region if they decide it, or of the region with the
+        application of the flow's cell (made only for those); else a realistic point of the cell
+        (every flow of which they decide), moved field by field to the typical value for the
+        cell's application while they still decide it, so that only the fields that must be
+        unusual are."""
         schema, grid = self.own.table.schema, self.grid
         rows = np.array([row for row, _, _ in hulls], dtype=np.int64)
         chosen: list = [None] * len(hulls)
         typical: list = [None] * len(hulls)
         todo = list(range(len(hulls)))
+        cells: dict[int, Box] = {}
         for wider in (False, True):
             tried = []
             for i in todo:
-                _, region, cell = hulls[i]
-                box = dict(region, **{n: cell[n] for n in ("app",) + LABEL_FIELDS if n in cell}) if wider else region
+                _, region, flow = hulls[i]
+                if wider:
+                    cell = cells[i] = grid.cell(flow)
+                    box = dict(region, **{n: cell[n] for n in ("app",) + LABEL_FIELDS if n in cell})
+                else:
+                    box = region
                 if not wider or box != region:
                     typical[i] = realistic_point(schema, box)
                     tried.append(i)
@@ -317,7 +326,7 @@ class _Walk:
                 if holds:
                     chosen[i] = typical[i]
             todo = [i for i in todo if chosen[i] is None]
-        points = {i: realistic_point(schema, hulls[i][2]) for i in todo}
+        points = {i: realistic_point(schema, cells[i]) for i in todo}
         if todo:
             for name in sorted(points[todo[0]], key=lambda n: n in ("app",) + LABEL_FIELDS):
                 moved = [i for i in todo if points[i][name] != typical[i][name]]
