@@ -1,8 +1,9 @@
 """The rule index (verifier/index.py) against the box operations it stands in for: which rules
-meet a region, the first rule holding a flow. One field is a
+meet a region, which rules hold all of one, the first rule holding a flow. One field is a
 bitmask field; the other is wide, with values of 129 bits so that the 62-bit chunks matter."""
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from dpipolicy.compiler.boxes import intersect, point_in
@@ -25,11 +26,18 @@ _box = st.fixed_dictionaries({}, optional={"s": _sets(st.integers(0, 31)), "w": 
 _flow = st.fixed_dictionaries({"s": st.integers(0, 31), "w": st.sampled_from(_WIDE_VALUES)})
 
 
+def _holds(box, region) -> bool:
+    """Does `box` hold every point of `region` (a field it leaves out spans its whole domain)?"""
+    return all(region.get(f.name, f.domain).issubset(box[f.name]) for f in FIELDS if f.name in box)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(_box, min_size=1, max_size=8), _box, st.lists(_flow, min_size=1, max_size=5), st.data())
 def test_index_agrees_with_box_operations(boxes, region, flows, data):
     index = BoxIndex(FIELDS, boxes)
     before = data.draw(st.integers(0, len(boxes)))
     assert index.overlapping(region, before) == [j for j in range(before) if intersect(boxes[j], region) is not None]
+    rules = np.array(data.draw(st.lists(st.integers(0, len(boxes) - 1))), dtype=np.int64)
+    assert index.holding_all(region, rules).tolist() == [_holds(boxes[j], region) for j in rules.tolist()]
     for flow in flows:
         assert index.first_holding(flow, before) == next((j for j in range(before) if point_in(boxes[j], flow)), None)

@@ -22,7 +22,7 @@ from functools import partial
 
 import numpy as np
 
-from dpipolicy.compiler.boxes import Box, contains, hull, intersect, merge, normalized, point_in, subtract_all
+from dpipolicy.compiler.boxes import Box, hull, intersect, merge, normalized, point_in, subtract_all
 from dpipolicy.compiler.retarget import joint_schema, retarget
 from dpipolicy.compiler.table import RuleTable
 from dpipolicy.dsl.schema import LABEL_FIELDS, Schema
@@ -116,36 +116,43 @@ class _Walk:
     tables' bounds cut each field into (compress.py), so a 128-bit address costs a few bits.
     """
 
-    def __init__(self, found: _Found, own: TableModel, other: TableModel, partner: dict[int, int],
-                 skip: set[int], old_side: bool, limits: Limits, names: _RuleNames, segments: Segments):
-        self.diff, self.own, self.other, self.partner = found, own, other, partner
-        self.skip, self.old_side, self.limits = skip, old_side, limits
-        self.rule_names, self.segments = names.names, segments
-        self.marks = np.zeros(len(names.names), dtype=bool)       # scratch for _names
-        self.own_ids, self.other_ids = (names.old, names.new) if old_side else (names.new, names.old)
+    def __init__(self, found: _Found, own: TableModel, other: TableModel, tables: _Tables, old_side: bool,
+                 limits: Limits, segments: Segments):
+        self.diff, self.own, self.other, self.old_side, self.limits = found, own, other, old_side, limits
+        self.segments, self.rule_names = segments, tables.names
+        mine, theirs = (0, 1) if old_side else (1, 0)
+        self.own_partner, self.other_partner = tables.partner[mine], tables.partner[theirs]
+        self.own_outcome, self.other_outcome = tables.outcome[mine], tables.outcome[theirs]
+        self.own_ids, self.other_ids = tables.rule[mine], tables.rule[theirs]
+        self.marks = np.zeros(len(tables.names), dtype=bool)       # scratch for _names
 
     def run(self, c: int) -> None:
         own, other = self.own, self.other
-        box, mine = own.boxes[c], own.entries[c][0]
-        meeting = []
-        for k in other.index.overlapping(box):
-            meeting.append(k)
-            if contains(other.boxes[k], box):
-                break           # every flow of box_c is decided by now on the other side
+        box = own.boxes[c]
+        # The other table's rules meeting box_c up to the first holding all of it (the default
+        # at the latest): every flow of box_c is decided by then.
+        meeting = other.index.meeting(box)
+        meeting = meeting[:_first_holding_all(other, box, meeting) + 1]
         # A rule aligned with an earlier rule of c's side (its twin) holds only flows that rule takes
         # before c: it decides none of c's, and is left out of the grid; its name still counts
         # among a region's earlier rules.
-        twins = {self.partner[k]: k for k in meeting if self.partner.get(k, c) < c}
-        left_out = set(twins.values())
-        kept = [k for k in meeting if k not in left_out]
-        relevant = [k for k in kept if k not in self.skip and other.entries[k][0] != mine]
-        if not relevant:
+        partner = self.other_partner[meeting]
+        twin = (partner >= 0) & (partner < c)
+        kept = meeting[~twin]
+        differs = self.other_outcome[kept] != self.own_outcome[c]
+        if not self.old_side:
+            differs &= self.other_partner[kept] >= 0    # flows of changed rules on both sides: found from the old side
+        relevant = kept[differs]
+        if not len(relevant):
             return              # no rule that could decide c's flows differently
-        earlier = own.index.overlapping(box, c)
-        twin_ids = [self.other_ids[twins[j]] if j in twins else self.own_ids[j] for j in earlier]
+        earlier = own.index.meeting(box, c)
+        has_twin = np.zeros(len(own.boxes), dtype=bool)
+        has_twin[partner[twin]] = True
         # per grid row, the source rules it stands for: its own and its twin's (the same unless renamed)
         self.row_rules = np.concatenate([self.own_ids[earlier], self.other_ids[kept]])
-        self.row_twins = np.concatenate([np.array(twin_ids, dtype=np.int64), self.other_ids[kept]])
+        self.row_twins = np.concatenate([np.where(has_twin[earlier], self.other_ids[self.own_partner[earlier]],
+                                                  self.own_ids[earlier]), self.other_ids[kept]])
+        kept, relevant, earlier = kept.tolist(), relevant.tolist(), earlier.tolist()
         self.found: list[tuple[int, int, Box]] = []
         self._solve(c, kept, relevant, earlier)
         if self.found:
@@ -362,6 +369,18 @@ class _Walk:
         return tuple(self.rule_names[named].tolist()), complete
 
 
+def _first_holding_all(model: TableModel, box: Box, rules: np.ndarray) -> int:
+    """The position in `rules` of the first rule whose box holds all of `box` (the last rule of
+    a table, the default, holds every box), tested in growing batches: it usually comes early."""
+    start, size = 0, 256
+    while start < len(rules):
+        holds = np.flatnonzero(model.index.holding_all(box, rules[start:start + size]))
+        if len(holds):
+            return start + int(holds[0])
+        start, size = start + size, 4 * size
+    raise InternalError("diff: no rule of the table holds every flow (the default must)")
+
+
 def _consolidated(changes: list[Change], fields) -> list[Change]:
     """Per pair of deciding rules, as few changes as possible.
 
@@ -391,36 +410,43 @@ def _consolidated(changes: list[Change], fields) -> list[Change]:
     return out
 
 
-def _partners(a: list, b: list) -> tuple[dict[int, int], dict[int, int]]:
-    """Aligned rules: index in one table to index in the other."""
+def _partners(a: list, b: list) -> tuple[np.ndarray, np.ndarray]:
+    """Aligned rules: per rule of each table, the index of its partner in the other, or -1."""
     number: dict = {}           # each signature as a small number, so the matcher hashes it once
     a, b = ([number.setdefault(s, len(number)) for s in side] for side in (a, b))
-    a_to_b: dict[int, int] = {}
+    a_to_b, b_to_a = np.full(len(a), -1, dtype=np.int64), np.full(len(b), -1, dtype=np.int64)
     for block in difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks():
-        a_to_b.update((block.a + t, block.b + t) for t in range(block.size))
-    return a_to_b, {j: i for i, j in a_to_b.items()}
+        a_to_b[block.a:block.a + block.size] = np.arange(block.b, block.b + block.size)
+        b_to_a[block.b:block.b + block.size] = np.arange(block.a, block.a + block.size)
+    return a_to_b, b_to_a
 
 
-class _RuleNames:
-    """The source rule names of both tables as numbers, so a region's earlier rules are named
-    with array operations."""
+class _Tables:
+    """The rules of both tables as numbers, so a walk reads them with array operations: each
+    rule's aligned partner in the other table (-1: changed), its outcome, and its source rule's
+    name (`names` holds the names)."""
 
     def __init__(self, a: TableModel, b: TableModel):
+        self.partner = _partners([_signature(a, i) for i in range(len(a.boxes))],
+                                 [_signature(b, j) for j in range(len(b.boxes))])
+        outcomes: dict = {}
+        self.outcome = tuple(np.array([outcomes.setdefault(e[0], len(outcomes)) for e in m.entries], dtype=np.int64)
+                             for m in (a, b))
         number: dict[str, int] = {}
-        self.old, self.new = (np.array([number.setdefault(e[1], len(number)) for e in m.entries], dtype=np.int64)
-                              for m in (a, b))
+        self.rule = tuple(np.array([number.setdefault(e[1], len(number)) for e in m.entries], dtype=np.int64)
+                          for m in (a, b))
         self.names = np.array(list(number), dtype=object)
 
 
 def _walk(state: tuple, walk: tuple[bool, int]) -> _Found:
     """What one changed rule's walk finds (each walk stands alone, so processes can share them)."""
-    a, b, a_to_b, b_to_a, changed_a, limits, names, segments = state
+    a, b, tables, limits, segments = state
     old_side, c = walk
     found = _Found()
     if old_side:
-        _Walk(found, a, b, b_to_a, set(), True, limits, names, segments).run(c)
+        _Walk(found, a, b, tables, True, limits, segments).run(c)
     else:
-        _Walk(found, b, a, a_to_b, changed_a, False, limits, names, segments).run(c)
+        _Walk(found, b, a, tables, False, limits, segments).run(c)
     return found
 
 
@@ -429,16 +455,14 @@ def diff_tables(old: RuleTable, new: RuleTable, limits: Limits, jobs: int = 1) -
     processes, with the same result as one."""
     schema = old.schema if old.schema is new.schema else joint_schema(old.schema, new.schema)
     a, b = TableModel(retarget(old, schema)), TableModel(retarget(new, schema))
-    a_to_b, b_to_a = _partners([_signature(a, i) for i in range(len(a.boxes))],
-                               [_signature(b, j) for j in range(len(b.boxes))])
-    changed_a = [i for i in range(len(a.boxes)) if i not in a_to_b]
-    changed_b = [j for j in range(len(b.boxes)) if j not in b_to_a]
+    tables = _Tables(a, b)
+    changed_a, changed_b = (np.flatnonzero(partner < 0).tolist() for partner in tables.partner)
     # enum values were renumbered onto the joint schema, so only sets of other fields keep their meaning
     names = tuple(n for n in old.named_sets + new.named_sets if schema.field(n[1]).kind != "enum" or n[1] in ("app",) + LABEL_FIELDS)
     result = Diff(schema, changed_rules=(len(changed_a), len(changed_b)), names=names)
     walks = [(True, i) for i in changed_a] + [(False, j) for j in changed_b]
-    for found in map_in_processes(_walk, (a, b, a_to_b, b_to_a, set(changed_a), limits, _RuleNames(a, b),
-                                            Segments(a.fields, [a.boxes, b.boxes])), walks, jobs, (a, b)):
+    for found in map_in_processes(_walk, (a, b, tables, limits, Segments(a.fields, [a.boxes, b.boxes])),
+                                  walks, jobs, (a, b)):
         result.changes += found.changes
         result.unknown += found.unknown
         result.queries += found.queries

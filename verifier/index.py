@@ -28,6 +28,13 @@ def _mask_words(values: IntervalSet) -> np.ndarray:
     return np.array([(mask >> (64 * w)) & ((1 << 64) - 1) for w in range(_WORDS)], dtype=np.uint64)
 
 
+def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """starts[0], starts[0]+1, ... (lengths[0] of them), then the same from starts[1], ...: the
+    positions of many short runs, with no loop in Python."""
+    ends = np.cumsum(lengths)
+    return np.arange(ends[-1] if len(ends) else 0) + np.repeat(starts - (ends - lengths), lengths)
+
+
 class _WideField:
     """All intervals of one wide field across the rules, as chunked arrays."""
 
@@ -43,6 +50,9 @@ class _WideField:
         self.lo = self._split(los)
         self.hi = self._split(his)
         self.n = len(per_rule)
+        # rule i's intervals are first[i]:last[i] (owners are in rule order)
+        self.first = np.searchsorted(self.owner, np.arange(self.n))
+        self.last = np.searchsorted(self.owner, np.arange(self.n), side="right")
 
     def _split(self, values: list[int]) -> list[np.ndarray]:
         if self.chunks == 1:
@@ -73,6 +83,19 @@ class _WideField:
         out[self.owner[hit]] = True
         return out
 
+    def holding_all(self, values: IntervalSet, rules: np.ndarray) -> np.ndarray:
+        """Per rule of `rules`: does its set of this field hold all of `values`? A rule's
+        intervals are apart, so each interval of `values` lies in one of them or in none."""
+        first, lengths = self.first[rules], self.last[rules] - self.first[rules]
+        at = ranges(first, lengths)
+        which = np.repeat(np.arange(len(rules)), lengths)
+        lo, hi = [chunk[at] for chunk in self.lo], [chunk[at] for chunk in self.hi]
+        count = np.zeros(len(rules), dtype=np.int64)
+        for a, b in values.intervals:
+            hit = self._le(lo, self._parts(a)) & self._le(self._parts(b), hi)
+            count += np.bincount(which[hit], minlength=len(rules))
+        return count == len(values.intervals)
+
     def rules_holding(self, v: int) -> np.ndarray:
         parts = self._parts(v)
         hit = self._le(self.lo, parts) & self._le(parts, self.hi)
@@ -102,11 +125,19 @@ class BoxIndex:
                 self.bits[f.name] = words
             else:
                 self.wide[f.name] = _WideField(f, [b.get(f.name) for b in self.boxes])
+        # per field, the rules whose box holds every value of it
+        whole = {f.name: f.domain for f in fields}
+        self.open = {name: np.array([name not in b or b[name] == domain for b in self.boxes], dtype=bool)
+                     for name, domain in whole.items()}
 
     def overlapping(self, region: Mapping[str, IntervalSet], before: int | None = None) -> list[int]:
         """Indices j (< before, if given) whose box shares at least one point with `region` (exact)."""
+        return self.meeting(region, before).tolist()
+
+    def meeting(self, region: Mapping[str, IntervalSet], before: int | None = None) -> np.ndarray:
+        """`overlapping`, as an array."""
         if before == 0:
-            return []
+            return np.zeros(0, dtype=np.int64)
         mask = np.ones(len(self.boxes), dtype=bool)
         approximate = False
         for name, values in region.items():
@@ -115,10 +146,24 @@ class BoxIndex:
             else:
                 mask &= self.wide[name].rules_meeting(values)
                 approximate |= len(values.intervals) > _MAX_REGION_INTERVALS
-        found = [int(j) for j in np.flatnonzero(mask[:before])]
+        found = np.flatnonzero(mask[:before])
         if approximate:
-            found = [j for j in found if _meets(self.boxes[j], region)]
+            found = found[[_meets(self.boxes[j], region) for j in found.tolist()]]
         return found
+
+    def holding_all(self, region: Mapping[str, IntervalSet], rules: np.ndarray) -> np.ndarray:
+        """Per rule of `rules`: does its box hold every point of `region` (exact)?"""
+        out = np.ones(len(rules), dtype=bool)
+        for name, f in self.fields.items():
+            values = region.get(name)
+            if values is None:
+                out &= self.open[name][rules]       # the region spans the field: the rule must too
+            elif name in self.bits:
+                wanted = _mask_words(values)
+                out &= ((self.bits[name][rules] & wanted) == wanted).all(axis=1)
+            else:
+                out &= self.wide[name].holding_all(values, rules)
+        return out
 
     def first_holding(self, flow: Mapping[str, int], before: int) -> int | None:
         """The first rule j < before whose box holds the point, or None (exact)."""

@@ -19,6 +19,7 @@ from dpipolicy.compiler.boxes import Box
 from dpipolicy.dsl.intervals import IntervalSet
 
 from .compress import Compression
+from .index import ranges
 from .properties import InternalError
 
 
@@ -324,11 +325,8 @@ class Grid:
 def _filled(rows: int, width: int, row: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
     """(rows x width) booleans, True at [row[i], start[i]:stop[i]] for each i: set cell by cell,
     since most intervals span a segment or two of a wide field (an address's prefixes)."""
-    lengths = stop - start
-    ends = np.cumsum(lengths)
-    cells = np.arange(ends[-1] if len(ends) else 0) + np.repeat(row * width + start - (ends - lengths), lengths)
     out = np.zeros(rows * width, dtype=bool)
-    out[cells] = True
+    out[ranges(row * width + start, stop - start)] = True
     return out.reshape(rows, width)
 
 
