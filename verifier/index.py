@@ -126,9 +126,7 @@ class BoxIndex:
             else:
                 self.wide[f.name] = _WideField(f, [b.get(f.name) for b in self.boxes])
         # per field, the rules whose box holds every value of it
-        whole = {f.name: f.domain for f in fields}
-        self.open = {name: np.array([name not in b or b[name] == domain for b in self.boxes], dtype=bool)
-                     for name, domain in whole.items()}
+        self.open = {f.name: self._holding_all_of(f.name, f.domain, np.arange(n)) for f in fields}
 
     def overlapping(self, region: Mapping[str, IntervalSet], before: int | None = None) -> list[int]:
         """Indices j (< before, if given) whose box shares at least one point with `region` (exact)."""
@@ -154,16 +152,19 @@ class BoxIndex:
     def holding_all(self, region: Mapping[str, IntervalSet], rules: np.ndarray) -> np.ndarray:
         """Per rule of `rules`: does its box hold every point of `region` (exact)?"""
         out = np.ones(len(rules), dtype=bool)
-        for name, f in self.fields.items():
+        for name in self.fields:
             values = region.get(name)
             if values is None:
                 out &= self.open[name][rules]       # the region spans the field: the rule must too
-            elif name in self.bits:
-                wanted = _mask_words(values)
-                out &= ((self.bits[name][rules] & wanted) == wanted).all(axis=1)
             else:
-                out &= self.wide[name].holding_all(values, rules)
+                out &= self._holding_all_of(name, values, rules)
         return out
+
+    def _holding_all_of(self, name: str, values: IntervalSet, rules: np.ndarray) -> np.ndarray:
+        if name in self.bits:
+            wanted = _mask_words(values)
+            return ((self.bits[name][rules] & wanted) == wanted).all(axis=1)
+        return self.wide[name].holding_all(values, rules)
 
     def first_holding(self, flow: Mapping[str, int], before: int) -> int | None:
         """The first rule j < before whose box holds the point, or None (exact)."""
