@@ -144,14 +144,6 @@ class Grid:
             lines[some[chosen] >> 3] |= values[chosen] << bit
         return np.ascontiguousarray(lines.T)
 
-    def member(self, name: str, rows: np.ndarray | list[int]) -> np.ndarray:
-        """(rows x segments) booleans: which segments of the field each row holds."""
-        index = self.index[name][rows]
-        out = np.ones((len(index), self.sub[name].shape[1]), dtype=bool)
-        constraining = index >= 0
-        out[constraining] = self.sub[name][index[constraining]]
-        return out
-
     def _row(self, name: str, row: int) -> np.ndarray | None:
         """The segments row `row` holds, or None when it holds all of them."""
         at = int(self.index[name][row])
@@ -295,15 +287,18 @@ class Grid:
 
     def _covered_by_union(self, target: int, before: np.ndarray, whole: list[np.ndarray], after: list[np.ndarray]) -> bool:
         """covered_before's second way, for one target: on some field, the rows whole on every
-        other field hold all the box's values together."""
+        other field hold all the box's values together. Such a row holding every value of the
+        field, or the box's only one, would hold the whole box, which the first way looked for:
+        so the box has several values there, and the rows each hold some of the field."""
         prefix = before
         for j, name in enumerate(self.names):
-            rows = prefix & after[j + 1]
-            if rows.any():
-                union = self.member(name, self.rows_in(rows)).any(axis=0)
-                held = self._row(name, target)
-                if union.all() or (held is not None and not (held & ~union).any()):
-                    return True
+            held = self._row(name, target)
+            if held is None or held.sum() > 1:
+                rows = prefix & after[j + 1]
+                if rows.any():
+                    union = self.sub[name][self.index[name][self.rows_in(rows)]].any(axis=0)
+                    if union.all() or (held is not None and not (held & ~union).any()):
+                        return True
             prefix = prefix & whole[j]
         return False
 
