@@ -40,10 +40,11 @@ class Field:
     observable: bool = True            # can a rule match on it (can the engine see it)?
     outcome: bool = False              # an outcome variable (action, rate, logged, rule)
     why_unobservable: str = ""
+    domain: IntervalSet = dataclass_field(init=False, repr=False, compare=False)    # every value, 0..hi
 
-    @property
-    def domain(self) -> IntervalSet:
-        return IntervalSet.span(0, self.hi)
+    def __post_init__(self) -> None:
+        # made once: boxes and checks ask for it per rule and field
+        object.__setattr__(self, "domain", IntervalSet.span(0, self.hi))
 
     @property
     def bits(self) -> int:
