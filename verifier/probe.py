@@ -126,7 +126,8 @@ class Grid:
         self.packed = {name: self.stack[b:b + len(self.packed[name])] for name, b in zip(self.names, self.base)}
         # For one real flow at a time, plain lists: per field, each cut's first real value and
         # its grid segment (-1: outside).
-        self.real_starts = {name: [squeeze.starts[name][c] for c in self.cuts[name].tolist()] for name in self.names}
+        self.real_starts = {name: _int64_if_fits([squeeze.starts[name][c] for c in self.cuts[name].tolist()],
+                                                 squeeze.hi[name]) for name in self.names}
         self.segment_of_cut = {name: np.where(self.inside[name], np.cumsum(self.inside[name]) - 1, -1)
                                for name in self.names}
 
@@ -234,8 +235,11 @@ class Grid:
                           dtype=bool)
         out = np.zeros((len(flows), len(self.names)), dtype=np.int64)
         for j, name in enumerate(self.names):
-            starts = self.real_starts[name]     # plain ints: an IPv6 value does not fit an int64
-            cut = [bisect.bisect_right(starts, flow[name]) - 1 for flow in flows]
+            starts = self.real_starts[name]
+            if isinstance(starts, np.ndarray):
+                cut = np.searchsorted(starts, np.array([flow[name] for flow in flows], dtype=np.int64), side="right") - 1
+            else:
+                cut = [bisect.bisect_right(starts, flow[name]) - 1 for flow in flows]
             out[:, j] = self.segment_of_cut[name][cut]
         inside &= (out >= 0).all(axis=1)
         return out, inside
@@ -321,6 +325,12 @@ class Grid:
     def rows_in(self, bits: np.ndarray) -> np.ndarray:
         """The rows of one line of packed row bits, in order."""
         return np.flatnonzero(np.unpackbits(bits, count=self.rows, bitorder="little"))
+
+
+def _int64_if_fits(values: list[int], hi: int) -> np.ndarray | list[int]:
+    """`values` of a field whose values reach `hi`, as an array when they fit an int64 (an
+    address field's do not: IPv6 values pass 2**128), else as they are."""
+    return np.array(values, dtype=np.int64) if hi < 1 << 63 else values
 
 
 def _filled(rows: int, width: int, row: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
