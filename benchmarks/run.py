@@ -1,6 +1,6 @@
 """Benchmark: parse, type-check, compile, translation validation and check of generated carrier
 policies at several sizes, and the diff of each policy against a copy with 1% of its rules
-changed. Prints a table and writes JSON (benchmarks/out/results.json).
+changed, serially and with `--jobs 2`. Prints a table and writes JSON (benchmarks/out/results.json).
 
 Each size runs in its own process so peak memory (ru_maxrss) belongs to that size alone.
 Usage: python benchmarks/run.py [--sizes 1000 10000] [--seed 1] [--out benchmarks/out]
@@ -62,7 +62,8 @@ def measure_one(n: int, seed: int, workdir: Path) -> dict:
     results = check_spec(TableModel(table), policy, limits)
     times["verify"] = time.perf_counter() - t
     times["check_total"] = time.perf_counter() - start
-    times["diff_total"], diff_figures = measure_diff(policy_text, n, seed, workdir, limits)
+    times["diff_total"], diff_figures = measure_diff(policy_text, n, seed, workdir, limits, 1)
+    times["diff_total_jobs2"], _ = measure_diff(policy_text, n, seed, workdir, limits, 2)
     statuses = {}
     for r in results:
         statuses[r.status] = statuses.get(r.status, 0) + 1
@@ -72,27 +73,26 @@ def measure_one(n: int, seed: int, workdir: Path) -> dict:
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "validation": validation.status, "results": statuses,
         "queries": sum(r.queries for r in results),
-        "diff_over_parse": times["diff_total"] / times["parse"], "diff": diff_figures,
+        "diff_over_parse": times["diff_total"] / times["parse"],
+        "diff_jobs2_over_parse": times["diff_total_jobs2"] / times["parse"], "diff": diff_figures,
     }
 
 
-def measure_diff(policy_text: str, n: int, seed: int, workdir: Path, limits) -> tuple[float, dict]:
-    """The whole `dpipolicy diff` of the policy against a copy with 1% of its rules mutated:
-    load both (parse, check, compile), prove both translations, then diff."""
+def measure_diff(policy_text: str, n: int, seed: int, workdir: Path, limits, jobs: int) -> tuple[float, dict]:
+    """The whole `dpipolicy diff --jobs N` of the policy against a copy with 1% of its rules
+    mutated: load both (parse, check, compile), prove both translations, then diff."""
     from dpipolicy import api
     from dpipolicy.dsl.reuse import ParseMemo
-    from dpipolicy.verifier.diff import diff_tables
 
     (workdir / "policy-new.dpi").write_text(_generator().mutate(policy_text, 0.01, seed + 1))
     start = time.perf_counter()
     memo = ParseMemo()              # as `dpipolicy diff` does: the new version parses only its changed rules
     old, new = api.load(workdir / "policy.dpi", (), memo=memo), api.load(workdir / "policy-new.dpi", (), memo=memo)
-    proved: set = set()             # as `dpipolicy diff` does: a rule both versions share is proved once
-    api.translation_validation(old, limits, proved), api.translation_validation(new, limits, proved)
-    diff = diff_tables(old.table, new.table, limits)
+    diff, validations = api.diff(old, new, (old.table, new.table), limits, jobs)    # with both translations proved
     seconds = time.perf_counter() - start
     return seconds, {"changed_rules": list(diff.changed_rules), "regions": len(diff.changes),
-                     "unknown": len(diff.unknown), "queries": diff.queries}
+                     "unknown": len(diff.unknown), "queries": diff.queries,
+                     "validation": [v.status for v in validations]}
 
 
 def main() -> int:
@@ -110,13 +110,13 @@ def main() -> int:
         done = subprocess.run([sys.executable, __file__, "--one", str(n), "--seed", str(args.seed),
                                "--out", str(args.out)], capture_output=True, text=True, check=True)
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    phases = ("parse", "typecheck", "compile", "validate", "verify", "check_total", "diff_total")
+    phases = ("parse", "typecheck", "compile", "validate", "verify", "check_total", "diff_total", "diff_total_jobs2")
     print(f"{'rules':>7} {'match':>7} " + " ".join(f"{p:>11}" for p in phases)
-          + f" {'check/parse':>11} {'diff/parse':>11} {'regions':>7} {'peak MB':>8}")
+          + f" {'check/parse':>11} {'diff/parse':>11} {'-j2/parse':>11} {'regions':>7} {'peak MB':>8}")
     for r in rows:
         print(f"{r['rules']:>7} {r['match_rules']:>7} " + " ".join(f"{r['seconds'][p]:>10.2f}s" for p in phases)
-              + f" {r['check_over_parse']:>10.2f}x {r['diff_over_parse']:>10.2f}x {r['diff']['regions']:>7}"
-              f" {r['peak_rss_mb']:>8.0f}")
+              + f" {r['check_over_parse']:>10.2f}x {r['diff_over_parse']:>10.2f}x {r['diff_jobs2_over_parse']:>10.2f}x"
+              f" {r['diff']['regions']:>7} {r['peak_rss_mb']:>8.0f}")
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / "results.json"
     out.write_text(json.dumps({"machine": platform.platform(), "python": platform.python_version(),

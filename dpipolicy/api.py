@@ -15,7 +15,8 @@ from dpipolicy.dsl.profiles import Profile
 from dpipolicy.dsl.reuse import ParseMemo
 from dpipolicy.dsl.typed import Policy
 from dpipolicy.verifier.labels import under_profile, unobservable_rules, without_profile
-from dpipolicy.verifier.parallel import check_spec_parallel
+from dpipolicy.verifier.diff import Diff, diff_tables
+from dpipolicy.verifier.parallel import beside, check_spec_parallel
 from dpipolicy.verifier.properties import TableModel
 from dpipolicy.verifier.results import Report, Result
 from dpipolicy.verifier.solve import Limits
@@ -52,6 +53,21 @@ def translation_validation(loaded: Loaded, limits: Limits, proved: set | None = 
     """Prove the compiled table equal to the policy (None for a table input: nothing to compare);
     `proved` carries obligations already proved from one version to the next (validate.py)."""
     return None if loaded.policy is None else validate(loaded.policy, loaded.table, limits, proved)
+
+
+def diff(old: Loaded, new: Loaded, tables: tuple[RuleTable, RuleTable], limits: Limits,
+         jobs: int = 1) -> tuple[Diff, list[Validation | None]]:
+    """The diff of two versions' `tables` (as loaded, or as engines run them), and the proof that
+    each version's table is its policy: with `jobs` above 1, proved by another process while
+    this one diffs."""
+    validations = beside(_translations, (old, new, limits), jobs)
+    return diff_tables(*tables, limits, jobs), validations()
+
+
+def _translations(state: tuple[Loaded, Loaded, Limits], _) -> list[Validation | None]:
+    old, new, limits = state
+    proved: set = set()         # a rule both versions share is proved once
+    return [translation_validation(side, limits, proved) for side in (old, new)]
 
 
 def as_deployed(loaded: Loaded, profile: Profile | None) -> tuple[RuleTable, Policy]:

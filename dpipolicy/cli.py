@@ -268,7 +268,6 @@ def _explain(args, stdout: TextIO, stderr: TextIO) -> int:
 def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
     from dpipolicy import api
     from dpipolicy.dsl.reuse import ParseMemo
-    from dpipolicy.verifier.diff import diff_tables
     from dpipolicy.verifier.labels import under_two_profiles
     from dpipolicy.verifier.diffreport import StatusChange, render_json, render_markdown, render_text
     limits = _limits(args)
@@ -281,10 +280,9 @@ def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
         from dpipolicy.dsl.profiles import load_profile
         exact = load_profile("exact", old.table.schema.catalogue)
         tables = under_two_profiles(*tables, *(p or exact for p in profiles))
-    result = diff_tables(*tables, limits, args.jobs)
-    proved: set = set()
-    for side, name in ((old, args.old), (new, args.new)):     # the diff is of the compiled tables: prove them faithful
-        validation = api.translation_validation(side, limits, proved)
+    # the diff is of the compiled tables: prove them faithful
+    result, validations = api.diff(old, new, tables, limits, args.jobs)
+    for validation, name in zip(validations, (args.old, args.new)):
         if validation is not None and validation.status != "proved":
             result.unknown.append(f"{name}: {validation.text()}")
     statuses: list[StatusChange] = []

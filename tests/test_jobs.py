@@ -14,6 +14,7 @@ from dpipolicy.verifier import parallel
 from dpipolicy.verifier.properties import InternalError
 from dpipolicy.verifier.diff import diff_tables
 from dpipolicy.verifier.solve import Limits
+from dpipolicy.verifier.validate import MistranslationError
 
 from helpers import EXAMPLES, generated, generator, run_cli
 
@@ -101,6 +102,27 @@ def test_an_error_in_a_worker_is_an_internal_error(monkeypatch):
     code, out, err = run_cli("check", NEW, "--spec", SPEC, "--jobs", "2")
     assert code == 4 and out == ""
     assert "internal error: InternalError: made to fail" in err
+
+
+def test_translations_proved_beside_the_diff_are_those_proved_after_it():
+    """`api.diff` proves both translations in another process under --jobs 2: the same
+    validations as serially, and a mistranslation found there is still the error it is."""
+    old, new = api.load(OLD), api.load(NEW)
+    tables = (old.table, new.table)
+    serial, validations = api.diff(old, new, tables, Limits(), 1)
+    beside, beside_validations = api.diff(old, new, tables, Limits(), 2)
+    assert [v.status for v in validations] == ["proved", "proved"] and beside_validations == validations
+    assert beside.changes == serial.changes
+
+
+def test_a_mistranslation_found_beside_the_diff_is_raised(monkeypatch):
+    def mistranslated(state, _):
+        raise MistranslationError("made to fail")
+
+    monkeypatch.setattr(api, "_translations", mistranslated)      # the forked process sees it too
+    code, out, err = run_cli("diff", OLD, NEW, "--jobs", "2")
+    assert code == 4 and out == ""
+    assert "MistranslationError: made to fail" in err and "Traceback" not in err
 
 
 class _Terminal(io.StringIO):

@@ -1,5 +1,6 @@
 """Work spread over several processes with a serial run's results: invariants and tests
-(`check --jobs`), and the changed rules' walks of a diff (`diff --jobs`).
+(`check --jobs`), and the changed rules' walks of a diff (`diff --jobs`), with the proof of
+both versions' translations beside them.
 
 Each invariant, test or walk stands alone, and every z3 session has a context of its own, so
 which process does which, and in what order, changes nothing: the results come back in order
@@ -62,6 +63,24 @@ def map_in_processes(function: Callable[[object, T], object], state: object, ite
             pool.shutdown(cancel_futures=True)     # an error or ^C: start nothing more
             raise
     return results
+
+
+def beside(function: Callable[[object, None], T], state: object, jobs: int) -> Callable[[], T]:
+    """`function(state, None)` in a process of its own, beside this one, when `jobs` is above 1;
+    else here, now. Returns what gives its result (or raises what it raised): call that once
+    this process has done its own share of the work."""
+    if jobs <= 1:
+        done = function(state, None)
+        return lambda: done
+    pool = ProcessPoolExecutor(1, mp_context=_start_method(), initializer=_start, initargs=(function, state, ()))
+    future = pool.submit(_run, None)
+
+    def result() -> T:
+        try:
+            return _ResultUnpickler(future.result(), ()).load()
+        finally:
+            pool.shutdown()
+    return result
 
 
 def check_spec_parallel(model: TableModel, spec: typed.Policy, limits: Limits, jobs: int,
