@@ -77,7 +77,7 @@ def realistic_point(schema: Schema, box: Mapping[str, IntervalSet]) -> dict[str,
             flow[name] = _pick(domain[name], (flow["app"],))     # the engine's label: right, where it can be
     for f in schema.flow_fields:
         if f.name not in flow:
-            flow[f.name] = _pick(domain[f.name], (0,))   # smallest usage, no add-on, not roaming, uplink
+            flow[f.name] = domain[f.name].min()     # smallest usage, no add-on, not roaming, uplink (0 if allowed)
     return flow
 
 
