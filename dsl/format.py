@@ -330,7 +330,7 @@ class _Layout:
                     self._pop()
                 else:
                     self._node(child)
-        elif kind == "primary":                             # ( condition ): continues after the `(`
+        elif kind == "paren":                               # ( condition ): continues after the `(`
             self._tok(children[0])
             self._push(HERE)
             self._node(children[1])

@@ -7,7 +7,7 @@ line that starts with an item keyword, so one bad rule does not hide the errors 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 
@@ -132,6 +132,10 @@ class _ToAst(Transformer):
 
     def and_expr(self, *operands):
         return ast.And(operands, operands[0].span.to(operands[-1].span))
+
+    def paren(self, lpar, expr, rpar):
+        """A condition in parentheses: its span takes them in (so `not (a or b)` reads whole)."""
+        return replace(expr, span=self._from(lpar, rpar))
 
     def not_expr(self, kw, operand):
         return ast.Not(operand, self._from(kw, operand))

@@ -194,6 +194,16 @@ def test_vacuous_invariant_and_test_point_at_the_contradiction(tmp_path):
     assert "speaks of the outcome" in portal["help"]     # satisfiable, but no rule redirects
 
 
+def test_a_part_in_parentheses_is_quoted_whole(tmp_path):
+    """The span of `not ( ... )` takes in the closing parenthesis, so the note quotes it whole."""
+    path = write_policy(tmp_path, "default allow\nrule r when dst.port == 25 then block\n")
+    spec = write_policy(tmp_path, "invariant odd when dst.port == 25 and not (dst.port == 25 or proto == tcp)\n"
+                                  "    require action == block\n", "spec.dpi")
+    [odd] = lint_json(path, "--spec", spec)[1]["findings"]
+    assert (odd["line"], odd["column"]) == (1, 39)
+    assert "`not (dst.port == 25 or proto == tcp)` contradicts what comes before it" in odd["notes"][0]
+
+
 def test_spec_files_are_needed_for_vacuity(tmp_path):
     path = write_policy(tmp_path, "default allow\n")
     spec = write_policy(tmp_path, "test nothing given dst.port == 1 and dst.port == 2 expect block\n", "spec.dpi")
