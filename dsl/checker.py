@@ -449,11 +449,12 @@ class _Checker:
         if is_rule[1] and not is_rule[0]:
             left, right, op = right, left, _MIRROR[op]
         # Next to `rule`, the other side is a rule's name, even one spelt like a field (`rule == tls`).
-        if not any(is_rule) and self._is_field(left) and self._is_field(right):
+        left_field, right_field = self._is_field(left), self._is_field(right)
+        if not any(is_rule) and left_field and right_field:
             self.sink.error("E122", "a comparison of two fields is not supported", expr.span, "two fields",
                             help="compare a field with a value, for example `dst.port == 25`")
             return typed.FALSE
-        if not any(is_rule) and not self._is_field(left) and not self._is_field(right):
+        if not any(is_rule) and not left_field and not right_field:
             unknown = next((x for x in (left, right) if isinstance(x, ast.Ident) and not self._is_value_name(x.text, ctx)),
                            None)
             if unknown is not None:         # `colour == red`: most likely a misspelt field
@@ -462,7 +463,7 @@ class _Checker:
                 self.sink.error("E122", "a comparison needs a field on one side", expr.span, "no field here",
                                 help="compare a field with a value, for example `dst.port == 25`")
             return typed.FALSE
-        if not any(is_rule) and self._is_field(right):
+        if not any(is_rule) and right_field:
             left, right, op = right, left, _MIRROR[op]
         if left.text == "subscriber.addons":
             self.sink.error("E123", "`subscriber.addons` is a set of add-ons", left.span, "cannot be compared",
@@ -483,9 +484,9 @@ class _Checker:
             self.sink.error("E125", f"`{right.text}` is a prefix, not one address", right.span, "a prefix",
                             help=f"test membership: `{f.name} {'in' if op == '==' else 'not in'} {right.text}`")
             return typed.FALSE
-        values = {"==": IntervalSet.span(lo, hi), "!=": IntervalSet.span(lo, hi),
-                  "<": IntervalSet.span(0, lo - 1), "<=": IntervalSet.span(0, hi),
-                  ">": IntervalSet.span(hi + 1, f.hi), ">=": IntervalSet.span(lo, f.hi)}[op]
+        first, last = {"==": (lo, hi), "!=": (lo, hi), "<": (0, lo - 1), "<=": (0, hi),
+                       ">": (hi + 1, f.hi), ">=": (lo, f.hi)}[op]
+        values = IntervalSet.span(first, last)
         atom = typed.Atom(f.name, values, expr.span)
         return typed.Not(atom) if op == "!=" else atom
 
