@@ -153,7 +153,7 @@ class _Walk:
         self.row_twins = np.concatenate([np.where(has_twin[earlier], self.other_ids[self.own_partner[earlier]],
                                                   self.own_ids[earlier]), self.other_ids[kept]])
         kept, relevant, earlier = kept.tolist(), relevant.tolist(), earlier.tolist()
-        self.found: list[tuple[int, int, Box]] = []
+        self.found: list[tuple[int, int, np.ndarray]] = []     # (rule k, its row, a grid flow they decide)
         self._solve(c, kept, relevant, earlier)
         if self.found:
             self._write_regions(c)

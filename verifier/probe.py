@@ -124,8 +124,8 @@ class Grid:
         self.stack = np.concatenate([self.packed[name] for name in self.names]
                                     or [np.zeros((0, (self.rows + 7) // 8), np.uint8)])
         self.packed = {name: self.stack[b:b + len(self.packed[name])] for name, b in zip(self.names, self.base)}
-        # For one real flow at a time, plain lists: per field, each cut's first real value and
-        # its grid segment (-1: outside).
+        # To locate real flows: per field, each cut's first real value and its grid segment
+        # (-1: outside `within`).
         self.real_starts = {name: _int64_if_fits([squeeze.starts[name][c] for c in self.cuts[name].tolist()],
                                                  squeeze.hi[name]) for name in self.names}
         self.segment_of_cut = {name: np.where(self.inside[name], np.cumsum(self.inside[name]) - 1, -1)
