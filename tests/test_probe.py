@@ -62,6 +62,7 @@ def test_grid_agrees_with_brute_force(own, other, data):
         assert int(grid.first_rows(at[None, :])[0]) == holding.index(True)
         cell = grid.cell(at)
         assert point_in(cell, flow)
+        assert grid.cell(at, ("a",)) == {n: v for n, v in cell.items() if n == "a"}
         for other_flow in FLOWS:         # every flow of the cell is held by the same rows
             if point_in(cell, other_flow):
                 assert [point_in(box, other_flow) for box in rows] == holding

@@ -316,16 +316,11 @@ class _Walk:
         chosen: list = [None] * len(hulls)
         typical: list = [None] * len(hulls)
         todo = list(range(len(hulls)))
-        cells: dict[int, Box] = {}
         for wider in (False, True):
             tried = []
             for i in todo:
                 _, region, flow = hulls[i]
-                if wider:
-                    cell = cells[i] = grid.cell(flow)
-                    box = dict(region, **{n: cell[n] for n in ("app",) + LABEL_FIELDS if n in cell})
-                else:
-                    box = region
+                box = dict(region, **grid.cell(flow, ("app",) + LABEL_FIELDS)) if wider else region
                 if not wider or box != region:
                     typical[i] = realistic_point(schema, box)
                     tried.append(i)
@@ -333,7 +328,7 @@ class _Walk:
                 if holds:
                     chosen[i] = typical[i]
             todo = [i for i in todo if chosen[i] is None]
-        points = {i: realistic_point(schema, cells[i]) for i in todo}
+        points = {i: realistic_point(schema, grid.cell(hulls[i][2])) for i in todo}
         if todo:
             for name in sorted(points[todo[0]], key=lambda n: n in ("app",) + LABEL_FIELDS):
                 moved = [i for i in todo if points[i][name] != typical[i][name]]

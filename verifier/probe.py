@@ -252,13 +252,15 @@ class Grid:
             out[inside] = self.first_rows(at[inside]) == rows[inside]
         return out
 
-    def cell(self, flow: np.ndarray) -> Box:
-        """The real flows of one grid flow (every one is held by the same boxes)."""
-        out = dict(self.within)
+    def cell(self, flow: np.ndarray, names: tuple[str, ...] | None = None) -> Box:
+        """The real flows of one grid flow (every one is held by the same boxes); with `names`,
+        only those of its fields (the ones among them that the cell constrains)."""
+        out = dict(self.within) if names is None else {n: self.within[n] for n in names if n in self.within}
         for j, name in enumerate(self.names):
-            at = int(self.columns[name][flow[j]])
-            last = int(self.cuts[name][at + 1]) - 1 if at + 1 < len(self.cuts[name]) else self.squeeze.fields[name].hi
-            out[name] = self.squeeze.span(name, int(self.cuts[name][at]), last)
+            if names is None or name in names:
+                at = int(self.columns[name][flow[j]])
+                last = int(self.cuts[name][at + 1]) - 1 if at + 1 < len(self.cuts[name]) else self.squeeze.fields[name].hi
+                out[name] = self.squeeze.span(name, int(self.cuts[name][at]), last)
         return out
 
     def covered_before(self, targets: np.ndarray) -> np.ndarray:
