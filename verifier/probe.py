@@ -281,15 +281,25 @@ class Grid:
 
     def _whole(self, name: str, targets: np.ndarray) -> np.ndarray:
         """Per target row, as packed bits: the rows holding all the values of its box on the field."""
-        lines = self.index[name][targets]
         out = np.repeat(self.full[name][None, :], len(targets), axis=0)
+        constraining, rows = self._over_segments(name, targets, np.bitwise_and)
+        out[constraining] = rows
+        return out
+
+    def _over_segments(self, name: str, targets: np.ndarray, combine: np.ufunc) -> tuple[np.ndarray, np.ndarray]:
+        """The targets constraining the field (their places in `targets`), and for each the
+        packed rows of the segments its box holds there, combined by `combine` (AND: the rows
+        holding all of them; OR: the rows holding one). A single segment's rows are taken as
+        they are, for all such targets at once."""
+        lines = self.index[name][targets]
         constraining = np.flatnonzero(lines >= 0)
         held = self.sub[name][lines[constraining]]
-        single = held.sum(axis=1) == 1          # one segment: its rows as they are
-        out[constraining[single]] = self.packed[name][held[single].argmax(axis=1)]
-        for i, line in zip(constraining[~single].tolist(), held[~single]):
-            out[i] = np.bitwise_and.reduce(self.packed[name][line], axis=0)
-        return out
+        out = np.empty((len(constraining), self.stack.shape[1]), dtype=np.uint8)
+        single = held.sum(axis=1) == 1
+        out[single] = self.packed[name][held[single].argmax(axis=1)]
+        for i, line in zip(np.flatnonzero(~single).tolist(), held[~single]):
+            out[i] = combine.reduce(self.packed[name][line], axis=0)
+        return constraining, out
 
     def _covered_by_union(self, target: int, before: np.ndarray, whole: list[np.ndarray], after: list[np.ndarray]) -> bool:
         """covered_before's second way, for one target: on some field, the rows whole on every
@@ -310,18 +320,11 @@ class Grid:
 
     def meeting_before(self, targets: np.ndarray) -> np.ndarray:
         """Per target row, as packed bits (rows_in reads them): the rows before it whose box
-        shares a flow with its box. Only the fields a target constrains can keep a row out;
-        targets constraining a field alike share the rows that meet them there."""
+        shares a flow with its box. Only the fields a target constrains can keep a row out."""
         meets = np.packbits(np.arange(self.rows)[None, :] < targets[:, None], axis=1, bitorder="little")
         for name in self.names:
-            lines = self.index[name][targets]
-            constraining = lines >= 0
-            if not constraining.any():
-                continue
-            distinct, which = np.unique(lines[constraining], return_inverse=True)
-            reach = np.stack([np.bitwise_or.reduce(self.packed[name][self.sub[name][line]], axis=0)
-                              for line in distinct.tolist()])
-            meets[constraining] &= reach[which]
+            constraining, rows = self._over_segments(name, targets, np.bitwise_or)
+            meets[constraining] &= rows
         return meets
 
     def rows_in(self, bits: np.ndarray) -> np.ndarray:
