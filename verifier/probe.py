@@ -297,8 +297,12 @@ class Grid:
         out = np.empty((len(constraining), self.stack.shape[1]), dtype=np.uint8)
         single = held.sum(axis=1) == 1
         out[single] = self.packed[name][held[single].argmax(axis=1)]
-        for i, line in zip(np.flatnonzero(~single).tolist(), held[~single]):
-            out[i] = combine.reduce(self.packed[name][line], axis=0)
+        if not single.all():       # targets holding the same segments share their rows
+            several = held[~single]
+            keys = np.ascontiguousarray(np.packbits(several, axis=1))
+            _, first, which = np.unique(keys.view(f"V{keys.shape[1]}").ravel(), return_index=True, return_inverse=True)
+            rows = np.stack([combine.reduce(self.packed[name][several[i]], axis=0) for i in first.tolist()])
+            out[~single] = rows[which.ravel()]
         return constraining, out
 
     def _covered_by_union(self, target: int, before: np.ndarray, whole: list[np.ndarray], after: list[np.ndarray]) -> bool:
