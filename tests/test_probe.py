@@ -75,7 +75,9 @@ def test_grid_agrees_with_brute_force(own, other, data):
     for target in range(start, len(rows)):
         inside = [f for f in FLOWS if point_in(within, f) and point_in(rows[target], f)]
         meets = [r for r in range(target) if any(point_in(rows[r], f) for f in inside)]
-        assert grid.rows_in(meeting_before[target - start]).tolist() == meets
+        bits = meeting_before[target - start]
+        assert grid.rows_in(bits).tolist() == meets and grid.count_rows(bits) == len(meets)
+        assert [r for rows in grid.rows_in_order(bits, per_step=1) for r in rows.tolist()] == meets
         covered = bool(covered_before[target - start])
         assert covered == bool(grid.covered_before(np.array([target]))[0])
         holders = np.arange(target, dtype=np.int64)

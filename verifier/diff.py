@@ -124,7 +124,6 @@ class _Walk:
         self.own_partner, self.other_partner = tables.partner[mine], tables.partner[theirs]
         self.own_outcome, self.other_outcome = tables.outcome[mine], tables.outcome[theirs]
         self.own_ids, self.other_ids = tables.rule[mine], tables.rule[theirs]
-        self.marks = np.zeros(len(tables.names), dtype=bool)       # scratch for _names
 
     def run(self, c: int) -> None:
         own, other = self.own, self.other
@@ -278,11 +277,11 @@ class _Walk:
         hulls: list[tuple[int, Box, np.ndarray]] = []        # (row, region, grid flow) whose witness is chosen below
         mine = _decider(own, c)
         for (k, row, flow), bits in zip(self.found, self.grid.meeting_before(rows)):
-            before = self.grid.rows_in(bits)
             region = intersect(own.boxes[c], other.boxes[k])
             old, new = (mine, _decider(other, k)) if self.old_side else (_decider(other, k), mine)
             parts, complete = [], False
-            if len(before) <= EXACT_BOXES_CAP:
+            if self.grid.count_rows(bits) <= EXACT_BOXES_CAP:
+                before = self.grid.rows_in(bits)
                 own_rows, earlier_other = before[before < start], self.meeting[before[before >= start] - start]
                 boxes = [own.boxes[j] for j in self.earlier[own_rows].tolist()] + \
                     [other.boxes[j] for j in earlier_other.tolist()]
@@ -293,7 +292,7 @@ class _Walk:
                 written.append([Change(p, old, new, point) for p, point in zip(parts, points)])
             else:
                 hulls.append((row, region, flow))
-                written.append((region, old, new, *self._names(c, k, before)))
+                written.append((region, old, new, *self._names(c, k, bits)))
         if exact and not self.grid.first_holders([p for _, p in exact], np.array([r for r, _ in exact])).all():
             raise InternalError("a diff witness does not show the change it stands for")
         points = iter(self._typical(hulls))
@@ -343,25 +342,21 @@ class _Walk:
         return chosen
 
     def _names(self, c: int, k: int, before: np.ndarray) -> tuple[tuple[str, ...], bool]:
-        """The first EXCLUDING_NAMED source rules of the earlier rows `before` (an own row's rule
-        and its twin's, then the other side's rules), each once, leaving out c's and k's; and
-        whether that is all of them."""
-        rules, twins = self.row_rules[before], self.row_twins[before]
-        deciding = [int(self.own_ids[c]), int(self.other_ids[k])]
+        """The first EXCLUDING_NAMED source rules of the earlier rows in the packed bits `before`
+        (an own row's rule and its twin's, then the other side's rules), each once, leaving out
+        c's and k's; and whether that is all of them. The rows are read in order only until
+        one more rule turns up: a region cut by a thousand rules costs no more than one cut
+        by eleven."""
+        deciding = {int(self.own_ids[c]), int(self.other_ids[k])}
         seen, named = set(deciding), []
-        for start in range(0, len(before), EXCLUDING_NAMED):
-            end = start + EXCLUDING_NAMED
-            for rule in (i for pair in zip(rules[start:end].tolist(), twins[start:end].tolist()) for i in pair):
+        for rows in self.grid.rows_in_order(before):
+            for rule in (i for pair in zip(self.row_rules[rows].tolist(), self.row_twins[rows].tolist()) for i in pair):
                 if rule not in seen:
+                    if len(named) == EXCLUDING_NAMED:
+                        return tuple(self.rule_names[named].tolist()), False
                     seen.add(rule)
                     named.append(rule)
-            if len(named) >= EXCLUDING_NAMED:
-                break
-        named = named[:EXCLUDING_NAMED]
-        self.marks[named + deciding] = True
-        complete = bool(self.marks[rules].all() and self.marks[twins].all())
-        self.marks[named + deciding] = False
-        return tuple(self.rule_names[named].tolist()), complete
+        return tuple(self.rule_names[named].tolist()), True
 
 
 def _first_holding_all(model: TableModel, box: Box, rules: np.ndarray) -> int:

@@ -335,6 +335,21 @@ class Grid:
         """The rows of one line of packed row bits, in order."""
         return np.flatnonzero(np.unpackbits(bits, count=self.rows, bitorder="little"))
 
+    @staticmethod
+    def count_rows(bits: np.ndarray) -> int:
+        """How many rows one line of packed row bits holds."""
+        return int(_BITS_SET[bits].sum())
+
+    @staticmethod
+    def rows_in_order(bits: np.ndarray, per_step: int = 4):
+        """The rows of one line of packed row bits, in order, a few bytes' worth at a time (for a
+        reader that may stop early)."""
+        used = np.flatnonzero(bits)
+        for start in range(0, len(used), per_step):
+            step = used[start:start + per_step]
+            byte, bit = np.nonzero(np.unpackbits(bits[step][:, None], axis=1, bitorder="little"))
+            yield step[byte] * 8 + bit
+
 
 def _int64_if_fits(values: list[int], hi: int) -> np.ndarray | list[int]:
     """`values` of a field whose values reach `hi`, as an array when they fit an int64 (an
@@ -351,3 +366,4 @@ def _filled(rows: int, width: int, row: np.ndarray, start: np.ndarray, stop: np.
 
 
 _LOWEST_BIT = np.array([(b & -b).bit_length() - 1 if b else 0 for b in range(256)], dtype=np.int64)
+_BITS_SET = np.array([bin(b).count("1") for b in range(256)], dtype=np.int64)
