@@ -55,19 +55,32 @@ def translation_validation(loaded: Loaded, limits: Limits, proved: set | None = 
     return None if loaded.policy is None else validate(loaded.policy, loaded.table, limits, proved)
 
 
-def diff(old: Loaded, new: Loaded, tables: tuple[RuleTable, RuleTable], limits: Limits,
-         jobs: int = 1) -> tuple[Diff, list[Validation | None]]:
+Proof = Callable[[], tuple[Validation | None, set]]
+
+
+def prove(loaded: Loaded, limits: Limits, jobs: int = 1, proved: set | frozenset = frozenset()) -> Proof:
+    """Translation validation of `loaded`, started now: with `jobs` above 1, in a process beside
+    this one (which goes on, loading the next version or diffing). Call the result for the
+    validation and the obligations proved so far (`proved`, then this table's)."""
+    return beside(_proof, (loaded, limits, proved), jobs)
+
+
+def _proof(state: tuple[Loaded, Limits, set | frozenset], _) -> tuple[Validation | None, set]:
+    loaded, limits, proved = state
+    proved = set(proved)
+    return translation_validation(loaded, limits, proved), proved
+
+
+def diff(old: Loaded, new: Loaded, tables: tuple[RuleTable, RuleTable], limits: Limits, jobs: int = 1,
+         old_proof: Proof | None = None) -> tuple[Diff, list[Validation | None]]:
     """The diff of two versions' `tables` (as loaded, or as engines run them), and the proof that
-    each version's table is its policy: with `jobs` above 1, proved by another process while
-    this one diffs."""
-    validations = beside(_translations, (old, new, limits), jobs)
-    return diff_tables(*tables, limits, jobs), validations()
-
-
-def _translations(state: tuple[Loaded, Loaded, Limits], _) -> list[Validation | None]:
-    old, new, limits = state
-    proved: set = set()         # a rule both versions share is proved once
-    return [translation_validation(side, limits, proved) for side in (old, new)]
+    each version's table is its policy. `old_proof` is the old version's, if started before the
+    new version was loaded (`prove`); the new version's is proved beside the diff when `jobs` is
+    above 1, skipping the rules both versions share (proved once)."""
+    old_validation, proved = (old_proof or prove(old, limits))()
+    new_proof = prove(new, limits, jobs, proved)
+    result = diff_tables(*tables, limits, jobs)
+    return result, [old_validation, new_proof()[0]]
 
 
 def as_deployed(loaded: Loaded, profile: Profile | None) -> tuple[RuleTable, Policy]:

@@ -273,6 +273,7 @@ def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
     limits = _limits(args)
     memo = ParseMemo()          # the new version parses only what differs from the old
     old = api.load(args.old, tuple(args.spec), tuple(args.catalogue), memo)
+    old_proof = api.prove(old, limits, args.jobs)     # with --jobs, while the new version loads
     new = api.load(args.new, tuple(args.spec), tuple(args.catalogue), memo)
     profiles = (_profile(args.profile_old, old), _profile(args.profile_new, new))
     tables = (old.table, new.table)
@@ -281,7 +282,7 @@ def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
         exact = load_profile("exact", old.table.schema.catalogue)
         tables = under_two_profiles(*tables, *(p or exact for p in profiles))
     # the diff is of the compiled tables: prove them faithful
-    result, validations = api.diff(old, new, tables, limits, args.jobs)
+    result, validations = api.diff(old, new, tables, limits, args.jobs, old_proof)
     for validation, name in zip(validations, (args.old, args.new)):
         if validation is not None and validation.status != "proved":
             result.unknown.append(f"{name}: {validation.text()}")

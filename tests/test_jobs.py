@@ -104,13 +104,14 @@ def test_an_error_in_a_worker_is_an_internal_error(monkeypatch):
     assert "internal error: InternalError: made to fail" in err
 
 
-def test_translations_proved_beside_the_diff_are_those_proved_after_it():
-    """`api.diff` proves both translations in another process under --jobs 2: the same
-    validations as serially, and a mistranslation found there is still the error it is."""
+def test_translations_proved_beside_are_those_proved_in_turn():
+    """Under --jobs 2 the old version is proved in another process while the new one loads,
+    and the new one beside the diff: the same validations (and queries: a rule both share is
+    proved once) as serially."""
     old, new = api.load(OLD), api.load(NEW)
     tables = (old.table, new.table)
     serial, validations = api.diff(old, new, tables, Limits(), 1)
-    beside, beside_validations = api.diff(old, new, tables, Limits(), 2)
+    beside, beside_validations = api.diff(old, new, tables, Limits(), 2, api.prove(old, Limits(), 2))
     assert [v.status for v in validations] == ["proved", "proved"] and beside_validations == validations
     assert beside.changes == serial.changes
 
@@ -119,7 +120,7 @@ def test_a_mistranslation_found_beside_the_diff_is_raised(monkeypatch):
     def mistranslated(state, _):
         raise MistranslationError("made to fail")
 
-    monkeypatch.setattr(api, "_translations", mistranslated)      # the forked process sees it too
+    monkeypatch.setattr(api, "_proof", mistranslated)      # the forked process sees it too
     code, out, err = run_cli("diff", OLD, NEW, "--jobs", "2")
     assert code == 4 and out == ""
     assert "MistranslationError: made to fail" in err and "Traceback" not in err
