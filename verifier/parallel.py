@@ -21,6 +21,7 @@ import multiprocessing
 import pickle
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from functools import partial
 from typing import Callable, Sequence, TypeVar
 
 from dpipolicy.dsl import typed
@@ -67,11 +68,10 @@ def map_in_processes(function: Callable[[object, T], object], state: object, ite
 
 def beside(function: Callable[[object, None], T], state: object, jobs: int) -> Callable[[], T]:
     """`function(state, None)` in a process of its own, beside this one, when `jobs` is above 1;
-    else here, now. Returns what gives its result (or raises what it raised): call that once
-    this process has done its own share of the work."""
+    else here, when its result is asked for. Returns what gives its result (or raises what it
+    raised): call that once, when this process has done its own share of the work."""
     if jobs <= 1:
-        done = function(state, None)
-        return lambda: done
+        return partial(function, state, None)
     pool = ProcessPoolExecutor(1, mp_context=_start_method(), initializer=_start, initargs=(function, state, ()))
     future = pool.submit(_run, None)
 
