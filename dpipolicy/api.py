@@ -59,9 +59,10 @@ Proof = Callable[[], tuple[Validation | None, set]]
 
 
 def prove(loaded: Loaded, limits: Limits, jobs: int = 1, proved: set | frozenset = frozenset()) -> Proof:
-    """Translation validation of `loaded`, started now: with `jobs` above 1, in a process beside
-    this one (which goes on, loading the next version or diffing). Call the result for the
-    validation and the obligations proved so far (`proved`, then this table's)."""
+    """Translation validation of `loaded`: with `jobs` above 1, started now in a process beside
+    this one (which goes on, loading the next version or diffing); else run when asked for.
+    Call the result for the validation and the obligations proved so far (`proved`, then this
+    table's)."""
     return beside(_proof, (loaded, limits, proved), jobs)
 
 
