@@ -33,16 +33,16 @@ class Segments:
         self.tables = tables
         self.intervals: list[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
         for boxes in tables:
-            per_field = {}
-            for name in fields:
-                starts, owner, lo, hi = self.squeeze.starts[name], [], [], []
-                for i, box in enumerate(boxes):
-                    for a, b in (box[name].intervals if name in box else ()):
+            found: dict[str, tuple[list, list, list]] = {name: ([], [], []) for name in fields}
+            for i, box in enumerate(boxes):         # a box names only the fields it constrains
+                for name, values in box.items():
+                    starts, (owner, lo, hi) = self.squeeze.starts[name], found[name]
+                    for a, b in values.intervals:
                         owner.append(i)     # every bound is a cut: its segment starts at the value
                         lo.append(bisect.bisect_left(starts, a))
                         hi.append(bisect.bisect_left(starts, b + 1) - 1)
-                per_field[name] = tuple(np.array(v, dtype=np.int64) for v in (owner, lo, hi))
-            self.intervals.append(per_field)
+            self.intervals.append({name: tuple(np.array(v, dtype=np.int64) for v in lists)
+                                   for name, lists in found.items()})
 
     def small(self, table: int, i: int) -> Box:
         """Box i of a table over segment numbers (for a z3 query)."""
