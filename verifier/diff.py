@@ -151,19 +151,18 @@ class _Walk:
         self.row_rules = np.concatenate([self.own_ids[earlier], self.other_ids[kept]])
         self.row_twins = np.concatenate([np.where(has_twin[earlier], self.other_ids[self.own_partner[earlier]],
                                                   self.own_ids[earlier]), self.other_ids[kept]])
-        kept, relevant, earlier = kept.tolist(), relevant.tolist(), earlier.tolist()
+        self.earlier, self.meeting = earlier, kept      # the grid's rows: earlier rules here, then rules there
         self.found: list[tuple[int, int, np.ndarray]] = []     # (rule k, its row, a grid flow they decide)
-        self._solve(c, kept, relevant, earlier)
+        self._solve(c, relevant.tolist())
         if self.found:
             self._write_regions(c)
 
-    def _solve(self, c: int, meeting: list[int], relevant: list[int], earlier: list[int]) -> None:
+    def _solve(self, c: int, relevant: list[int]) -> None:
         own, other = self.own, self.other
-        segments = self.segments
+        segments, earlier = self.segments, self.earlier
         mine, theirs = (0, 1) if self.old_side else (1, 0)
-        self.earlier, self.meeting = np.array(earlier, dtype=np.int64), np.array(meeting, dtype=np.int64)
-        self.grid = Grid(segments, own.boxes[c], [(mine, earlier), (theirs, meeting)])
-        row = {k: len(earlier) + p for p, k in enumerate(meeting)}
+        self.grid = Grid(segments, own.boxes[c], [(mine, earlier), (theirs, self.meeting)])
+        row = {k: len(earlier) + p for p, k in enumerate(self.meeting.tolist())}
         rng = np.random.default_rng(c)        # seeded, so a walk finds the same flows every run
         shuffled = partial(self.grid.shuffled, rng)
         wanted = set(relevant)       # |r<k>| is true until the flows of k are recorded
@@ -201,10 +200,11 @@ class _Walk:
             if outcome.answer is Answer.UNKNOWN:
                 self.diff.unknown.append(f"rule {own.entries[c][1]}: the solver gave no answer ({outcome.reason})")
                 return
-            k = other.index.first_holding(squeeze.flow(outcome.model), len(other.boxes))
+            flow = squeeze.flow(outcome.model)
+            k = other.index.first_holding(flow, len(other.boxes))
             if k not in wanted:
                 raise InternalError(f"diff: z3 named a flow decided by {other.rule_words(k)}, not a changed outcome")
-            at, inside = self.grid.positions([squeeze.flow(outcome.model)])
+            at, inside = self.grid.positions([flow])
             if not inside[0]:
                 raise InternalError("diff: z3 named a flow outside the changed rule's box")
             self._record(c, k, row[k], at[0])

@@ -60,7 +60,8 @@ class Grid:
     flows moves few bytes.
     """
 
-    def __init__(self, segments: Segments, within: Mapping[str, IntervalSet], parts: list[tuple[int, list[int]]]):
+    def __init__(self, segments: Segments, within: Mapping[str, IntervalSet],
+                 parts: list[tuple[int, np.ndarray | list[int]]]):
         """`parts`: (table, rule indices) in row order; `within` is in real values."""
         squeeze = self.squeeze = segments.squeeze
         self.within = within
@@ -269,7 +270,7 @@ class Grid:
         of every other field (one row holding it all is the simplest case, checked for all
         targets at once)? False says nothing."""
         whole = [self._whole(name, targets) for name in self.names]    # per field: rows holding all the box's values
-        before = np.packbits(np.arange(self.rows)[None, :] < targets[:, None], axis=1, bitorder="little")
+        before = self._rows_before(targets)
         after = [before]                    # after[j]: rows whole on every field from j on
         for mask in reversed(whole):
             after.append(after[-1] & mask)
@@ -278,6 +279,10 @@ class Grid:
         for i in np.flatnonzero(~covered).tolist():
             covered[i] = self._covered_by_union(int(targets[i]), before[i], [w[i] for w in whole], [a[i] for a in after])
         return covered
+
+    def _rows_before(self, targets: np.ndarray) -> np.ndarray:
+        """Per target row, as packed bits: the rows before it."""
+        return np.packbits(np.arange(self.rows)[None, :] < targets[:, None], axis=1, bitorder="little")
 
     def _whole(self, name: str, targets: np.ndarray) -> np.ndarray:
         """Per target row, as packed bits: the rows holding all the values of its box on the field."""
@@ -325,7 +330,7 @@ class Grid:
     def meeting_before(self, targets: np.ndarray) -> np.ndarray:
         """Per target row, as packed bits (rows_in reads them): the rows before it whose box
         shares a flow with its box. Only the fields a target constrains can keep a row out."""
-        meets = np.packbits(np.arange(self.rows)[None, :] < targets[:, None], axis=1, bitorder="little")
+        meets = self._rows_before(targets)
         for name in self.names:
             constraining, rows = self._over_segments(name, targets, np.bitwise_or)
             meets[constraining] &= rows
