@@ -125,8 +125,7 @@ class BoxIndex:
                 self.bits[f.name] = words
             else:
                 self.wide[f.name] = _WideField(f, [b.get(f.name) for b in self.boxes])
-        # per field, the rules whose box holds every value of it
-        self.open = {f.name: self._holding_all_of(f.name, f.domain, np.arange(n)) for f in fields}
+        self._open: dict[str, np.ndarray] = {}     # per field, made when first asked: see holding_all
 
     def overlapping(self, region: Mapping[str, IntervalSet], before: int | None = None) -> list[int]:
         """Indices j (< before, if given) whose box shares at least one point with `region` (exact)."""
@@ -154,8 +153,10 @@ class BoxIndex:
         out = np.ones(len(rules), dtype=bool)
         for name in self.fields:
             values = region.get(name)
-            if values is None:
-                out &= self.open[name][rules]       # the region spans the field: the rule must too
+            if values is None:      # the region spans the field: the rule must too
+                if name not in self._open:
+                    self._open[name] = self._holding_all_of(name, self.fields[name].domain, np.arange(len(self.boxes)))
+                out &= self._open[name][rules]
             else:
                 out &= self._holding_all_of(name, values, rules)
         return out
