@@ -36,30 +36,49 @@ _worker: tuple[Callable, object, dict[int, tuple[int, int]]] | None = None   # s
 
 def map_in_processes(function: Callable[[object, T], object], state: object, items: Sequence[T], jobs: int,
                      models: tuple[TableModel, ...], progress: Callable[[int, int], None] | None = None) -> list:
-    """`[function(state, item) for item in items]`, by up to `jobs` processes (this one alone when
-    jobs is 1 or there is at most one item), in item order. `function` must be a module-level
-    function; its results may name rules of `models`, which come back as the parent's own.
-    `progress(done, total)` is called before the first item and as each one finishes."""
+    """`[function(state, item) for item in items]`, by up to `jobs` processes, in item order: this
+    one and `jobs - 1` workers (none when jobs is 1 or there is at most one item). `function`
+    must be a module-level function; its results may name rules of `models`, which come back
+    as the parent's own. `progress(done, total)` is called before the first item and as each
+    one finishes.
+
+    This process takes items too, from the back while the workers take them from the front:
+    a worker's results cost pickling there and unpickling here, and a parent that only waited
+    for them would leave one of the `jobs` processors to them."""
     total = len(items)
+    results: list = [None] * total
+    done = 0
+
+    def finished(k: int, result: object) -> None:
+        nonlocal done
+        results[k], done = result, done + 1
+        if progress is not None:
+            progress(done, total)
+
+    def collect(futures) -> None:
+        for future in futures:
+            finished(pending.pop(future), _ResultUnpickler(future.result(), models).load())
+
     if progress is not None:
         progress(0, total)
-    workers = min(jobs, total)
-    if workers <= 1:
-        results = []
-        for item in items:
-            results.append(function(state, item))
-            if progress is not None:
-                progress(len(results), total)
+    helpers = min(jobs, total) - 1
+    if helpers <= 0:
+        for k, item in enumerate(items):
+            finished(k, function(state, item))
         return results
-    results: list = [None] * total
-    with ProcessPoolExecutor(workers, mp_context=_start_method(), initializer=_start,
+    with ProcessPoolExecutor(helpers, mp_context=_start_method(), initializer=_start,
                              initargs=(function, state, models)) as pool:
-        futures = {pool.submit(_run, item): k for k, item in enumerate(items)}
+        submitted = [pool.submit(_run, item) for item in items]
+        pending = dict(zip(submitted, range(total)))
         try:
-            for done, future in enumerate(as_completed(futures), 1):
-                results[futures[future]] = _ResultUnpickler(future.result(), models).load()
-                if progress is not None:
-                    progress(done, total)
+            # A future not yet handed to a worker can be cancelled: this process then runs it.
+            for k in reversed(range(total)):
+                if not submitted[k].cancel():
+                    break           # the workers have taken this item and every one before it
+                del pending[submitted[k]]
+                finished(k, function(state, items[k]))
+                collect([future for future in pending if future.done()])
+            collect(as_completed(list(pending)))
         except BaseException:
             pool.shutdown(cancel_futures=True)     # an error or ^C: start nothing more
             raise
