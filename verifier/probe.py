@@ -31,6 +31,9 @@ class Segments:
     def __init__(self, fields, tables: list[list[Box]]):
         self.squeeze = Compression(fields, (b for boxes in tables for b in boxes))
         self.tables = tables
+        # per field, each segment's first real value: int64 where it fits (an IPv6 address does not)
+        self.starts = {name: np.array(values, dtype=np.int64 if self.squeeze.hi[name] < 1 << 63 else object)
+                       for name, values in self.squeeze.starts.items()}
         self.intervals: list[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
         for boxes in tables:
             found: dict[str, tuple[list, list, list]] = {name: ([], [], []) for name in fields}
@@ -55,9 +58,9 @@ class Grid:
 
     Only fields that `within` spans more than one segment of, and that some row constrains
     there, are kept: every box of the walk meets `within`, so it holds the whole of a field's
-    single segment. Per field, only the rows that leave out a segment are stored as booleans;
-    per field and segment, the rows holding it are a packed bit vector, so a lookup of many
-    flows moves few bytes.
+    single segment. Per field, the rows that leave out a segment keep their segments as a few
+    intervals (_Columns); per field and segment, the rows holding it are a packed bit vector,
+    so a lookup of many flows moves few bytes.
     """
 
     def __init__(self, segments: Segments, within: Mapping[str, IntervalSet],
@@ -68,9 +71,8 @@ class Grid:
         self.rows = sum(len(rules) for _, rules in parts)
         self.cuts: dict[str, np.ndarray] = {}         # per kept field: the segment numbers starting a grid segment
         self.inside: dict[str, np.ndarray] = {}       # ... and which grid segments lie in `within`
-        self.sub: dict[str, np.ndarray] = {}          # (constraining rows x segments) booleans
-        self.sub_bits: dict[str, np.ndarray] = {}     # ... with the segments as bits
-        self.index: dict[str, np.ndarray] = {}        # per row: its line in `sub`, or -1 (it holds every segment)
+        self.sets: dict[str, _Columns] = {}           # ... the rows leaving out some segment, as intervals
+        self.index: dict[str, np.ndarray] = {}        # per row: its place in `sets`, or -1 (it holds every segment)
         self.packed: dict[str, np.ndarray] = {}       # (segments x row bytes), rows as bits: views of `stack`
         self.full: dict[str, np.ndarray] = {}         # packed: the rows holding every segment
         positions, offset = [], 0     # per part: each rule's row, or -1
@@ -99,26 +101,19 @@ class Grid:
             inside = (at >= 0) & (cuts <= last[at])
             if inside.sum() < 2:
                 continue
-            some, row = np.unique(row, return_inverse=True)
-            summed = _filled(len(some), len(cuts), row, np.searchsorted(cuts, lo), np.searchsorted(cuts, hi + 1))
-            columns = np.flatnonzero(inside)
-            one_run = columns[-1] - columns[0] + 1 == len(columns)
-            sub = summed[:, columns[0]:columns[-1] + 1] if one_run else summed[:, inside]
-            sub = np.ascontiguousarray(sub)       # rows are read whole
-            partial = ~sub.all(axis=1)        # rows that leave out some segment inside `within`
-            if not partial.any():
-                continue
-            if not partial.all():
-                some, sub = some[partial], sub[partial]
-            index = np.full(self.rows, -1, dtype=np.int64)
-            index[some] = np.arange(len(some))
-            self.cuts[name], self.inside[name], self.sub[name], self.index[name] = cuts, inside, sub, index
-            self.sub_bits[name] = np.packbits(sub, axis=1)
-            self.full[name] = np.packbits(index < 0, bitorder="little")
-            self.packed[name] = self._packed(some, sub)
-        self.names = list(self.sub)
+            # a row's intervals, from cut numbers to grid segments (the ones inside `within`)
+            before = np.concatenate([[0], np.cumsum(inside)])
+            sets = _Columns.of_rows(self.rows, int(before[-1]), row, before[np.searchsorted(cuts, lo)],
+                                    before[np.searchsorted(cuts, hi + 1)])
+            if sets is None:
+                continue        # every row holds every segment
+            self.cuts[name], self.inside[name], self.sets[name] = cuts, inside, sets
+            self.index[name] = sets.index
+            self.full[name] = np.packbits(sets.index < 0, bitorder="little")
+            self.packed[name] = sets.packed(self.full[name])
+        self.names = list(self.sets)
         self._least_covered: dict[str, np.ndarray] | None = None
-        self.whole_fields = [(name, values) for name, values in within.items() if name not in self.sub]
+        self.whole_fields = [(name, values) for name, values in within.items() if name not in self.sets]
         self.columns = {name: np.flatnonzero(self.inside[name]) for name in self.names}   # grid segment -> cut index
         # Every field's packed bits in one array, so one lookup gathers a flow's rows on all fields.
         self.base = np.cumsum([0] + [len(self.packed[name]) for name in self.names[:-1]], dtype=np.int64)
@@ -127,29 +122,14 @@ class Grid:
         self.packed = {name: self.stack[b:b + len(self.packed[name])] for name, b in zip(self.names, self.base)}
         # To locate real flows: per field, each cut's first real value and its grid segment
         # (-1: outside `within`).
-        self.real_starts = {name: _int64_if_fits([squeeze.starts[name][c] for c in self.cuts[name].tolist()],
-                                                 squeeze.hi[name]) for name in self.names}
+        self.real_starts = {name: _as_searchable(segments.starts[name][self.cuts[name]]) for name in self.names}
         self.segment_of_cut = {name: np.where(self.inside[name], np.cumsum(self.inside[name]) - 1, -1)
                                for name in self.names}
 
-    def _packed(self, some: np.ndarray, sub: np.ndarray) -> np.ndarray:
-        """Per segment, the rows holding it as bits: the constraining rows `some` where `sub`
-        says so, and every other row. Built with the rows' bytes as lines: the rows at one bit
-        position fall in distinct bytes, so each bit position is one shifted OR of whole lines
-        of `sub` (a byte per segment), with no (segments x rows) matrix of booleans."""
-        others = np.ones(self.rows, dtype=bool)
-        others[some] = False
-        lines = np.repeat(np.packbits(others, bitorder="little")[:, None], sub.shape[1], axis=1)
-        values = sub.view(np.uint8)
-        for bit in range(8):
-            chosen = np.flatnonzero(some & 7 == bit)
-            lines[some[chosen] >> 3] |= values[chosen] << bit
-        return np.ascontiguousarray(lines.T)
-
     def _row(self, name: str, row: int) -> np.ndarray | None:
-        """The segments row `row` holds, or None when it holds all of them."""
+        """The segments row `row` holds, as booleans, or None when it holds all of them."""
         at = int(self.index[name][row])
-        return None if at < 0 else self.sub[name][at]
+        return None if at < 0 else self.sets[name].booleans([at])
 
     def _held(self, flows: np.ndarray) -> np.ndarray:
         """(flows x row bytes): the rows holding each flow (a row of segment positions), as bits."""
@@ -176,8 +156,7 @@ class Grid:
             mine, theirs = self.index[name][holders], self.index[name][targets]
             holds = mine < 0                    # the holder holds every segment
             both = ~holds & (theirs >= 0)       # both leave some out: compare the segments
-            bits = self.sub_bits[name]
-            holds[both] = ~(bits[theirs[both]] & ~bits[mine[both]]).any(axis=1)
+            holds[both] = self.sets[name].within(theirs[both], mine[both])
             out &= holds
         return out
 
@@ -213,21 +192,18 @@ class Grid:
             index = self.index[name][rows]
             constraining = index >= 0
             if constraining.any():
-                flows[constraining, j] = first[self.sub[name][index[constraining]][:, first].argmax(axis=1)]
+                flows[constraining, j] = self.sets[name].first_in(index[constraining], first)
         return flows
 
     def least_covered(self) -> dict[str, np.ndarray]:
         """Per field, the segments from the one the fewest rows hold (earlier rules are least
         likely to take a flow there). Made once per grid."""
         if self._least_covered is None:
-            # summed as bytes into a small integer type: much faster than summing booleans
-            self._least_covered = {name: np.argsort(np.add.reduce(self.sub[name].view(np.uint8), axis=0,
-                                                                  dtype=np.uint16 if self.rows < 1 << 16 else np.int64),
-                                                    kind="stable") for name in self.names}
+            self._least_covered = {name: np.argsort(self.sets[name].coverage(), kind="stable") for name in self.names}
         return self._least_covered
 
     def shuffled(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        return {name: rng.permutation(self.sub[name].shape[1]) for name in self.names}
+        return {name: rng.permutation(self.sets[name].width) for name in self.names}
 
     def positions(self, flows: list[Mapping[str, int]]) -> tuple[np.ndarray, np.ndarray]:
         """Real flows as rows of grid segment positions, and which of them lie inside `within`
@@ -296,18 +272,20 @@ class Grid:
         packed rows of the segments its box holds there, combined by `combine` (AND: the rows
         holding all of them; OR: the rows holding one). A single segment's rows are taken as
         they are, for all such targets at once."""
-        lines = self.index[name][targets]
-        constraining = np.flatnonzero(lines >= 0)
-        held = self.sub[name][lines[constraining]]
+        sets, packed = self.sets[name], self.packed[name]
+        places = self.index[name][targets]
+        constraining = np.flatnonzero(places >= 0)
+        places = places[constraining]
         out = np.empty((len(constraining), self.stack.shape[1]), dtype=np.uint8)
-        single = held.sum(axis=1) == 1
-        out[single] = self.packed[name][held[single].argmax(axis=1)]
+        single = sets.counts(places) == 1
+        out[single] = packed[sets.lo[sets.start[places[single]]]]
         if not single.all():       # targets holding the same segments share their rows
-            several = held[~single]
-            keys = np.ascontiguousarray(np.packbits(several, axis=1))
-            _, first, which = np.unique(keys.view(f"V{keys.shape[1]}").ravel(), return_index=True, return_inverse=True)
-            rows = np.stack([combine.reduce(self.packed[name][several[i]], axis=0) for i in first.tolist()])
-            out[~single] = rows[which.ravel()]
+            shared: dict[bytes, list[int]] = {}
+            for i, place in zip(np.flatnonzero(~single).tolist(), places[~single].tolist()):
+                shared.setdefault(sets.key(place), []).append(i)
+            for members in shared.values():
+                out[members] = combine.reduce([combine.reduce(packed[lo:hi], axis=0)
+                                               for lo, hi in sets.spans_of(int(places[members[0]]))], axis=0)
         return constraining, out
 
     def _covered_by_union(self, target: int, before: np.ndarray, whole: list[np.ndarray], after: list[np.ndarray]) -> bool:
@@ -321,7 +299,7 @@ class Grid:
             if held is None or held.sum() > 1:
                 rows = prefix & after[j + 1]
                 if rows.any():
-                    union = self.sub[name][self.index[name][self.rows_in(rows)]].any(axis=0)
+                    union = self.sets[name].booleans(self.index[name][self.rows_in(rows)])
                     if union.all() or (held is not None and not (held & ~union).any()):
                         return True
             prefix = prefix & whole[j]
@@ -356,18 +334,122 @@ class Grid:
             yield step[byte] * 8 + bit
 
 
-def _int64_if_fits(values: list[int], hi: int) -> np.ndarray | list[int]:
-    """`values` of a field whose values reach `hi`, as an array when they fit an int64 (an
-    address field's do not: IPv6 values pass 2**128), else as they are."""
-    return np.array(values, dtype=np.int64) if hi < 1 << 63 else values
+def _as_searchable(values: np.ndarray) -> np.ndarray | list[int]:
+    """Int64 values as they are (numpy searches them); Python ints (addresses) as a list (bisect
+    searches it)."""
+    return values.tolist() if values.dtype == object else values
 
 
-def _filled(rows: int, width: int, row: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
-    """(rows x width) booleans, True at [row[i], start[i]:stop[i]] for each i: set cell by cell,
-    since most intervals span a segment or two of a wide field (an address's prefixes)."""
-    out = np.zeros(rows * width, dtype=bool)
-    out[ranges(row * width + start, stop - start)] = True
-    return out.reshape(rows, width)
+class _Columns:
+    """The rows of a grid that leave out some segment of one field, each with the segments it
+    holds as sorted, apart intervals [lo, hi). A row of a wide field holds a prefix or two out
+    of thousands of segments, or all but a few: as intervals it costs what it is, where
+    booleans would cost every segment for every row."""
+
+    def __init__(self, width: int, index: np.ndarray, rows: np.ndarray, owner: np.ndarray,
+                 lo: np.ndarray, hi: np.ndarray):
+        self.width = width          # the field's segments
+        self.index = index          # per grid row: its place here, or -1 (it holds every segment)
+        self.rows = rows            # per place: its grid row
+        self.owner, self.lo, self.hi = owner, lo, hi        # per interval: its place, its segments
+        self.start = np.searchsorted(owner, np.arange(len(rows) + 1))   # place i's: start[i]:start[i + 1]
+        self._keys = owner * (width + 1) + lo      # in order: finds the interval where a segment may lie
+
+    @classmethod
+    def of_rows(cls, grid_rows: int, width: int, row: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> _Columns | None:
+        """From the intervals (row, segments [lo, hi)) of the rows constraining the field; None
+        when every row holds every segment."""
+        constraining = np.zeros(grid_rows, dtype=bool)
+        constraining[row] = True
+        keep = lo < hi
+        order = np.lexsort((lo[keep], row[keep]))
+        row, lo, hi = row[keep][order], lo[keep][order], hi[keep][order]
+        # Apart in real values, a row's intervals may touch once the segments outside `within`
+        # are left out: each run of touching ones becomes one.
+        first = np.ones(len(row), dtype=bool)
+        first[1:] = (row[1:] != row[:-1]) | (lo[1:] != hi[:-1])
+        firsts = np.flatnonzero(first)
+        row, lo, hi = row[firsts], lo[firsts], hi[np.append(firsts[1:], len(first)) - 1]
+        held = np.bincount(row, weights=hi - lo, minlength=grid_rows)
+        partial = constraining & (held < width)
+        if not partial.any():
+            return None
+        if (held[partial] == 0).any():
+            raise InternalError("a row of a diff walk holds no segment of its box")
+        keep = partial[row]
+        row = row[keep]
+        owner = np.cumsum(np.diff(row, prepend=-1) != 0) - 1      # rows are in order
+        rows = row[np.flatnonzero(np.diff(row, prepend=-1))]
+        index = np.full(grid_rows, -1, dtype=np.int64)
+        index[rows] = np.arange(len(rows))
+        return cls(width, index, rows, owner, lo[keep], hi[keep])
+
+    def packed(self, full: np.ndarray) -> np.ndarray:
+        """Per segment, the grid rows holding it as packed bits: those in `full` (packed), and each
+        row here over its intervals. A row's bit flips where one of its intervals starts and
+        where it ends, and a running XOR down the segments sets it in between."""
+        words = -(-len(full) // 8)
+        flips = np.zeros((self.width + 1, 8 * words), dtype=np.uint8)
+        flips[0, :len(full)] = full
+        rows = self.rows[self.owner]
+        byte, bit = rows >> 3, (1 << (rows & 7)).astype(np.uint8)
+        np.bitwise_xor.at(flips, (self.lo, byte), bit)
+        np.bitwise_xor.at(flips, (self.hi, byte), bit)
+        return np.bitwise_xor.accumulate(flips[:-1].view(np.uint64), axis=0).view(np.uint8)[:, :len(full)]
+
+    def _spans(self, places: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The intervals of `places`: per interval, its place's position in `places`, lo and hi."""
+        first = self.start[places]
+        count = self.start[places + 1] - first
+        at = ranges(first, count)
+        return np.repeat(np.arange(len(places)), count), self.lo[at], self.hi[at]
+
+    def spans_of(self, place: int) -> list[tuple[int, int]]:
+        a, b = self.start[place], self.start[place + 1]
+        return list(zip(self.lo[a:b].tolist(), self.hi[a:b].tolist()))
+
+    def key(self, place: int) -> bytes:
+        """The same for two places exactly when they hold the same segments."""
+        a, b = self.start[place], self.start[place + 1]
+        return self.lo[a:b].tobytes() + self.hi[a:b].tobytes()
+
+    def counts(self, places: np.ndarray) -> np.ndarray:
+        """Per place: how many segments it holds."""
+        which, lo, hi = self._spans(places)
+        return np.bincount(which, weights=hi - lo, minlength=len(places)).astype(np.int64)
+
+    def booleans(self, places) -> np.ndarray:
+        """The segments some place of `places` holds, as booleans."""
+        _, lo, hi = self._spans(np.asarray(places, dtype=np.int64))
+        out = np.zeros(self.width, dtype=bool)
+        out[ranges(lo, hi - lo)] = True
+        return out
+
+    def coverage(self) -> np.ndarray:
+        """Per segment: how many places hold it."""
+        marks = np.bincount(self.lo, minlength=self.width + 1) - np.bincount(self.hi, minlength=self.width + 1)
+        return np.cumsum(marks[:-1])
+
+    def first_in(self, places: np.ndarray, order: np.ndarray) -> np.ndarray:
+        """Per place: the first segment of `order` (all of them, in some order) that it holds."""
+        rank = np.empty(self.width + 1, dtype=np.int64)
+        rank[order] = np.arange(self.width)
+        rank[-1] = 0        # read past an interval that ends at the last segment
+        which, lo, hi = self._spans(places)
+        least = np.minimum.reduceat(rank, np.stack([lo, hi], axis=1).ravel())[::2]     # per interval
+        least = np.minimum.reduceat(least, np.flatnonzero(np.diff(which, prepend=-1)))
+        return order[least]
+
+    def within(self, places: np.ndarray, holders: np.ndarray) -> np.ndarray:
+        """Per pair: does holders[i] hold every segment that places[i] holds? Intervals are apart,
+        so each interval of places[i] lies in one of the holder's or in none."""
+        which, lo, hi = self._spans(places)
+        holder = holders[which]
+        at = np.searchsorted(self._keys, holder * (self.width + 1) + lo, side="right") - 1
+        inside = (at >= 0) & (self.owner[at] == holder) & (self.hi[at] >= hi)
+        out = np.ones(len(places), dtype=bool)
+        out[which[~inside]] = False
+        return out
 
 
 _LOWEST_BIT = np.array([(b & -b).bit_length() - 1 if b else 0 for b in range(256)], dtype=np.int64)
