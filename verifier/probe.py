@@ -129,7 +129,7 @@ class Grid:
     def _row(self, name: str, row: int) -> np.ndarray | None:
         """The segments row `row` holds, as booleans, or None when it holds all of them."""
         at = int(self.index[name][row])
-        return None if at < 0 else self.sets[name].booleans([at])
+        return None if at < 0 else self.sets[name].booleans(np.array([at]))
 
     def _held(self, flows: np.ndarray) -> np.ndarray:
         """(flows x row bytes): the rows holding each flow (a row of segment positions), as bits."""
@@ -257,8 +257,12 @@ class Grid:
         return covered
 
     def _rows_before(self, targets: np.ndarray) -> np.ndarray:
-        """Per target row, as packed bits: the rows before it."""
-        return np.packbits(np.arange(self.rows)[None, :] < targets[:, None], axis=1, bitorder="little")
+        """Per target row, as packed bits: the rows before it (whole bytes, then part of one)."""
+        byte = np.arange(self.stack.shape[1])
+        out = np.where(byte[None, :] < (targets >> 3)[:, None], np.uint8(0xFF), np.uint8(0))
+        part = np.flatnonzero(targets >> 3 < len(byte))
+        out[part, targets[part] >> 3] = (1 << (targets[part] & 7)) - 1
+        return out
 
     def _whole(self, name: str, targets: np.ndarray) -> np.ndarray:
         """Per target row, as packed bits: the rows holding all the values of its box on the field."""
@@ -295,13 +299,11 @@ class Grid:
         so the box has several values there, and the rows each hold some of the field."""
         prefix = before
         for j, name in enumerate(self.names):
-            held = self._row(name, target)
-            if held is None or held.sum() > 1:
+            sets, place = self.sets[name], int(self.index[name][target])
+            if place < 0 or sets.count(place) > 1:
                 rows = prefix & after[j + 1]
-                if rows.any():
-                    union = self.sets[name].booleans(self.index[name][self.rows_in(rows)])
-                    if union.all() or (held is not None and not (held & ~union).any()):
-                        return True
+                if rows.any() and sets.holds_all(sets.booleans(self.index[name][self.rows_in(rows)]), place):
+                    return True
             prefix = prefix & whole[j]
         return False
 
@@ -314,9 +316,10 @@ class Grid:
             meets[constraining] &= rows
         return meets
 
-    def rows_in(self, bits: np.ndarray) -> np.ndarray:
-        """The rows of one line of packed row bits, in order."""
-        return np.flatnonzero(np.unpackbits(bits, count=self.rows, bitorder="little"))
+    @staticmethod
+    def rows_in(bits: np.ndarray) -> np.ndarray:
+        """The rows of one line of packed row bits, in order (only its non-zero bytes are unpacked)."""
+        return _rows_at(bits, np.flatnonzero(bits))
 
     @staticmethod
     def count_rows(bits: np.ndarray) -> int:
@@ -329,9 +332,13 @@ class Grid:
         reader that may stop early)."""
         used = np.flatnonzero(bits)
         for start in range(0, len(used), per_step):
-            step = used[start:start + per_step]
-            byte, bit = np.nonzero(np.unpackbits(bits[step][:, None], axis=1, bitorder="little"))
-            yield step[byte] * 8 + bit
+            yield _rows_at(bits, used[start:start + per_step])
+
+
+def _rows_at(bits: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """The rows of the bytes `used` (in order) of one line of packed row bits."""
+    byte, bit = np.nonzero(np.unpackbits(bits[used][:, None], axis=1, bitorder="little"))
+    return used[byte] * 8 + bit
 
 
 def _as_searchable(values: np.ndarray) -> np.ndarray | list[int]:
@@ -418,16 +425,33 @@ class _Columns:
         which, lo, hi = self._spans(places)
         return np.bincount(which, weights=hi - lo, minlength=len(places)).astype(np.int64)
 
-    def booleans(self, places) -> np.ndarray:
-        """The segments some place of `places` holds, as booleans."""
-        _, lo, hi = self._spans(np.asarray(places, dtype=np.int64))
-        out = np.zeros(self.width, dtype=bool)
-        out[ranges(lo, hi - lo)] = True
-        return out
+    def count(self, place: int) -> int:
+        """How many segments one place holds."""
+        a, b = self.start[place], self.start[place + 1]
+        return int((self.hi[a:b] - self.lo[a:b]).sum())
+
+    def booleans(self, places: np.ndarray) -> np.ndarray:
+        """The segments some place of `places` (-1: a row holding every segment) holds."""
+        if (places < 0).any():
+            return np.ones(self.width, dtype=bool)
+        _, lo, hi = self._spans(places)
+        return self._coverage(lo, hi) > 0
+
+    def holds_all(self, segments: np.ndarray, place: int) -> bool:
+        """Are all the segments of `place` (every one, for -1) among `segments` (booleans)?"""
+        if place < 0:
+            return bool(segments.all())
+        a, b = self.start[place], self.start[place + 1]
+        return all(segments[lo:hi].all() for lo, hi in zip(self.lo[a:b].tolist(), self.hi[a:b].tolist()))
 
     def coverage(self) -> np.ndarray:
         """Per segment: how many places hold it."""
-        marks = np.bincount(self.lo, minlength=self.width + 1) - np.bincount(self.hi, minlength=self.width + 1)
+        return self._coverage(self.lo, self.hi)
+
+    def _coverage(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Per segment: how many of the intervals [lo, hi) hold it (a count up at each start and
+        down at each end, summed along: the cost of the intervals, not of their segments)."""
+        marks = np.bincount(lo, minlength=self.width + 1) - np.bincount(hi, minlength=self.width + 1)
         return np.cumsum(marks[:-1])
 
     def first_in(self, places: np.ndarray, order: np.ndarray) -> np.ndarray:
