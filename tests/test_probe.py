@@ -77,7 +77,11 @@ def test_grid_agrees_with_brute_force(own, other, data):
         meets = [r for r in range(target) if any(point_in(rows[r], f) for f in inside)]
         bits = meeting_before[target - start]
         assert grid.rows_in(bits).tolist() == meets and grid.count_rows(bits) == len(meets)
-        assert [r for rows in grid.rows_in_order(bits, per_step=1) for r in rows.tolist()] == meets
+        for reach in (1, 2, len(bits)):       # the rows of the first `reach` bytes holding some
+            line, ahead, whole = grid.rows_ahead(np.stack([bits, bits]), reach)
+            near = [r for r in meets if r // 8 in sorted({m // 8 for m in meets})[:reach]]
+            assert ahead.tolist() == near + near and line.tolist() == [0] * len(near) + [1] * len(near)
+            assert whole.tolist() == [near == meets] * 2
         covered = bool(covered_before[target - start])
         assert covered == bool(grid.covered_before(np.array([target]))[0])
         holders = np.arange(target, dtype=np.int64)

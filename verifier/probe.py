@@ -327,12 +327,16 @@ class Grid:
         return int(_BITS_SET[bits].sum())
 
     @staticmethod
-    def rows_in_order(bits: np.ndarray, per_step: int = 4):
-        """The rows of one line of packed row bits, in order, a few bytes' worth at a time (for a
-        reader that may stop early)."""
-        used = np.flatnonzero(bits)
-        for start in range(0, len(used), per_step):
-            yield _rows_at(bits, used[start:start + per_step])
+    def rows_ahead(lines: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows of the first `reach` non-zero bytes of each line of packed row bits, in order,
+        as (line, row) pairs; and per line, whether that is all of its rows (for a reader that
+        stops early)."""
+        line, byte = np.nonzero(lines)
+        rank = np.arange(len(line)) - np.searchsorted(line, np.arange(len(lines)))[line]    # place in its line
+        near = rank < reach
+        which, bit = np.nonzero(np.unpackbits(lines[line[near], byte[near]][:, None], axis=1, bitorder="little"))
+        whole = np.bincount(line, minlength=len(lines)) <= reach
+        return line[near][which], byte[near][which] * 8 + bit, whole
 
 
 def _rows_at(bits: np.ndarray, used: np.ndarray) -> np.ndarray:
