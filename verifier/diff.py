@@ -329,19 +329,41 @@ class _Walk:
                 if holds:
                     chosen[i] = typical[i]
             todo = [i for i in todo if chosen[i] is None]
-        points = {i: realistic_point(schema, grid.cell(hulls[i][2])) for i in todo}
-        if todo:
-            for name in sorted(points[todo[0]], key=lambda n: n in ("app",) + LABEL_FIELDS):
-                moved = [i for i in todo if points[i][name] != typical[i][name]]
-                trials = [dict(points[i], **{name: typical[i][name]}) for i in moved]
-                for i, trial, holds in zip(moved, trials, grid.first_holders(trials, rows[moved]).tolist()):
-                    if holds:
-                        points[i] = trial
-            if not grid.first_holders([points[i] for i in todo], rows[todo]).all():
-                raise InternalError("a diff witness does not show the change it stands for")
-        for i in todo:
-            chosen[i] = points[i]
+        for i, point in zip(todo, self._moved_toward(rows[todo], [hulls[i][2] for i in todo], [typical[i] for i in todo])):
+            chosen[i] = point
         return chosen
+
+    def _moved_toward(self, rows: np.ndarray, flows: list[np.ndarray], typical: list[dict[str, int]]) -> list[dict[str, int]]:
+        """Per grid flow: a realistic point of its cell, moved field by field (the application and
+        its labels last) to the value of `typical` wherever rows[i] still decides it. A move
+        changes one field, so it is tried on the point's grid positions: a kept field's column
+        takes the typical value's, and any other field only asks that value to be in the walk's box."""
+        grid, schema = self.grid, self.own.table.schema
+        points = [realistic_point(schema, grid.cell(flow)) for flow in flows]
+        if not points:
+            return points
+        at, _ = grid.positions(points)              # inside the box: a cell lies in it
+        toward, _ = grid.positions(typical)         # -1 on a kept field where the typical value is outside
+        column = {name: j for j, name in enumerate(grid.names)}
+        for name in sorted(points[0], key=lambda n: n in ("app",) + LABEL_FIELDS):
+            moved = np.array([m for m, (point, goal) in enumerate(zip(points, typical)) if point[name] != goal[name]],
+                             dtype=np.int64)
+            j = column.get(name)
+            if j is None:
+                values = grid.within.get(name)
+                holds = np.array([values is None or typical[m][name] in values for m in moved.tolist()], dtype=bool)
+            else:
+                trials = at[moved]
+                trials[:, j] = toward[moved, j]
+                holds = trials[:, j] >= 0
+                holds[holds] = grid.first_rows(trials[holds]) == rows[moved[holds]]
+            for m in moved[holds].tolist():
+                points[m][name] = typical[m][name]
+            if j is not None:
+                at[moved[holds], j] = toward[moved[holds], j]
+        if not grid.first_holders(points, rows).all():
+            raise InternalError("a diff witness does not show the change it stands for")
+        return points
 
     def _names(self, c: int, ks: np.ndarray, before: np.ndarray) -> list[tuple[tuple[str, ...], bool]]:
         """Per region of c and ks[i]: the first EXCLUDING_NAMED source rules of the earlier rows in
