@@ -16,7 +16,9 @@ once, from the old side.
 """
 from __future__ import annotations
 
+import bisect
 import difflib
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -440,14 +442,56 @@ def _consolidated(changes: list[Change], fields) -> list[Change]:
 
 
 def _partners(a: list, b: list) -> tuple[np.ndarray, np.ndarray]:
-    """Aligned rules: per rule of each table, the index of its partner in the other, or -1."""
+    """Aligned rules: per rule of each table, the index of its partner in the other, or -1.
+
+    Rules whose signature occurs once in each table are anchors where their order agrees (the
+    longest increasing run of their places, as in a patience diff); the stretches between
+    anchors, short when a new version edits a few rules here and there, are matched by
+    difflib. Any alignment of equal signatures in order gives the same diff; this one is
+    quick on a 10k-rule table, where difflib alone spent 0.1 s."""
     number: dict = {}           # each signature as a small number, so the matcher hashes it once
     a, b = ([number.setdefault(s, len(number)) for s in side] for side in (a, b))
     a_to_b, b_to_a = np.full(len(a), -1, dtype=np.int64), np.full(len(b), -1, dtype=np.int64)
-    for block in difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks():
-        a_to_b[block.a:block.a + block.size] = np.arange(block.b, block.b + block.size)
-        b_to_a[block.b:block.b + block.size] = np.arange(block.a, block.a + block.size)
+    for i, j in _anchored_pairs(a, b):
+        a_to_b[i], b_to_a[j] = j, i
     return a_to_b, b_to_a
+
+
+def _anchored_pairs(a: list[int], b: list[int]):
+    """Pairs (i, j) with a[i] == b[j], increasing in both: anchors, and difflib's matches between them."""
+    once = {v for v, n in Counter(a).items() if n == 1} & {v for v, n in Counter(b).items() if n == 1}
+    where = {v: j for j, v in enumerate(b) if v in once}
+    candidates = [(i, where[v]) for i, v in enumerate(a) if v in once]
+    anchors = _increasing(candidates)
+    done_a = done_b = 0
+    for i, j in anchors + [(len(a), len(b))]:
+        if done_a < i and done_b < j:
+            for block in difflib.SequenceMatcher(None, a[done_a:i], b[done_b:j], autojunk=False).get_matching_blocks():
+                for k in range(block.size):
+                    yield done_a + block.a + k, done_b + block.b + k
+        if i < len(a):
+            yield i, j
+        done_a, done_b = i + 1, j + 1
+
+
+def _increasing(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The longest run of `pairs` (in order of their first element) whose second elements increase."""
+    tails: list[int] = []        # tails[n]: the least second element ending a run of n + 1
+    ends: list[int] = []         # ... and the pair there
+    before = [-1] * len(pairs)
+    for k, (_, j) in enumerate(pairs):
+        n = bisect.bisect_left(tails, j)
+        if n == len(tails):
+            tails.append(j)
+            ends.append(k)
+        else:
+            tails[n], ends[n] = j, k
+        before[k] = ends[n - 1] if n else -1
+    run, k = [], ends[-1] if ends else -1
+    while k >= 0:
+        run.append(pairs[k])
+        k = before[k]
+    return run[::-1]
 
 
 class _Tables:
