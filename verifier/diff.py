@@ -1,9 +1,8 @@
 """Semantic diff: every flow whose outcome (action, rate, redirect target, logging) differs
 between two rule tables, as boxes, and nothing else.
 
-Rules present in both tables (same match, same action) are aligned as a longest common
-subsequence. If a flow gets different outcomes, at least one of its two deciding rules is
-unaligned ("changed"): were both aligned, the one deciding earlier would decide on both sides.
+Rules present in both tables (same match, same action) are aligned in order (_partners). If a
+flow gets different outcomes, at least one of its two deciding rules is unaligned ("changed"): were both aligned, the one deciding earlier would decide on both sides.
 So it suffices, for each changed rule c, to look at the rules k of the other table that meet
 c's box and give a different outcome. A rule k aligned with a rule before c is skipped: its
 flows are decided before c on c's side. The flows decided by c and by k form the region
@@ -447,8 +446,8 @@ def _partners(a: list, b: list) -> tuple[np.ndarray, np.ndarray]:
     Rules whose signature occurs once in each table are anchors where their order agrees (the
     longest increasing run of their places, as in a patience diff); the stretches between
     anchors, short when a new version edits a few rules here and there, are matched by
-    difflib. Any alignment of equal signatures in order gives the same diff; this one is
-    quick on a 10k-rule table, where difflib alone spent 0.1 s."""
+    difflib. Any alignment of equal signatures in order gives the same changed flows and
+    deciding rules; this one is quick on a 10k-rule table, where difflib alone spent 0.1 s."""
     number: dict = {}           # each signature as a small number, so the matcher hashes it once
     a, b = ([number.setdefault(s, len(number)) for s in side] for side in (a, b))
     a_to_b, b_to_a = np.full(len(a), -1, dtype=np.int64), np.full(len(b), -1, dtype=np.int64)
