@@ -2,7 +2,8 @@
 between two rule tables, as boxes, and nothing else.
 
 Rules present in both tables (same match, same action) are aligned in order (_partners). If a
-flow gets different outcomes, at least one of its two deciding rules is unaligned ("changed"): were both aligned, the one deciding earlier would decide on both sides.
+flow gets different outcomes, at least one of its two deciding rules is unaligned ("changed"):
+were both aligned, the one deciding earlier would decide on both sides.
 So it suffices, for each changed rule c, to look at the rules k of the other table that meet
 c's box and give a different outcome. A rule k aligned with a rule before c is skipped: its
 flows are decided before c on c's side. The flows decided by c and by k form the region
