@@ -31,21 +31,31 @@ class Segments:
     def __init__(self, fields, tables: list[list[Box]]):
         self.squeeze = Compression(fields, (b for boxes in tables for b in boxes))
         self.tables = tables
-        # per field, each segment's first real value: int64 where it fits (an IPv6 address does not)
-        self.starts = {name: np.array(values, dtype=np.int64 if self.squeeze.hi[name] < 1 << 63 else object)
+        # per field, each segment's first real value: int64 where it fits, with the value after
+        # the last (an IPv6 address does not fit)
+        self.starts = {name: np.array(values, dtype=np.int64 if self.squeeze.hi[name] < (1 << 63) - 1 else object)
                        for name, values in self.squeeze.starts.items()}
         self.intervals: list[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
         for boxes in tables:
             found: dict[str, tuple[list, list, list]] = {name: ([], [], []) for name in fields}
             for i, box in enumerate(boxes):         # a box names only the fields it constrains
                 for name, values in box.items():
-                    starts, (owner, lo, hi) = self.squeeze.starts[name], found[name]
+                    owner, lo, end = found[name]
                     for a, b in values.intervals:
-                        owner.append(i)     # every bound is a cut: its segment starts at the value
-                        lo.append(bisect.bisect_left(starts, a))
-                        hi.append(bisect.bisect_left(starts, b + 1) - 1)
-            self.intervals.append({name: tuple(np.array(v, dtype=np.int64) for v in lists)
-                                   for name, lists in found.items()})
+                        owner.append(i)
+                        lo.append(a)
+                        end.append(b + 1)
+            # every bound is a cut: an interval's first segment starts at its first value
+            self.intervals.append({name: (np.array(owner, dtype=np.int64), self._segment(name, lo),
+                                          self._segment(name, end) - 1)
+                                   for name, (owner, lo, end) in found.items()})
+
+    def _segment(self, name: str, cuts: list[int]) -> np.ndarray:
+        """The segment starting at each of `cuts` (values that start a segment)."""
+        starts = self.starts[name]
+        if starts.dtype == object:
+            return np.array([bisect.bisect_left(self.squeeze.starts[name], v) for v in cuts], dtype=np.int64)
+        return np.searchsorted(starts, np.array(cuts, dtype=np.int64))
 
     def small(self, table: int, i: int) -> Box:
         """Box i of a table over segment numbers (for a z3 query)."""
