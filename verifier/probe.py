@@ -310,12 +310,23 @@ class Grid:
         prefix = before
         for j, name in enumerate(self.names):
             sets, place = self.sets[name], int(self.index[name][target])
-            if place < 0 or sets.count(place) > 1:
+            count = sets.width if place < 0 else sets.count(place)
+            if count > 1:
                 rows = prefix & after[j + 1]
-                if rows.any() and sets.holds_all(sets.booleans(self.index[name][self.rows_in(rows)]), place):
+                if rows.any() and self._union_holds(name, rows, place, count):
                     return True
             prefix = prefix & whole[j]
         return False
+
+    def _union_holds(self, name: str, rows: np.ndarray, place: int, count: int) -> bool:
+        """Do the rows in the packed bits `rows` together hold every segment of `place` (its
+        `count` of them) on the field? A few segments are looked up, each against the rows;
+        many are compared with the segments the rows' intervals cover."""
+        sets = self.sets[name]
+        if count <= _FEW_SEGMENTS:
+            segments = np.arange(sets.width) if place < 0 else sets.segments(place)
+            return bool((self.packed[name][segments] & rows).any(axis=1).all())
+        return sets.holds_all(sets.booleans(self.index[name][self.rows_in(rows)]), place)
 
     def meeting_before(self, targets: np.ndarray) -> np.ndarray:
         """Per target row, as packed bits (rows_in reads them): the rows before it whose box
@@ -383,8 +394,10 @@ class _Columns:
         constraining = np.zeros(grid_rows, dtype=bool)
         constraining[row] = True
         keep = lo < hi
-        order = np.lexsort((lo[keep], row[keep]))
-        row, lo, hi = row[keep][order], lo[keep][order], hi[keep][order]
+        row, lo, hi = row[keep], lo[keep], hi[keep]
+        if ((row[1:] < row[:-1]) | ((row[1:] == row[:-1]) & (lo[1:] < lo[:-1]))).any():    # not already in order
+            order = np.lexsort((lo, row))
+            row, lo, hi = row[order], lo[order], hi[order]
         # Apart in real values, a row's intervals may touch once the segments outside `within`
         # are left out: each run of touching ones becomes one.
         first = np.ones(len(row), dtype=bool)
@@ -439,6 +452,11 @@ class _Columns:
         which, lo, hi = self._spans(places)
         return np.bincount(which, weights=hi - lo, minlength=len(places)).astype(np.int64)
 
+    def segments(self, place: int) -> np.ndarray:
+        """The segments one place holds."""
+        a, b = self.start[place], self.start[place + 1]
+        return ranges(self.lo[a:b], self.hi[a:b] - self.lo[a:b])
+
     def count(self, place: int) -> int:
         """How many segments one place holds."""
         a, b = self.start[place], self.start[place + 1]
@@ -489,6 +507,8 @@ class _Columns:
         out[which[~inside]] = False
         return out
 
+
+_FEW_SEGMENTS = 64       # a union of rows is checked segment by segment up to this many
 
 _LOWEST_BIT = np.array([(b & -b).bit_length() - 1 if b else 0 for b in range(256)], dtype=np.int64)
 _BITS_SET = np.array([bin(b).count("1") for b in range(256)], dtype=np.int64)
