@@ -141,23 +141,33 @@ class Grid:
         at = int(self.index[name][row])
         return None if at < 0 else self.sets[name].booleans(np.array([at]))
 
-    def _held(self, flows: np.ndarray) -> np.ndarray:
-        """(flows x row bytes): the rows holding each flow (a row of segment positions), as bits."""
+    def _held(self, flows: np.ndarray, first: int, stop: int) -> np.ndarray:
+        """(flows x row bytes first:stop): the rows there holding each flow (a row of segment
+        positions), as bits."""
         if len(flows) == 1:     # one gather over all fields
-            return np.bitwise_and.reduce(self.stack[flows[0] + self.base], axis=0, initial=0xFF)[None, :]
-        out = np.full((len(flows), self.stack.shape[1]), 0xFF, dtype=np.uint8)
+            return np.bitwise_and.reduce(self.stack[flows[0] + self.base, first:stop], axis=0, initial=0xFF)[None, :]
+        out = np.full((len(flows), stop - first), 0xFF, dtype=np.uint8)
         for j, name in enumerate(self.names):       # field by field, so the temporaries stay (flows x bytes)
-            out &= self.packed[name][flows[:, j]]
+            out &= self.packed[name][flows[:, j], first:stop]
         return out
 
     def first_rows(self, flows: np.ndarray) -> np.ndarray:
-        """Per flow: the first row holding it."""
-        held = self._held(flows)
-        nonzero = held != 0
-        if not nonzero.any(axis=1).all():
+        """Per flow: the first row holding it. The rows are read a stretch at a time, growing,
+        and a flow leaves once some row there holds it: most are held early (a sixth of the
+        bytes, in the 10k benchmark's walks)."""
+        out = np.empty(len(flows), dtype=np.int64)
+        todo, first, step, size = np.arange(len(flows)), 0, 32, self.stack.shape[1]
+        while len(todo) and first < size:
+            stop = min(first + step, size)
+            held = self._held(flows[todo], first, stop)
+            nonzero = held != 0
+            hit = nonzero.any(axis=1)
+            byte = nonzero[hit].argmax(axis=1)
+            out[todo[hit]] = (first + byte) * 8 + _LOWEST_BIT[held[np.flatnonzero(hit), byte]]
+            todo, first, step = todo[~hit], stop, 4 * step
+        if len(todo):
             raise InternalError("a probe flow is held by no row; the last row must contain the walk's box")
-        byte = nonzero.argmax(axis=1)
-        return byte * 8 + _LOWEST_BIT[held[np.arange(len(flows)), byte]]
+        return out
 
     def holds_boxes(self, holders: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Per pair: does row holders[i] hold every flow of row targets[i]'s box?"""
