@@ -622,16 +622,18 @@ def test_exit_codes_of_the_installed_command(files):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.integers(0, 6), max_size=30), st.data())
+@given(st.lists(st.integers(0, 30), max_size=20), st.data())
 def test_rule_alignment_pairs_equal_signatures_in_order(a, data):
     """The diff's alignment (patience anchors, difflib between them) pairs only equal signatures,
-    in increasing order on both sides, and leaves unpaired no rule an edit did not touch."""
-    edits = data.draw(st.lists(st.tuples(st.integers(0, 40), st.integers(7, 9)), max_size=3))
+    in increasing order on both sides; when no two rules are alike, it leaves unpaired no rule
+    an edit did not touch (with repeats, difflib may pair fewer than the most possible)."""
+    edits = data.draw(st.lists(st.tuples(st.integers(0, 40), st.integers(31, 33)), max_size=3))
     b = list(a)
-    for at, value in edits:     # values 7..9 never occur in `a`: each edit unpairs one rule at most
+    for at, value in edits:     # values 31..33 never occur in `a`
         b.insert(min(at, len(b)), value)
     a_to_b, b_to_a = diff_module._partners(a, b)
     pairs = [(i, int(j)) for i, j in enumerate(a_to_b) if j >= 0]
     assert all(a[i] == b[j] and b_to_a[j] == i for i, j in pairs)
     assert all(i1 < i2 and j1 < j2 for (i1, j1), (i2, j2) in zip(pairs, pairs[1:]))
-    assert len(pairs) == len(a)         # only inserted rules are unpaired
+    if len(set(a)) == len(a):
+        assert len(pairs) == len(a)     # only inserted rules are unpaired
