@@ -48,6 +48,7 @@ def parse_quantity(text: str, units: dict[str, int], what: str) -> int:
     return int(value)
 
 
+@lru_cache(maxsize=1 << 16)      # diff checks two versions that share nearly all their addresses
 def parse_ip(text: str) -> tuple[int, int]:
     """An address or prefix as an interval of the shared address dimension."""
     try:

@@ -393,7 +393,7 @@ class _Walk:
             later = []
             for i, (a, b) in enumerate(zip([0] + ends[:-1], ends)):
                 if count[i] > EXCLUDING_NAMED or whole[i]:
-                    out[todo[i]] = (tuple(names[a:b]), count[i] <= EXCLUDING_NAMED)
+                    out[todo[i]] = (tuple(names[a:b]), bool(count[i] <= EXCLUDING_NAMED))
                 else:
                     later.append(i)
             todo, reach = todo[later], 4 * reach
