@@ -81,6 +81,10 @@ def _moved(items: tuple[ast.Item, ...], file: SourceFile, delta: int):
         kind = type(value)
         if kind is Span:
             return Span(file, value.start + delta, value.end + delta)
+        if kind is ast.Ident:       # the commonest nodes (names, words), moved without a call per field
+            return ast.Ident(value.text, Span(file, value.span.start + delta, value.span.end + delta))
+        if kind is ast.Literal:
+            return ast.Literal(value.kind, value.text, Span(file, value.span.start + delta, value.span.end + delta))
         read = _FIELDS.get(kind)
         if read is not None:
             return kind(*map(move, read(value)))
