@@ -31,8 +31,8 @@ class Segments:
     def __init__(self, fields, tables: list[list[Box]]):
         self.squeeze = Compression(fields, (b for boxes in tables for b in boxes))
         self.tables = tables
-        # per field, each segment's first real value: int64 where it fits, with the value after
-        # the last (an IPv6 address does not fit)
+        # per field, each segment's first real value: int64 when every value and the one after
+        # the last fit (an IPv6 address does not)
         self.starts = {name: np.array(values, dtype=np.int64 if self.squeeze.hi[name] < (1 << 63) - 1 else object)
                        for name, values in self.squeeze.starts.items()}
         self.intervals: list[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
