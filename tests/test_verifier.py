@@ -36,18 +36,34 @@ def test_translation_validation_catches_a_wrong_table(tmp_path):
     assert "smtp_relay" in str(err.value) and ":587 " in str(err.value)
 
 
+def test_translation_validation_needs_no_query_for_the_same_formula(tmp_path):
+    """A rule whose condition and match rules encode to the very same formula is equal without a
+    query; a table whose match rule differs from it is still caught, by z3."""
+    loaded = api.load(write_policy(tmp_path, """
+        default allow
+        rule smtp_relay when proto == tcp and dst.port == 25 then block
+    """))
+    proved = validate(loaded.policy, loaded.table, LIMITS)
+    assert (proved.status, proved.rules, proved.queries) == ("proved", 1, 0)
+    [rule] = loaded.table.rules
+    wider = dataclasses.replace(rule, matches=tuple((name, IntervalSet.span(25, 26) if name == "dst.port" else values)
+                                                    for name, values in rule.matches))
+    with pytest.raises(MistranslationError, match="smtp_relay"):
+        validate(loaded.policy, dataclasses.replace(loaded.table, rules=(wider,)), LIMITS)
+
+
 def test_translation_validation_proves_a_shared_rule_once(tmp_path):
     """A diff passes one set of proved obligations to both versions: the second proves only
     what it does not share, and a wrong table is still caught."""
     old = api.load(write_policy(tmp_path, """
         default allow
-        rule smtp_relay when proto == tcp and dst.port == 25 then block
-        rule vpn when app in {openvpn, wireguard} then reset
+        rule smtp_relay when proto == tcp and dst.port != 25 then block
+        rule vpn when app not in {openvpn, wireguard} then reset
     """, "old.dpi"))
     new = api.load(write_policy(tmp_path, """
         default allow
-        rule smtp_relay when proto == tcp and dst.port == 25 then block
-        rule vpn when app in {openvpn, wireguard, ipsec} then reset
+        rule smtp_relay when proto == tcp and dst.port != 25 then block
+        rule vpn when app not in {openvpn, wireguard, ipsec} then reset
     """, "new.dpi"))
     proved: set = set()
     assert validate(old.policy, old.table, LIMITS, proved).queries == 1 and len(proved) == 2
