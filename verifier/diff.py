@@ -475,7 +475,8 @@ def _anchored_pairs(a: list[int], b: list[int]):
 
 
 def _increasing(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The longest run of `pairs` (in order of their first element) whose second elements increase."""
+    """The longest subsequence of `pairs` (in order of their first elements) whose second elements
+    increase (patience sorting, with a link from each pair to the one before it)."""
     tails: list[int] = []        # tails[n]: the least second element ending a run of n + 1
     ends: list[int] = []         # ... and the pair there
     before = [-1] * len(pairs)
