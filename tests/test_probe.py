@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from dpipolicy.compiler.boxes import contains, intersect, point_in
@@ -14,6 +15,7 @@ from dpipolicy.dsl.schema import Field
 from dpipolicy import api
 from dpipolicy.verifier import diff
 from dpipolicy.verifier.probe import Grid, Segments
+from dpipolicy.verifier.properties import InternalError
 from dpipolicy.verifier.solve import Answer, Limits, Outcome
 
 from helpers import generated, generator, run_cli
@@ -202,3 +204,13 @@ def test_a_region_names_at_most_a_few_earlier_rules_and_says_whether_that_is_all
     monkeypatch.setattr(diff, "EXCLUDING_NAMED", 20)
     [change] = diff.diff_tables(*tables, Limits()).changes
     assert change.excluding == tuple(f"e{i:02}" for i in range(12)) and change.excluding_complete
+
+
+def test_a_grid_takes_rules_in_table_order():
+    """A walk gives each table's rules in order, and the grid's intervals rely on it."""
+    boxes = [{"a": IntervalSet.span(0, 3)}, {"a": IntervalSet.span(2, 9)}, {}]
+    within = {"a": IntervalSet.span(0, 31)}
+    segments = Segments(FIELDS, [boxes, [{}]])
+    Grid(segments, within, [(0, [0, 1]), (1, [0])])
+    with pytest.raises(InternalError, match="table order"):
+        Grid(segments, within, [(0, [1, 0]), (1, [0])])

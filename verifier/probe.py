@@ -75,7 +75,7 @@ class Grid:
 
     def __init__(self, segments: Segments, within: Mapping[str, IntervalSet],
                  parts: list[tuple[int, np.ndarray | list[int]]]):
-        """`parts`: (table, rule indices) in row order; `within` is in real values."""
+        """`parts`: (table, rule indices in table order), in row order; `within` is in real values."""
         squeeze = self.squeeze = segments.squeeze
         self.within = within
         self.rows = sum(len(rules) for _, rules in parts)
@@ -399,15 +399,15 @@ class _Columns:
 
     @classmethod
     def of_rows(cls, grid_rows: int, width: int, row: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> _Columns | None:
-        """From the intervals (row, segments [lo, hi)) of the rows constraining the field; None
-        when every row holds every segment."""
+        """From the intervals (row, segments [lo, hi)) of the rows constraining the field, in
+        row order and, within a row, in order (as a grid of rules in table order gives them);
+        None when every row holds every segment."""
         constraining = np.zeros(grid_rows, dtype=bool)
         constraining[row] = True
         keep = lo < hi
         row, lo, hi = row[keep], lo[keep], hi[keep]
-        if ((row[1:] < row[:-1]) | ((row[1:] == row[:-1]) & (lo[1:] < lo[:-1]))).any():    # not already in order
-            order = np.lexsort((lo, row))
-            row, lo, hi = row[order], lo[order], hi[order]
+        if ((row[1:] < row[:-1]) | ((row[1:] == row[:-1]) & (lo[1:] < lo[:-1]))).any():
+            raise InternalError("a grid's rules must be given in table order")
         # Apart in real values, a row's intervals may touch once the segments outside `within`
         # are left out: each run of touching ones becomes one.
         first = np.ones(len(row), dtype=bool)
