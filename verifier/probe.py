@@ -82,7 +82,6 @@ class Grid:
         self.cuts: dict[str, np.ndarray] = {}         # per kept field: the segment numbers starting a grid segment
         self.inside: dict[str, np.ndarray] = {}       # ... and which grid segments lie in `within`
         self.sets: dict[str, _Columns] = {}           # ... the rows leaving out some segment, as intervals
-        self.index: dict[str, np.ndarray] = {}        # per row: its place in `sets`, or -1 (it holds every segment)
         self.packed: dict[str, np.ndarray] = {}       # (segments x row bytes), rows as bits: views of `stack`
         self.full: dict[str, np.ndarray] = {}         # packed: the rows holding every segment
         positions, offset = [], 0     # per part: each rule's row, or -1
@@ -118,7 +117,6 @@ class Grid:
             if sets is None:
                 continue        # every row holds every segment
             self.cuts[name], self.inside[name], self.sets[name] = cuts, inside, sets
-            self.index[name] = sets.index
             self.full[name] = np.packbits(sets.index < 0, bitorder="little")
             self.packed[name] = sets.packed(self.full[name])
         self.names = list(self.sets)
@@ -138,7 +136,7 @@ class Grid:
 
     def _row(self, name: str, row: int) -> np.ndarray | None:
         """The segments row `row` holds, as booleans, or None when it holds all of them."""
-        at = int(self.index[name][row])
+        at = int(self.sets[name].index[row])
         return None if at < 0 else self.sets[name].booleans(np.array([at]))
 
     def _held(self, flows: np.ndarray, first: int, stop: int) -> np.ndarray:
@@ -173,7 +171,8 @@ class Grid:
         """Per pair: does row holders[i] hold every flow of row targets[i]'s box?"""
         out = np.ones(len(targets), dtype=bool)
         for name in self.names:
-            mine, theirs = self.index[name][holders], self.index[name][targets]
+            index = self.sets[name].index
+            mine, theirs = index[holders], index[targets]
             holds = mine < 0                    # the holder holds every segment
             both = ~holds & (theirs >= 0)       # both leave some out: compare the segments
             holds[both] = self.sets[name].within(theirs[both], mine[both])
@@ -209,7 +208,7 @@ class Grid:
         for j, name in enumerate(self.names):
             first = order[name]
             flows[:, j] = first[0]              # a row holding every segment takes the first
-            index = self.index[name][rows]
+            index = self.sets[name].index[rows]
             constraining = index >= 0
             if constraining.any():
                 flows[constraining, j] = self.sets[name].first_in(index[constraining], first)
@@ -297,7 +296,7 @@ class Grid:
         holding all of them; OR: the rows holding one). A single segment's rows are taken as
         they are, for all such targets at once."""
         sets, packed = self.sets[name], self.packed[name]
-        places = self.index[name][targets]
+        places = sets.index[targets]
         constraining = np.flatnonzero(places >= 0)
         places = places[constraining]
         out = np.empty((len(constraining), self.stack.shape[1]), dtype=np.uint8)
@@ -319,7 +318,8 @@ class Grid:
         so the box has several values there, and the rows each hold some of the field."""
         prefix = before
         for j, name in enumerate(self.names):
-            sets, place = self.sets[name], int(self.index[name][target])
+            sets = self.sets[name]
+            place = int(sets.index[target])
             count = sets.width if place < 0 else sets.count(place)
             if count > 1:
                 rows = prefix & after[j + 1]
@@ -336,7 +336,7 @@ class Grid:
         if count <= _FEW_SEGMENTS:
             segments = np.arange(sets.width) if place < 0 else sets.segments(place)
             return bool((self.packed[name][segments] & rows).any(axis=1).all())
-        return sets.holds_all(sets.booleans(self.index[name][self.rows_in(rows)]), place)
+        return sets.holds_all(sets.booleans(sets.index[self.rows_in(rows)]), place)
 
     def meeting_before(self, targets: np.ndarray) -> np.ndarray:
         """Per target row, as packed bits (rows_in reads them): the rows before it whose box
@@ -449,6 +449,7 @@ class _Columns:
         return np.repeat(np.arange(len(places)), count), self.lo[at], self.hi[at]
 
     def spans_of(self, place: int) -> list[tuple[int, int]]:
+        """One place's intervals [lo, hi)."""
         a, b = self.start[place], self.start[place + 1]
         return list(zip(self.lo[a:b].tolist(), self.hi[a:b].tolist()))
 
@@ -469,8 +470,7 @@ class _Columns:
 
     def count(self, place: int) -> int:
         """How many segments one place holds."""
-        a, b = self.start[place], self.start[place + 1]
-        return int((self.hi[a:b] - self.lo[a:b]).sum())
+        return sum(hi - lo for lo, hi in self.spans_of(place))
 
     def booleans(self, places: np.ndarray) -> np.ndarray:
         """The segments some place of `places` (-1: a row holding every segment) holds."""
@@ -483,8 +483,7 @@ class _Columns:
         """Are all the segments of `place` (every one, for -1) among `segments` (booleans)?"""
         if place < 0:
             return bool(segments.all())
-        a, b = self.start[place], self.start[place + 1]
-        return all(segments[lo:hi].all() for lo, hi in zip(self.lo[a:b].tolist(), self.hi[a:b].tolist()))
+        return all(segments[lo:hi].all() for lo, hi in self.spans_of(place))
 
     def coverage(self) -> np.ndarray:
         """Per segment: how many places hold it."""
