@@ -297,8 +297,7 @@ class _Walk:
             else:
                 hulls.append((row, region, flow))
                 written.append((region, old, new, named, all_named))
-        if exact and not self.grid.first_holders([p for _, p in exact], np.array([r for r, _ in exact])).all():
-            raise InternalError("a diff witness does not show the change it stands for")
+        self._check_witnesses([p for _, p in exact], np.array([r for r, _ in exact], dtype=np.int64))
         points = iter(self._typical(hulls))
         for region in written:
             if isinstance(region, list):
@@ -363,9 +362,13 @@ class _Walk:
                 points[m][name] = typical[m][name]
             if j is not None:
                 at[moved[holds], j] = toward[moved[holds], j]
-        if not grid.first_holders(points, rows).all():
-            raise InternalError("a diff witness does not show the change it stands for")
+        self._check_witnesses(points, rows)
         return points
+
+    def _check_witnesses(self, points: list[dict[str, int]], rows: np.ndarray) -> None:
+        """Each witness must be a flow that c and the rule of rows[i] decide: else a bug."""
+        if points and not self.grid.first_holders(points, rows).all():
+            raise InternalError("a diff witness does not show the change it stands for")
 
     def _names(self, c: int, ks: np.ndarray, before: np.ndarray) -> list[tuple[tuple[str, ...], bool]]:
         """Per region of c and ks[i]: the first EXCLUDING_NAMED source rules of the earlier rows in
