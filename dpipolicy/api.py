@@ -8,8 +8,9 @@ from typing import Callable
 from dpipolicy.compiler.lower import lower
 from dpipolicy.compiler.table import RuleTable
 from dpipolicy.compiler.tablefile import read_table
-from dpipolicy.dsl.catalogue import load_catalogue
+from dpipolicy.dsl.catalogue import Catalogue, load_catalogue
 from dpipolicy.dsl.checker import check_items, check_spec_items
+from dpipolicy.dsl.diagnostics import DiagnosticError
 from dpipolicy.dsl.loader import load_items
 from dpipolicy.dsl.profiles import Profile
 from dpipolicy.dsl.reuse import ParseMemo
@@ -38,8 +39,20 @@ def is_table(path: Path) -> bool:
 def load(path: Path, specs: tuple[Path, ...] = (), catalogues: tuple[Path, ...] = (),
          memo: ParseMemo | None = None) -> Loaded:
     """Read a `.dpi` policy (compiling it) or a JSON rule table, with spec files. Raises DiagnosticError.
-    Loads sharing a `memo` parse only the text the earlier ones did not (two versions for a diff)."""
+    Loads sharing a `memo` parse only the text the earlier ones did not (two versions for a diff);
+    one that finds errors after reusing some is done again without it, since the items it reused
+    keep the spans of their first parse inside them (reuse.py), and errors must point here."""
     catalogue = load_catalogue(catalogues)
+    reused = memo.reused if memo is not None else 0
+    try:
+        return _load(path, specs, catalogue, memo)
+    except DiagnosticError:
+        if memo is None or memo.reused == reused:
+            raise
+    return _load(path, specs, catalogue, None)
+
+
+def _load(path: Path, specs: tuple[Path, ...], catalogue: Catalogue, memo: ParseMemo | None) -> Loaded:
     if is_table(path):
         table = read_table(path, catalogue)
         spec_items = load_items(specs[0], specs[1:], memo)[0] if specs else []

@@ -372,7 +372,7 @@ class _Checker:
                     self.sink.error("E121", f"`{expr.text}` is not a condition", expr.span, f"a field of type {f.kind}",
                                     help=f"compare it, for example `{expr.text} == ...` or `{expr.text} in {{...}}`")
                     return typed.FALSE
-                return typed.Atom(f.name, IntervalSet.point(1), expr.span)
+                return typed.Atom(f.name, IntervalSet.point(1))
             case ast.Literal():
                 self.sink.error("E121", f"`{expr.text}` is not a condition", expr.span, "a value alone",
                                 help="compare a field with it, for example `dst.port == 25`")
@@ -487,7 +487,7 @@ class _Checker:
         first, last = {"==": (lo, hi), "!=": (lo, hi), "<": (0, lo - 1), "<=": (0, hi),
                        ">": (hi + 1, f.hi), ">=": (lo, f.hi)}[op]
         values = IntervalSet.span(first, last)
-        atom = typed.Atom(f.name, values, expr.span)
+        atom = typed.Atom(f.name, values)
         return typed.Not(atom) if op == "!=" else atom
 
     def member(self, expr: ast.Member, ctx: str) -> typed.Cond:
@@ -515,7 +515,7 @@ class _Checker:
             values = self.container(f, container, ctx)
             if values is None:
                 return typed.FALSE
-            atom = typed.Atom(f.name, values, expr.span)
+            atom = typed.Atom(f.name, values)
         if atom is None:
             return typed.FALSE
         return typed.Not(atom) if expr.negated else atom
@@ -532,7 +532,7 @@ class _Checker:
             self.sink.error("E103", f"`{text}` is not an add-on", item.span, "not in `enum addon`",
                             help=self._wrong_enum_help(text, "addon") or did_you_mean(text, self.schema.addons))
             return None
-        return typed.Atom(self.schema.addon_field(item.text), IntervalSet.point(1), expr.span)
+        return typed.Atom(self.schema.addon_field(item.text), IntervalSet.point(1))
 
     # ----- values -----------------------------------------------------------------------------
     def container(self, f: Field, c, ctx: str) -> IntervalSet | None:

@@ -39,10 +39,11 @@ class _ToAst(Transformer):
     def __init__(self, file: SourceFile | None):
         super().__init__()
         self.file = file
+        self.offset = 0             # where the parsed text stands in the file
         self.errors: list[Diagnostic] = []
 
     def _tok(self, tok: Token) -> Span:
-        return Span(self.file, tok.start_pos, tok.end_pos)
+        return Span(self.file, tok.start_pos + self.offset, tok.end_pos + self.offset)
 
     def _from(self, first, last) -> Span:
         start = self._tok(first) if isinstance(first, Token) else first.span
@@ -179,8 +180,8 @@ class _Parser:
         self.lark = Lark(grammar_text(), parser="lalr",
                          maybe_placeholders=True, transformer=self.builder)
 
-    def parse(self, file: SourceFile, text: str) -> tuple[ast.Module, list[Diagnostic]]:
-        self.builder.file, self.builder.errors = file, []
+    def parse(self, file: SourceFile, text: str, offset: int = 0) -> tuple[ast.Module, list[Diagnostic]]:
+        self.builder.file, self.builder.offset, self.builder.errors = file, offset, []
         module = self.lark.parse(text)
         return module, self.builder.errors
 
@@ -240,11 +241,11 @@ def parse_recovering(file: SourceFile) -> ast.Module:
         return ast.Module(tuple(sorted(items, key=lambda item: item.span.start)))
 
 
-def parse_clean(file: SourceFile, text: str) -> ast.Module | None:
-    """`text`, a piece of `file`, parsed on its own (spans counted from its start); None if it has
-    any syntax error, so that the caller can parse the whole file with `parse_recovering`."""
+def parse_clean(file: SourceFile, text: str, offset: int) -> ast.Module | None:
+    """`text`, the piece of `file` that starts at `offset`, parsed on its own; None if it has any
+    syntax error, so that the caller can parse the whole file with `parse_recovering`."""
     try:
-        module, builder_errors = _parser().parse(file, text)
+        module, builder_errors = _parser().parse(file, text, offset)
     except UnexpectedInput:
         return None
     return None if builder_errors else module

@@ -4,19 +4,24 @@
 is most of a load. A file is cut into chunks where a line starts with an item keyword (where
 error recovery resumes, `parser.ITEM_START`): a header, then chunks each running from a keyword
 to the next, comments and blank lines after its item included. A chunk whose exact text was
-seen before, in any file, gives back its items with every span moved to the new file and place;
-the other chunks are parsed, each on its own.
+seen before, in any file, gives back its items placed in the new file; the other chunks are
+parsed, each on its own.
 
-That is exactly what parsing the whole file gives. Tokens never cross a line break, every item
-starts with its keyword, and the grammar is LALR: a text whose chunks each parse alone without
-error parses to their items, in order. When a chunk does not (a syntax error, or a line inside
-an item that starts with a keyword-like name such as `default`), the whole file is parsed as
+That is what parsing the whole file gives. Tokens never cross a line break, every item starts
+with its keyword, and the grammar is LALR: a text whose chunks each parse alone without error
+parses to their items, in order. When a chunk does not (a syntax error, or a line inside an
+item that starts with a keyword-like name such as `default`), the whole file is parsed as
 usual, recovery, error items and all.
+
+A reused item is placed in the new file by its own span and its name's, the places a checked
+policy keeps (rule origins, invariant and test locations, the `default`). The nodes inside it
+are the first parse's, with spans into the text they were parsed from: only error messages
+read those, so a load through a memo that finds errors is done again without it
+(`api.load`). Moving every inner span too took three quarters of the next version's parse.
 """
 from __future__ import annotations
 
-from dataclasses import fields, is_dataclass
-from operator import attrgetter
+from dataclasses import replace
 
 from . import ast
 from .parser import ITEM_START, ErrorItem, parse_clean, parse_recovering
@@ -31,9 +36,11 @@ class ParseMemo:
 
     def __init__(self) -> None:
         self._chunks: dict[str, Chunk] = {}
+        self.reused = 0         # chunks given back so far: a load that gets any may hold stale inner spans
 
     def parse(self, file: SourceFile) -> ast.Module:
-        """What `parser.parse_recovering(file)` gives, reusing the chunks seen before."""
+        """What `parser.parse_recovering(file)` gives, reusing the chunks seen before (with their
+        inner spans where they were first parsed)."""
         starts = [0] + [m.start(1) for m in ITEM_START.finditer(file.text)]
         texts = [file.text[start:end] for start, end in zip(starts, starts[1:] + [len(file.text)])]
         seen = [self._chunks.get(text) for text in texts]
@@ -42,11 +49,14 @@ class ParseMemo:
         items: list[ast.Item] = []
         for start, text, chunk in zip(starts, texts, seen):
             if chunk is None:
-                module = parse_clean(file, text)
+                module = parse_clean(file, text, start)
                 if module is None:
                     return self._remember(file, starts, texts, parse_recovering(file))
-                chunk = self._chunks[text] = (0, module.items)
-            items.extend(_moved(chunk[1], file, start - chunk[0]))
+                self._chunks[text] = (start, module.items)
+                items.extend(module.items)
+            else:
+                self.reused += 1
+                items.extend(_placed(chunk[1], file, start - chunk[0]))
         return ast.Module(tuple(items))
 
     def _remember(self, file: SourceFile, starts: list[int], texts: list[str], module: ast.Module) -> ast.Module:
@@ -70,25 +80,13 @@ class ParseMemo:
         return module
 
 
-# Every syntax node's fields, read at once: a dataclasses.fields() walk takes twice as long.
-_FIELDS = {cls: attrgetter(*(f.name for f in fields(cls))) for cls in vars(ast).values()
-           if is_dataclass(cls) and cls.__module__ == ast.__name__ and "span" in cls.__dataclass_fields__}
-
-
-def _moved(items: tuple[ast.Item, ...], file: SourceFile, delta: int):
-    """Copies of `items`, their spans (at any depth) moved into `file` and `delta` characters on."""
-    def move(value):
-        kind = type(value)
-        if kind is Span:
-            return Span(file, value.start + delta, value.end + delta)
-        if kind is ast.Ident:       # the commonest nodes (names, words), moved without a call per field
-            return ast.Ident(value.text, Span(file, value.span.start + delta, value.span.end + delta))
-        if kind is ast.Literal:
-            return ast.Literal(value.kind, value.text, Span(file, value.span.start + delta, value.span.end + delta))
-        read = _FIELDS.get(kind)
-        if read is not None:
-            return kind(*map(move, read(value)))
-        if kind is tuple:
-            return tuple(map(move, value))
-        return value                                # text, flags, None
-    return map(move, items)
+def _placed(items: tuple[ast.Item, ...], file: SourceFile, delta: int):
+    """Copies of `items` whose own span and name stand `delta` characters on, in `file`."""
+    def place(item):
+        span = Span(file, item.span.start + delta, item.span.end + delta)
+        name = getattr(item, "name", None)
+        if name is None:
+            return replace(item, span=span)
+        return replace(item, span=span, name=ast.Ident(name.text, Span(file, name.span.start + delta,
+                                                                         name.span.end + delta)))
+    return map(place, items)

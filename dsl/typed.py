@@ -18,7 +18,6 @@ from .source import Span
 class Atom:
     field: str
     values: IntervalSet
-    span: Span | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,9 @@
-"""Loading a policy's next version through a `ParseMemo` (as `dpipolicy diff` does) gives exactly
-what loading it alone gives: the same items in the same order, every span in the new version's
-own file at the same offsets, the same syntax errors. Only the items whose text changed are
-parsed; anything unusual is parsed whole."""
+"""Loading a policy's next version through a `ParseMemo` (as `dpipolicy diff` does) gives what
+loading it alone gives: the same items in the same order, each item's own span and name in the
+new version's own file at the same offsets, the same text under every inner span, the same
+syntax errors. Only the items whose text changed are parsed; anything unusual is parsed whole.
+A load that finds errors after reusing items is done again whole, so its errors point into the
+new version (api.load)."""
 from __future__ import annotations
 
 import shutil
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dpipolicy.dsl import reuse
+from dpipolicy.dsl import ast, reuse
 from dpipolicy.dsl.loader import load_items
 from dpipolicy.dsl.parser import ErrorItem, parse_clean, parse_recovering
 from dpipolicy.dsl.reuse import ParseMemo
@@ -19,17 +21,39 @@ from dpipolicy.dsl.source import Span
 from helpers import EXAMPLES, generated, generator, run_cli
 
 
-def shape(value, files):
-    """`value` as nested tuples, each span as its file's place in `files` (by identity), offsets and
-    location: equal shapes are equal items, each span in the same place of its load's own file."""
+def place(span: Span, files) -> tuple:
+    """A span as its file's place in `files` (by identity), its offsets and its location."""
+    [index] = [i for i, file in enumerate(files) if file is span.file]
+    return ("span", index, span.start, span.end, span.location())
+
+
+def inner(value):
+    """`value` as nested tuples, each span as the text under it."""
     if isinstance(value, Span):
-        [index] = [i for i, file in enumerate(files) if file is value.file]
-        return ("span", index, value.start, value.end, value.location())
+        return ("text", value.text)
     if isinstance(value, (tuple, list)):
-        return tuple(shape(v, files) for v in value)
+        return tuple(inner(v) for v in value)
     if is_dataclass(value):
-        return (type(value).__name__,) + tuple(shape(getattr(value, f.name), files) for f in fields(value))
+        return (type(value).__name__,) + tuple(inner(getattr(value, f.name)) for f in fields(value))
     return value
+
+
+def shape(placed, files) -> list[tuple]:
+    """Placed items as nested tuples: each item's own span and its name's span placed exactly,
+    everything inside by its text. Equal shapes are the same items at the same offsets of their
+    load's own file."""
+    out = []
+    for p in placed:
+        item = p.item
+        parts = [p.role, type(item).__name__, place(item.span, files)]
+        for f in fields(item):
+            value = getattr(item, f.name)
+            if f.name == "name" and isinstance(value, ast.Ident):
+                parts.append((value.text, place(value.span, files)))
+            elif f.name != "span":
+                parts.append(inner(value))
+        out.append(tuple(parts))
+    return out
 
 
 @pytest.fixture
@@ -37,9 +61,9 @@ def parses(monkeypatch):
     """What the memo parses: the chunks parsed alone and the files parsed whole, by name."""
     seen = {"chunks": [], "whole": []}
 
-    def chunk(file, text):
+    def chunk(file, text, offset):
         seen["chunks"].append(text)
-        return parse_clean(file, text)
+        return parse_clean(file, text, offset)
 
     def whole(file):
         seen["whole"].append(file.path.name)
@@ -148,5 +172,17 @@ def test_diff_says_the_same_as_with_both_versions_parsed_whole(after, tmp_path, 
     (old, spec), (new, _) = versions(tmp_path, "policy-2011-09.dpi", "throttle 128kbps", after)
     argv = ("diff", old, new, "--spec", spec)
     reusing = run_cli(*argv)
+    monkeypatch.setattr(ParseMemo, "parse", lambda self, file: parse_recovering(file))
+    assert reusing == run_cli(*argv)
+
+
+def test_errors_inside_reused_items_point_into_the_new_version(tmp_path, monkeypatch):
+    # Renaming the set leaves the policy's text as it was, so its rules are reused, and those
+    # naming the set are now in error: at their places in the new version, not the old one.
+    (old, spec), (new, _) = versions(tmp_path, "definitions.dpi", "set operator_mail", "set operator_servers")
+    argv = ("diff", old, new, "--spec", spec)
+    reusing = run_cli(*argv)
+    assert reusing[0] == 2 and "unknown set `operator_mail`" in reusing[1] + reusing[2]
+    assert str(Path("new") / "policy-2011-09.dpi") in reusing[2] and str(Path("old") / "policy") not in reusing[2]
     monkeypatch.setattr(ParseMemo, "parse", lambda self, file: parse_recovering(file))
     assert reusing == run_cli(*argv)

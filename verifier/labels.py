@@ -75,8 +75,8 @@ def _as_cond(boxes: list[Box]) -> Cond:
 
 def _renamed(cond: Cond, old: str, new: str) -> Cond:
     match cond:
-        case Atom(field, values, span) if field == old:
-            return Atom(new, values, span)
+        case Atom(field, values) if field == old:
+            return Atom(new, values)
         case Not(operand):
             return Not(_renamed(operand, old, new))
         case All(operands):
