@@ -16,7 +16,7 @@ from dpipolicy.dsl.profiles import Profile
 from dpipolicy.dsl.reuse import ParseMemo
 from dpipolicy.dsl.typed import Policy
 from dpipolicy.verifier.labels import under_profile, unobservable_rules, without_profile
-from dpipolicy.verifier.diff import Diff, diff_tables
+from dpipolicy.verifier.diff import Diff, PreparedDiff
 from dpipolicy.verifier.parallel import beside, check_spec_parallel
 from dpipolicy.verifier.properties import TableModel
 from dpipolicy.verifier.results import Report, Result
@@ -91,9 +91,10 @@ def diff(old: Loaded, new: Loaded, tables: tuple[RuleTable, RuleTable], limits: 
     each version's table is its policy. `old_proof` is the old version's, if started before the
     new version was loaded (`prove`); the new version's is proved beside the diff when `jobs` is
     above 1, skipping the rules both versions share (proved once)."""
+    prepared = PreparedDiff(*tables)            # while the old proof may still run beside
     old_validation, proved = (old_proof or prove(old, limits))()
     new_proof = prove(new, limits, jobs, proved)
-    result = diff_tables(*tables, limits, jobs)
+    result = prepared.run(limits, jobs)
     return result, [old_validation, new_proof()[0]]
 
 
