@@ -103,7 +103,7 @@ class Grid:
             if not len(row):
                 continue        # no row constrains the field, so it tells no rows apart
             bounds = [v for a, b in mine.intervals for v in (a, b + 1)]
-            cuts = np.unique(np.concatenate([lo, hi + 1, np.array(bounds + [0], dtype=np.int64)]))
+            cuts = _distinct(np.concatenate([lo, hi + 1, np.array(bounds + [0], dtype=np.int64)]))
             cuts = cuts[cuts <= f.hi]
             first, last = (np.array(v, dtype=np.int64) for v in zip(*mine.intervals))
             at = np.searchsorted(first, cuts, side="right") - 1
@@ -374,6 +374,13 @@ def _rows_at(bits: np.ndarray, used: np.ndarray) -> np.ndarray:
     """The rows of the bytes `used` (in order) of one line of packed row bits."""
     byte, bit = np.nonzero(np.unpackbits(bits[used][:, None], axis=1, bitorder="little"))
     return used[byte] * 8 + bit
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The sorted distinct values: `np.unique` hashes them first, two to eight times slower on
+    the arrays of a grid (numpy 2.4)."""
+    ordered = np.sort(values)
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
 
 
 def _as_searchable(values: np.ndarray) -> np.ndarray | list[int]:
