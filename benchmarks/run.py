@@ -83,12 +83,11 @@ def measure_diff(policy_text: str, n: int, seed: int, workdir: Path, limits, job
     mutated: load both (parse, check, compile), prove both translations, then diff."""
     from dpipolicy import api
     from dpipolicy.dsl.catalogue import shipped_applications
-    from dpipolicy.dsl.reuse import ParseMemo
 
     (workdir / "policy-new.dpi").write_text(_generator().mutate(policy_text, 0.01, seed + 1))
     shipped_applications.cache_clear()     # as in a fresh `dpipolicy diff`, which reads it once
     start = time.perf_counter()
-    memo = ParseMemo()              # as `dpipolicy diff` does: the new version parses only its changed rules
+    memo = api.Memo()               # as `dpipolicy diff` does: the new version parses, checks and lowers only its changed rules
     old = api.load(workdir / "policy.dpi", (), memo=memo)
     old_proof = api.prove(old, limits, jobs)        # as `dpipolicy diff` does: with --jobs, while the new one loads
     new = api.load(workdir / "policy-new.dpi", (), memo=memo)

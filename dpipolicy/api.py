@@ -1,15 +1,15 @@
 """The pipeline as functions: load (policy or table, with specs), compile, validate, check."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from dpipolicy.compiler.lower import lower
+from dpipolicy.compiler.lower import BoxesMemo, lower
 from dpipolicy.compiler.table import RuleTable
 from dpipolicy.compiler.tablefile import read_table
 from dpipolicy.dsl.catalogue import Catalogue, load_catalogue
-from dpipolicy.dsl.checker import check_items, check_spec_items
+from dpipolicy.dsl.checker import RuleMemo, check_items, check_spec_items
 from dpipolicy.dsl.diagnostics import DiagnosticError
 from dpipolicy.dsl.loader import load_items
 from dpipolicy.dsl.profiles import Profile
@@ -36,30 +36,42 @@ def is_table(path: Path) -> bool:
     return path.suffix.lower() == ".json"
 
 
+@dataclass
+class Memo:
+    """What loading one version of a policy leaves for loading the next (`dpipolicy diff`): each
+    item's parse (reuse.py), each rule's checked body (checker.RuleMemo) and each condition's
+    match boxes (lower.BoxesMemo). The next version comes out as it does loaded alone."""
+    parse: ParseMemo = field(default_factory=ParseMemo)
+    rules: RuleMemo = field(default_factory=RuleMemo)
+    boxes: BoxesMemo = field(default_factory=BoxesMemo)
+
+
 def load(path: Path, specs: tuple[Path, ...] = (), catalogues: tuple[Path, ...] = (),
-         memo: ParseMemo | None = None) -> Loaded:
+         memo: Memo | None = None) -> Loaded:
     """Read a `.dpi` policy (compiling it) or a JSON rule table, with spec files. Raises DiagnosticError.
-    Loads sharing a `memo` parse only the text the earlier ones did not (two versions for a diff);
-    one that finds errors after reusing some is done again without it, since the items it reused
-    keep the spans of their first parse inside them (reuse.py), and errors must point here."""
+    Loads sharing a `memo` parse, check and lower only what the earlier ones did not (two
+    versions for a diff); one that finds errors after reusing items is done again without it,
+    since a reused item keeps the spans of its first parse inside it (reuse.py), and errors
+    must point here."""
     catalogue = load_catalogue(catalogues)
-    reused = memo.reused if memo is not None else 0
+    reused = memo.parse.reused if memo is not None else 0
     try:
         return _load(path, specs, catalogue, memo)
     except DiagnosticError:
-        if memo is None or memo.reused == reused:
+        if memo is None or memo.parse.reused == reused:
             raise
     return _load(path, specs, catalogue, None)
 
 
-def _load(path: Path, specs: tuple[Path, ...], catalogue: Catalogue, memo: ParseMemo | None) -> Loaded:
+def _load(path: Path, specs: tuple[Path, ...], catalogue: Catalogue, memo: Memo | None) -> Loaded:
+    parse = memo.parse if memo is not None else None
     if is_table(path):
         table = read_table(path, catalogue)
-        spec_items = load_items(specs[0], specs[1:], memo)[0] if specs else []
+        spec_items = load_items(specs[0], specs[1:], parse)[0] if specs else []
         return Loaded(table, check_spec_items(spec_items, catalogue, table.schema), None)
-    items, _ = load_items(path, specs, memo)
-    policy = check_items(items, catalogue)
-    return Loaded(lower(policy), policy, policy)
+    items, _ = load_items(path, specs, parse)
+    policy = check_items(items, catalogue, memo.rules if memo is not None else None)
+    return Loaded(lower(policy, memo.boxes if memo is not None else None), policy, policy)
 
 
 def translation_validation(loaded: Loaded, limits: Limits, proved: set | None = None) -> Validation | None:

@@ -267,11 +267,10 @@ def _explain(args, stdout: TextIO, stderr: TextIO) -> int:
 
 def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
     from dpipolicy import api
-    from dpipolicy.dsl.reuse import ParseMemo
     from dpipolicy.verifier.labels import under_two_profiles
     from dpipolicy.verifier.diffreport import StatusChange, render_json, render_markdown, render_text
     limits = _limits(args)
-    memo = ParseMemo()          # the new version parses only what differs from the old
+    memo = api.Memo()           # the new version parses, checks and lowers only what differs from the old
     old = api.load(args.old, tuple(args.spec), tuple(args.catalogue), memo)
     old_proof = api.prove(old, limits, args.jobs)     # with --jobs, while the new version loads
     new = api.load(args.new, tuple(args.spec), tuple(args.catalogue), memo)

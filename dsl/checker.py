@@ -49,6 +49,42 @@ class _Declarations:
     tests: list[ast.TestDecl] = dc_field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _RuleBody:
+    """A rule's checked condition and action, from its `when` and `then` nodes, and the named
+    sets its condition looked up, as (field, name) in order."""
+    when: ast.Expr
+    then: ast.ActionSpec
+    cond: typed.Cond
+    action: typed.Action
+    lookups: tuple[tuple[Field, ast.Ident], ...]
+
+
+class RuleMemo:
+    """The checked bodies of the rules of the last version checked with it, by syntax node.
+
+    The next version of a policy, loaded through the same `reuse.ParseMemo`, shares the `when`
+    and `then` nodes of every rule whose text is unchanged. When its definitions (every item but
+    the rules, with its role, word for word) and its catalogue are the same as the last
+    version's, such a rule checks to the same condition and action, with no error, and the
+    checker takes them from here. Its named sets are looked up again, in the same order, so
+    the set cache (and the named sets a report shows) come out as a whole check gives them.
+    """
+
+    def __init__(self) -> None:
+        self.context: tuple | None = None
+        self.bodies: dict[int, _RuleBody] = {}
+
+    def usable(self, context: tuple) -> dict[int, _RuleBody]:
+        return self.bodies if context == self.context else {}
+
+    def keep(self, context: tuple, bodies: list[_RuleBody]) -> None:
+        """After a check without errors: its bodies, for the next version."""
+        if context != self.context:
+            self.context, self.bodies = context, {}
+        self.bodies.update((id(body.when), body) for body in bodies)
+
+
 class _Checker:
     def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
@@ -57,6 +93,7 @@ class _Checker:
         self.used_sets: set[str] = set()
         self._set_cache: dict[tuple[str, str], IntervalSet] = {}
         self._resolving: list[str] = []
+        self._lookups: list[tuple[Field, ast.Ident]] | None = None    # while a rule's body is checked
         # Items that failed to parse, as (kind, name): their names are not reported as unknown.
         self.broken: set[tuple[str, str | None]] = set()
         self.duplicates: list[ast.RuleDecl | ast.InvariantDecl | ast.TestDecl] = []
@@ -257,11 +294,11 @@ class _Checker:
                             tuple(r.name.text for r in d.rules), tuple(targets))
 
     # ----- policy ---------------------------------------------------------------------------
-    def check(self, placed: list[PlacedItem]) -> typed.Policy:
+    def check(self, placed: list[PlacedItem], memo: RuleMemo | None = None) -> typed.Policy:
         self.declare(placed)
         self._check_set_scope()
         self.schema = self.build_schema()
-        return self.assemble(placed)
+        return self.assemble(placed, memo)
 
     def check_spec_for(self, placed: list[PlacedItem], schema: Schema) -> typed.Policy:
         """Invariants and tests of spec files, against the schema of a compiled rule table. Every
@@ -279,11 +316,13 @@ class _Checker:
         return typed.Policy(None, None, schema, (), typed.Action("allow"), None, invariants, tests,
                             self._named_sets())
 
-    def assemble(self, placed: list[PlacedItem]) -> typed.Policy:
+    def assemble(self, placed: list[PlacedItem], memo: RuleMemo | None = None) -> typed.Policy:
         d = self.decls
-        rules = tuple(
-            typed.Rule(typed.Origin(r.name.text, r.span), self.cond(r.when, "rule"), self.action(r.action), r.because)
-            for r in d.rules)
+        context = self._definitions(placed) if memo is not None else None
+        known = memo.usable(context) if memo is not None else {}
+        bodies = [self._rule_body(r, known) for r in d.rules]
+        rules = tuple(typed.Rule(typed.Origin(r.name.text, r.span), body.cond, body.action, r.because)
+                      for r, body in zip(d.rules, bodies))
         if d.default is None:
             if not self._missing_ok("default", None):
                 self.sink.error("E140", "the policy has no `default` action", self._policy_anchor(placed),
@@ -293,6 +332,8 @@ class _Checker:
         else:
             default = self.action(d.default.action)
         invariants, tests = self._spec()
+        if memo is not None:
+            memo.keep(context, bodies)
         return typed.Policy(d.policy.name.text if d.policy else None, d.policy.version if d.policy else None,
                             self.schema, rules, default, d.default.span if d.default else None, invariants, tests,
                             self._named_sets())
@@ -306,6 +347,26 @@ class _Checker:
         self._check_unused_sets()
         self.sink.raise_if_any()
         return invariants, tests
+
+    def _definitions(self, placed: list[PlacedItem]) -> tuple:
+        """What a rule's body is checked against, as text: every item but the rules, with its
+        role, and the catalogue (see RuleMemo)."""
+        return (self.catalogue,) + tuple((p.role, p.item.span.text) for p in placed
+                                         if not isinstance(p.item, ast.RuleDecl | FileStart))
+
+    def _rule_body(self, rule: ast.RuleDecl, known: dict[int, _RuleBody]) -> _RuleBody:
+        """The rule's checked condition and action: from `known` for the same nodes, with its
+        named sets looked up again as the check did; else checked, its lookups noted."""
+        body = known.get(id(rule.when))
+        if body is not None and body.when is rule.when and body.then is rule.action:
+            for f, ident in body.lookups:
+                self.named_set(f, ident)
+            return body
+        self._lookups = []
+        cond, action = self.cond(rule.when, "rule"), self.action(rule.action)
+        body = _RuleBody(rule.when, rule.action, cond, action, tuple(self._lookups))
+        self._lookups = None
+        return body
 
     def _named_sets(self) -> tuple[tuple[str, str, IntervalSet], ...]:
         """(set, field, values) for every named set used with a field: reports can name them."""
@@ -620,6 +681,8 @@ class _Checker:
 
     def named_set(self, f: Field, ident: ast.Ident) -> IntervalSet | None:
         name = ident.text
+        if self._lookups is not None and not self._resolving:
+            self._lookups.append((f, ident))
         self.used_sets.add(name)
         key = (name, f.name)
         if key in self._set_cache:
@@ -789,9 +852,10 @@ class _Checker:
                             self.sink.error("E110", exc.message, part.span, exc.label, help=exc.help)
 
 
-def check_items(placed: list[PlacedItem], catalogue: Catalogue) -> typed.Policy:
-    """Resolve and type-check; raises DiagnosticError listing every problem."""
-    return _Checker(catalogue).check(placed)
+def check_items(placed: list[PlacedItem], catalogue: Catalogue, memo: RuleMemo | None = None) -> typed.Policy:
+    """Resolve and type-check; raises DiagnosticError listing every problem. With `memo`, the
+    unchanged rules of the next version of the policy last checked with it are not checked again."""
+    return _Checker(catalogue).check(placed, memo)
 
 
 def check_spec_items(placed: list[PlacedItem], catalogue: Catalogue, schema: Schema) -> typed.Policy:

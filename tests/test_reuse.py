@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from dpipolicy.dsl import ast, reuse
+from dpipolicy import api
+from dpipolicy.compiler import lower as lower_module
+from dpipolicy.dsl import ast, checker, reuse
 from dpipolicy.dsl.loader import load_items
-from dpipolicy.dsl.parser import ErrorItem, parse_clean, parse_recovering
+from dpipolicy.dsl.parser import ITEM_START, ErrorItem, parse_clean, parse_recovering
 from dpipolicy.dsl.reuse import ParseMemo
 from dpipolicy.dsl.source import Span
 
@@ -186,3 +188,72 @@ def test_errors_inside_reused_items_point_into_the_new_version(tmp_path, monkeyp
     assert str(Path("new") / "policy-2011-09.dpi") in reusing[2] and str(Path("old") / "policy") not in reusing[2]
     monkeypatch.setattr(ParseMemo, "parse", lambda self, file: parse_recovering(file))
     assert reusing == run_cli(*argv)
+
+
+def checked(loaded) -> tuple:
+    """A loaded policy and its table as plain values, each span as its location."""
+    policy, table = loaded.policy, loaded.table
+    return ([(r.origin.name, r.origin.location(), r.cond, r.action, r.because) for r in policy.rules],
+            policy.named_sets, policy.default, policy.default_span.location(), policy.schema,
+            [(i.name, i.when, i.require, i.exists, i.span.location()) for i in policy.invariants],
+            [(t.name, t.given, t.expect, t.span.location()) for t in policy.tests],
+            [(m.index, m.matches, m.action, m.origin.name, m.origin.location(), m.because) for m in table.rules],
+            table.named_sets, table.default)
+
+
+@pytest.fixture
+def rebuilt(monkeypatch):
+    """How many rule bodies the checker checks and how many conditions are lowered, per load."""
+    counts = {"bodies": 0, "lowered": 0}
+    body, to_boxes = checker._Checker._rule_body, lower_module.to_boxes
+
+    def count_body(self, rule, known):
+        counts["bodies"] += id(rule.when) not in known
+        return body(self, rule, known)
+
+    def count_lowered(*args):
+        counts["lowered"] += 1
+        return to_boxes(*args)
+
+    monkeypatch.setattr(checker._Checker, "_rule_body", count_body)
+    monkeypatch.setattr(lower_module, "to_boxes", count_lowered)
+    return counts
+
+
+def assert_checked_as_alone(old: tuple[Path, ...], new: tuple[Path, ...], rebuilt) -> None:
+    """Load `old` then `new` through one api.Memo: `new` must check and lower to what it does
+    loaded alone. Afterwards `rebuilt` counts what the second load checked and lowered."""
+    alone = api.load(new[0], new[1:])
+    memo = api.Memo()
+    api.load(old[0], old[1:], memo=memo)
+    rebuilt.update(bodies=0, lowered=0)
+    assert checked(api.load(new[0], new[1:], memo=memo)) == checked(alone)
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_a_generated_version_checks_and_lowers_only_its_changed_rules(seed, tmp_path, rebuilt):
+    policy, spec = generated(tmp_path, 300, seed=seed)
+    text = policy.read_text(encoding="utf-8")
+    new = tmp_path / "policy-new.dpi"
+    new.write_text(generator().mutate(text, 0.05, seed + 1), encoding="utf-8")
+    assert_checked_as_alone((policy, spec), (new, spec), rebuilt)
+    changed = len(set(chunks(new.read_text(encoding="utf-8"))) - set(chunks(text)))
+    assert 0 < rebuilt["bodies"] <= changed and rebuilt["lowered"] == rebuilt["bodies"], (rebuilt, changed)
+
+
+@pytest.mark.parametrize("name", EDITS)
+def test_an_edited_example_checks_as_it_does_alone(name, tmp_path, rebuilt):
+    file, before, after, _ = EDITS[name]
+    assert_checked_as_alone(*versions(tmp_path, file, before, after), rebuilt)
+    rules = sum(text.lstrip().startswith("rule ") for text in chunks(
+        (tmp_path / "new" / "policy-2011-09.dpi").read_text(encoding="utf-8")))
+    if file == "policy-2011-09.dpi" and name != "changed header" or name == "identical":
+        assert rebuilt["bodies"] <= 1           # only an edited or inserted rule
+    else:                                       # other definitions or spec: every rule checked again
+        assert rebuilt["bodies"] == rules, rebuilt
+
+
+def chunks(text: str) -> list[str]:
+    """A file's text cut where a line starts with an item keyword, as the memo cuts it."""
+    starts = [0] + [m.start(1) for m in ITEM_START.finditer(text)]
+    return [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)])]
