@@ -16,12 +16,12 @@ from dpipolicy.dsl.profiles import Profile
 from dpipolicy.dsl.reuse import ParseMemo
 from dpipolicy.dsl.typed import Policy
 from dpipolicy.verifier.labels import under_profile, unobservable_rules, without_profile
-from dpipolicy.verifier.diff import Diff, PreparedDiff
+from dpipolicy.verifier.diff import Diff, diff_tables
 from dpipolicy.verifier.parallel import beside, check_spec_parallel
 from dpipolicy.verifier.properties import TableModel
 from dpipolicy.verifier.results import Report, Result
 from dpipolicy.verifier.solve import Limits
-from dpipolicy.verifier.validate import Validation, validate
+from dpipolicy.verifier.validate import Validation, relying_on, shared_obligations, validate
 
 
 @dataclass(frozen=True)
@@ -74,40 +74,42 @@ def _load(path: Path, specs: tuple[Path, ...], catalogue: Catalogue, memo: Memo 
     return Loaded(lower(policy, memo.boxes if memo is not None else None), policy, policy)
 
 
-def translation_validation(loaded: Loaded, limits: Limits, proved: set | None = None) -> Validation | None:
-    """Prove the compiled table equal to the policy (None for a table input: nothing to compare);
-    `proved` carries obligations already proved from one version to the next (validate.py)."""
-    return None if loaded.policy is None else validate(loaded.policy, loaded.table, limits, proved)
+def translation_validation(loaded: Loaded, limits: Limits, shared: frozenset = frozenset()) -> Validation | None:
+    """Prove the compiled table equal to the policy (None for a table input: nothing to compare),
+    but for the `shared` obligations, proved with another version (validate.py)."""
+    return None if loaded.policy is None else validate(loaded.policy, loaded.table, limits, shared)
 
 
-Proof = Callable[[], tuple[Validation | None, set]]
+Proof = Callable[[], Validation | None]
 
 
-def prove(loaded: Loaded, limits: Limits, jobs: int = 1, proved: set | frozenset = frozenset()) -> Proof:
+def prove(loaded: Loaded, limits: Limits, jobs: int = 1, shared: frozenset = frozenset()) -> Proof:
     """Translation validation of `loaded`: with `jobs` above 1, started now in a process beside
     this one (which goes on, loading the next version or diffing); else run when asked for.
-    Call the result for the validation and the obligations proved so far (`proved`, then this
-    table's)."""
-    return beside(_proof, (loaded, limits, proved), jobs)
+    Call the result for the validation."""
+    return beside(_proof, (loaded, limits, shared), jobs)
 
 
-def _proof(state: tuple[Loaded, Limits, set | frozenset], _) -> tuple[Validation | None, set]:
-    loaded, limits, proved = state
-    proved = set(proved)
-    return translation_validation(loaded, limits, proved), proved
+def _proof(state: tuple[Loaded, Limits, frozenset], _) -> Validation | None:
+    return translation_validation(*state)
 
 
 def diff(old: Loaded, new: Loaded, tables: tuple[RuleTable, RuleTable], limits: Limits, jobs: int = 1,
          old_proof: Proof | None = None) -> tuple[Diff, list[Validation | None]]:
     """The diff of two versions' `tables` (as loaded, or as engines run them), and the proof that
     each version's table is its policy. `old_proof` is the old version's, if started before the
-    new version was loaded (`prove`); the new version's is proved beside the diff when `jobs` is
-    above 1, skipping the rules both versions share (proved once)."""
-    prepared = PreparedDiff(*tables)            # while the old proof may still run beside
-    old_validation, proved = (old_proof or prove(old, limits))()
-    new_proof = prove(new, limits, jobs, proved)
-    result = prepared.run(limits, jobs)
-    return result, [old_validation, new_proof()[0]]
+    new version was loaded (`prove`). The new version's leaves out the rules it shares with the
+    old one (loaded through one api.Memo), so it needs no wait for the old proof: with `jobs`
+    above 1 both run beside the diff."""
+    shared = frozenset() if old.policy is None or new.policy is None else \
+        shared_obligations((old.policy, old.table), (new.policy, new.table))
+    new_proof = prove(new, limits, jobs, shared)
+    result = diff_tables(*tables, limits, jobs)
+    old_validation = (old_proof or prove(old, limits))()
+    new_validation = new_proof()
+    if new_validation is not None and old_validation is not None:
+        new_validation = relying_on(new_validation, shared, old_validation)
+    return result, [old_validation, new_validation]
 
 
 def as_deployed(loaded: Loaded, profile: Profile | None) -> tuple[RuleTable, Policy]:

@@ -64,11 +64,12 @@ class RuleMemo:
     """The checked bodies of the rules of the last version checked with it, by syntax node.
 
     The next version of a policy, loaded through the same `reuse.ParseMemo`, shares the `when`
-    and `then` nodes of every rule whose text is unchanged. When its definitions (every item but
-    the rules, with its role, word for word) and its catalogue are the same as the last
-    version's, such a rule checks to the same condition and action, with no error, and the
-    checker takes them from here. Its named sets are looked up again, in the same order, so
-    the set cache (and the named sets a report shows) come out as a whole check gives them.
+    and `then` nodes of every rule whose text is unchanged. A rule's body reads nothing but its
+    nodes, the sets and enums declared (and whether the policy or only a spec declares them)
+    and the catalogue. When those are as they were for the last version, word for word, such a
+    rule checks to the same condition and action, with no error, and the checker takes them
+    from here. Its named sets are looked up again, in the same order, so the set cache (and
+    the named sets a report shows) come out as a whole check gives them.
     """
 
     def __init__(self) -> None:
@@ -349,10 +350,10 @@ class _Checker:
         return invariants, tests
 
     def _definitions(self, placed: list[PlacedItem]) -> tuple:
-        """What a rule's body is checked against, as text: every item but the rules, with its
-        role, and the catalogue (see RuleMemo)."""
+        """What a rule's body is checked against: the catalogue, and each set and enum
+        declaration as text, with its role (see RuleMemo)."""
         return (self.catalogue,) + tuple((p.role, p.item.span.text) for p in placed
-                                         if not isinstance(p.item, ast.RuleDecl | FileStart))
+                                         if isinstance(p.item, ast.SetDecl | ast.EnumDecl))
 
     def _rule_body(self, rule: ast.RuleDecl, known: dict[int, _RuleBody]) -> _RuleBody:
         """The rule's checked condition and action: from `known` for the same nodes, with its

@@ -13,6 +13,7 @@ from dpipolicy.progress import Progress
 from dpipolicy.verifier import parallel
 from dpipolicy.verifier.properties import InternalError
 from dpipolicy.verifier.diff import diff_tables
+from dpipolicy.verifier.validate import shared_obligations
 from dpipolicy.verifier.solve import Limits
 from dpipolicy.verifier.validate import MistranslationError
 
@@ -108,11 +109,13 @@ def test_translations_proved_beside_are_those_proved_in_turn():
     """Under --jobs 2 the old version is proved in another process while the new one loads,
     and the new one beside the diff: the same validations (and queries: a rule both share is
     proved once) as serially."""
-    old, new = api.load(OLD), api.load(NEW)
+    memo = api.Memo()
+    old, new = api.load(OLD, memo=memo), api.load(NEW, memo=memo)
     tables = (old.table, new.table)
     serial, validations = api.diff(old, new, tables, Limits(), 1)
     beside, beside_validations = api.diff(old, new, tables, Limits(), 2, api.prove(old, Limits(), 2))
     assert [v.status for v in validations] == ["proved", "proved"] and beside_validations == validations
+    assert shared_obligations((old.policy, old.table), (new.policy, new.table))   # proved with the old version only
     assert beside.changes == serial.changes
 
 

@@ -9,7 +9,7 @@ from dpipolicy import api
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.verifier.properties import TableModel, check_spec
 from dpipolicy.verifier.solve import Answer, Limits, Scope
-from dpipolicy.verifier.validate import MistranslationError, validate
+from dpipolicy.verifier.validate import MistranslationError, Validation, relying_on, shared_obligations, validate
 
 from helpers import EXAMPLES, write_policy
 
@@ -53,27 +53,36 @@ def test_translation_validation_needs_no_query_for_the_same_formula(tmp_path):
 
 
 def test_translation_validation_proves_a_shared_rule_once(tmp_path):
-    """A diff passes one set of proved obligations to both versions: the second proves only
-    what it does not share, and a wrong table is still caught."""
-    old = api.load(write_policy(tmp_path, """
+    """Versions loaded through one api.Memo share each unchanged rule's condition and match
+    boxes: its obligation is the old version's, left out of the new one's proof, which then
+    holds only if the old one's does; a wrong table for a changed rule is still caught."""
+    old_path = write_policy(tmp_path, """
         default allow
         rule smtp_relay when proto == tcp and dst.port != 25 then block
         rule vpn when app not in {openvpn, wireguard} then reset
-    """, "old.dpi"))
-    new = api.load(write_policy(tmp_path, """
+    """, "old.dpi")
+    new_path = write_policy(tmp_path, """
         default allow
         rule smtp_relay when proto == tcp and dst.port != 25 then block
         rule vpn when app not in {openvpn, wireguard, ipsec} then reset
-    """, "new.dpi"))
-    proved: set = set()
-    assert validate(old.policy, old.table, LIMITS, proved).queries == 1 and len(proved) == 2
-    assert validate(old.policy, old.table, LIMITS, proved).queries == 0
-    again = validate(new.policy, new.table, LIMITS, proved)
-    assert (again.status, again.rules, again.queries, len(proved)) == ("proved", 2, 1, 3)
+    """, "new.dpi")
+    memo = api.Memo()
+    old, new = api.load(old_path, memo=memo), api.load(new_path, memo=memo)
+    shared = shared_obligations((old.policy, old.table), (new.policy, new.table))
+    assert len(shared) == 1 and new.policy.rules[0].cond is old.policy.rules[0].cond
+    assert validate(old.policy, old.table, LIMITS).queries == 1
+    again = validate(new.policy, new.table, LIMITS, shared)
+    assert (again.status, again.rules, again.queries) == ("proved", 2, 1)
+    alone = api.load(new_path)              # nothing shared with a version loaded on its own
+    assert shared_obligations((old.policy, old.table), (alone.policy, alone.table)) == frozenset()
+    unknown = Validation("unknown", 2, 1, "timeout")
+    assert relying_on(again, shared, unknown).status == "unknown"
+    assert "1 rule shared with the old version" in relying_on(again, shared, unknown).reason
+    assert relying_on(again, frozenset(), unknown) == again
     vpn = new.table.rules[1]
     narrowed = dataclasses.replace(vpn, matches=(("app", old.table.rules[1].box()["app"]),))
     with pytest.raises(MistranslationError, match="vpn"):
-        validate(new.policy, dataclasses.replace(new.table, rules=(new.table.rules[0], narrowed)), LIMITS, proved)
+        validate(new.policy, dataclasses.replace(new.table, rules=(new.table.rules[0], narrowed)), LIMITS, shared)
 
 
 def test_translation_validation_catches_reordering(tmp_path):

@@ -527,35 +527,21 @@ def _walk(state: tuple, walk: tuple[bool, int]) -> _Found:
     return found
 
 
-class PreparedDiff:
-    """Two tables made ready to diff: the joint schema, both models, the alignment and the
-    segments. It needs the tables alone, so a caller can build it while a proof of the old
-    version is still coming (api.diff), then `run` the walks."""
-
-    def __init__(self, old: RuleTable, new: RuleTable):
-        self.schema = schema = old.schema if old.schema is new.schema else joint_schema(old.schema, new.schema)
-        self.models = a, b = TableModel(retarget(old, schema)), TableModel(retarget(new, schema))
-        self.tables = _Tables(a, b)
-        self.segments = Segments(a.fields, [a.boxes, b.boxes])
-        # enum values were renumbered onto the joint schema, so only sets of other fields keep their meaning
-        self.names = tuple(n for n in old.named_sets + new.named_sets
-                           if schema.field(n[1]).kind != "enum" or n[1] in ("app",) + LABEL_FIELDS)
-
-    def run(self, limits: Limits, jobs: int = 1) -> Diff:
-        """Every flow whose outcome differs; the changed rules' walks are spread over up to `jobs`
-        processes, with the same result as one."""
-        a, b = self.models
-        changed_a, changed_b = (np.flatnonzero(partner < 0).tolist() for partner in self.tables.partner)
-        result = Diff(self.schema, changed_rules=(len(changed_a), len(changed_b)), names=self.names)
-        walks = [(True, i) for i in changed_a] + [(False, j) for j in changed_b]
-        for found in map_in_processes(_walk, (a, b, self.tables, limits, self.segments), walks, jobs, (a, b)):
-            result.changes += found.changes
-            result.unknown += found.unknown
-            result.queries += found.queries
-        result.changes = _consolidated(result.changes, a.fields)
-        return result
-
-
 def diff_tables(old: RuleTable, new: RuleTable, limits: Limits, jobs: int = 1) -> Diff:
-    """Every flow whose outcome differs (`PreparedDiff` then its `run`)."""
-    return PreparedDiff(old, new).run(limits, jobs)
+    """Every flow whose outcome differs; the changed rules' walks are spread over up to `jobs`
+    processes, with the same result as one."""
+    schema = old.schema if old.schema is new.schema else joint_schema(old.schema, new.schema)
+    a, b = TableModel(retarget(old, schema)), TableModel(retarget(new, schema))
+    tables = _Tables(a, b)
+    changed_a, changed_b = (np.flatnonzero(partner < 0).tolist() for partner in tables.partner)
+    # enum values were renumbered onto the joint schema, so only sets of other fields keep their meaning
+    names = tuple(n for n in old.named_sets + new.named_sets if schema.field(n[1]).kind != "enum" or n[1] in ("app",) + LABEL_FIELDS)
+    result = Diff(schema, changed_rules=(len(changed_a), len(changed_b)), names=names)
+    walks = [(True, i) for i in changed_a] + [(False, j) for j in changed_b]
+    for found in map_in_processes(_walk, (a, b, tables, limits, Segments(a.fields, [a.boxes, b.boxes])),
+                                  walks, jobs, (a, b)):
+        result.changes += found.changes
+        result.unknown += found.unknown
+        result.queries += found.queries
+    result.changes = _consolidated(result.changes, a.fields)
+    return result

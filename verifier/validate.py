@@ -6,13 +6,18 @@ every source rule, its condition (encoded from the checked tree, not from the co
 normal form) is equivalent to the union of its boxes. The two encodings of a simple rule are
 often the very same formula, which needs no query; the other rules are proved in batches:
 one query asks for a flow on which any rule of the batch differs.
+
+The next version of a policy, loaded through the same memo (api.Memo), shares the checked
+condition and the match boxes of each unchanged rule with the version before, object for
+object. Such a rule's obligation is the very one proved for that version: a diff proves it once
+(`shared_obligations`), and the next version's proof holds only if that one does.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from dpipolicy.compiler.boxes import point_in
-from dpipolicy.compiler.table import RuleTable
+from dpipolicy.compiler.table import MatchRule, RuleTable
 from dpipolicy.dsl import typed
 from dpipolicy.dsl.words import counted
 
@@ -42,22 +47,20 @@ class MistranslationError(Exception):
     """The compiler produced a table that differs from the policy: a dpipolicy bug, with proof."""
 
 
-def validate(policy: typed.Policy, table: RuleTable, limits: Limits, proved: set | None = None) -> Validation:
-    """`proved` holds the obligations proved so far and gains this table's: a diff passes one set
-    to both versions, so a rule the two share, encoded alike, is proved once (an unsat
-    disjunction makes each of its members unsat)."""
+def validate(policy: typed.Policy, table: RuleTable, limits: Limits, shared: frozenset = frozenset()) -> Validation:
+    """Prove the table equal to the policy, but for the rules whose obligations are in `shared`
+    (`shared_obligations`): the caller has them proved with another table."""
     groups = _groups(policy, table)
     fields = {f.name: f for f in table.schema.flow_fields}
     declarations = encode.declarations(table.schema.flow_fields)
-    proved = set() if proved is None else proved
     pending = []
-    for rule, boxes in groups:
-        condition, matches = encode.condition(fields, rule.cond), encode.boxes(fields, boxes)
-        if condition == matches:
-            continue        # the same formula: equal with no query (about half the rules of a carrier policy)
-        difference = f"(not (= {condition} {matches}))"
-        if (declarations, difference) not in proved:
-            pending.append((rule, boxes, difference))
+    for rule, matches in groups:
+        if shared and _obligation(rule, matches) in shared:
+            continue
+        boxes = [m.box() for m in matches]
+        condition, union = encode.condition(fields, rule.cond), encode.boxes(fields, boxes)
+        if condition != union:      # the same formula is equal with no query (about half the rules of a carrier policy)
+            pending.append((rule, boxes, f"(not (= {condition} {union}))"))
     queries = 0
     scope = Scope()
     for start in range(0, len(pending), BATCH):
@@ -65,11 +68,9 @@ def validate(policy: typed.Policy, table: RuleTable, limits: Limits, proved: set
         text = declarations + "\n(assert (or " + " ".join(difference for *_, difference in batch) + "))"
         outcome = scope.solve(text, table.schema.flow_fields, limits)
         queries += 1
-        if outcome.answer is Answer.UNSAT:
-            proved.update((declarations, difference) for *_, difference in batch)
-        elif outcome.answer is Answer.UNKNOWN:
+        if outcome.answer is Answer.UNKNOWN:
             return Validation("unknown", len(groups), queries, outcome.reason)
-        else:
+        if outcome.answer is not Answer.UNSAT:
             flow = outcome.model
             for rule, boxes, _ in batch:
                 if typed.evaluate(rule.cond, flow) != any(point_in(b, flow) for b in boxes):
@@ -80,8 +81,32 @@ def validate(policy: typed.Policy, table: RuleTable, limits: Limits, proved: set
     return Validation("proved", len(groups), queries)
 
 
-def _groups(policy: typed.Policy, table: RuleTable):
-    """Pair each source rule with its match rules' boxes, checking order and actions on the way."""
+def shared_obligations(old: tuple[typed.Policy, RuleTable], new: tuple[typed.Policy, RuleTable]) -> frozenset:
+    """The obligations of `new` that are `old`'s: its rules with the very condition and match
+    boxes of a rule of `old` (an unchanged rule loaded through api.Memo), over the same fields."""
+    if old[1].schema.flow_fields != new[1].schema.flow_fields:
+        return frozenset()
+    mine = {_obligation(rule, matches) for rule, matches in _groups(*old)}
+    return frozenset(key for key in (_obligation(rule, matches) for rule, matches in _groups(*new)) if key in mine)
+
+
+def relying_on(validation: Validation, shared: frozenset, earlier: Validation) -> Validation:
+    """A proof that left `shared` obligations to the `earlier` one holds only if that one does."""
+    if not shared or earlier.status == "proved" or validation.status != "proved":
+        return validation
+    return Validation(earlier.status, validation.rules, validation.queries,
+                      f"{counted(len(shared), 'rule')} shared with the old version, whose proof gave no answer "
+                      f"({earlier.reason})")
+
+
+def _obligation(rule: typed.Rule, matches: list[MatchRule]) -> tuple[int, ...]:
+    """A rule's obligation by the objects it is made of: its condition and its match boxes
+    (both tables stay alive while their keys are compared, so an id names one object)."""
+    return (id(rule.cond),) + tuple(id(m.matches) for m in matches)
+
+
+def _groups(policy: typed.Policy, table: RuleTable) -> list[tuple[typed.Rule, list[MatchRule]]]:
+    """Pair each source rule with its match rules, checking order and actions on the way."""
     by_rule: dict[str, list] = {}
     order: list[str] = []
     for m in table.rules:
@@ -101,5 +126,5 @@ def _groups(policy: typed.Policy, table: RuleTable):
         matches = by_rule.get(rule.origin.name, [])
         if any(m.action != rule.action for m in matches):
             raise MistranslationError(f"rule `{rule.origin.name}` has a different action in the table")
-        groups.append((rule, [m.box() for m in matches]))
+        groups.append((rule, matches))
     return groups
