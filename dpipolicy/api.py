@@ -74,23 +74,23 @@ def _load(path: Path, specs: tuple[Path, ...], catalogue: Catalogue, memo: Memo 
     return Loaded(lower(policy, memo.boxes if memo is not None else None), policy, policy)
 
 
-def translation_validation(loaded: Loaded, limits: Limits, shared: frozenset = frozenset()) -> Validation | None:
+def translation_validation(loaded: Loaded, limits: Limits, shared: frozenset[int] = frozenset()) -> Validation | None:
     """Prove the compiled table equal to the policy (None for a table input: nothing to compare),
-    but for the `shared` obligations, proved with another version (validate.py)."""
+    but for the rules at the `shared` places, proved with another version (validate.py)."""
     return None if loaded.policy is None else validate(loaded.policy, loaded.table, limits, shared)
 
 
 Proof = Callable[[], Validation | None]
 
 
-def prove(loaded: Loaded, limits: Limits, jobs: int = 1, shared: frozenset = frozenset()) -> Proof:
+def prove(loaded: Loaded, limits: Limits, jobs: int = 1, shared: frozenset[int] = frozenset()) -> Proof:
     """Translation validation of `loaded`: with `jobs` above 1, started now in a process beside
     this one (which goes on, loading the next version or diffing); else run when asked for.
     Call the result for the validation."""
     return beside(_proof, (loaded, limits, shared), jobs)
 
 
-def _proof(state: tuple[Loaded, Limits, frozenset], _) -> Validation | None:
+def _proof(state: tuple[Loaded, Limits, frozenset[int]], _) -> Validation | None:
     return translation_validation(*state)
 
 

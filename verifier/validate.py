@@ -47,15 +47,15 @@ class MistranslationError(Exception):
     """The compiler produced a table that differs from the policy: a dpipolicy bug, with proof."""
 
 
-def validate(policy: typed.Policy, table: RuleTable, limits: Limits, shared: frozenset = frozenset()) -> Validation:
-    """Prove the table equal to the policy, but for the rules whose obligations are in `shared`
-    (`shared_obligations`): the caller has them proved with another table."""
+def validate(policy: typed.Policy, table: RuleTable, limits: Limits, shared: frozenset[int] = frozenset()) -> Validation:
+    """Prove the table equal to the policy, but for the rules whose places among the policy's
+    rules are in `shared` (`shared_obligations`): the caller has them proved with another table."""
     groups = _groups(policy, table)
     fields = {f.name: f for f in table.schema.flow_fields}
     declarations = encode.declarations(table.schema.flow_fields)
     pending = []
-    for rule, matches in groups:
-        if shared and _obligation(rule, matches) in shared:
+    for place, (rule, matches) in enumerate(groups):
+        if place in shared:
             continue
         boxes = [m.box() for m in matches]
         condition, union = encode.condition(fields, rule.cond), encode.boxes(fields, boxes)
@@ -81,16 +81,18 @@ def validate(policy: typed.Policy, table: RuleTable, limits: Limits, shared: fro
     return Validation("proved", len(groups), queries)
 
 
-def shared_obligations(old: tuple[typed.Policy, RuleTable], new: tuple[typed.Policy, RuleTable]) -> frozenset:
-    """The obligations of `new` that are `old`'s: its rules with the very condition and match
-    boxes of a rule of `old` (an unchanged rule loaded through api.Memo), over the same fields."""
+def shared_obligations(old: tuple[typed.Policy, RuleTable], new: tuple[typed.Policy, RuleTable]) -> frozenset[int]:
+    """The places among `new`'s rules of those whose obligation is one of `old`'s: the very
+    condition and match boxes of a rule of `old` (an unchanged rule loaded through api.Memo),
+    over the same fields."""
     if old[1].schema.flow_fields != new[1].schema.flow_fields:
         return frozenset()
-    mine = {_obligation(rule, matches) for rule, matches in _groups(*old)}
-    return frozenset(key for key in (_obligation(rule, matches) for rule, matches in _groups(*new)) if key in mine)
+    theirs = {_obligation(rule, matches) for rule, matches in _groups(*old)}
+    return frozenset(place for place, (rule, matches) in enumerate(_groups(*new))
+                     if _obligation(rule, matches) in theirs)
 
 
-def relying_on(validation: Validation, shared: frozenset, earlier: Validation) -> Validation:
+def relying_on(validation: Validation, shared: frozenset[int], earlier: Validation) -> Validation:
     """A proof that left `shared` obligations to the `earlier` one holds only if that one does."""
     if not shared or earlier.status == "proved" or validation.status != "proved":
         return validation
@@ -101,7 +103,8 @@ def relying_on(validation: Validation, shared: frozenset, earlier: Validation) -
 
 def _obligation(rule: typed.Rule, matches: list[MatchRule]) -> tuple[int, ...]:
     """A rule's obligation by the objects it is made of: its condition and its match boxes
-    (both tables stay alive while their keys are compared, so an id names one object)."""
+    (both tables are alive while their keys are compared, so an id names one object; only
+    the places found travel to another process)."""
     return (id(rule.cond),) + tuple(id(m.matches) for m in matches)
 
 
