@@ -83,14 +83,14 @@ def translation_validation(loaded: Loaded, limits: Limits, shared: frozenset[int
 Proof = Callable[[], Validation | None]
 
 
-def prove(loaded: Loaded, limits: Limits, jobs: int = 1, shared: frozenset[int] = frozenset()) -> Proof:
+def prove(loaded: Loaded, limits: Limits, jobs: int = 1) -> Proof:
     """Translation validation of `loaded`: with `jobs` above 1, started now in a process beside
     this one (which goes on, loading the next version or diffing); else run when asked for.
     Call the result for the validation."""
-    return beside(_proof, (loaded, limits, shared), jobs)
+    return beside(_proof, (loaded, limits), jobs)
 
 
-def _proof(state: tuple[Loaded, Limits, frozenset[int]], _) -> Validation | None:
+def _proof(state: tuple[Loaded, Limits], _) -> Validation | None:
     return translation_validation(*state)
 
 
@@ -101,15 +101,22 @@ def diff(old: Loaded, new: Loaded, tables: tuple[RuleTable, RuleTable], limits: 
     new version was loaded (`prove`). The new version's leaves out the rules it shares with the
     old one (loaded through one api.Memo), so it needs no wait for the old proof: with `jobs`
     above 1 both run beside the diff."""
-    shared = frozenset() if old.policy is None or new.policy is None else \
-        shared_obligations((old.policy, old.table), (new.policy, new.table))
-    new_proof = prove(new, limits, jobs, shared)
+    new_proof = beside(_proof_of_next, (old, new, limits), jobs)
     result = diff_tables(*tables, limits, jobs)
     old_validation = (old_proof or prove(old, limits))()
-    new_validation = new_proof()
+    new_validation, shared = new_proof()
     if new_validation is not None and old_validation is not None:
         new_validation = relying_on(new_validation, shared, old_validation)
     return result, [old_validation, new_validation]
+
+
+def _proof_of_next(state: tuple[Loaded, Loaded, Limits], _) -> tuple[Validation | None, frozenset[int]]:
+    """The new version's proof, but for the rules whose obligations are the old version's (their
+    places among its rules come back too)."""
+    old, new, limits = state
+    shared = frozenset() if old.policy is None or new.policy is None else \
+        shared_obligations((old.policy, old.table), (new.policy, new.table))
+    return translation_validation(new, limits, shared), shared
 
 
 def as_deployed(loaded: Loaded, profile: Profile | None) -> tuple[RuleTable, Policy]:
