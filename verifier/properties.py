@@ -11,6 +11,8 @@ The invariant holds only if every such part is covered; a z3 `unknown` is never 
 """
 from __future__ import annotations
 
+import functools
+
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -50,7 +52,11 @@ class TableModel:
             + [(self.table.default, "default", None, None)])
         self.index = BoxIndex(schema.flow_fields, self.boxes)
         self.declarations = encode.declarations(schema.flow_fields)
-        self.outcomes = [typed.outcome_values(schema, action, rule) for action, rule, *_ in self.entries]
+
+    @functools.cached_property
+    def outcomes(self) -> list[dict[str, int]]:
+        """Each rule's outcome variables, for the invariants that read them (a diff does not)."""
+        return [typed.outcome_values(self.table.schema, action, rule) for action, rule, *_ in self.entries]
 
     def decide(self, flow: dict[str, int]) -> int:
         return self.index.first_holding(flow, len(self.boxes))
