@@ -259,5 +259,6 @@ def chunks(text: str) -> list[str]:
 
 
 def rules_in(text: str) -> int:
+    """How many rules a chunk's text declares."""
     module = parse_clean(file_from_text(text), text, 0)
     return sum(isinstance(item, ast.RuleDecl) for item in module.items)
