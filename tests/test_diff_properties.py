@@ -67,11 +67,20 @@ class Checked:
 
 
 def _load_pair(old_text: str, new_text: str):
+    """Both versions loaded as `dpipolicy diff` loads them, through one api.Memo; the new one
+    must check and compile to what it does alone (the brute force reads the checked policy)."""
     with tempfile.TemporaryDirectory() as tmp:
         old_path, new_path = Path(tmp) / "old.dpi", Path(tmp) / "new.dpi"
         old_path.write_text(old_text, encoding="utf-8")
         new_path.write_text(new_text, encoding="utf-8")
-        return api.load(old_path), api.load(new_path)
+        memo = api.Memo()
+        old, new = api.load(old_path, memo=memo), api.load(new_path, memo=memo)
+        alone = api.load(new_path)
+        assert ([(r.origin.name, r.cond, r.action) for r in new.policy.rules], new.policy.named_sets,
+                [(m.matches, m.action, m.origin.name) for m in new.table.rules]) == \
+               ([(r.origin.name, r.cond, r.action) for r in alone.policy.rules], alone.policy.named_sets,
+                [(m.matches, m.action, m.origin.name) for m in alone.table.rules])
+        return old, new
 
 
 def _grid(schema, sets: dict[str, list]) -> brute.Env:
