@@ -42,6 +42,7 @@ from dpipolicy.dsl import typed
 from dpipolicy.dsl.catalogue import load_catalogue
 from dpipolicy.verifier import diff as diff_module
 from dpipolicy.verifier.diff import diff_tables
+from dpipolicy.verifier.validate import shared_obligations
 from dpipolicy.verifier.solve import Limits
 
 import brute
@@ -80,7 +81,18 @@ def _load_pair(old_text: str, new_text: str):
                 [(m.matches, m.action, m.origin.name) for m in new.table.rules]) == \
                ([(r.origin.name, r.cond, r.action) for r in alone.policy.rules], alone.policy.named_sets,
                 [(m.matches, m.action, m.origin.name) for m in alone.table.rules])
+        # a rule whose proof the new version leaves to the old one's has an obligation the old one has
+        theirs, mine = set(_obligations(old)), _obligations(new)
+        assert all(mine[place] in theirs for place in shared_obligations((old.policy, old.table), (new.policy, new.table)))
         return old, new
+
+
+def _obligations(loaded) -> list:
+    """Per source rule: its condition and its match boxes, the two sides of its proof."""
+    matches: dict[str, list] = {}
+    for m in loaded.table.rules:
+        matches.setdefault(m.origin.name, []).append(m.matches)
+    return [(r.cond, tuple(matches.get(r.origin.name, ()))) for r in loaded.policy.rules]
 
 
 def _grid(schema, sets: dict[str, list]) -> brute.Env:
