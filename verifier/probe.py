@@ -121,6 +121,7 @@ class Grid:
             self.packed[name] = sets.packed(self.full[name])
         self.names = list(self.sets)
         self._least_covered: dict[str, np.ndarray] | None = None
+        self._values: dict[tuple[int, int], IntervalSet] = {}       # see _segment_values
         self.whole_fields = [(name, values) for name, values in within.items() if name not in self.sets]
         self.columns = {name: np.flatnonzero(self.inside[name]) for name in self.names}   # grid segment -> cut index
         # Every field's packed bits in one array, so one lookup gathers a flow's rows on all fields.
@@ -254,10 +255,18 @@ class Grid:
         out = dict(self.within) if names is None else {n: self.within[n] for n in names if n in self.within}
         for j, name in enumerate(self.names):
             if names is None or name in names:
-                at = int(self.columns[name][flow[j]])
-                last = int(self.cuts[name][at + 1]) - 1 if at + 1 < len(self.cuts[name]) else self.squeeze.fields[name].hi
-                out[name] = self.squeeze.span(name, int(self.cuts[name][at]), last)
+                out[name] = self._segment_values(j, int(flow[j]))
         return out
+
+    def _segment_values(self, j: int, segment: int) -> IntervalSet:
+        """The real values of one grid segment of field j, remembered: a walk's cells share most."""
+        values = self._values.get((j, segment))
+        if values is None:
+            name = self.names[j]
+            at = int(self.columns[name][segment])
+            last = int(self.cuts[name][at + 1]) - 1 if at + 1 < len(self.cuts[name]) else self.squeeze.fields[name].hi
+            values = self._values[(j, segment)] = self.squeeze.span(name, int(self.cuts[name][at]), last)
+        return values
 
     def covered_before(self, targets: np.ndarray) -> np.ndarray:
         """Per target row: do the rows before it hold every flow of its box, in the way a policy
