@@ -7,6 +7,7 @@ addresses compare exactly.
 """
 from __future__ import annotations
 
+from itertools import chain
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -48,15 +49,12 @@ class _WideField:
 
     def __init__(self, field: Field, per_rule: list[IntervalSet | None]):
         self.chunks = -(-field.bits // _CHUNK)
-        owners, los, his = [], [], []
-        for i, values in enumerate(per_rule):
-            for lo, hi in (values.intervals if values is not None else ((0, field.hi),)):
-                owners.append(i)
-                los.append(lo)
-                his.append(hi)
-        self.owner = np.array(owners, dtype=np.int64)
-        self.lo = self._split(los)
-        self.hi = self._split(his)
+        whole = ((0, field.hi),)
+        spans = [whole if values is None else values.intervals for values in per_rule]
+        self.owner = np.repeat(np.arange(len(spans)), [len(s) for s in spans])
+        pairs = list(chain.from_iterable(spans))
+        self.lo = self._split([lo for lo, _ in pairs])
+        self.hi = self._split([hi for _, hi in pairs])
         self.n = len(per_rule)
         # rule i's intervals are first[i]:last[i] (owners are in rule order)
         self.first = np.searchsorted(self.owner, np.arange(self.n))
@@ -117,22 +115,21 @@ class BoxIndex:
         self.fields = {f.name: f for f in fields}
         self.boxes = list(boxes)
         n = len(self.boxes)
+        # Each field's sets, read from the boxes once: a box names a few fields of the thirty.
+        small = {f.name: {} for f in fields if f.hi < _SMALL}     # set -> the rules with it (sets repeat: tcp, a plan)
+        wide = {f.name: [None] * n for f in fields if f.hi >= _SMALL}
+        for i, b in enumerate(self.boxes):
+            for name, values in b.items():
+                if name in small:
+                    small[name].setdefault(values, []).append(i)
+                elif name in wide:
+                    wide[name][i] = values
         self.bits: dict[str, np.ndarray] = {}
-        self.wide: dict[str, _WideField] = {}
-        for f in fields:
-            if f.hi < _SMALL:
-                words = np.full((n, _WORDS), np.uint64((1 << 64) - 1), dtype=np.uint64)
-                masks: dict[IntervalSet, np.ndarray] = {}       # rules repeat a few sets (tcp, a plan) often
-                for i, b in enumerate(self.boxes):
-                    values = b.get(f.name)
-                    if values is not None:
-                        mask = masks.get(values)
-                        if mask is None:
-                            mask = masks[values] = _mask_words(values)
-                        words[i] = mask
-                self.bits[f.name] = words
-            else:
-                self.wide[f.name] = _WideField(f, [b.get(f.name) for b in self.boxes])
+        for name, rules_by_set in small.items():
+            words = self.bits[name] = np.full((n, _WORDS), np.uint64((1 << 64) - 1), dtype=np.uint64)
+            for values, rules in rules_by_set.items():
+                words[rules] = _mask_words(values)
+        self.wide = {name: _WideField(self.fields[name], per_rule) for name, per_rule in wide.items()}
         self._open: dict[str, np.ndarray] = {}     # per field, made when first asked: see holding_all
 
     def overlapping(self, region: Mapping[str, IntervalSet], before: int | None = None) -> list[int]:
