@@ -18,14 +18,10 @@ from dpipolicy.dsl.schema import Field
 
 
 class Compression:
-    def __init__(self, fields: Mapping[str, Field], boxes: Iterable[Mapping[str, IntervalSet]]):
-        cuts: dict[str, set[int]] = {name: {0} for name in fields}
-        for b in boxes:
-            for name, values in b.items():
-                for lo, hi in values.intervals:
-                    cuts[name].add(lo)
-                    cuts[name].add(hi + 1)
-        self.starts = {name: sorted(v for v in cuts[name] if v <= fields[name].hi) for name in fields}
+    def __init__(self, fields: Mapping[str, Field], bounds: Mapping[str, Iterable[int]]):
+        """`bounds`: per field, where the boxes' intervals start and where they stop (one past
+        each interval's last value): the places the field is cut."""
+        self.starts = {name: sorted(v for v in {0, *bounds.get(name, ())} if v <= f.hi) for name, f in fields.items()}
         self.fields = {name: dataclasses.replace(f, hi=len(self.starts[name]) - 1) for name, f in fields.items()}
         self.hi = {name: f.hi for name, f in fields.items()}
 
@@ -41,10 +37,6 @@ class Compression:
     def flow(self, model: Mapping[str, int]) -> dict[str, int]:
         """A real flow in the segments of a model over segment numbers."""
         return {name: self.starts[name][v] for name, v in model.items()}
-
-    def cell(self, model: Mapping[str, int]) -> Box:
-        """Every real flow in the model's segments: the query treats them all alike."""
-        return {name: self.span(name, v, v) for name, v in model.items()}
 
     def span(self, name: str, first: int, last: int) -> IntervalSet:
         """The real values of segments first..last of a field."""

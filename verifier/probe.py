@@ -11,6 +11,7 @@ the whole-table index; z3 is left only what none of these settles.
 from __future__ import annotations
 
 import bisect
+from itertools import chain
 from typing import Mapping
 
 import numpy as np
@@ -29,26 +30,27 @@ class Segments:
     walk can select rows from."""
 
     def __init__(self, fields, tables: list[list[Box]]):
-        self.squeeze = Compression(fields, (b for boxes in tables for b in boxes))
         self.tables = tables
-        # per field, each segment's first real value: int64 when every value and the one after
-        # the last fit (an IPv6 address does not)
-        self.starts = {name: np.array(values, dtype=np.int64 if self.squeeze.hi[name] < (1 << 63) - 1 else object)
-                       for name, values in self.squeeze.starts.items()}
-        self.intervals: list[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
+        found: list[dict[str, tuple[list, list, list]]] = []      # per table and field: owner, lo, end
         for boxes in tables:
-            found: dict[str, tuple[list, list, list]] = {name: ([], [], []) for name in fields}
+            found.append({name: ([], [], []) for name in fields})
             for i, box in enumerate(boxes):         # a box names only the fields it constrains
                 for name, values in box.items():
-                    owner, lo, end = found[name]
+                    owner, lo, end = found[-1][name]
                     for a, b in values.intervals:
                         owner.append(i)
                         lo.append(a)
                         end.append(b + 1)
-            # every bound is a cut: an interval's first segment starts at its first value
-            self.intervals.append({name: (np.array(owner, dtype=np.int64), self._segment(name, lo),
-                                          self._segment(name, end) - 1)
-                                   for name, (owner, lo, end) in found.items()})
+        self.squeeze = Compression(fields, {name: [v for table in found for v in chain(*table[name][1:])]
+                                            for name in fields})
+        # per field, each segment's first real value: int64 when every value and the one after
+        # the last fit (an IPv6 address does not)
+        self.starts = {name: np.array(values, dtype=np.int64 if self.squeeze.hi[name] < (1 << 63) - 1 else object)
+                       for name, values in self.squeeze.starts.items()}
+        # every bound is a cut: an interval's first segment starts at its first value
+        self.intervals: list[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = [
+            {name: (np.array(owner, dtype=np.int64), self._segment(name, lo), self._segment(name, end) - 1)
+             for name, (owner, lo, end) in table.items()} for table in found]
 
     def _segment(self, name: str, cuts: list[int]) -> np.ndarray:
         """The segment starting at each of `cuts` (values that start a segment)."""
