@@ -54,10 +54,7 @@ class Segments:
 
     def _segment(self, name: str, cuts: list[int]) -> np.ndarray:
         """The segment starting at each of `cuts` (values that start a segment)."""
-        starts = self.starts[name]
-        if starts.dtype == object:
-            return np.array([bisect.bisect_left(self.squeeze.starts[name], v) for v in cuts], dtype=np.int64)
-        return np.searchsorted(starts, np.array(cuts, dtype=np.int64))
+        return _searched(_as_searchable(self.starts[name]), cuts, "left")
 
     def small(self, table: int, i: int) -> Box:
         """Box i of a table over segment numbers (for a z3 query)."""
@@ -234,11 +231,7 @@ class Grid:
                           dtype=bool)
         out = np.zeros((len(flows), len(self.names)), dtype=np.int64)
         for j, name in enumerate(self.names):
-            starts = self.real_starts[name]
-            if isinstance(starts, np.ndarray):
-                cut = np.searchsorted(starts, np.array([flow[name] for flow in flows], dtype=np.int64), side="right") - 1
-            else:
-                cut = [bisect.bisect_right(starts, flow[name]) - 1 for flow in flows]
+            cut = _searched(self.real_starts[name], [flow[name] for flow in flows], "right") - 1
             out[:, j] = self.segment_of_cut[name][cut]
         inside &= (out >= 0).all(axis=1)
         return out, inside
@@ -398,6 +391,15 @@ def _as_searchable(values: np.ndarray) -> np.ndarray | list[int]:
     """Int64 values as they are (numpy searches them); Python ints (addresses) as a list (bisect
     searches it)."""
     return values.tolist() if values.dtype == object else values
+
+
+def _searched(starts: np.ndarray | list[int], values: list[int], side: str) -> np.ndarray:
+    """Where each of `values` falls among the sorted `starts` (as `np.searchsorted` with `side`),
+    for either form `_as_searchable` gives."""
+    if isinstance(starts, np.ndarray):
+        return np.searchsorted(starts, np.array(values, dtype=np.int64), side=side)
+    find = bisect.bisect_left if side == "left" else bisect.bisect_right
+    return np.array([find(starts, v) for v in values], dtype=np.int64)
 
 
 class _Columns:

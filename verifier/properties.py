@@ -12,7 +12,6 @@ The invariant holds only if every such part is covered; a z3 `unknown` is never 
 from __future__ import annotations
 
 import functools
-
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
