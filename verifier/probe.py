@@ -304,7 +304,7 @@ class Grid:
         constraining = np.flatnonzero(places >= 0)
         places = places[constraining]
         out = np.empty((len(constraining), self.stack.shape[1]), dtype=np.uint8)
-        single = sets.counts(places) == 1
+        single = sets.sizes[places] == 1
         out[single] = packed[sets.lo[sets.start[places[single]]]]
         if not single.all():       # targets holding the same segments share their rows
             shared: dict[bytes, list[int]] = {}
@@ -324,7 +324,7 @@ class Grid:
         for j, name in enumerate(self.names):
             sets = self.sets[name]
             place = int(sets.index[target])
-            count = sets.width if place < 0 else sets.count(place)
+            count = sets.width if place < 0 else int(sets.sizes[place])
             if count > 1:
                 rows = prefix & after[j + 1]
                 if rows.any() and self._union_holds(name, rows, place, count):
@@ -408,13 +408,14 @@ class _Columns:
     of thousands of segments, or all but a few: as intervals it costs what it is, where
     booleans would cost every segment for every row."""
 
-    def __init__(self, width: int, index: np.ndarray, rows: np.ndarray, owner: np.ndarray,
+    def __init__(self, width: int, index: np.ndarray, rows: np.ndarray, owner: np.ndarray, start: np.ndarray,
                  lo: np.ndarray, hi: np.ndarray):
         self.width = width          # the field's segments
         self.index = index          # per grid row: its place here, or -1 (it holds every segment)
         self.rows = rows            # per place: its grid row
         self.owner, self.lo, self.hi = owner, lo, hi        # per interval: its place, its segments
-        self.start = np.searchsorted(owner, np.arange(len(rows) + 1))   # place i's: start[i]:start[i + 1]
+        self.start = start          # place i's intervals: start[i]:start[i + 1]
+        self.sizes = np.add.reduceat(hi - lo, start[:-1]) if len(rows) else np.zeros(0, dtype=np.int64)  # per place: its segments
         self._keys = owner * (width + 1) + lo      # in order: finds the interval where a segment may lie
 
     @classmethod
@@ -442,11 +443,12 @@ class _Columns:
             raise InternalError("a row of a diff walk holds no segment of its box")
         keep = partial[row]
         row = row[keep]
-        owner = np.cumsum(np.diff(row, prepend=-1) != 0) - 1      # rows are in order
-        rows = row[np.flatnonzero(np.diff(row, prepend=-1))]
+        opens = np.diff(row, prepend=-1) != 0      # rows are in order: a place's first interval
+        firsts, owner = np.flatnonzero(opens), np.cumsum(opens) - 1
+        rows = row[firsts]
         index = np.full(grid_rows, -1, dtype=np.int64)
         index[rows] = np.arange(len(rows))
-        return cls(width, index, rows, owner, lo[keep], hi[keep])
+        return cls(width, index, rows, owner, np.append(firsts, len(row)), lo[keep], hi[keep])
 
     def packed(self, full: np.ndarray) -> np.ndarray:
         """Per segment, the grid rows holding it as packed bits: those in `full` (packed), and each
@@ -478,19 +480,10 @@ class _Columns:
         a, b = self.start[place], self.start[place + 1]
         return self.lo[a:b].tobytes() + self.hi[a:b].tobytes()
 
-    def counts(self, places: np.ndarray) -> np.ndarray:
-        """Per place: how many segments it holds."""
-        which, lo, hi = self._spans(places)
-        return np.bincount(which, weights=hi - lo, minlength=len(places)).astype(np.int64)
-
     def segments(self, place: int) -> np.ndarray:
         """The segments one place holds."""
         a, b = self.start[place], self.start[place + 1]
         return ranges(self.lo[a:b], self.hi[a:b] - self.lo[a:b])
-
-    def count(self, place: int) -> int:
-        """How many segments one place holds."""
-        return sum(hi - lo for lo, hi in self.spans_of(place))
 
     def booleans(self, places: np.ndarray) -> np.ndarray:
         """The segments some place of `places` (-1: a row holding every segment) holds."""

@@ -30,13 +30,15 @@ _SERVERS = tuple(parse_ip(t)[0] for t in _SERVER_ADDRESSES)
 _SUBSCRIBERS = tuple(parse_ip(t)[0] for t in _SUBSCRIBER_ADDRESSES)
 
 
-def _application(schema: Schema, apps: IntervalSet, protos: IntervalSet,
-                 ports: IntervalSet) -> tuple[int, Application | None]:
-    """The first application of `apps` whose registered port the protocols and ports allow, else
-    the first known one, with its catalogue entry. Remembered per schema: boxes repeat these
-    three sets often, and trying every application is slow."""
-    key = ("realistic application", apps, protos, ports)
+def _application_fields(schema: Schema, domain: Mapping[str, IntervalSet]) -> tuple[int, ...]:
+    """The application (the first of the box whose registered port its protocols and ports
+    allow, else the first known one), then the protocol, destination port, TLS and SMTP AUTH
+    that go with it. Remembered per schema: boxes repeat these five sets often, and trying
+    every application is slow."""
+    sets = tuple(domain[name] for name in _APPLICATION_FIELDS)
+    key = ("realistic application", tuple(values.intervals for values in sets))     # tuples hash in C
     if key not in schema.derived:
+        apps, protos, ports, tls, auth = sets
         members = schema.field("app").members
         entries = schema.derived.get("applications")
         if entries is None:
@@ -48,36 +50,55 @@ def _application(schema: Schema, apps: IntervalSet, protos: IntervalSet,
         chosen = next((i for lo, hi in apps.intervals for i in range(lo, hi + 1) if fits(entries[i])), None)
         if chosen is None:
             chosen = _pick(apps, [i for i, n in enumerate(members) if n != "unknown"])
-        schema.derived[key] = chosen, entries[chosen]
+        app = entries[chosen]
+        app_ports = app.ports if app else ()
+        proto = _pick(protos, [p for p, _, _ in app_ports] + [PROTOCOLS["tcp"], PROTOCOLS["udp"]])
+        port = _pick(ports, [port for p, lo, hi in app_ports if p == proto for port in (lo, hi)] + list(_COMMON_PORTS))
+        name = app.name if app else ""
+        schema.derived[key] = (chosen, proto, port, _pick(tls, (1, 0) if name in _TLS_APPS else (0, 1)),
+                               _pick(auth, (1, 0) if name in _AUTH_APPS else (0, 1)))
     return schema.derived[key]
+
+
+_APPLICATION_FIELDS = ("app", "proto", "dst.port", "tls", "smtp.auth")
+_PREFERRED = {"src.port": ((50000, 40000, 1024), False), "dst.ip": (_SERVERS, True),
+              "src.ip": (_SUBSCRIBERS, True), "time.hour": ((12,), False)}
+
+
+def _picked(schema: Schema, name: str, values: IntervalSet) -> int:
+    """The value of a field with fixed preferences (_PREFERRED), remembered per schema."""
+    picks = schema.derived.setdefault(("realistic", name), {})
+    value = picks.get(values.intervals)
+    if value is None:
+        value = picks[values.intervals] = _pick(values, *_PREFERRED[name])
+    return value
+
+
+def _flow_domains(schema: Schema) -> tuple[dict[str, IntervalSet], tuple[str, ...]]:
+    """Every flow field's domain, and the fields that take their least value."""
+    found = schema.derived.get("flow domains")
+    if found is None:
+        chosen = set(_APPLICATION_FIELDS) | set(_PREFERRED) | set(LABEL_FIELDS)
+        found = schema.derived["flow domains"] = ({f.name: f.domain for f in schema.flow_fields},
+                                                  tuple(f.name for f in schema.flow_fields if f.name not in chosen))
+    return found
 
 
 def realistic_point(schema: Schema, box: Mapping[str, IntervalSet]) -> dict[str, int]:
     """A point of `box` chosen field by field, the application first since ports follow from it."""
-    whole = schema.derived.get("flow domains")
-    if whole is None:
-        whole = schema.derived["flow domains"] = {f.name: f.domain for f in schema.flow_fields}
+    whole, least = _flow_domains(schema)
     domain = {**whole, **box}
-    flow: dict[str, int] = {}
-    flow["app"], app = _application(schema, domain["app"], domain["proto"], domain["dst.port"])
-    app_ports = app.ports if app else ()
-    flow["proto"] = _pick(domain["proto"], [p for p, _, _ in app_ports] + [PROTOCOLS["tcp"], PROTOCOLS["udp"]])
-    flow["dst.port"] = _pick(domain["dst.port"],
-                             [port for p, lo, hi in app_ports if p == flow["proto"] for port in (lo, hi)]
-                             + list(_COMMON_PORTS))
-    flow["src.port"] = _pick(domain["src.port"], (50000, 40000, 1024))
-    flow["dst.ip"] = _pick(domain["dst.ip"], _SERVERS, avoid_network_address=True)
-    flow["src.ip"] = _pick(domain["src.ip"], _SUBSCRIBERS, avoid_network_address=True)
-    name = app.name if app else ""
-    flow["tls"] = _pick(domain["tls"], (1, 0) if name in _TLS_APPS else (0, 1))
-    flow["smtp.auth"] = _pick(domain["smtp.auth"], (1, 0) if name in _AUTH_APPS else (0, 1))
-    flow["time.hour"] = _pick(domain["time.hour"], (12,))
+    app, proto, port, tls, auth = _application_fields(schema, domain)
+    flow: dict[str, int] = {"app": app, "proto": proto, "dst.port": port}
+    for name in ("src.port", "dst.ip", "src.ip"):
+        flow[name] = _picked(schema, name, domain[name])
+    flow["tls"], flow["smtp.auth"] = tls, auth
+    flow["time.hour"] = _picked(schema, "time.hour", domain["time.hour"])
     for name in LABEL_FIELDS:
         if name in domain:
             flow[name] = _pick(domain[name], (flow["app"],))     # the engine's label: right, where it can be
-    for f in schema.flow_fields:
-        if f.name not in flow:
-            flow[f.name] = domain[f.name].min()     # smallest usage, no add-on, not roaming, uplink (0 if allowed)
+    for name in least:
+        flow[name] = domain[name].intervals[0][0]     # smallest usage, no add-on, not roaming, uplink (0 if allowed)
     return flow
 
 
