@@ -78,10 +78,10 @@ def test_grid_agrees_with_brute_force(own, other, data):
         inside = [f for f in FLOWS if point_in(within, f) and point_in(rows[target], f)]
         meets = [r for r in range(target) if any(point_in(rows[r], f) for f in inside)]
         bits = meeting_before[target - start]
-        assert grid.rows_in(bits).tolist() == meets and grid.count_rows(bits) == len(meets)
+        assert grid.rows_in(bits).tolist() == meets and grid.count_rows(bits[None, :]).tolist() == [len(meets)]
         for reach in (1, 2, len(bits)):       # the rows of the first `reach` bytes holding some
             line, ahead, whole = grid.rows_ahead(np.stack([bits, bits]), reach)
-            near = [r for r in meets if r // 8 in sorted({m // 8 for m in meets})[:reach]]
+            near = [r for r in meets if r // 64 in sorted({m // 64 for m in meets})[:reach]]
             assert ahead.tolist() == near + near and line.tolist() == [0] * len(near) + [1] * len(near)
             assert whole.tolist() == [near == meets] * 2
         covered = bool(covered_before[target - start])
@@ -101,6 +101,22 @@ def test_grid_agrees_with_brute_force(own, other, data):
             if found is not None:       # a flow of the target's box that no earlier row holds
                 real = next(f for f in FLOWS if point_in(grid.cell(found), f))
                 assert [point_in(box, real) for box in rows].index(True) == target
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 255), min_size=5, max_size=5), min_size=1, max_size=6), st.integers(1, 4))
+def test_rows_ahead_reads_the_first_words_of_each_line(lines, reach):
+    """Several 64-bit words per line, most of them zero: the rows of each line's first `reach`
+    non-zero words, in order, and whether that is all of its rows."""
+    packed = np.zeros((len(lines), 24), dtype=np.uint8)
+    for i, line in enumerate(lines):
+        packed[i, ::5] = line        # bytes 0, 5, 10, 15, 20: in words 0, 0, 1, 1, 2
+    line, rows, whole = Grid.rows_ahead(packed, reach)
+    for i in range(len(lines)):
+        every = [r for r in range(24 * 8) if packed[i, r // 8] >> (r % 8) & 1]
+        words = sorted({r // 64 for r in every})
+        assert rows[line == i].tolist() == [r for r in every if r // 64 in words[:reach]]
+        assert whole[i] == (len(words) <= reach)
 
 
 def test_rows_splitting_one_field_cover_a_box():

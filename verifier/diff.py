@@ -280,11 +280,12 @@ class _Walk:
         mine = _decider(own, c)
         meeting = self.grid.meeting_before(rows)
         names = self._names(c, np.array([k for k, _, _ in self.found], dtype=np.int64), meeting)
-        for (k, row, flow), bits, (named, all_named) in zip(self.found, meeting, names):
+        few = (self.grid.count_rows(meeting) <= EXACT_BOXES_CAP).tolist()
+        for (k, row, flow), bits, (named, all_named), exactly in zip(self.found, meeting, names, few):
             region = intersect(own.boxes[c], other.boxes[k])
             old, new = (mine, _decider(other, k)) if self.old_side else (_decider(other, k), mine)
             parts, complete = [], False
-            if self.grid.count_rows(bits) <= EXACT_BOXES_CAP:
+            if exactly:
                 before = self.grid.rows_in(bits)
                 own_rows, earlier_other = before[before < start], self.meeting[before[before >= start] - start]
                 boxes = [own.boxes[j] for j in self.earlier[own_rows].tolist()] + \
@@ -375,11 +376,11 @@ class _Walk:
         the packed bits before[i] (an own row's rule and its twin's, then the other side's rules),
         each once, leaving out c's and k's; and whether that is all of them.
 
-        The regions are read together, each only as far as its first few bytes of rows; those
-        whose bytes so far name too few rules to tell are read further, four times as far each
+        The regions are read together, each only as far as its first few words of rows; those
+        whose words so far name too few rules to tell are read further, four times as far each
         time. A region cut by a thousand rules costs little more than one cut by eleven."""
         out: list = [None] * len(ks)
-        todo, reach = np.arange(len(ks)), 8
+        todo, reach = np.arange(len(ks)), 2
         while len(todo):
             line, rows, whole = Grid.rows_ahead(before[todo], reach)
             ids = np.stack([self.row_rules[rows], self.row_twins[rows]], axis=1).ravel()

@@ -78,6 +78,7 @@ class Grid:
         squeeze = self.squeeze = segments.squeeze
         self.within = within
         self.rows = sum(len(rules) for _, rules in parts)
+        self.row_bytes = 8 * -(-self.rows // 64)     # a line of row bits is whole 64-bit words (rows_ahead)
         self.cuts: dict[str, np.ndarray] = {}         # per kept field: the segment numbers starting a grid segment
         self.inside: dict[str, np.ndarray] = {}       # ... and which grid segments lie in `within`
         self.sets: dict[str, _Columns] = {}           # ... the rows leaving out some segment, as intervals
@@ -116,7 +117,7 @@ class Grid:
             if sets is None:
                 continue        # every row holds every segment
             self.cuts[name], self.inside[name], self.sets[name] = cuts, inside, sets
-            self.full[name] = np.packbits(sets.index < 0, bitorder="little")
+            self.full[name] = _padded(np.packbits(sets.index < 0, bitorder="little"), self.row_bytes)
             self.packed[name] = sets.packed(self.full[name])
         self.names = list(self.sets)
         self._least_covered: dict[str, np.ndarray] | None = None
@@ -126,7 +127,7 @@ class Grid:
         # Every field's packed bits in one array, so one lookup gathers a flow's rows on all fields.
         self.base = np.cumsum([0] + [len(self.packed[name]) for name in self.names[:-1]], dtype=np.int64)
         self.stack = np.concatenate([self.packed[name] for name in self.names]
-                                    or [np.zeros((0, (self.rows + 7) // 8), np.uint8)])
+                                    or [np.zeros((0, self.row_bytes), np.uint8)])
         self.packed = {name: self.stack[b:b + len(self.packed[name])] for name, b in zip(self.names, self.base)}
         # To locate real flows: per field, each cut's first real value and its grid segment
         # (-1: outside `within`).
@@ -205,6 +206,7 @@ class Grid:
     def candidates(self, rows: list[int], order: Mapping[str, np.ndarray]) -> np.ndarray:
         """One flow per row inside that row's box: per field, the row's first segment in `order`."""
         flows = np.zeros((len(rows), len(self.names)), dtype=np.int64)
+        rows = np.asarray(rows, dtype=np.int64)
         for j, name in enumerate(self.names):
             first = order[name]
             flows[:, j] = first[0]              # a row holding every segment takes the first
@@ -357,27 +359,35 @@ class Grid:
         return _rows_at(bits, np.flatnonzero(bits))
 
     @staticmethod
-    def count_rows(bits: np.ndarray) -> int:
-        """How many rows one line of packed row bits holds."""
-        return int(_BITS_SET[bits].sum())
+    def count_rows(lines: np.ndarray) -> np.ndarray:
+        """How many rows each line of packed row bits holds."""
+        return _BITS_SET[lines].sum(axis=1, dtype=np.int64)
 
     @staticmethod
     def rows_ahead(lines: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The rows of the first `reach` non-zero bytes of each line of packed row bits, in order,
-        as (line, row) pairs; and per line, whether that is all of its rows (for a reader that
-        stops early)."""
-        line, byte = np.nonzero(lines)
+        """The rows of the first `reach` non-zero 64-bit words of each line of packed row bits, in
+        order, as (line, row) pairs; and per line, whether that is all of its rows (for a reader
+        that stops early). Words, not bytes, so that finding the non-zero ones reads an eighth."""
+        words = np.ascontiguousarray(lines).view(np.uint64)
+        line, word = np.nonzero(words)
         rank = np.arange(len(line)) - np.searchsorted(line, np.arange(len(lines)))[line]    # place in its line
-        near = rank < reach
-        which, bit = np.nonzero(np.unpackbits(lines[line[near], byte[near]][:, None], axis=1, bitorder="little"))
         whole = np.bincount(line, minlength=len(lines)) <= reach
-        return line[near][which], byte[near][which] * 8 + bit, whole
+        near = rank < reach
+        line, word = line[near], word[near]
+        bits = np.unpackbits(words[line, word].view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
+        which, bit = np.nonzero(bits)
+        return line[which], word[which] * 64 + bit, whole
 
 
 def _rows_at(bits: np.ndarray, used: np.ndarray) -> np.ndarray:
     """The rows of the bytes `used` (in order) of one line of packed row bits."""
     byte, bit = np.nonzero(np.unpackbits(bits[used][:, None], axis=1, bitorder="little"))
     return used[byte] * 8 + bit
+
+
+def _padded(bits: np.ndarray, size: int) -> np.ndarray:
+    """Packed bits with zero bytes after them, up to `size` bytes."""
+    return np.concatenate([bits, np.zeros(size - len(bits), dtype=np.uint8)])
 
 
 def _distinct(values: np.ndarray) -> np.ndarray:
@@ -454,14 +464,13 @@ class _Columns:
         """Per segment, the grid rows holding it as packed bits: those in `full` (packed), and each
         row here over its intervals. A row's bit flips where one of its intervals starts and
         where it ends, and a running XOR down the segments sets it in between."""
-        words = -(-len(full) // 8)
-        flips = np.zeros((self.width + 1, 8 * words), dtype=np.uint8)
-        flips[0, :len(full)] = full
+        flips = np.zeros((self.width + 1, len(full)), dtype=np.uint8)
+        flips[0] = full
         rows = self.rows[self.owner]
         byte, bit = rows >> 3, (1 << (rows & 7)).astype(np.uint8)
         np.bitwise_xor.at(flips, (self.lo, byte), bit)
         np.bitwise_xor.at(flips, (self.hi, byte), bit)
-        return np.bitwise_xor.accumulate(flips[:-1].view(np.uint64), axis=0).view(np.uint8)[:, :len(full)]
+        return np.bitwise_xor.accumulate(flips[:-1].view(np.uint64), axis=0).view(np.uint8)
 
     def _spans(self, places: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The intervals of `places`: per interval, its place's position in `places`, lo and hi."""
@@ -533,4 +542,4 @@ class _Columns:
 _FEW_SEGMENTS = 64       # a union of rows is checked segment by segment up to this many
 
 _LOWEST_BIT = np.array([(b & -b).bit_length() - 1 if b else 0 for b in range(256)], dtype=np.int64)
-_BITS_SET = np.array([bin(b).count("1") for b in range(256)], dtype=np.int64)
+_BITS_SET = np.array([bin(b).count("1") for b in range(256)], dtype=np.uint8)
