@@ -155,29 +155,28 @@ class _Walk:
                                                   self.own_ids[earlier]), self.other_ids[kept]])
         self.earlier, self.meeting = earlier, kept      # the grid's rows: earlier rules here, then rules there
         self.found: list[tuple[int, int, np.ndarray]] = []     # (rule k, its row, a grid flow they decide)
-        self._solve(c, relevant.tolist())
+        self._solve(c, relevant)
         if self.found:
             self._write_regions(c)
 
-    def _solve(self, c: int, relevant: list[int]) -> None:
+    def _solve(self, c: int, relevant: np.ndarray) -> None:
         own, other = self.own, self.other
         segments, earlier = self.segments, self.earlier
         mine, theirs = (0, 1) if self.old_side else (1, 0)
         self.grid = Grid(segments, own.boxes[c], [(mine, earlier), (theirs, self.meeting)])
-        row = {k: len(earlier) + p for p, k in enumerate(self.meeting.tolist())}
         rng = np.random.default_rng(c)        # seeded, so a walk finds the same flows every run
         shuffled = partial(self.grid.shuffled, rng)
-        wanted = set(relevant)       # |r<k>| is true until the flows of k are recorded
         orders = [self.grid.least_covered if i == 0 else shuffled for i in range(PROBE_ROUNDS)]
-        found, blockers = self._probe(c, wanted, row, orders)
-        wanted = self._uncovered(wanted - found, blockers, row)
+        rows = self._rows(relevant)
+        found, blockers = self._probe(c, relevant, rows, orders)
+        left = self._uncovered(relevant[~found], rows[~found], blockers[~found])
         # The few rules left are searched for one by one, which costs little next to a query.
-        wanted -= self._escape(c, wanted, row, rng)
+        wanted = set(left.tolist()) - self._escape(c, left, rng)      # |r<k>| is true until the flows of k are recorded
         if not wanted:
             return              # every rule that decides some flow of c differently is recorded
 
         # Only rows meeting a rule still wanted can decide its flows, so the query leaves out the rest.
-        targets = np.array([row[k] for k in wanted], dtype=np.int64)
+        targets = self._rows(np.array(sorted(wanted), dtype=np.int64))
         rows = sorted({r for bits in self.grid.meeting_before(targets) for r in self.grid.rows_in(bits).tolist()}
                       | set(targets.tolist()))
         own_rows = [segments.small(mine, int(self.earlier[r])) for r in rows if r < len(earlier)]
@@ -209,57 +208,61 @@ class _Walk:
             at, inside = self.grid.positions([flow])
             if not inside[0]:
                 raise InternalError("diff: z3 named a flow outside the changed rule's box")
-            self._record(c, k, row[k], at[0])
+            self._record(c, k, int(self._rows(k)), at[0])
             wanted.discard(k)
             if not wanted:
                 return
             session.add(f"(assert (not |r{k}|))")
 
-    def _probe(self, c: int, wanted: set[int], row: dict[int, int], orders: list) -> tuple[set[int], dict[int, int]]:
-        """Probe candidate flows for the `wanted` rules in batches, one per segment order of
-        `orders`, and record the region of each rule that decides one of them with c. Returns
-        those rules, and for each other rule, the first row holding its first candidate."""
-        grid, start = self.grid, len(self.earlier)
-        found: dict = {}
-        blockers: dict[int, int] = {}
-        for order in orders:
-            targets = [k for k in sorted(wanted) if k not in found]
-            if not targets:
+    def _rows(self, rules: np.ndarray | int) -> np.ndarray:
+        """The grid rows of rules of the other table (all among the walk's, which are in order)."""
+        return len(self.earlier) + np.searchsorted(self.meeting, rules)
+
+    def _probe(self, c: int, wanted: np.ndarray, rows: np.ndarray, orders: list) -> tuple[np.ndarray, np.ndarray]:
+        """Probe candidate flows for the `wanted` rules (in order, at grid `rows`) in batches, one
+        per segment order of `orders`, and record the region of each rule that decides one of
+        them with c. Returns which rules those are, and per rule the first row holding its first
+        candidate."""
+        grid = self.grid
+        found = np.zeros(len(wanted), dtype=bool)
+        blockers = rows.copy()
+        for n, order in enumerate(orders):
+            todo = np.flatnonzero(~found)
+            if not len(todo):
                 break
-            flows = grid.candidates([row[k] for k in targets], order())
-            first = grid.first_rows(flows).tolist()
-            for k, r in zip(targets, first):
-                blockers.setdefault(k, r)       # the first order's: its candidate is likeliest to lie in few rows
-            for flow, r in zip(flows, first):
-                k = int(self.meeting[r - start]) if r >= start else None    # an earlier rule of c's side takes it
-                if k in wanted and k not in found:
-                    found[k] = flow
-        for k, flow in found.items():
-            self._record(c, k, row[k], flow)
-        return set(found), blockers
+            flows = grid.candidates(rows[todo], order())
+            first = grid.first_rows(flows)
+            if n == 0:
+                blockers = first    # the first order's: its candidate is likeliest to lie in few rows
+            taker = np.minimum(np.searchsorted(rows, first), len(rows) - 1)     # the wanted rule at that row, if any
+            takes = (rows[taker] == first) & ~found[taker]
+            taken, at = np.unique(taker[takes], return_index=True)
+            flows = flows[takes]
+            for i in np.argsort(at, kind="stable").tolist():       # as the flows come
+                self._record(c, int(wanted[taken[i]]), int(rows[taken[i]]), flows[at[i]])
+            found[taken] = True
+        return found, blockers
 
-    def _uncovered(self, wanted: set[int], blockers: dict[int, int], row: dict[int, int]) -> set[int]:
-        """The wanted rules whose box earlier rules may not hold. Most are held by the row that
-        took their probe, which is checked for all at once; the rest by Grid.covered_before."""
-        probed = [k for k in sorted(wanted) if blockers.get(k, row[k]) < row[k]]     # an earlier row took the probe
-        held = self.grid.holds_boxes(np.array([blockers[k] for k in probed], dtype=np.int64),
-                                     np.array([row[k] for k in probed], dtype=np.int64))
-        plain = {k for k, holds in zip(probed, held.tolist()) if holds}
-        rest = sorted(wanted - plain)
-        covered = self.grid.covered_before(np.array([row[k] for k in rest], dtype=np.int64))
-        return {k for k, held in zip(rest, covered.tolist()) if not held}
+    def _uncovered(self, wanted: np.ndarray, rows: np.ndarray, blockers: np.ndarray) -> np.ndarray:
+        """The `wanted` rules (at grid `rows`) whose box earlier rules may not hold. Most are held
+        by the row that took their probe (`blockers`), which is checked for all at once; the
+        rest by Grid.covered_before."""
+        held = blockers < rows        # an earlier row took the probe
+        held[held] = self.grid.holds_boxes(blockers[held], rows[held])
+        rest = np.flatnonzero(~held)
+        return wanted[rest[~self.grid.covered_before(rows[rest])]]
 
-    def _escape(self, c: int, wanted: set[int], row: dict[int, int], rng: np.random.Generator) -> set[int]:
+    def _escape(self, c: int, wanted: np.ndarray, rng: np.random.Generator) -> set[int]:
         """Record the region of each wanted rule for which Grid.escape finds a flow it and c
         decide, starting from its least covered candidate: those rules."""
         grid, found = self.grid, set()
-        if not wanted or not ESCAPE_STEPS:
+        if not len(wanted) or not ESCAPE_STEPS:
             return found
-        targets = sorted(wanted)
-        for k, flow in zip(targets, grid.candidates([row[k] for k in targets], grid.least_covered())):
-            flow = grid.escape(flow, row[k], rng, ESCAPE_STEPS)
+        rows = self._rows(wanted)
+        for k, row, flow in zip(wanted.tolist(), rows.tolist(), grid.candidates(rows, grid.least_covered())):
+            flow = grid.escape(flow, row, rng, ESCAPE_STEPS)
             if flow is not None:
-                self._record(c, k, row[k], flow)
+                self._record(c, k, row, flow)
                 found.add(k)
         return found
 

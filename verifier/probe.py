@@ -118,17 +118,18 @@ class Grid:
                 continue        # every row holds every segment
             self.cuts[name], self.inside[name], self.sets[name] = cuts, inside, sets
             self.full[name] = _padded(np.packbits(sets.index < 0, bitorder="little"), self.row_bytes)
-            self.packed[name] = sets.packed(self.full[name])
         self.names = list(self.sets)
         self._least_covered: dict[str, np.ndarray] | None = None
         self._values: dict[tuple[int, int], IntervalSet] = {}       # see _segment_values
         self.whole_fields = [(name, values) for name, values in within.items() if name not in self.sets]
         self.columns = {name: np.flatnonzero(self.inside[name]) for name in self.names}   # grid segment -> cut index
         # Every field's packed bits in one array, so one lookup gathers a flow's rows on all fields.
-        self.base = np.cumsum([0] + [len(self.packed[name]) for name in self.names[:-1]], dtype=np.int64)
-        self.stack = np.concatenate([self.packed[name] for name in self.names]
-                                    or [np.zeros((0, self.row_bytes), np.uint8)])
-        self.packed = {name: self.stack[b:b + len(self.packed[name])] for name, b in zip(self.names, self.base)}
+        widths = [self.sets[name].width for name in self.names]
+        self.base = np.cumsum([0] + widths[:-1], dtype=np.int64)
+        self.stack = np.zeros((sum(widths), self.row_bytes), dtype=np.uint8)
+        for name, b, width in zip(self.names, self.base.tolist(), widths):
+            self.packed[name] = self.stack[b:b + width]
+            self.sets[name].pack(self.full[name], self.packed[name])
         # To locate real flows: per field, each cut's first real value and its grid segment
         # (-1: outside `within`).
         self.real_starts = {name: _as_searchable(segments.starts[name][self.cuts[name]]) for name in self.names}
@@ -453,24 +454,27 @@ class _Columns:
             raise InternalError("a row of a diff walk holds no segment of its box")
         keep = partial[row]
         row = row[keep]
-        opens = np.diff(row, prepend=-1) != 0      # rows are in order: a place's first interval
+        opens = np.ones(len(row), dtype=bool)      # rows are in order: a place's first interval
+        opens[1:] = row[1:] != row[:-1]
         firsts, owner = np.flatnonzero(opens), np.cumsum(opens) - 1
         rows = row[firsts]
         index = np.full(grid_rows, -1, dtype=np.int64)
         index[rows] = np.arange(len(rows))
         return cls(width, index, rows, owner, np.append(firsts, len(row)), lo[keep], hi[keep])
 
-    def packed(self, full: np.ndarray) -> np.ndarray:
-        """Per segment, the grid rows holding it as packed bits: those in `full` (packed), and each
-        row here over its intervals. A row's bit flips where one of its intervals starts and
-        where it ends, and a running XOR down the segments sets it in between."""
-        flips = np.zeros((self.width + 1, len(full)), dtype=np.uint8)
-        flips[0] = full
+    def pack(self, full: np.ndarray, out: np.ndarray) -> None:
+        """Write into `out` (zeros: segments x row bytes) the grid rows holding each segment, as
+        packed bits: those in `full` (packed), and each row here over its intervals. A row's bit
+        flips where one of its intervals starts and where it ends (unless at the last segment),
+        and a running XOR down the segments sets it in between."""
+        out[0] = full
         rows = self.rows[self.owner]
         byte, bit = rows >> 3, (1 << (rows & 7)).astype(np.uint8)
-        np.bitwise_xor.at(flips, (self.lo, byte), bit)
-        np.bitwise_xor.at(flips, (self.hi, byte), bit)
-        return np.bitwise_xor.accumulate(flips[:-1].view(np.uint64), axis=0).view(np.uint8)
+        np.bitwise_xor.at(out, (self.lo, byte), bit)
+        inner = self.hi < self.width
+        np.bitwise_xor.at(out, (self.hi[inner], byte[inner]), bit[inner])
+        words = out.view(np.uint64)
+        np.bitwise_xor.accumulate(words, axis=0, out=words)
 
     def _spans(self, places: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The intervals of `places`: per interval, its place's position in `places`, lo and hi."""
