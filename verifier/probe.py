@@ -271,15 +271,22 @@ class Grid:
         usually covers one: on one field by the union of rows that hold all of the box's values
         of every other field (one row holding it all is the simplest case, checked for all
         targets at once)? False says nothing."""
-        whole = [self._whole(name, targets) for name in self.names]    # per field: rows holding all the box's values
         before = self._rows_before(targets)
+        held = before.copy()                # rows holding the whole box, field by field
+        for name in self.names:
+            held &= self._whole(name, targets)
+        covered = held.any(axis=1)          # one row holds it all
+        rest = np.flatnonzero(~covered)
+        if not len(rest):
+            return covered
+        targets, before = targets[rest], before[rest]
+        whole = [self._whole(name, targets) for name in self.names]    # per field: rows holding all the box's values
         after = [before]                    # after[j]: rows whole on every field from j on
         for mask in reversed(whole):
             after.append(after[-1] & mask)
         after.reverse()
-        covered = after[0].any(axis=1)      # one row holds it all
-        for i in np.flatnonzero(~covered).tolist():
-            covered[i] = self._covered_by_union(int(targets[i]), before[i], [w[i] for w in whole], [a[i] for a in after])
+        for i, target in enumerate(targets.tolist()):
+            covered[rest[i]] = self._covered_by_union(target, before[i], [w[i] for w in whole], [a[i] for a in after])
         return covered
 
     def _rows_before(self, targets: np.ndarray) -> np.ndarray:
