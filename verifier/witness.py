@@ -30,76 +30,80 @@ _SERVERS = tuple(parse_ip(t)[0] for t in _SERVER_ADDRESSES)
 _SUBSCRIBERS = tuple(parse_ip(t)[0] for t in _SUBSCRIBER_ADDRESSES)
 
 
-def _application_fields(schema: Schema, domain: Mapping[str, IntervalSet]) -> tuple[int, ...]:
-    """The application (the first of the box whose registered port its protocols and ports
-    allow, else the first known one), then the protocol, destination port, TLS and SMTP AUTH
-    that go with it. Remembered per schema: boxes repeat these five sets often, and trying
-    every application is slow."""
-    sets = tuple(domain[name] for name in _APPLICATION_FIELDS)
-    key = ("realistic application", tuple(values.intervals for values in sets))     # tuples hash in C
-    if key not in schema.derived:
-        apps, protos, ports, tls, auth = sets
-        members = schema.field("app").members
-        entries = schema.derived.get("applications")
-        if entries is None:
-            entries = schema.derived["applications"] = [schema.catalogue.get(m) for m in members]
+_APPLICATION_FIELDS = ("app", "proto", "dst.port", "tls", "smtp.auth")
+_PREFERRED = {"src.port": ((50000, 40000, 1024), False), "dst.ip": (_SERVERS, True),
+              "src.ip": (_SUBSCRIBERS, True), "time.hour": ((12,), False)}
+
+
+class _Chooser:
+    """What realistic_point remembers per schema: boxes repeat the same value sets often, and
+    choosing the application tries every one. Value sets are known by their interval tuples,
+    which hash in C (the dataclass's hash is Python)."""
+
+    def __init__(self, schema: Schema):
+        self.whole = {f.name: f.domain for f in schema.flow_fields}
+        self.labels = tuple(name for name in LABEL_FIELDS if name in self.whole)
+        chosen = set(_APPLICATION_FIELDS) | set(_PREFERRED) | set(LABEL_FIELDS)
+        self.least = tuple(name for name in self.whole if name not in chosen)
+        self.picks: dict[str, dict] = {name: {} for name in _PREFERRED}
+        self.applications: dict[tuple, tuple[int, ...]] = {}
+        self.members = schema.field("app").members
+        self.entries = [schema.catalogue.get(m) for m in self.members]
+
+    def point(self, box: Mapping[str, IntervalSet]) -> dict[str, int]:
+        whole = self.whole
+        sets = [box.get(name) or whole[name] for name in _APPLICATION_FIELDS]
+        key = tuple(values.intervals for values in sets)
+        found = self.applications.get(key)
+        if found is None:
+            found = self.applications[key] = self._application(*sets)
+        app, proto, port, tls, auth = found
+        flow = {"app": app, "proto": proto, "dst.port": port}
+        for name in ("src.port", "dst.ip", "src.ip"):
+            flow[name] = self._picked(name, box.get(name) or whole[name])
+        flow["tls"], flow["smtp.auth"] = tls, auth
+        flow["time.hour"] = self._picked("time.hour", box.get("time.hour") or whole["time.hour"])
+        for name in self.labels:
+            flow[name] = _pick(box.get(name) or whole[name], (app,))     # the engine's label: right, where it can be
+        for name in self.least:
+            flow[name] = (box.get(name) or whole[name]).intervals[0][0]   # smallest usage, no add-on, not roaming, uplink
+        return flow
+
+    def _picked(self, name: str, values: IntervalSet) -> int:
+        picks = self.picks[name]
+        value = picks.get(values.intervals)
+        if value is None:
+            value = picks[values.intervals] = _pick(values, *_PREFERRED[name])
+        return value
+
+    def _application(self, apps: IntervalSet, protos: IntervalSet, ports: IntervalSet, tls: IntervalSet,
+                     auth: IntervalSet) -> tuple[int, ...]:
+        """The application (the first of the box whose registered port its protocols and ports
+        allow, else the first known one), then the protocol, destination port, TLS and SMTP
+        AUTH that go with it."""
+        entries = self.entries
 
         def fits(app: Application | None) -> bool:
             return app is not None and any(p in protos and any(a <= hi and lo <= b for a, b in ports.intervals)
                                            for p, lo, hi in app.ports)
         chosen = next((i for lo, hi in apps.intervals for i in range(lo, hi + 1) if fits(entries[i])), None)
         if chosen is None:
-            chosen = _pick(apps, [i for i, n in enumerate(members) if n != "unknown"])
+            chosen = _pick(apps, [i for i, name in enumerate(self.members) if name != "unknown"])
         app = entries[chosen]
         app_ports = app.ports if app else ()
         proto = _pick(protos, [p for p, _, _ in app_ports] + [PROTOCOLS["tcp"], PROTOCOLS["udp"]])
         port = _pick(ports, [port for p, lo, hi in app_ports if p == proto for port in (lo, hi)] + list(_COMMON_PORTS))
         name = app.name if app else ""
-        schema.derived[key] = (chosen, proto, port, _pick(tls, (1, 0) if name in _TLS_APPS else (0, 1)),
-                               _pick(auth, (1, 0) if name in _AUTH_APPS else (0, 1)))
-    return schema.derived[key]
-
-
-_APPLICATION_FIELDS = ("app", "proto", "dst.port", "tls", "smtp.auth")
-_PREFERRED = {"src.port": ((50000, 40000, 1024), False), "dst.ip": (_SERVERS, True),
-              "src.ip": (_SUBSCRIBERS, True), "time.hour": ((12,), False)}
-
-
-def _picked(schema: Schema, name: str, values: IntervalSet) -> int:
-    """The value of a field with fixed preferences (_PREFERRED), remembered per schema."""
-    picks = schema.derived.setdefault(("realistic", name), {})
-    value = picks.get(values.intervals)
-    if value is None:
-        value = picks[values.intervals] = _pick(values, *_PREFERRED[name])
-    return value
-
-
-def _flow_domains(schema: Schema) -> tuple[dict[str, IntervalSet], tuple[str, ...]]:
-    """Every flow field's domain, and the fields that take their least value."""
-    found = schema.derived.get("flow domains")
-    if found is None:
-        chosen = set(_APPLICATION_FIELDS) | set(_PREFERRED) | set(LABEL_FIELDS)
-        found = schema.derived["flow domains"] = ({f.name: f.domain for f in schema.flow_fields},
-                                                  tuple(f.name for f in schema.flow_fields if f.name not in chosen))
-    return found
+        return (chosen, proto, port, _pick(tls, (1, 0) if name in _TLS_APPS else (0, 1)),
+                _pick(auth, (1, 0) if name in _AUTH_APPS else (0, 1)))
 
 
 def realistic_point(schema: Schema, box: Mapping[str, IntervalSet]) -> dict[str, int]:
     """A point of `box` chosen field by field, the application first since ports follow from it."""
-    whole, least = _flow_domains(schema)
-    domain = {**whole, **box}
-    app, proto, port, tls, auth = _application_fields(schema, domain)
-    flow: dict[str, int] = {"app": app, "proto": proto, "dst.port": port}
-    for name in ("src.port", "dst.ip", "src.ip"):
-        flow[name] = _picked(schema, name, domain[name])
-    flow["tls"], flow["smtp.auth"] = tls, auth
-    flow["time.hour"] = _picked(schema, "time.hour", domain["time.hour"])
-    for name in LABEL_FIELDS:
-        if name in domain:
-            flow[name] = _pick(domain[name], (flow["app"],))     # the engine's label: right, where it can be
-    for name in least:
-        flow[name] = domain[name].intervals[0][0]     # smallest usage, no add-on, not roaming, uplink (0 if allowed)
-    return flow
+    chooser = schema.derived.get("realistic points")
+    if chooser is None:
+        chooser = schema.derived["realistic points"] = _Chooser(schema)
+    return chooser.point(box)
 
 
 def flow_text(schema: Schema, flow: Mapping[str, int]) -> str:
