@@ -1,6 +1,7 @@
 """Benchmark: parse, type-check, compile, translation validation and check of generated carrier
 policies at several sizes, and the diff of each policy against a copy with 1% of its rules
-changed, serially and with `--jobs 2`. Prints a table and writes JSON (benchmarks/out/results.json).
+changed, serially and with `--jobs 2`. Prints a table and writes JSON (benchmarks/out/results.json),
+with the number of processes `--jobs auto` (the commands' default) gives each size here.
 
 Each size runs in its own process so peak memory (ru_maxrss) belongs to that size alone.
 Usage: python benchmarks/run.py [--sizes 1000 10000] [--seed 1] [--out benchmarks/out]
@@ -29,7 +30,7 @@ def _generator():
 
 def measure_one(n: int, seed: int, workdir: Path) -> dict:
     """Time each phase of `dpipolicy check` on an n-rule policy, in this process."""
-    from dpipolicy.cli import collect_garbage_less
+    from dpipolicy.cli import automatic_jobs, collect_garbage_less
     from dpipolicy.compiler.lower import lower
     from dpipolicy.dsl.catalogue import load_catalogue
     from dpipolicy.dsl.checker import check_items
@@ -75,6 +76,7 @@ def measure_one(n: int, seed: int, workdir: Path) -> dict:
         "queries": sum(r.queries for r in results),
         "diff_over_parse": times["diff_total"] / times["parse"],
         "diff_jobs2_over_parse": times["diff_total_jobs2"] / times["parse"], "diff": diff_figures,
+        "auto_jobs": automatic_jobs(len(table.rules)),
     }
 
 
@@ -120,6 +122,7 @@ def main() -> int:
         print(f"{r['rules']:>7} {r['match_rules']:>7} " + " ".join(f"{r['seconds'][p]:>10.2f}s" for p in phases)
               + f" {r['check_over_parse']:>10.2f}x {r['diff_over_parse']:>10.2f}x {r['diff_jobs2_over_parse']:>10.2f}x"
               f" {r['diff']['regions']:>7} {r['peak_rss_mb']:>8.0f}")
+    print("--jobs auto (the default) here: " + ", ".join(f"{r['auto_jobs']} at {r['rules']:,} rules" for r in rows))
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / "results.json"
     out.write_text(json.dumps({"machine": platform.platform(), "python": platform.python_version(),

@@ -35,20 +35,36 @@ class _UsageError(Exception):
     pass
 
 
-def _jobs(text: str) -> int:
-    """--jobs N: a whole number of processes, at least 1."""
+def _jobs(text: str) -> int | None:
+    """--jobs N: a whole number of processes, at least 1; or auto (None), which the command
+    settles once it knows the table's size (parallel.automatic_jobs)."""
+    if text == "auto":
+        return None
     try:
         n = int(text)
     except ValueError:
         n = 0
     if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of processes, 1 or more, got {text!r} "
+        raise argparse.ArgumentTypeError(f"expected a whole number of processes, 1 or more, or auto, got {text!r} "
                                          "(for example --jobs 2)")
     return n
 
 
-JOBS_HELP = "check up to N invariants and tests at once, each in its own process (default 1)"
-JOBS_DIFF_HELP = "follow up to N changed rules, and check up to N invariants and tests, at once (default 1)"
+PARALLEL_FROM = 100     # match rules: below that, starting processes costs more than they save (docs/performance.md)
+
+
+def automatic_jobs(rules: int) -> int:
+    """`--jobs auto`: one process per CPU this one may use, on Linux, where workers are forked
+    and share the loaded tables, and for a table of PARALLEL_FROM match rules or more; else 1."""
+    if rules < PARALLEL_FROM or not sys.platform.startswith("linux"):
+        return 1
+    return len(os.sched_getaffinity(0))
+
+
+JOBS_AUTO = ("default auto: on Linux, one per CPU this command may use, for a table of "
+             f"{PARALLEL_FROM} match rules or more; else 1")
+JOBS_HELP = f"check up to N invariants and tests at once, each in its own process ({JOBS_AUTO})"
+JOBS_DIFF_HELP = f"follow up to N changed rules, and check up to N invariants and tests, at once ({JOBS_AUTO})"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="a file of invariants and tests; may be repeated")
     check.add_argument("--format", choices=("text", "json", *CI_FORMATS), default="text", help=FORMAT_HELP)
     check.add_argument("--profile", metavar="NAME|FILE", help=PROFILE_HELP)
-    check.add_argument("--jobs", type=_jobs, default=1, metavar="N", help=JOBS_HELP)
+    check.add_argument("--jobs", type=_jobs, default=None, metavar="N|auto", help=JOBS_HELP)
     common(check)
 
     comp = sub.add_parser("compile", help="compile a policy to a JSON rule table")
@@ -95,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="exit 1 on any change (default), or only when an invariant or test regresses")
     diff.add_argument("--profile-old", metavar="NAME|FILE", help="the engine profile running OLD (default: exact)")
     diff.add_argument("--profile-new", metavar="NAME|FILE", help="the engine profile running NEW (default: exact)")
-    diff.add_argument("--jobs", type=_jobs, default=1, metavar="N", help=JOBS_DIFF_HELP)
+    diff.add_argument("--jobs", type=_jobs, default=None, metavar="N|auto", help=JOBS_DIFF_HELP)
     common(diff)
     replay = sub.add_parser("replay", help="the policy's decision for each flow of a packet capture")
     replay.add_argument("policy", type=Path, help="a .dpi policy or a JSON rule table")
@@ -197,9 +213,10 @@ def _check(args, stdout: TextIO, stderr: TextIO) -> int:
     limits = _limits(args)
     loaded = api.load(args.policy, tuple(args.spec), tuple(args.catalogue))
     deployed = api.as_deployed(loaded, _profile(args.profile, loaded))
+    jobs = args.jobs or automatic_jobs(len(loaded.table.rules))
     from dpipolicy.progress import Progress
     with Progress(stderr) as progress:
-        report = api.check(loaded, limits, deployed, args.jobs, progress)
+        report = api.check(loaded, limits, deployed, jobs, progress)
     table = deployed[0]
     if args.format == "json":
         stdout.write(json.dumps(report_json(table.schema, report, table.named_sets), indent=2) + "\n")
@@ -272,7 +289,8 @@ def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
     limits = _limits(args)
     memo = api.Memo()           # the new version parses, checks and lowers only what differs from the old
     old = api.load(args.old, tuple(args.spec), tuple(args.catalogue), memo)
-    old_proof = api.prove(old, limits, args.jobs)     # with --jobs, while the new version loads
+    jobs = args.jobs or automatic_jobs(len(old.table.rules))
+    old_proof = api.prove(old, limits, jobs)     # with several jobs, while the new version loads
     new = api.load(args.new, tuple(args.spec), tuple(args.catalogue), memo)
     profiles = (_profile(args.profile_old, old), _profile(args.profile_new, new))
     tables = (old.table, new.table)
@@ -281,7 +299,7 @@ def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
         exact = load_profile("exact", old.table.schema.catalogue)
         tables = under_two_profiles(*tables, *(p or exact for p in profiles))
     # the diff is of the compiled tables: prove them faithful
-    result, validations = api.diff(old, new, tables, limits, args.jobs, old_proof)
+    result, validations = api.diff(old, new, tables, limits, jobs, old_proof)
     for validation, name in zip(validations, (args.old, args.new)):
         if validation is not None and validation.status != "proved":
             result.unknown.append(f"{name}: {validation.text()}")
@@ -290,8 +308,8 @@ def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
     after = []
     if args.spec:
         deployed_old, deployed_new = api.as_deployed(old, profiles[0]), api.as_deployed(new, profiles[1])
-        before = {(r.kind, r.name): r for r in api.check_results(deployed_old, limits, args.jobs)}
-        after = api.check_results(deployed_new, limits, args.jobs)
+        before = {(r.kind, r.name): r for r in api.check_results(deployed_old, limits, jobs)}
+        after = api.check_results(deployed_new, limits, jobs)
         for r in after:
             was = before.get((r.kind, r.name))
             if was is not None and was.status != r.status:

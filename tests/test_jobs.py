@@ -1,5 +1,5 @@
-"""Long runs: `--jobs N` gives exactly a serial run's results, and the progress count shows on a
-terminal only."""
+"""Long runs: `--jobs N` gives exactly a serial run's results, `--jobs auto` (the default) uses
+every CPU for a large table only, and the progress count shows on a terminal only."""
 from __future__ import annotations
 
 import io
@@ -8,6 +8,7 @@ import json
 import pytest
 
 from dpipolicy import api
+from dpipolicy import cli
 from dpipolicy.cli import main
 from dpipolicy.progress import Progress
 from dpipolicy.verifier import parallel
@@ -25,10 +26,10 @@ SPEC = EXAMPLES / "spec.dpi"
 
 
 def _same_with_jobs(*argv):
-    """The JSON report of a serial run and of --jobs 2 and 3: returns the serial one."""
-    code, serial, err = run_cli(*argv, "--format", "json")
+    """The JSON report of a serial run and of --jobs 2, 3 and auto: returns the serial one."""
+    code, serial, err = run_cli(*argv, "--format", "json", "--jobs", "1")
     assert err == ""
-    for jobs in ("2", "3"):
+    for jobs in ("2", "3", "auto"):
         assert run_cli(*argv, "--format", "json", "--jobs", jobs) == (code, serial, ""), f"--jobs {jobs}"
     return code, json.loads(serial)
 
@@ -87,8 +88,29 @@ def test_jobs_must_be_a_whole_number_of_processes(value):
     for command in (("check", NEW), ("diff", OLD, NEW)):
         code, out, err = run_cli(*command, "--spec", SPEC, "--jobs", value)
         assert code == 2 and out == ""
-        assert f"argument --jobs: expected a whole number of processes, 1 or more, got '{value}'" in err
+        assert f"argument --jobs: expected a whole number of processes, 1 or more, or auto, got '{value}'" in err
         assert "Traceback" not in err
+
+
+def test_auto_is_one_process_per_cpu_for_a_large_table_on_linux(monkeypatch):
+    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: {0, 2, 5}, raising=False)
+    monkeypatch.setattr(cli.sys, "platform", "linux")
+    assert cli.automatic_jobs(cli.PARALLEL_FROM - 1) == 1       # starting processes would cost more
+    assert cli.automatic_jobs(cli.PARALLEL_FROM) == 3
+    monkeypatch.setattr(cli.sys, "platform", "darwin")          # workers would be spawned, not forked
+    assert cli.automatic_jobs(10_000) == 1
+
+
+def test_commands_settle_auto_by_the_size_of_the_table(monkeypatch):
+    asked = []
+    monkeypatch.setattr(cli, "automatic_jobs", lambda rules: asked.append(rules) or 1)
+    sizes = [len(api.load(path).table.rules) for path in (NEW, OLD)]
+    assert run_cli("check", NEW, "--spec", SPEC)[0] == run_cli("check", NEW, "--spec", SPEC, "--jobs", "auto")[0] == 1
+    assert run_cli("diff", OLD, NEW)[0] == 1
+    assert asked == [sizes[0], sizes[0], sizes[1]]      # the new version checked twice, then the old one of the diff
+    run_cli("check", NEW, "--jobs", "2")
+    run_cli("diff", OLD, NEW, "--jobs", "1")
+    assert len(asked) == 3          # a number given is used as it is
 
 
 def test_an_error_in_a_worker_is_an_internal_error(monkeypatch):
