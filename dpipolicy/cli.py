@@ -37,7 +37,7 @@ class _UsageError(Exception):
 
 def _jobs(text: str) -> int | None:
     """--jobs N: a whole number of processes, at least 1; or auto (None), which the command
-    settles once it knows the table's size (parallel.automatic_jobs)."""
+    settles once it knows the table's size (automatic_jobs)."""
     if text == "auto":
         return None
     try:

@@ -167,9 +167,9 @@ class _Walk:
         rng = np.random.default_rng(c)        # seeded, so a walk finds the same flows every run
         shuffled = partial(self.grid.shuffled, rng)
         orders = [self.grid.least_covered if i == 0 else shuffled for i in range(PROBE_ROUNDS)]
-        rows = self._rows(relevant)
-        found, blockers = self._probe(c, relevant, rows, orders)
-        left = self._uncovered(relevant[~found], rows[~found], blockers[~found])
+        at = self._rows(relevant)
+        found, blockers = self._probe(c, relevant, at, orders)
+        left = self._uncovered(relevant[~found], at[~found], blockers[~found])
         # The few rules left are searched for one by one, which costs little next to a query.
         wanted = set(left.tolist()) - self._escape(c, left, rng)      # |r<k>| is true until the flows of k are recorded
         if not wanted:

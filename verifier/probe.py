@@ -204,7 +204,7 @@ class Grid:
             flow[j] = options[rng.integers(len(options))]
         return None
 
-    def candidates(self, rows: list[int], order: Mapping[str, np.ndarray]) -> np.ndarray:
+    def candidates(self, rows: np.ndarray | list[int], order: Mapping[str, np.ndarray]) -> np.ndarray:
         """One flow per row inside that row's box: per field, the row's first segment in `order`."""
         flows = np.zeros((len(rows), len(self.names)), dtype=np.int64)
         rows = np.asarray(rows, dtype=np.int64)
