@@ -51,18 +51,20 @@ def _jobs(text: str) -> int | None:
 
 
 PARALLEL_FROM = 100     # match rules: below that, starting processes costs more than they save (docs/performance.md)
+AUTO_JOBS_MAX = 8       # a forked worker copies the parts of the loaded tables it touches: bounds memory on big machines
 
 
 def automatic_jobs(rules: int) -> int:
-    """`--jobs auto`: one process per CPU this one may use, on Linux, where workers are forked
-    and share the loaded tables, and for a table of PARALLEL_FROM match rules or more; else 1."""
+    """`--jobs auto`: one process per CPU this one may use, up to AUTO_JOBS_MAX, on Linux, where
+    workers are forked and share the loaded tables, and for a table of PARALLEL_FROM match
+    rules or more; else 1."""
     if rules < PARALLEL_FROM or not sys.platform.startswith("linux"):
         return 1
-    return len(os.sched_getaffinity(0))
+    return min(len(os.sched_getaffinity(0)), AUTO_JOBS_MAX)
 
 
-JOBS_AUTO = ("default auto: on Linux, one per CPU this command may use, for a table of "
-             f"{PARALLEL_FROM} match rules or more; else 1")
+JOBS_AUTO = (f"default auto: on Linux, one per CPU this command may use (at most {AUTO_JOBS_MAX}), for a "
+             f"table of {PARALLEL_FROM} match rules or more; else 1")
 JOBS_HELP = f"check up to N invariants and tests at once, each in its own process ({JOBS_AUTO})"
 JOBS_DIFF_HELP = f"follow up to N changed rules, and check up to N invariants and tests, at once ({JOBS_AUTO})"
 

@@ -97,6 +97,8 @@ def test_auto_is_one_process_per_cpu_for_a_large_table_on_linux(monkeypatch):
     monkeypatch.setattr(cli.sys, "platform", "linux")
     assert cli.automatic_jobs(cli.PARALLEL_FROM - 1) == 1       # starting processes would cost more
     assert cli.automatic_jobs(cli.PARALLEL_FROM) == 3
+    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert cli.automatic_jobs(10_000) == cli.AUTO_JOBS_MAX     # a big machine: memory, not CPUs, bounds it
     monkeypatch.setattr(cli.sys, "platform", "darwin")          # workers would be spawned, not forked
     assert cli.automatic_jobs(10_000) == 1
 
