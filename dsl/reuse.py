@@ -82,11 +82,12 @@ class ParseMemo:
 
 def _placed(items: tuple[ast.Item, ...], file: SourceFile, delta: int):
     """Copies of `items` whose own span and name stand `delta` characters on, in `file`."""
+    def moved(span: Span) -> Span:
+        return Span(file, span.start + delta, span.end + delta)
+
     def place(item):
-        span = Span(file, item.span.start + delta, item.span.end + delta)
         name = getattr(item, "name", None)
         if name is None:
-            return replace(item, span=span)
-        return replace(item, span=span, name=ast.Ident(name.text, Span(file, name.span.start + delta,
-                                                                         name.span.end + delta)))
+            return replace(item, span=moved(item.span))
+        return replace(item, span=moved(item.span), name=ast.Ident(name.text, moved(name.span)))
     return map(place, items)
