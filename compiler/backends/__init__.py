@@ -1,0 +1,1 @@
+"""Backends: one module per target, each writing a rule table in a real engine's language."""

@@ -1,0 +1,146 @@
+"""The engine contract: how what the kernel cannot see (the classifier's label, the subscriber
+database) reaches a kernel rule set, fixed per compiled policy (docs/enforcement.md).
+
+The backend writes rules under it, the kernel check reads the kernel's copy back under it, and
+the probe plays classifier and provisioning by it; `--contract FILE` exports it as JSON for the
+real classifier and provisioning system.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dpipolicy.dsl.intervals import IntervalSet
+from dpipolicy.dsl.schema import ADDON_PREFIX, Schema
+from dpipolicy.dsl.values import VOLUME_UNITS, quantity_text
+
+FORMAT = "dpipolicy-engine-contract"
+VERSION = 1
+
+# Only these transport protocols have ports (IANA protocol numbers); a flow of any other
+# protocol has source and destination port 0 (docs/enforcement.md, "The flows a kernel sees").
+PORT_PROTOCOLS = {6: "tcp", 17: "udp", 33: "dccp", 132: "sctp", 136: "udplite"}
+TCP = 6
+
+
+@dataclass(frozen=True, slots=True)
+class MarkField:
+    """A field the classifier writes into the connection mark: value << shift, under mask."""
+    field: str
+    mask: int
+    shift: int
+
+
+MARK_FIELDS = (MarkField("app", 0x3FF, 0), MarkField("tls", 0x400, 10), MarkField("direction", 0x800, 11))
+LABEL_MAX = 0x3FF         # label numbers 1..LABEL_MAX; 0 is "not classified"
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberSet:
+    """A pair of named sets (`NAME_v4`, `NAME_v6`) of subscriber addresses: membership means the
+    flow's `field` has a value in `values`. Sets of a `partition` hold every subscriber once."""
+    name: str
+    field: str
+    values: IntervalSet
+    partition: bool
+
+    def family_name(self, family: int) -> str:
+        return f"{self.name}_v{family}"
+
+
+@dataclass(frozen=True, slots=True)
+class Approximation:
+    """A part of a rule the target cannot express exactly, and what the script does instead."""
+    rule: str
+    location: str
+    what: str
+    instead: str
+
+    def text(self) -> str:
+        return f"{self.location}: rule `{self.rule}`: {self.what}; {self.instead}"
+
+
+@dataclass(frozen=True)
+class Contract:
+    table: str
+    labels: tuple[str, ...]                  # label number n is labels[n - 1]
+    subscriber_sets: tuple[SubscriberSet, ...]
+    redirect_targets: tuple[str, ...]        # packet mark n is redirect_targets[n - 1]
+    approximations: tuple[Approximation, ...] = ()
+    base_chain: str = "forward"
+    chain: str = "policy"
+
+    def label_number(self, app_index: int) -> int:
+        return app_index + 1
+
+    def sets_of(self, field: str) -> tuple[SubscriberSet, ...]:
+        return tuple(s for s in self.subscriber_sets if s.field == field)
+
+    def set_named(self, name: str) -> tuple[SubscriberSet, int] | None:
+        """The subscriber set and family of a kernel set name (`plan_payg_v4`), or None."""
+        base, _, family = name.rpartition("_v")
+        for s in self.subscriber_sets:
+            if s.name == base and family in ("4", "6"):
+                return s, int(family)
+        return None
+
+    def to_json(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "table": {"family": "inet", "name": self.table, "base_chain": self.base_chain,
+                      "hook": "forward", "chain": self.chain},
+            "connection_mark": {
+                "written_by": "the classifier, before the connection's packets reach the chain",
+                "fields": [{"field": m.field, "mask": f"0x{m.mask:x}", "shift": m.shift} for m in MARK_FIELDS],
+                "app": {"0": "not classified", **{str(self.label_number(i)): name for i, name in enumerate(self.labels)}},
+                "tls": {"0": "not encrypted", "1": "encrypted"},
+                "direction": {"0": "uplink", "1": "downlink"},
+            },
+            "subscriber_address": {"uplink": "the original source", "downlink": "the original destination"},
+            "subscriber_sets": [_set_json(s) for s in self.subscriber_sets],
+            "packet_mark": {"written_by": "the rule set, for redirect",
+                            "targets": {str(n): t for n, t in enumerate(self.redirect_targets, 1)}},
+            "port_protocols": {str(n): name for n, name in PORT_PROTOCOLS.items()},
+            "approximations": [{"rule": a.rule, "location": a.location, "what": a.what, "instead": a.instead}
+                               for a in self.approximations],
+        }
+
+
+def _set_json(s: SubscriberSet) -> dict:
+    data = {"ipv4": s.family_name(4), "ipv6": s.family_name(6), "field": s.field, "partition": s.partition}
+    if s.field == "subscriber.usage":
+        lo, hi = s.values.hull()
+        data["usage"] = {"from_bytes": lo, "to_bytes": hi,
+                         "text": f"{quantity_text(lo, VOLUME_UNITS)}..{quantity_text(hi, VOLUME_UNITS)}"}
+    return data
+
+
+def usage_tiers(boxes, hi: int) -> tuple[IntervalSet, ...]:
+    """The pieces into which the boxes' usage sets cut 0..hi: each box's set is a union of them."""
+    cuts = {0, hi + 1}
+    for box in boxes:
+        values = box.get("subscriber.usage")
+        if values is not None:
+            for lo, top in values.intervals:
+                cuts.update((lo, top + 1))
+    points = sorted(cuts)
+    return tuple(IntervalSet.span(a, b - 1) for a, b in zip(points, points[1:]))
+
+
+def build_contract(schema: Schema, boxes, table_name: str,
+                   approximations: tuple[Approximation, ...] = ()) -> Contract:
+    """The contract of a table whose match boxes are `boxes`: sets for every plan and add-on the
+    policy declares, for roaming and the usage tiers when a rule tests them."""
+    sets: list[SubscriberSet] = []
+    plan = schema.field("subscriber.plan")
+    if plan is not None:
+        sets += [SubscriberSet(f"plan_{m}", plan.name, IntervalSet.point(i), True) for i, m in enumerate(plan.members)]
+    sets += [SubscriberSet(f"addon_{a}", ADDON_PREFIX + a, IntervalSet.point(1), False) for a in schema.addons]
+    boxes = list(boxes)
+    if any("subscriber.roaming" in b for b in boxes):
+        sets.append(SubscriberSet("roaming", "subscriber.roaming", IntervalSet.point(1), False))
+    if any("subscriber.usage" in b for b in boxes):
+        tiers = usage_tiers(boxes, schema.field("subscriber.usage").hi)
+        sets += [SubscriberSet(f"usage_{k}", "subscriber.usage", tier, True) for k, tier in enumerate(tiers)]
+    return Contract(table_name, schema.catalogue.app_names, tuple(sets),
+                    schema.field("target").members[1:], approximations)
