@@ -66,13 +66,17 @@ def table_to_json(table: RuleTable) -> dict:
     }
 
 
-def write_table(table: RuleTable, path: Path) -> None:
+def table_text(table: RuleTable) -> str:
     """One rule per line, so a reviewer's text diff lines up with rules."""
     data = table_to_json(table)
     rules = data.pop("rules")
     head = json.dumps(data, indent=2)[:-2]
     body = ",\n".join("    " + json.dumps(r, separators=(", ", ": ")) for r in rules)
-    path.write_text(f'{head},\n  "rules": [\n{body}\n  ]\n}}\n', encoding="utf-8")
+    return f'{head},\n  "rules": [\n{body}\n  ]\n}}\n'
+
+
+def write_table(table: RuleTable, path: Path) -> None:
+    path.write_text(table_text(table), encoding="utf-8")
 
 
 # ----- reading ------------------------------------------------------------------------------

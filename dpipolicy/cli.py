@@ -90,9 +90,19 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--jobs", type=_jobs, default=None, metavar="N|auto", help=JOBS_HELP)
     common(check)
 
-    comp = sub.add_parser("compile", help="compile a policy to a JSON rule table")
+    comp = sub.add_parser("compile", help="compile a policy to a JSON rule table or an nftables script")
     comp.add_argument("policy", type=Path)
     comp.add_argument("-o", "--output", type=Path, help="output file (default: standard output)")
+    comp.add_argument("--target", choices=("table", "nftables"), default="table",
+                      help="table: the JSON rule table (default); nftables: an `nft -f` script (docs/enforcement.md)")
+    comp.add_argument("--contract", type=Path, metavar="FILE",
+                      help="nftables: write the engine contract (mark layout, label numbers, set names) as JSON")
+    comp.add_argument("--approximate", action="store_true",
+                      help="nftables: write the nearest rule for what the target cannot express, and list each")
+    comp.add_argument("--table", default="dpipolicy", metavar="NAME", help="nftables: the table's name")
+    comp.add_argument("--validate", choices=("auto", "required", "off"), default="auto", nargs="?", const="auto",
+                      help="nftables: load the script into a fresh network namespace, read the kernel's copy back "
+                           "and prove it equal to the table; auto (default): when nft can be run here")
     comp.add_argument("--format", choices=("text", "json"), default="text",
                       help="json: errors in the input also go to standard output, as one JSON object")
     common(comp)
@@ -234,21 +244,65 @@ def _check(args, stdout: TextIO, stderr: TextIO) -> int:
 
 def _compile(args, stdout: TextIO, stderr: TextIO) -> int:
     from dpipolicy import api
-    from dpipolicy.compiler.tablefile import table_to_json, write_table
+    from dpipolicy.compiler.backends import TARGETS, Options
     from dpipolicy.dsl.words import counted
     limits = _limits(args)
     if api.is_table(args.policy):     # before reading it: whatever the table holds, it is not a policy
         from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
         raise DiagnosticError([Diagnostic("E321", "`compile` takes a .dpi policy, not a rule table", None,
                                           location_text=str(args.policy))])
+    target = TARGETS[args.target]
+    _nftables_options_only(args, target)
+    _valid_table_name(args.table)
     loaded = api.load(args.policy, (), tuple(args.catalogue))
     validation = api.translation_validation(loaded, limits)
-    if args.output:
-        write_table(loaded.table, args.output)
-        stderr.write(f"wrote {counted(len(loaded.table.rules), 'match rule')} to {args.output}; {validation.text()}\n")
-    else:
-        stdout.write(json.dumps(table_to_json(loaded.table), indent=2) + "\n")
-    return EXIT_OK if validation.status == "proved" else EXIT_UNKNOWN
+    compiled = target.compile(loaded.table, Options(str(args.policy), args.table, args.approximate))
+    kernel = api.kernel_check(compiled, limits, args.validate) if target.loads_into_kernel else None
+    _write(args.output, compiled.text, stdout)
+    if args.contract is not None:
+        _write(args.contract, json.dumps(compiled.contract.to_json(), indent=2) + "\n", stdout)
+    what = (counted(len(loaded.table.rules), "match rule") if args.target == "table"
+            else f"the nftables script of {counted(len(loaded.table.rules), 'match rule')}")
+    lines = [f"wrote {what} to {args.output}; {validation.text()}"] if args.output else []
+    for a in compiled.approximations:
+        lines.append(f"approximated: {a.text()}")
+    if kernel is not None:
+        lines.append(f"kernel check: {kernel.text()}")
+    if lines:
+        stderr.write("\n".join(lines) + "\n")
+    proved = validation.status == "proved" and (kernel is None or kernel.status in ("proved", "skipped"))
+    return EXIT_OK if proved else EXIT_UNKNOWN
+
+
+def _nftables_options_only(args, target) -> None:
+    given = [flag for flag, value in (("--contract", args.contract), ("--approximate", args.approximate),
+                                      ("--table", args.table != "dpipolicy")) if value]
+    if given and not target.loads_into_kernel:
+        from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
+        raise DiagnosticError([Diagnostic("E322", f"{given[0]} applies to `--target nftables` only", None,
+                                          location_text=given[0], help="add `--target nftables`")])
+
+
+def _valid_table_name(name: str) -> None:
+    import re
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,63}", name):
+        from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
+        raise DiagnosticError([Diagnostic("E322", f"`{name}` is not a table name nftables accepts here", None,
+                                          location_text="--table",
+                                          help="a letter, then letters, digits or `_` (at most 64)")])
+
+
+def _write(path: Path | None, text: str, stdout: TextIO) -> None:
+    if path is None:
+        stdout.write(text)
+        return
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
+        raise DiagnosticError([Diagnostic("E015", f"cannot write `{path}`: {(exc.strerror or str(exc)).lower()}",
+                                          None, location_text=str(path),
+                                          help="check that the file and its folder are writable")]) from None
 
 
 def _explain(args, stdout: TextIO, stderr: TextIO) -> int:

@@ -67,7 +67,7 @@ class Contract:
     redirect_targets: tuple[str, ...]        # packet mark n is redirect_targets[n - 1]
     approximations: tuple[Approximation, ...] = ()
     base_chain: str = "forward"
-    chain: str = "policy"
+    chain: str = "match_rules"
 
     def label_number(self, app_index: int) -> int:
         return app_index + 1

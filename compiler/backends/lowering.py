@@ -1,0 +1,242 @@
+"""The shared lowering of match boxes to the tests and verdicts a packet engine evaluates.
+
+A box speaks of flows; an engine tests one address family, one transport protocol (for its
+ports) and sets of subscriber addresses on one side of the connection. So one match rule
+becomes consecutive kernel rules, each a conjunction of `Test`s ending in the rule's
+`Verdict`, whose union over the flows a kernel sees (docs/enforcement.md) is the box. A
+target renders them in its own syntax; nothing here knows any syntax.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from dpipolicy.dsl.diagnostics import Diagnostic
+from dpipolicy.dsl.intervals import IntervalSet
+from dpipolicy.dsl.schema import ADDON_PREFIX, IPV6_BASE, IP_MAX, Schema
+from dpipolicy.dsl.typed import Action, Origin
+
+from ..table import MatchRule
+from .contract import PORT_PROTOCOLS, TCP, Approximation, Contract
+
+FAMILY_SPACE = {4: IntervalSet.span(0, IPV6_BASE - 1), 6: IntervalSet.span(IPV6_BASE, IP_MAX)}
+PORTED = IntervalSet.of((p, p) for p in PORT_PROTOCOLS)
+ALL_PROTOCOLS = IntervalSet.span(0, 255)
+MAX_KERNEL_RULES = 256      # per match rule: past it a policy should use named sets (error E502)
+PORT_DOMAIN = IntervalSet.span(0, 65535)
+_SUBSCRIBER_FIELDS = ("subscriber.plan", "subscriber.roaming", "subscriber.usage")
+
+
+def _compact(key: str, values: IntervalSet, domain: IntervalSet) -> "Test":
+    """`key in values`, or `key not in` the rest of `domain` when that is fewer intervals."""
+    others = domain.difference(values)
+    if len(others.intervals) < len(values.intervals):
+        return Test(key, others, negated=True)
+    return Test(key, values)
+
+
+def _uses_sets(box) -> bool:
+    return any(f in box for f in _SUBSCRIBER_FIELDS) or any(f.startswith(ADDON_PREFIX) for f in box)
+
+
+@dataclass(frozen=True, slots=True)
+class Test:
+    """One test of a kernel rule. `key` is `family`, `proto`, `src.ip`/`dst.ip` (addresses of
+    the rule's family, in the shared address dimension), `src.port`/`dst.port`, `hour`, a mark
+    field (`app` as label numbers, `tls`, `direction`) or `subscriber` (membership of the flow's
+    subscriber address in the named set `set_name`, on side `side`: `src` or `dst`)."""
+    key: str
+    values: IntervalSet | None = None
+    negated: bool = False
+    set_name: str = ""
+    side: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a kernel rule does: `accept`, `drop`, `reset-tcp`, `reject-icmp`, `throttle`
+    (policing each flow to `bytes_per_second`) or `redirect` (packet mark `mark`, then accept)."""
+    kind: str
+    log: bool = False
+    bytes_per_second: int = 0
+    mark: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class KernelRule:
+    tests: tuple[Test, ...]
+    verdict: Verdict
+    family: int | None          # 4 or 6 when the rule tests addresses or subscriber sets
+    rule: str                   # the source rule's name, or `default`
+    index: int | None           # the match rule's index in the table; None for `default`
+
+
+class Unsupported(Exception):
+    """Part of a rule the target cannot express exactly: an error, or with --approximate the
+    nearest thing, recorded."""
+
+    def __init__(self, diagnostic: Diagnostic):
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+@dataclass
+class Lowering:
+    """Lowers the rules of one table under one contract; collects approximations as it goes."""
+    schema: Schema
+    contract: Contract
+    approximate: bool
+    approximations: list[Approximation]
+
+    def rule(self, match: MatchRule) -> list[KernelRule]:
+        box = dict(match.matches)
+        verdict = self.verdict(match.action, match.origin)
+        families = self._families(box)
+        out = []
+        for family, proto_tests, (direction_tests, side), member_tests in itertools.product(
+                families, self._protocol_variants(box, match.action), self._directions(box),
+                self._subscriber_variants(box)):
+            kernel_verdict = verdict
+            proto = proto_tests[0].values if proto_tests and proto_tests[0].key == "proto" else ALL_PROTOCOLS
+            if verdict.kind == "reset-tcp" and not proto.issubset(IntervalSet.point(TCP)):
+                kernel_verdict = Verdict("reject-icmp", verdict.log)
+            tests = list(proto_tests)
+            if family is not None:
+                tests = [Test("family", IntervalSet.point(family))] + tests + self._address_tests(box, family)
+            tests += direction_tests + self._mark_and_time_tests(box)
+            tests += [self._placed(t, side, family) for t in member_tests]
+            out.append(KernelRule(tuple(tests), kernel_verdict, family, match.origin.name, match.index))
+        if len(out) > MAX_KERNEL_RULES:
+            raise Unsupported(Diagnostic(
+                "E502", f"rule `{match.origin.name}` needs {len(out)} kernel rules, more than {MAX_KERNEL_RULES}",
+                match.origin.span, "too many kernel rules", location_text=match.origin.location() or None,
+                help="test fewer plans, usage tiers or transport protocols in one rule, or split it"))
+        return out
+
+    def default(self, action: Action) -> list[KernelRule]:
+        verdict = self.verdict(action, Origin("default", None, "default"))
+        if verdict.kind != "reset-tcp":
+            return [KernelRule((), verdict, None, "default", None)]
+        return [KernelRule((Test("proto", IntervalSet.point(TCP)),), verdict, None, "default", None),
+                KernelRule((), Verdict("reject-icmp", verdict.log), None, "default", None)]
+
+    def verdict(self, action: Action, origin: Origin) -> Verdict:
+        match action.kind:
+            case "allow":
+                return Verdict("accept", action.log)
+            case "block":
+                return Verdict("drop", action.log)
+            case "reset":
+                return Verdict("reset-tcp", action.log)
+            case "redirect":
+                return Verdict("redirect", action.log, mark=self.schema.member_index("target")[action.target])
+            case "throttle":
+                rate = action.rate or 0
+                whole = -(-rate // 8)
+                if rate % 8 or rate == 0:
+                    self._inexact(origin, f"throttle rate {rate} bps is not a whole, positive number of bytes "
+                                          f"per second", f"policed at {max(whole, 1)} bytes per second "
+                                                         f"({max(whole, 1) * 8} bps)",
+                                  "nftables limits count whole bytes per second: write a multiple of 8 bps")
+                return Verdict("throttle", action.log, bytes_per_second=max(whole, 1))
+        raise AssertionError(action.kind)
+
+    def _inexact(self, origin: Origin, what: str, instead: str, help: str) -> None:
+        if not self.approximate:
+            raise Unsupported(Diagnostic("E501", f"the nftables target cannot express this exactly: {what}",
+                                         origin.span, "not expressible", location_text=origin.location() or None,
+                                         help=f"{help}; or pass --approximate to accept: {instead}"))
+        self.approximations.append(Approximation(origin.name, origin.location(), what, instead))
+
+    # ----- variants: each list holds alternatives; a kernel rule takes one of each ------------
+    def _families(self, box) -> list[int | None]:
+        ips = [box[f] for f in ("src.ip", "dst.ip") if f in box]
+        if not ips and not _uses_sets(box):
+            return [None]
+        return [fam for fam, space in FAMILY_SPACE.items() if all(v.overlaps(space) for v in ips)]
+
+    def _protocol_variants(self, box, action: Action) -> list[tuple[Test, ...]]:
+        proto = box.get("proto")
+        ports = [box[f] for f in ("src.port", "dst.port") if f in box]
+        if not ports:
+            groups = [proto] if proto is not None else [None]
+        else:
+            everything = proto if proto is not None else ALL_PROTOCOLS
+            groups = [IntervalSet.point(p) for p in PORT_PROTOCOLS if p in everything]
+            portless = everything.difference(PORTED)
+            if not portless.is_empty() and all(0 in p for p in ports):
+                groups.append(portless)
+        if action.kind == "reset":      # a TCP reset for TCP, an ICMP error for the rest
+            split = []
+            for g in groups:
+                values = g if g is not None else ALL_PROTOCOLS
+                tcp, rest = values.intersect(IntervalSet.point(TCP)), values.difference(IntervalSet.point(TCP))
+                split += [v for v in (tcp, rest) if not v.is_empty()]
+            groups = split
+        out = []
+        for g in groups:
+            tests: list[Test] = [] if g is None or g == ALL_PROTOCOLS else [Test("proto", g)]
+            if g is not None and g.size() == 1 and g.min() in PORT_PROTOCOLS:
+                tests += [_compact(f, box[f], PORT_DOMAIN) for f in ("src.port", "dst.port") if f in box]
+            out.append(tuple(tests))
+        return out
+
+    def _directions(self, box) -> list[tuple[list[Test], str]]:
+        """(direction tests, the side of the subscriber address) alternatives."""
+        direction = box.get("direction")
+        if not _uses_sets(box):
+            return [([Test("direction", direction)] if direction is not None else [], "")]
+        sides = {0: "src", 1: "dst"}       # uplink: the subscriber opened the connection
+        wanted = [d for d in (0, 1) if direction is None or d in direction]
+        return [([Test("direction", IntervalSet.point(d))], sides[d]) for d in wanted]
+
+    def _subscriber_variants(self, box) -> list[tuple[Test, ...]]:
+        """Set tests without side or family yet (placed per variant)."""
+        fixed: list[Test] = []
+        choices: list[list[tuple[Test, ...]]] = []
+        for name, values in box.items():
+            sets = self.contract.sets_of(name)
+            if not sets:
+                continue
+            if not sets[0].partition:          # an add-on or roaming: one set, in or out
+                fixed.append(Test("subscriber", negated=1 not in values, set_name=sets[0].name))
+                continue
+            inside = [s for s in sets if s.values.issubset(values)]
+            outside = [s for s in sets if not s.values.overlaps(values)]
+            assert len(inside) + len(outside) == len(sets), "usage tiers cut every rule's usage set"
+            if len(inside) == 1:               # one member: its set
+                choices.append([(Test("subscriber", set_name=inside[0].name),)])
+            else:                              # else, in none of the others' (one kernel rule)
+                choices.append([tuple(Test("subscriber", negated=True, set_name=s.name) for s in outside)])
+        return [tuple(fixed) + sum(combo, ()) for combo in itertools.product(*choices)]
+
+    @staticmethod
+    def _placed(test: Test, side: str, family: int | None) -> Test:
+        return Test("subscriber", negated=test.negated, set_name=f"{test.set_name}_v{family}", side=side)
+
+    # ----- tests that do not split ------------------------------------------------------------
+    @staticmethod
+    def _address_tests(box, family: int) -> list[Test]:
+        space = FAMILY_SPACE[family]
+        out = []
+        for name in ("src.ip", "dst.ip"):
+            values = box.get(name)
+            if values is None:
+                continue
+            part = values.intersect(space)
+            if part != space:
+                out.append(_compact(name, part, space))
+        return out
+
+    def _mark_and_time_tests(self, box) -> list[Test]:
+        out = []
+        app = box.get("app")
+        if app is not None:
+            labels = IntervalSet.of((self.contract.label_number(lo), self.contract.label_number(hi))
+                                    for lo, hi in app.intervals)
+            out.append(_compact("app", labels, IntervalSet.span(1, len(self.contract.labels))))
+        if "tls" in box:
+            out.append(Test("tls", box["tls"]))
+        if "time.hour" in box:
+            out.append(Test("hour", box["time.hour"]))
+        return out

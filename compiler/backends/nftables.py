@@ -1,0 +1,195 @@
+"""The nftables target: one `nft -f` script that atomically replaces its own `inet` table.
+
+The kernel rules come from lowering.py; this module only writes them in nft's syntax, with the
+subscriber sets, the per-flow policers of throttles and the chains the contract names.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from dpipolicy.dsl.intervals import IntervalSet
+from dpipolicy.dsl.schema import PROTOCOL_NAMES
+from dpipolicy.dsl.values import ip_interval_texts
+
+from ..table import RuleTable
+from .contract import MARK_FIELDS, Contract
+from .lowering import KernelRule, Test, Verdict
+
+_MASKS = {m.field: m for m in MARK_FIELDS}
+_FAMILY_WORD = {4: "ip", 6: "ip6"}
+_SIDE_WORD = {"src": "saddr", "dst": "daddr"}
+_PORT_WORD = {"src.port": "proto-src", "dst.port": "proto-dst"}
+THROTTLE_TIMEOUT = "10m"      # a policer's state for a flow idle this long is forgotten
+TEXT_MAX = 127                # nft keeps comments and log prefixes of at most 127 bytes
+
+
+def render(table: RuleTable, contract: Contract, rules: list[KernelRule], source: str) -> str:
+    """The script: a header, then the table declared, deleted and declared with its contents."""
+    name = contract.table
+    throttles = _throttle_chains(rules)
+    lines = [
+        "#!/usr/sbin/nft -f",
+        f"# dpipolicy: {_policy_words(table)}, compiled from {source}",
+        f"# {len(rules)} kernel rules from {len(table.rules)} match rules; engine contract: docs/enforcement.md",
+        f"table inet {name}",
+        f"delete table inet {name}",
+        f"table inet {name} {{",
+    ]
+    for s in contract.subscriber_sets:
+        for family, kind in ((4, "ipv4_addr"), (6, "ipv6_addr")):
+            lines.append(f"    set {s.family_name(family)} {{ type {kind}; flags interval; }}")
+    for chain in throttles:
+        lines.append(f"    set {chain}_flows {{ typeof ct id; size 65535; flags dynamic,timeout; "
+                     f"timeout {THROTTLE_TIMEOUT}; }}")
+    lines += [
+        f"    chain {contract.base_chain} {{",
+        "        type filter hook forward priority filter; policy accept;",
+        f"        jump {contract.chain}",
+        "    }",
+        f"    chain {contract.chain} {{",
+    ]
+    lines += ["        " + rule_text(r) for r in rules]
+    lines.append("    }")
+    for chain, rate in throttles.items():
+        lines += [f"    chain {chain} {{",
+                  f"        update @{chain}_flows {{ ct id limit rate over {rate} bytes/second }} counter drop",
+                  "        counter accept",
+                  "    }"]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _policy_words(table: RuleTable) -> str:
+    words = f"policy {table.policy_name or '(unnamed)'}"
+    return words + (f" version {table.policy_version}" if table.policy_version else "")
+
+
+def throttle_chain(rule: str) -> str:
+    return f"throttle_{rule}"
+
+
+def _throttle_chains(rules: list[KernelRule]) -> dict[str, int]:
+    return {throttle_chain(r.rule): r.verdict.bytes_per_second for r in rules if r.verdict.kind == "throttle"}
+
+
+def rule_text(rule: KernelRule) -> str:
+    words = [_test_text(t, rule.family) for t in rule.tests]
+    words.append("counter")
+    words += _verdict_words(rule.verdict, rule)
+    words.append(f'comment "{comment(rule.rule, rule.index)}"')
+    return " ".join(words)
+
+
+def comment(rule: str, index: int | None) -> str:
+    """`dpipolicy rule NAME #INDEX`, by which a kernel rule is traced to its match rule."""
+    text = f"dpipolicy rule {rule}" + (f" #{index}" if index is not None else "")
+    return text if len(text) <= TEXT_MAX else f"dpipolicy rule #{index}"
+
+
+def _verdict_words(verdict: Verdict, rule: KernelRule) -> list[str]:
+    words = []
+    if verdict.log:
+        prefix = f"dpipolicy {rule.rule} "
+        words.append(f'log prefix "{prefix if len(prefix) <= TEXT_MAX else f"dpipolicy #{rule.index} "}"')
+    match verdict.kind:
+        case "accept" | "drop":
+            words.append(verdict.kind)
+        case "reset-tcp":
+            words.append("reject with tcp reset")
+        case "reject-icmp":
+            words.append("reject with icmpx admin-prohibited")
+        case "throttle":
+            words.append(f"goto {throttle_chain(rule.rule)}")
+        case "redirect":
+            words.append(f"meta mark set {verdict.mark} accept")
+    return words
+
+
+def _test_text(test: Test, family: int | None) -> str:
+    op = "!= " if test.negated else ""
+    match test.key:
+        case "family":
+            return f"meta nfproto ipv{test.values.min()}"
+        case "proto":
+            return f"meta l4proto {op}{_set(_protocol_items(test.values))}"
+        case "src.ip" | "dst.ip":
+            side = "saddr" if test.key == "src.ip" else "daddr"
+            items = [t for lo, hi in test.values.intervals for t in ip_interval_texts(lo, hi)]
+            return f"ct original {_FAMILY_WORD[family]} {side} {op}{_set(items)}"
+        case "src.port" | "dst.port":
+            return f"ct original {_PORT_WORD[test.key]} {op}{_set(_range_items(test.values))}"
+        case "app" | "tls" | "direction":
+            mark = _MASKS[test.key]
+            shifted = IntervalSet.of((lo << mark.shift, hi << mark.shift) for lo, hi in test.values.intervals)
+            items = _range_items(shifted, hexadecimal=True)
+            return f"ct mark and 0x{mark.mask:x} {'!=' if test.negated else '=='} {_set(items)}"
+        case "hour":
+            return f"meta hour {op}{_set(_hour_items(test.values))}"
+        case "subscriber":
+            return f"ct original {_FAMILY_WORD[family]} {_SIDE_WORD[test.side]} {op}@{test.set_name}"
+    raise AssertionError(test.key)
+
+
+def _set(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else "{ " + ", ".join(items) + " }"
+
+
+def _range_items(values: IntervalSet, hexadecimal: bool = False) -> list[str]:
+    def text(v: int) -> str:
+        return f"0x{v:x}" if hexadecimal else str(v)
+    return [text(lo) if lo == hi else f"{text(lo)}-{text(hi)}" for lo, hi in values.intervals]
+
+
+def _protocol_items(values: IntervalSet) -> list[str]:
+    out = []
+    for lo, hi in values.intervals:
+        if hi - lo < 8:
+            out += [PROTOCOL_NAMES.get(v, str(v)) for v in range(lo, hi + 1)]
+        else:
+            out.append(f"{lo}-{hi}")
+    return out
+
+
+def _hour_items(values: IntervalSet) -> list[str]:
+    return [f'"{lo:02d}:00"-"{hi:02d}:59:59"' for lo, hi in values.intervals]
+
+
+def compile_nftables(table: RuleTable, options) -> "Compiled":
+    """The script, its contract, and the table it means; an inexpressible part raises
+    DiagnosticError listing every such part (or, approximated, is recorded)."""
+    from dpipolicy.dsl.diagnostics import DiagnosticError
+    from . import Compiled
+    from .contract import build_contract
+    from .lowering import Lowering, Unsupported
+    boxes = [dict(r.matches) for r in table.rules]
+    contract = build_contract(table.schema, boxes, options.table_name)
+    lowering = Lowering(table.schema, contract, options.approximate, [])
+    kernel_rules: list[KernelRule] = []
+    meant = []
+    errors = []
+    for match in table.rules:
+        try:
+            lowered = lowering.rule(match)
+        except Unsupported as exc:
+            errors.append(exc.diagnostic)
+            continue
+        kernel_rules += lowered
+        meant.append(dataclasses.replace(match, action=_meant(match.action, lowered[0].verdict)))
+    try:
+        kernel_rules += lowering.default(table.default)
+    except Unsupported as exc:
+        errors.append(exc.diagnostic)
+    if errors:
+        raise DiagnosticError(errors)
+    default = _meant(table.default, kernel_rules[-1].verdict)
+    contract = dataclasses.replace(contract, approximations=tuple(lowering.approximations))
+    effective = dataclasses.replace(table, rules=tuple(meant), default=default)
+    return Compiled(render(table, contract, kernel_rules, options.source), effective, contract,
+                    contract.approximations)
+
+
+def _meant(action, verdict: Verdict):
+    """The action a kernel rule carries out (a throttle's rate as policed)."""
+    if action.kind == "throttle":
+        return dataclasses.replace(action, rate=verdict.bytes_per_second * 8)
+    return action
