@@ -144,3 +144,15 @@ def build_contract(schema: Schema, boxes, table_name: str,
         sets += [SubscriberSet(f"usage_{k}", "subscriber.usage", tier, True) for k, tier in enumerate(tiers)]
     return Contract(table_name, schema.catalogue.app_names, tuple(sets),
                     schema.field("target").members[1:], approximations)
+
+
+def unseen_flows() -> tuple[dict[str, IntervalSet], ...]:
+    """Boxes of the flows no packet carries (docs/enforcement.md, "The flows a kernel sees"):
+    addresses of two families, and ports on a protocol that has none. Every claim about a
+    kernel is over the other flows."""
+    from dpipolicy.dsl.schema import IPV6_BASE, IP_MAX
+    v4, v6 = IntervalSet.span(0, IPV6_BASE - 1), IntervalSet.span(IPV6_BASE, IP_MAX)
+    portless = IntervalSet.span(0, 255).difference(IntervalSet.of((p, p) for p in PORT_PROTOCOLS))
+    some_port = IntervalSet.span(1, 65535)
+    return ({"src.ip": v4, "dst.ip": v6}, {"src.ip": v6, "dst.ip": v4},
+            {"proto": portless, "src.port": some_port}, {"proto": portless, "dst.port": some_port})

@@ -1,0 +1,241 @@
+"""`dpipolicy probe`: real traffic through the real kernel, compared with what the table predicts.
+
+The flows sent are a witness of every match rule (a flow that rule decides, found by interval
+arithmetic or z3 among the flows a socket can send), and every counterexample and witness of
+the spec. For each, the table predicts an outcome and a deciding rule; the kernel, loaded with
+the compiled script in a fresh network namespace, answers real connections and datagrams
+(trafficworker.py), and its rule counters name the rule that decided.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from dpipolicy.compiler.backends import Compiled
+from dpipolicy.compiler.backends.contract import TCP, unseen_flows
+from dpipolicy.compiler.boxes import subtract_all
+from dpipolicy.compiler.table import MatchRule
+from dpipolicy.dsl.intervals import IntervalSet
+from dpipolicy.dsl.schema import IPV6_BASE
+from dpipolicy.dsl.typed import Action, Origin
+from dpipolicy.dsl.values import ip_text, parse_ip
+
+from .properties import TableModel, uncovered_point
+from .results import Decision, Result
+from .solve import Answer, Limits, Scope
+from .witness import flow_text, realistic_point
+
+# Addresses a socket on `lo` cannot stand for: this network, loopback, multicast and reserved
+# (RFC 1122, RFC 5771, RFC 1112), the unspecified and loopback IPv6 addresses, link-local and
+# multicast IPv6 (RFC 4291).
+_UNSENDABLE = ("0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/3", "::/127", "fe80::/10", "ff00::/8")
+_PORTED = IntervalSet.of((p, p) for p in (6, 17))
+BURST_MIN, BURST_MAX = 65_536, 4_000_000      # bytes sent through a throttled flow to meet its policer
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What the kernel should do with a flow: `accepted`, `reset`, `rejected` or `dropped`; the
+    deciding rule (`#INDEX` of the table, or `default`); whether it logs; whether it polices."""
+    observed: str
+    rule: str
+    logged: bool
+    policed: bool
+
+
+@dataclass(frozen=True)
+class ProbeFlow:
+    id: str
+    why: str                         # `witness of rule NAME #INDEX`, `counterexample of invariant NAME`
+    decision: Decision               # what the table does with the flow
+    expectation: Expectation
+
+
+@dataclass(frozen=True)
+class Outcome:
+    flow: ProbeFlow
+    observed: str
+    rule: str                        # the deciding kernel rule's `#INDEX` or `default`, or `none`
+    logged: bool
+    policer_drops: int
+    detail: str
+    disagreements: tuple[str, ...]
+
+
+@dataclass
+class ProbeReport:
+    outcomes: list[Outcome]
+    unsent: list[tuple[str, str]]    # (why, reason) for flows no socket can carry
+
+    @property
+    def agreed(self) -> bool:
+        return all(not o.disagreements for o in self.outcomes)
+
+
+def _unsendable_rules(schema) -> list[MatchRule]:
+    """Rules, ahead of the table's, holding the flows the probe cannot send: those no packet
+    carries, unsendable addresses, and port 0 on TCP and UDP (a socket cannot bind it)."""
+    addresses = IntervalSet.of(parse_ip(text) for text in _UNSENDABLE)
+    boxes = list(unseen_flows()) + [{"src.ip": addresses}, {"dst.ip": addresses},
+                                    {"proto": _PORTED, "src.port": IntervalSet.point(0)},
+                                    {"proto": _PORTED, "dst.port": IntervalSet.point(0)},
+                                    {"proto": IntervalSet.span(0, 255).difference(
+                                        IntervalSet.of([(1, 1), (6, 6), (17, 17), (58, 58)]))}]
+    origin = Origin("(unsendable)", None, "probe")
+    fields = {f.name: f for f in schema.flow_fields}
+    return [MatchRule(-1, tuple((n, v) for n, v in b.items() if v != fields[n].domain), Action("allow"), origin)
+            for b in boxes]
+
+
+def witness_flows(compiled: Compiled, limits: Limits) -> tuple[list[tuple[str, dict[str, int]]], list[tuple[str, str]]]:
+    """A sendable flow decided by each match rule, and the rules that decide none."""
+    table = compiled.table
+    blockers = _unsendable_rules(table.schema)
+    model = TableModel(dataclasses.replace(table, rules=tuple(blockers) + table.rules))
+    scope = Scope()
+    found, unsent = [], []
+    for k, rule in enumerate(table.rules):
+        i = k + len(blockers)
+        why = f"witness of rule {rule.origin.name} #{rule.index}"
+        earlier = model.index.overlapping(model.boxes[i], i)
+        pieces, _ = subtract_all(model.boxes[i], [model.boxes[j] for j in earlier], model.fields, cap=8)
+        point = next((p for p in (realistic_point(table.schema, piece) for piece in pieces)
+                      if model.decide(p) == i), None)
+        if point is None:
+            answer = uncovered_point(model, model.boxes[i], earlier, limits, scope)
+            if answer.answer is not Answer.SAT:
+                unsent.append((why, "it decides no flow a socket can send" if answer.answer is Answer.UNSAT
+                               else f"the solver gave no answer ({answer.reason})"))
+                continue
+            point = answer.model
+        found.append((why, point))
+    return found, unsent
+
+
+def spec_flows(results: list[Result]) -> list[tuple[str, dict[str, int]]]:
+    out = []
+    for r in results:
+        for decision, word in ((r.counterexample, "counterexample"), (r.witness, "witness")):
+            if decision is not None:
+                out.append((f"{word} of {r.kind} {r.name}", decision.flow))
+    return out
+
+
+def expectation(decision: Decision, index: int | None) -> Expectation:
+    action = decision.action
+    observed = {"allow": "accepted", "redirect": "accepted", "throttle": "accepted", "block": "dropped",
+                "reset": "reset" if decision.flow["proto"] == TCP else "rejected"}[action.kind]
+    return Expectation(observed, "default" if index is None else f"#{index}", action.log, action.kind == "throttle")
+
+
+def probe_flows(compiled: Compiled, flows: list[tuple[str, dict[str, int]]]) -> tuple[list[ProbeFlow], list[tuple[str, str]]]:
+    """The flows to send, each with its prediction; flows no socket can carry are set aside."""
+    table = compiled.table
+    model = TableModel(table)
+    blockers = TableModel(dataclasses.replace(table, rules=tuple(_unsendable_rules(table.schema))))
+    out, unsent = [], []
+    for n, (why, flow) in enumerate(flows):
+        if blockers.decide(flow) < len(blockers.boxes) - 1:
+            unsent.append((why, f"no socket can send it: {flow_text(table.schema, flow)}"))
+            continue
+        i = model.decide(flow)
+        index = table.rules[i].index if i < len(table.rules) else None
+        decision = model.decision(flow)
+        out.append(ProbeFlow(f"f{n}", why, decision, expectation(decision, index)))
+    return out, unsent
+
+
+def job(compiled: Compiled, flows: list[ProbeFlow], timeout: float) -> dict:
+    """The traffic worker's job: the script, and per flow its sockets, marks and sets."""
+    contract = compiled.contract
+    jobs = []
+    for f in flows:
+        p = f.decision.flow
+        family = 4 if p["src.ip"] < IPV6_BASE else 6
+        src, dst = ip_text(p["src.ip"]), ip_text(p["dst.ip"])
+        mark = contract.label_number(p["app"]) | p["tls"] << 10 | p["direction"] << 11
+        sets = [s.family_name(family) for s in contract.subscriber_sets if p[s.field] in s.values]
+        burst = None
+        if f.decision.action.kind == "throttle":
+            burst = min(max((f.decision.action.rate or 0) // 2, BURST_MIN), BURST_MAX)    # 4 s at the rate
+        jobs.append({"id": f.id, "family": family, "proto": p["proto"], "src": src, "sport": p["src.port"],
+                     "dst": dst, "dport": p["dst.port"], "mark": mark,
+                     "subscriber": src if p["direction"] == 0 else dst, "sets": sets,
+                     "hour": p["time.hour"], "burst": burst})
+    return {"script": compiled.text, "table": contract.table, "chain": contract.chain, "timeout": timeout,
+            "flows": jobs}
+
+
+def compare(flows: list[ProbeFlow], result: dict, chain: str) -> list[Outcome]:
+    by_id = {r["id"]: r for r in result["flows"]}
+    out = []
+    for f in flows:
+        r = by_id[f.id]
+        deciding = next((x for x in r["rules"] if x["chain"] == chain), None)
+        rule = _rule_of(deciding["comment"]) if deciding else "none"
+        logged = bool(deciding and deciding.get("log"))
+        e = f.expectation
+        wrong = []
+        if r["observed"] != e.observed:
+            wrong.append(f"expected {e.observed}, the kernel {r['observed']}")
+        if rule != e.rule:
+            wrong.append(f"expected rule {e.rule} to decide, the kernel's counters name {rule}")
+        if logged != e.logged:
+            wrong.append("expected a log statement" if e.logged else "a rule that logs decided")
+        if e.policed and not r.get("policer_drops"):
+            wrong.append("expected the policer to drop part of a burst over the rate; it dropped nothing")
+        out.append(Outcome(f, r["observed"], rule, logged, r.get("policer_drops", 0), r.get("detail", ""),
+                           tuple(wrong)))
+    return out
+
+
+def _rule_of(comment: str) -> str:
+    """`dpipolicy rule NAME #INDEX` -> `#INDEX`; `dpipolicy rule default` -> `default`."""
+    last = comment.rsplit(" ", 1)[-1]
+    return last if last.startswith("#") or last == "default" else comment
+
+
+def run(compiled: Compiled, flows: list[tuple[str, dict[str, int]]], timeout: float = 0.5) -> ProbeReport:
+    from .trafficworker import probe_flows as send
+    probes, unsent = probe_flows(compiled, flows)
+    result = send(job(compiled, probes, timeout)) if probes else {"flows": []}
+    return ProbeReport(compare(probes, result, compiled.contract.chain), unsent)
+
+
+# ----- reports ----------------------------------------------------------------------------
+def report_text(schema, report: ProbeReport) -> str:
+    lines = []
+    for o in report.outcomes:
+        e = o.flow.expectation
+        mark = "ok  " if not o.disagreements else "DIFF"
+        lines.append(f"{mark} {flow_text(schema, o.flow.decision.flow)}")
+        lines.append(f"     {o.flow.why}: predicted {_words(e.observed, e.rule, e.logged)} "
+                     f"({o.flow.decision.action.text()}); observed {_words(o.observed, o.rule, o.logged)}"
+                     + (f", policer dropped {o.policer_drops} packets" if o.policer_drops else ""))
+        lines += [f"     - {d}" for d in o.disagreements]
+    for why, reason in report.unsent:
+        lines.append(f"not sent: {why}: {reason}")
+    agreed = sum(not o.disagreements for o in report.outcomes)
+    lines.append(f"{agreed} of {len(report.outcomes)} flows as predicted"
+                 + (f", {len(report.unsent)} not sent" if report.unsent else ""))
+    return "\n".join(lines)
+
+
+def _words(observed: str, rule: str, logged: bool) -> str:
+    return f"{observed} by {'the default' if rule == 'default' else 'rule ' + rule}" + (", logged" if logged else "")
+
+
+def report_json(schema, report: ProbeReport) -> dict:
+    return {
+        "flows": [{"flow": flow_text(schema, o.flow.decision.flow), "why": o.flow.why,
+                   "action": o.flow.decision.action.text(),
+                   "predicted": dataclasses.asdict(o.flow.expectation),
+                   "observed": {"observed": o.observed, "rule": o.rule, "logged": o.logged,
+                                "policer_drops": o.policer_drops, "detail": o.detail},
+                   "agrees": not o.disagreements, "disagreements": list(o.disagreements)}
+                  for o in report.outcomes],
+        "not_sent": [{"why": why, "reason": reason} for why, reason in report.unsent],
+        "summary": {"sent": len(report.outcomes), "agreed": sum(not o.disagreements for o in report.outcomes),
+                    "not_sent": len(report.unsent)},
+    }
+
