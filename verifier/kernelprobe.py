@@ -99,7 +99,7 @@ def witness_flows(compiled: Compiled, limits: Limits) -> tuple[list[tuple[str, d
         why = f"witness of rule {rule.origin.name} #{rule.index}"
         earlier = model.index.overlapping(model.boxes[i], i)
         pieces, _ = subtract_all(model.boxes[i], [model.boxes[j] for j in earlier], model.fields, cap=8)
-        point = next((p for p in (realistic_point(table.schema, piece) for piece in pieces)
+        point = next((p for p in (realistic_point(table.schema, piece) for piece in [model.boxes[i]] + pieces)
                       if model.decide(p) == i), None)
         if point is None:
             answer = uncovered_point(model, model.boxes[i], earlier, limits, scope)
