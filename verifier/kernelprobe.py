@@ -99,8 +99,10 @@ def witness_flows(compiled: Compiled, limits: Limits) -> tuple[list[tuple[str, d
         why = f"witness of rule {rule.origin.name} #{rule.index}"
         earlier = model.index.overlapping(model.boxes[i], i)
         pieces, _ = subtract_all(model.boxes[i], [model.boxes[j] for j in earlier], model.fields, cap=8)
-        point = next((p for p in (realistic_point(table.schema, piece) for piece in [model.boxes[i]] + pieces)
-                      if model.decide(p) == i), None)
+        candidates = [p for p in (realistic_point(table.schema, piece) for piece in [model.boxes[i]] + pieces)
+                      if model.decide(p) == i]
+        # a connection or a datagram reads more like the traffic the rule is about than ICMP
+        point = next((p for p in candidates if p["proto"] in (6, 17)), candidates[0] if candidates else None)
         if point is None:
             answer = uncovered_point(model, model.boxes[i], earlier, limits, scope)
             if answer.answer is not Answer.SAT:
