@@ -143,3 +143,33 @@ def check(loaded: Loaded, limits: Limits, deployed: tuple[RuleTable, Policy] | N
     validation = translation_validation(loaded, limits)
     results = check_results(deployed or as_deployed(loaded, None), limits, jobs, progress)
     return Report(loaded.table.policy_name, results, validation)
+
+
+@dataclass(frozen=True)
+class KernelSkipped:
+    """The kernel check was not run, and why (no nft here, or `--validate=off`)."""
+    reason: str
+    status: str = "skipped"
+
+    def text(self) -> str:
+        return f"skipped: {self.reason}"
+
+
+def kernel_check(compiled, limits: Limits, mode: str = "auto"):
+    """Load `compiled` (an nftables script) into a fresh network namespace, read the kernel's copy
+    back and prove it equal to the table the script means (verifier/kernel.py). `mode` auto runs
+    it when the kernel can be had here, required makes that an error, off skips it."""
+    from dpipolicy.dsl.diagnostics import Diagnostic
+    from dpipolicy.verifier.kernel import kernel_equivalence, kernel_copy
+    from dpipolicy.verifier.netns import kernel_unavailable
+    if mode == "off":
+        return KernelSkipped("--validate=off")
+    why = kernel_unavailable()
+    if why is not None:
+        if mode == "required":
+            raise DiagnosticError([Diagnostic("E503", f"the kernel check cannot run here: {why}", None,
+                                              location_text="--validate=required",
+                                              help="install nftables (`apt-get install nftables`) and run where "
+                                                   "`unshare -rn` works, or drop `--validate=required`")])
+        return KernelSkipped(f"{why}; the script was not loaded into a kernel")
+    return kernel_equivalence(compiled.table, kernel_copy(compiled), limits)

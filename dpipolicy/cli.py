@@ -1,4 +1,4 @@
-"""Command line: `dpipolicy check | compile | explain | diff | replay | fmt | lint`. Thin: parsing arguments, rendering, exit codes.
+"""Command line: `dpipolicy check | compile | explain | probe | diff | replay | fmt | lint`. Thin: parsing arguments, rendering, exit codes.
 
 Exit codes: 0 all hold and pass; 1 something violated or failed; 2 bad input; 3 some result
 unknown and nothing violated; 4 an internal error (a dpipolicy bug).
@@ -113,6 +113,17 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--format", choices=("text", "json"), default="text")
     explain.add_argument("--profile", metavar="NAME|FILE", help=PROFILE_HELP)
     common(explain)
+    probe = sub.add_parser("probe", help="send real traffic through the compiled rule set in a network namespace")
+    probe.add_argument("policy", type=Path, help="a .dpi policy")
+    probe.add_argument("--spec", action="append", type=Path, default=[], metavar="FILE",
+                       help="also send every counterexample and witness of these invariants and tests")
+    probe.add_argument("--target", choices=("nftables",), default="nftables", help="the engine (nftables)")
+    probe.add_argument("--approximate", action="store_true",
+                       help="compile with approximations, as `compile --approximate` does")
+    probe.add_argument("--wait", type=float, default=0.5, metavar="SECONDS",
+                       help="how long to wait for an answer before a flow counts as dropped (default 0.5)")
+    probe.add_argument("--format", choices=("text", "json"), default="text")
+    common(probe)
     diff = sub.add_parser("diff", help="every flow whose outcome differs between two versions")
     diff.add_argument("old", type=Path, help="a .dpi policy or a JSON rule table")
     diff.add_argument("new", type=Path, help="a .dpi policy or a JSON rule table")
@@ -338,6 +349,40 @@ def _explain(args, stdout: TextIO, stderr: TextIO) -> int:
     return EXIT_OK
 
 
+def _probe(args, stdout: TextIO, stderr: TextIO) -> int:
+    from dpipolicy import api
+    from dpipolicy.compiler.backends import TARGETS, Options
+    from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
+    from dpipolicy.verifier import kernelprobe
+    from dpipolicy.verifier.netns import kernel_unavailable
+    limits = _limits(args)
+    if api.is_table(args.policy):
+        raise DiagnosticError([Diagnostic("E321", "`probe` takes a .dpi policy, not a rule table", None,
+                                          location_text=str(args.policy))])
+    if args.wait <= 0:
+        raise DiagnosticError([Diagnostic("E320", "--wait must be positive", None, location_text="--wait",
+                                          help="give the wait in seconds, e.g. --wait 0.5")])
+    why = kernel_unavailable()
+    if why is not None:
+        raise DiagnosticError([Diagnostic("E503", f"`probe` needs a kernel to send traffic through: {why}", None,
+                                          location_text="probe",
+                                          help="install nftables (`apt-get install nftables`) and run where "
+                                               "`unshare -rn` works (or as root)")])
+    loaded = api.load(args.policy, tuple(args.spec), tuple(args.catalogue))
+    compiled = TARGETS[args.target].compile(loaded.table, Options(str(args.policy), approximate=args.approximate))
+    flows, unsent = kernelprobe.witness_flows(compiled, limits)
+    if args.spec:
+        flows += kernelprobe.spec_flows(api.check_results(api.as_deployed(loaded, None), limits))
+    report = kernelprobe.run(compiled, flows, args.wait)
+    report.unsent[:0] = unsent
+    schema = compiled.table.schema
+    if args.format == "json":
+        stdout.write(json.dumps(kernelprobe.report_json(schema, report), indent=2) + "\n")
+    else:
+        stdout.write(kernelprobe.report_text(schema, report) + "\n")
+    return EXIT_OK if report.agreed else EXIT_VIOLATED
+
+
 def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
     from dpipolicy import api
     from dpipolicy.verifier.labels import under_two_profiles
@@ -478,7 +523,8 @@ def _lint(args, stdout: TextIO, stderr: TextIO) -> int:
     return {"failed": EXIT_VIOLATED, "unknown": EXIT_UNKNOWN, "passed": EXIT_OK}[status(result, args.strict)]
 
 
-_COMMANDS = {"check": _check, "compile": _compile, "explain": _explain, "diff": _diff, "replay": _replay,
+_COMMANDS = {"check": _check, "compile": _compile, "explain": _explain, "probe": _probe, "diff": _diff,
+             "replay": _replay,
              "fmt": _fmt, "lint": _lint}
 
 

@@ -111,6 +111,14 @@ def witness_flows(compiled: Compiled, limits: Limits) -> tuple[list[tuple[str, d
                 continue
             point = answer.model
         found.append((why, point))
+    last = len(model.boxes) - 1
+    answer = uncovered_point(model, {}, list(range(last)), limits, scope)
+    if answer.answer is Answer.SAT:
+        point = realistic_point(table.schema, {})
+        found.append(("witness of the default", point if model.decide(point) == last else answer.model))
+    else:
+        unsent.append(("witness of the default", "the default decides no flow a socket can send"
+                       if answer.answer is Answer.UNSAT else f"the solver gave no answer ({answer.reason})"))
     return found, unsent
 
 
@@ -200,8 +208,26 @@ def _rule_of(comment: str) -> str:
 def run(compiled: Compiled, flows: list[tuple[str, dict[str, int]]], timeout: float = 0.5) -> ProbeReport:
     from .trafficworker import probe_flows as send
     probes, unsent = probe_flows(compiled, flows)
-    result = send(job(compiled, probes, timeout)) if probes else {"flows": []}
-    return ProbeReport(compare(probes, result, compiled.contract.chain), unsent)
+    results = []
+    for batch in _batches(probes):
+        results += send(job(compiled, batch, timeout))["flows"]
+    return ProbeReport(compare(probes, {"flows": results}, compiled.contract.chain), unsent)
+
+
+def _batches(flows: list[ProbeFlow]) -> list[list[ProbeFlow]]:
+    """Flows in groups of distinct connection tuples: each group gets a fresh namespace, so no
+    flow meets the conntrack entry (and mark) another flow of the same tuple left."""
+    batches: list[tuple[set, list[ProbeFlow]]] = []
+    for f in flows:
+        p = f.decision.flow
+        key = (p["proto"], p["src.ip"], p["src.port"], p["dst.ip"], p["dst.port"])
+        home = next((b for b in batches if key not in b[0]), None)
+        if home is None:
+            home = (set(), [])
+            batches.append(home)
+        home[0].add(key)
+        home[1].append(f)
+    return [b[1] for b in batches]
 
 
 # ----- reports ----------------------------------------------------------------------------
