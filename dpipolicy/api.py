@@ -160,7 +160,6 @@ def kernel_check(compiled, limits: Limits, mode: str = "auto"):
     back and prove it equal to the table the script means (verifier/kernel.py). `mode` auto runs
     it when the kernel can be had here, required makes that an error, off skips it."""
     from dpipolicy.dsl.diagnostics import Diagnostic
-    from dpipolicy.verifier.kernel import kernel_equivalence, kernel_copy
     from dpipolicy.verifier.netns import kernel_unavailable
     if mode == "off":
         return KernelSkipped("--validate=off")
@@ -172,4 +171,5 @@ def kernel_check(compiled, limits: Limits, mode: str = "auto"):
                                               help="install nftables (`apt-get install nftables`) and run where "
                                                    "`unshare -rn` works, or drop `--validate=required`")])
         return KernelSkipped(f"{why}; the script was not loaded into a kernel")
+    from dpipolicy.verifier.kernel import kernel_copy, kernel_equivalence
     return kernel_equivalence(compiled.table, kernel_copy(compiled), limits)

@@ -12,10 +12,11 @@ from dpipolicy.dsl.schema import PROTOCOL_NAMES
 from dpipolicy.dsl.values import ip_interval_texts
 
 from ..table import RuleTable
-from .contract import MARK_FIELDS, Contract
+from .contract import MARK_FIELDS, PORT_PROTOCOLS, Contract
 from .lowering import KernelRule, Test, Verdict
 
 _MASKS = {m.field: m for m in MARK_FIELDS}
+_PROTOCOL_WORDS = PROTOCOL_NAMES | PORT_PROTOCOLS      # the names nft knows
 _FAMILY_WORD = {4: "ip", 6: "ip6"}
 _SIDE_WORD = {"src": "saddr", "dst": "daddr"}
 _PORT_WORD = {"src.port": "proto-src", "dst.port": "proto-dst"}
@@ -141,13 +142,8 @@ def _range_items(values: IntervalSet, hexadecimal: bool = False) -> list[str]:
 
 
 def _protocol_items(values: IntervalSet) -> list[str]:
-    out = []
-    for lo, hi in values.intervals:
-        if hi - lo < 8:
-            out += [PROTOCOL_NAMES.get(v, str(v)) for v in range(lo, hi + 1)]
-        else:
-            out.append(f"{lo}-{hi}")
-    return out
+    """One protocol by its name where nft knows it; a run of them by its numbers."""
+    return [_PROTOCOL_WORDS.get(lo, str(lo)) if lo == hi else f"{lo}-{hi}" for lo, hi in values.intervals]
 
 
 def _hour_items(values: IntervalSet) -> list[str]:
