@@ -8,7 +8,7 @@ and opens each flow with real sockets, so the kernel itself says what the script
   packet of both directions leaves through `output` once, so that chain sees the whole
   connection, as the script's `forward` chain would on a router;
 - a classifier stand-in (table `inet dpipolicy_probe`, hook `output`, priority -150, after
-  conntrack) writes each flow's connection mark, as the DPI engine would;
+  conntrack) writes the flow's connection mark, as the DPI engine would;
 - before each flow the subscriber sets hold only that flow's subscriber, and when the flow
   names an hour the script is loaded with a TZ in which now is half past that hour (nft
   turns `meta hour` into UTC with the TZ of the process that loads it).
@@ -113,20 +113,21 @@ def _tz_at(hour: int) -> str:
     return f"PRB{sign}{h}:{rest // 60:02}:{rest % 60:02}"
 
 
-def _classifier(flows: list[dict]) -> str:
-    """The stand-in classifier: each flow's exact original tuple gets the flow's mark."""
-    rules = []
-    for flow in flows:
-        if not flow.get("mark"):
-            continue
+def _classify(flow: dict) -> None:
+    """Replace the stand-in classifier with one that marks this flow's exact original tuple
+    (two flows of a job may share a tuple and differ in mark)."""
+    rule = ""
+    if flow.get("mark"):
         ip = "ip" if flow["family"] == 4 else "ip6"
-        match = (f"meta nfproto ipv{flow['family']} meta l4proto {flow['proto']} "
-                 f"ct original {ip} saddr {flow['src']} ct original {ip} daddr {flow['dst']}")
+        rule = (f"meta nfproto ipv{flow['family']} meta l4proto {flow['proto']} "
+                f"ct original {ip} saddr {flow['src']} ct original {ip} daddr {flow['dst']}")
         if flow["proto"] in PORTED:
-            match += f" ct original proto-src {flow['sport']} ct original proto-dst {flow['dport']}"
-        rules.append(f"    {match} ct mark set {flow['mark']}\n")
-    return (f"table inet {PROBE_TABLE} {{\n  chain classify {{\n"
-            f"    type filter hook output priority -150; policy accept;\n{''.join(rules)}  }}\n}}\n")
+            rule += f" ct original proto-src {flow['sport']} ct original proto-dst {flow['dport']}"
+        rule += f" ct mark set {flow['mark']}"
+    _run(["nft", "-f", "-"], input=(
+        f"table inet {PROBE_TABLE}\ndelete table inet {PROBE_TABLE}\ntable inet {PROBE_TABLE} {{\n"
+        f"  chain classify {{\n    type filter hook output priority -150; policy accept;\n"
+        f"    {rule}\n  }}\n}}\n"))
 
 
 def _fill_sets(job: dict, flow: dict) -> None:
@@ -396,9 +397,9 @@ def run(job: dict) -> dict:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=20)
         if done.returncode != 0 and "File exists" not in done.stderr:   # lo has 127.0.0.1, ::1
             raise SystemExit(f"{' '.join(argv)} failed: {done.stderr.strip()}")
-    _run(["nft", "-f", "-"], input=_classifier(job["flows"]))
     results = []
     for flow in job["flows"]:
+        _classify(flow)
         _load(job, flow.get("hour"))
         _fill_sets(job, flow)
         before = _rules(job)
