@@ -78,7 +78,8 @@ def test_reset_is_a_tcp_reset_for_tcp_and_an_icmp_error_for_the_rest(tmp_path):
 def test_default_reset_splits_too(tmp_path):
     out = compiled(tmp_path, "default reset\n")
     assert rules_of(out.text) == ['meta l4proto tcp counter reject with tcp reset comment "dpipolicy rule default"',
-                                  'counter reject with icmpx admin-prohibited comment "dpipolicy rule default"']
+                                  'meta l4proto != tcp counter reject with icmpx admin-prohibited comment '
+                                  '"dpipolicy rule default"']
     loaded(out.text, tmp_path)
 
 

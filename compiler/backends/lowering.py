@@ -118,7 +118,8 @@ class Lowering:
         if verdict.kind != "reset-tcp":
             return [KernelRule((), verdict, None, "default", None)]
         return [KernelRule((Test("proto", IntervalSet.point(TCP)),), verdict, None, "default", None),
-                KernelRule((), Verdict("reject-icmp", verdict.log), None, "default", None)]
+                KernelRule((Test("proto", IntervalSet.point(TCP), negated=True),), Verdict("reject-icmp", verdict.log),
+                           None, "default", None)]
 
     def verdict(self, action: Action, origin: Origin) -> Verdict:
         match action.kind:

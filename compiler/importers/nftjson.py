@@ -1,0 +1,436 @@
+"""The kernel's copy of the rules (`nft -j list table inet NAME`) read back into a rule table
+under the engine contract (docs/enforcement.md), so that the kernel check proves what the
+kernel holds, not what dpipolicy meant to write.
+
+Reading is exact or it fails: every match and statement of a rule must be one the contract
+defines, with a value read whole; anything else (an unknown key or statement, a jump, a
+partial hour, a subscriber set on the wrong side) is an E51x error at its JSON path, never a
+rule read in part.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+
+from dpipolicy.compiler.backends.contract import MARK_FIELDS, PORT_PROTOCOLS, Contract
+from dpipolicy.compiler.boxes import Box, normalized
+from dpipolicy.compiler.table import MatchRule, RuleTable
+from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
+from dpipolicy.dsl.intervals import IntervalSet
+from dpipolicy.dsl.schema import IP_MAX, IPV6_BASE, RATE_MAX, Schema
+from dpipolicy.dsl.typed import Action, Origin
+
+SHAPE, MATCH, CONDITION, STATEMENT = "E510", "E511", "E512", "E513"
+
+FAMILIES = {"ipv4": IntervalSet.span(0, IPV6_BASE - 1), "ipv6": IntervalSet.span(IPV6_BASE, IP_MAX)}
+ADDRESS_KEYS = {"ip saddr": ("src.ip", "ipv4"), "ip daddr": ("dst.ip", "ipv4"),
+                "ip6 saddr": ("src.ip", "ipv6"), "ip6 daddr": ("dst.ip", "ipv6")}
+PORT_KEYS = {"proto-src": "src.port", "proto-dst": "dst.port"}
+SUBSCRIBER_SIDE = {"src.ip": 0, "dst.ip": 1}      # the direction on which that address is the subscriber's
+DAY = 24 * 3600
+RATE_UNITS = {"bytes": 1, "kbytes": 1024, "mbytes": 1024 ** 2}     # as nft 1.0.6 prints a limit
+# nft 1.0.6 prints ports inside an anonymous set of `ct original proto-dst` as `0x19 [invalid type]`.
+_UNTYPED = re.compile(r"^0x([0-9a-f]+) \[invalid type\]$")
+_HOUR = re.compile(r"^(\d\d):(\d\d)(?::(\d\d))?$")
+_COMMENT = re.compile(r"^dpipolicy rule (?P<name>\S+)(?: #\d+)?$")
+_COUNTER = "counter"
+
+
+class _Unread(Exception):
+    """One part of the kernel's JSON that is not understood: (code, JSON path, message)."""
+
+    def __init__(self, code: str, path: str, message: str):
+        super().__init__(message)
+        self.code, self.path, self.message = code, path, message
+
+
+def read_kernel_table(ruleset: dict, contract: Contract, schema: Schema, source: str = "kernel") -> RuleTable:
+    """The contract's table in `ruleset` (`nft -j list table` or `list ruleset`) as a rule table
+    over `schema`. Raises DiagnosticError with every rule that cannot be read exactly."""
+    reader = _Reader(contract, schema, source)
+    try:
+        reader.index(ruleset)
+        reader.check_base_chains()
+    except _Unread as err:
+        raise DiagnosticError([reader.diagnostic(err)]) from None
+    return reader.table()
+
+
+def _only_key(obj, path: str, code: str, what: str) -> str:
+    if not isinstance(obj, dict) or len(obj) != 1:
+        raise _Unread(code, path, f"{what} is not an object with one key")
+    return next(iter(obj))
+
+
+class _Reader:
+    def __init__(self, contract: Contract, schema: Schema, source: str):
+        self.contract, self.schema, self.source = contract, schema, source
+        self.fields = {f.name: f for f in schema.flow_fields}
+        self.app_index = schema.member_index("app")
+        self.chains: dict[str, tuple[str, dict]] = {}       # name -> (path, chain object)
+        self.rules: dict[str, list[tuple[str, dict]]] = {}  # chain name -> [(path, rule object)]
+        self.throttles: dict[str, int] = {}
+
+    def diagnostic(self, err: _Unread) -> Diagnostic:
+        return Diagnostic(err.code, err.message, location_text=f"{self.source}: {err.path}")
+
+    def index(self, ruleset) -> None:
+        objects = ruleset.get("nftables") if isinstance(ruleset, dict) else None
+        if not isinstance(objects, list):
+            raise _Unread(SHAPE, "nftables", "not the JSON of `nft -j list`: no `nftables` list")
+        for i, obj in enumerate(objects):
+            path = f"nftables[{i}]"
+            kind = _only_key(obj, path, SHAPE, "an entry")
+            body = obj[kind]
+            if kind not in ("chain", "rule") or not isinstance(body, dict) or \
+                    (body.get("family"), body.get("table")) != ("inet", self.contract.table):
+                continue
+            if kind == "chain":
+                self.chains[body.get("name")] = (path, body)
+                self.rules.setdefault(body.get("name"), [])
+            else:
+                self.rules.setdefault(body.get("chain"), []).append((f"{path}.rule", body))
+        if self.contract.chain not in self.chains:
+            raise _Unread(SHAPE, "nftables", f"no chain `{self.contract.chain}` in table inet {self.contract.table}")
+
+    def check_base_chains(self) -> None:
+        """Every base chain only jumps to the rules' chain and accepts what comes back: then a
+        flow no rule takes is allowed."""
+        if self.contract.base_chain not in self.chains:
+            raise _Unread(SHAPE, "nftables", f"no base chain `{self.contract.base_chain}` in table inet "
+                                             f"{self.contract.table}")
+        jump = [{"jump": {"target": self.contract.chain}}]
+        for name, (path, chain) in self.chains.items():
+            if "hook" not in chain:
+                continue
+            if chain.get("policy") != "accept":
+                raise _Unread(SHAPE, path, f"base chain `{name}` has policy {chain.get('policy')}, not accept")
+            if [self._verdicts(rule) for _, rule in self.rules[name]] != [jump]:
+                raise _Unread(SHAPE, path, f"base chain `{name}` does more than `jump {self.contract.chain}`")
+
+    @staticmethod
+    def _verdicts(rule: dict) -> list:
+        return [e for e in rule.get("expr", ()) if not (isinstance(e, dict) and _COUNTER in e)]
+
+    def table(self) -> RuleTable:
+        decoded, errors = [], []
+        for path, rule in self.rules[self.contract.chain]:
+            try:
+                decoded.append(self.rule(path, rule))
+            except _Unread as err:
+                errors.append(self.diagnostic(err))
+        if errors:
+            raise DiagnosticError(errors)
+        default = Action("allow")           # a flow falling off the chain returns to the base chain's accept
+        if decoded and decoded[-1][0] == {}:
+            default = decoded.pop()[1]
+        rules = []
+        for box, action, origin in decoded:
+            if box is not None:
+                matches = tuple((f.name, box[f.name]) for f in self.schema.flow_fields if f.name in box)
+                rules.append(MatchRule(len(rules), matches, action, origin))
+        return RuleTable(None, None, self.schema, tuple(rules), default)
+
+    def rule(self, path: str, rule: dict) -> tuple[Box | None, Action, Origin]:
+        """A kernel rule's box (None when it meets no flow), action and origin."""
+        expr = rule.get("expr")
+        if not isinstance(expr, list):
+            raise _Unread(SHAPE, path, "a rule without an `expr` list")
+        box: Box = {}
+        sides: list[tuple[str, int, str]] = []      # (path, direction, words) of each subscriber set test
+        log, mark, action = False, None, None
+        for j, e in enumerate(expr):
+            where = f"{path}.expr[{j}]"
+            key = _only_key(e, where, STATEMENT, "a statement")
+            if action is not None:
+                raise _Unread(STATEMENT, where, f"`{key}` after the rule's verdict")
+            if key == "match":
+                if log or mark is not None:
+                    raise _Unread(STATEMENT, where, "a match after a statement: it would act on part of the rule's flows")
+                self.match(e["match"], where, box, sides)
+            elif key == _COUNTER:
+                continue
+            elif key == "log":
+                if not isinstance(e["log"], dict) or not set(e["log"]) <= {"prefix", "level"}:
+                    raise _Unread(STATEMENT, where, f"`log` with options other than prefix and level: {e['log']}")
+                log = True
+            elif key == "mangle":
+                mark = self.redirect_mark(e["mangle"], where)
+            elif key == "accept" and e[key] is None:
+                action = Action("allow") if mark is None else \
+                    Action("redirect", target=self.contract.redirect_targets[mark - 1])
+            elif mark is not None:
+                raise _Unread(STATEMENT, where, f"`meta mark set` followed by `{key}`, not accept")
+            elif key == "drop" and e[key] is None:
+                action = Action("block")
+            elif key == "reject":
+                action = self.reset(e["reject"], where, box)
+            elif key == "goto" and isinstance(e[key], dict):
+                action = Action("throttle", rate=self.throttle(e[key].get("target"), where))
+            else:
+                raise _Unread(STATEMENT, where, f"statement or verdict `{key}` is not one the contract defines")
+        if action is None:
+            raise _Unread(STATEMENT, path, "a rule without a verdict: the chain would go on with the flow")
+        empty = any(v.is_empty() for v in box.values())
+        if not empty:
+            direction = box.get("direction", self.fields["direction"].domain)
+            for where, side, words in sides:
+                if direction != IntervalSet.point(side):
+                    raise _Unread(CONDITION, where, f"{words} holds the subscriber's address only on "
+                                                    f"{('uplink', 'downlink')[side]} flows, and the rule does not "
+                                                    f"test `ct mark & 0x800 == {side << 11}`")
+        origin = self.origin(rule)
+        return (None if empty else normalized(box, self.fields)), Action(action.kind, action.rate, action.target, log), origin
+
+    def origin(self, rule: dict) -> Origin:
+        handle = rule.get("handle")
+        found = _COMMENT.match(rule.get("comment") or "")
+        name = found["name"] if found else f"handle {handle}"
+        return Origin(name, None, f"{self.source}: chain {self.contract.chain}, handle {handle}")
+
+    # matches
+
+    def match(self, m, where: str, box: Box, sides: list) -> None:
+        if not isinstance(m, dict) or set(m) != {"op", "left", "right"} or m["op"] not in ("==", "!="):
+            raise _Unread(MATCH, where, f"a match other than `==` or `!=` of a left and a right side: {m}")
+        left, right, negated = m["left"], m["right"], m["op"] == "!="
+        here = f"{where}.match.right"
+        if left == {"meta": {"key": "nfproto"}}:
+            names = self.values(right, here, self.family_name)
+            names = names.complement(0, 1) if negated else names
+            both = IntervalSet.of(v for i, name in enumerate(FAMILIES) if i in names for v in FAMILIES[name].intervals)
+            _restrict(box, "src.ip", both)
+            _restrict(box, "dst.ip", both)
+        elif left == {"meta": {"key": "l4proto"}}:
+            protos = self.values(right, here, _protocol)
+            _restrict(box, "proto", protos.complement(0, 255) if negated else protos)
+        elif left == {"meta": {"key": "hour"}}:
+            _restrict(box, "time.hour", self.hours(right, here, negated))
+        elif isinstance(left, dict) and set(left) == {"ct"} and isinstance(left["ct"], dict) \
+                and left["ct"].get("dir") == "original" and len(left["ct"]) == 2:
+            key = left["ct"].get("key")
+            if key in ADDRESS_KEYS:
+                self.address(key, right, here, negated, box, sides)
+            elif key in PORT_KEYS:
+                proto = box.get("proto")
+                if proto is None or proto.size() != 1 or proto.min() not in PORT_PROTOCOLS:
+                    raise _Unread(CONDITION, where, f"`ct original {key}` without `meta l4proto` naming one "
+                                                    f"protocol with ports before it")
+                ports = self.values(right, here, _port)
+                _restrict(box, PORT_KEYS[key], ports.complement(0, 65535) if negated else ports)
+            else:
+                raise _Unread(MATCH, where, f"`ct original {key}` is not a field of the contract")
+        elif isinstance(left, dict) and set(left) == {"&"} and isinstance(left["&"], list) \
+                and len(left["&"]) == 2 and left["&"][0] == {"ct": {"key": "mark"}}:
+            self.mark(left["&"][1], right, where, negated, box)
+        else:
+            raise _Unread(MATCH, f"{where}.match.left", f"`{_short(left)}` is not a field of the contract")
+
+    def address(self, key: str, right, here: str, negated: bool, box: Box, sides: list) -> None:
+        field, family = ADDRESS_KEYS[key]
+        whole = FAMILIES[family]
+        _restrict(box, "src.ip", whole)
+        _restrict(box, "dst.ip", whole)
+        if isinstance(right, str) and right.startswith("@"):
+            found = self.contract.set_named(right[1:])
+            if found is None or self.schema.field(found[0].field) is None:
+                raise _Unread(MATCH, here, f"`{right}` is not a subscriber set of the contract")
+            subscribers, number = found
+            if f"ipv{number}" != family:
+                raise _Unread(MATCH, here, f"`{right}` is a set of IPv{number} addresses, tested with `{key}`")
+            values = subscribers.values
+            if negated:
+                values = values.complement(0, self.fields[subscribers.field].hi)
+            _restrict(box, subscribers.field, values)
+            sides.append((here, SUBSCRIBER_SIDE[field], f"`ct original {key} {right}`"))
+            return
+        addresses = self.values(right, here, lambda v, p: _address(v, p, family), lambda v, p: _prefix(v, p, family))
+        _restrict(box, field, whole.difference(addresses) if negated else addresses)
+
+    def mark(self, mask, right, where: str, negated: bool, box: Box) -> None:
+        field = next((f for f in MARK_FIELDS if f.mask == mask and type(mask) is int), None)
+        if field is None:
+            masks = ", ".join(f"0x{f.mask:x} {f.field}" for f in MARK_FIELDS)
+            raise _Unread(MATCH, f"{where}.match.left", f"`ct mark & {mask}` is not one field of the connection "
+                                                        f"mark ({masks})")
+        marks = self.values(right, f"{where}.match.right", _number)
+        if negated:
+            marks = marks.complement(0, field.mask)
+        if field.field == "app":
+            labels = self.contract.labels
+            values = IntervalSet.of((self.app_index[labels[n - 1]],) * 2
+                                    for lo, hi in marks.intersect(IntervalSet.span(1, len(labels))).intervals
+                                    for n in range(lo, hi + 1))
+        else:
+            values = IntervalSet.of((v, v) for v in range(self.fields[field.field].hi + 1) if v << field.shift in marks)
+        _restrict(box, field.field, values)
+
+    def hours(self, right, here: str, negated: bool) -> IntervalSet:
+        """The hours every second of which `meta hour` matches; an hour matched in part is an error."""
+        seconds = self.values(right, here, _second)
+        if negated:
+            seconds = seconds.complement(0, DAY - 1)
+        hours = []
+        for h in range(24):
+            hour = IntervalSet.span(h * 3600, h * 3600 + 3599)
+            part = seconds.intersect(hour)
+            if part == hour:
+                hours.append((h, h))
+            elif not part.is_empty():
+                shown = ", ".join(f"{_clock(lo)}-{_clock(hi)}" for lo, hi in part.intervals[:3])
+                raise _Unread(CONDITION, here, f"`meta hour` matches part of hour {h} ({shown}): a rule of the "
+                                               f"table matches whole hours")
+        return IntervalSet.of(hours)
+
+    def values(self, right, path: str, point, prefix=None) -> IntervalSet:
+        """A value, range, prefix or anonymous set of them as one set of integers."""
+        if isinstance(right, dict) and set(right) == {"set"} and isinstance(right["set"], list):
+            return IntervalSet.of(_interval(item, f"{path}.set[{k}]", point, prefix) for k, item in enumerate(right["set"]))
+        return IntervalSet.of([_interval(right, path, point, prefix)])
+
+    @staticmethod
+    def family_name(value, path: str) -> int:
+        if value not in FAMILIES:
+            raise _Unread(MATCH, path, f"`meta nfproto {_short(value)}` is not ipv4 or ipv6")
+        return list(FAMILIES).index(value)
+
+    # statements
+
+    def redirect_mark(self, mangle, where: str) -> int:
+        value = mangle.get("value") if isinstance(mangle, dict) else None
+        targets = self.contract.redirect_targets
+        if not isinstance(mangle, dict) or set(mangle) != {"key", "value"} or mangle["key"] != {"meta": {"key": "mark"}}:
+            raise _Unread(STATEMENT, where, f"`{_short(mangle)}` sets something other than the packet mark")
+        if type(value) is not int or not 1 <= value <= len(targets):
+            raise _Unread(STATEMENT, where, f"packet mark {_short(value)} is not a redirect target of the contract "
+                                            f"(1..{len(targets)})")
+        return value
+
+    def reset(self, reject, where: str, box: Box) -> Action:
+        """`reject with tcp reset` on TCP flows, `reject with icmpx admin-prohibited` on others."""
+        proto = box.get("proto", self.fields["proto"].domain)
+        if reject == {"type": "tcp reset"}:
+            if not proto.issubset(IntervalSet.point(6)):
+                raise _Unread(STATEMENT, where, "`reject with tcp reset` on a rule that does not test `meta l4proto tcp`")
+        elif reject == {"type": "icmpx", "expr": "admin-prohibited"}:
+            if 6 in proto:
+                raise _Unread(STATEMENT, where, "`reject with icmpx admin-prohibited` on a rule that matches TCP: "
+                                                "the contract resets TCP with `tcp reset`")
+        else:
+            raise _Unread(STATEMENT, where, f"`reject` {_short(reject)} is not tcp reset or icmpx admin-prohibited")
+        return Action("reset")
+
+    def throttle(self, target, where: str) -> int:
+        """The rate in bps of a throttle chain: [update @TARGET_flows {ct id limit rate over R} drop], [accept]."""
+        if target not in self.throttles:
+            self.throttles[target] = self._throttle_rate(target, where)
+        return self.throttles[target]
+
+    def _throttle_rate(self, target, where: str) -> int:
+        if target not in self.chains:
+            raise _Unread(STATEMENT, where, f"`goto {_short(target)}`: no such chain")
+        path, _ = self.chains[target]
+        rules = self.rules[target]
+        shape = [self._verdicts(rule) for _, rule in rules]
+        if len(shape) != 2 or shape[1] != [{"accept": None}] or len(shape[0]) != 2 or shape[0][1] != {"drop": None}:
+            raise _Unread(STATEMENT, path, f"chain `{target}` is not a throttle chain (update a limit, drop; accept)")
+        update = shape[0][0].get("set")
+        here = f"{rules[0][0]}.expr[0]"
+        limit = None
+        if isinstance(update, dict) and set(update) == {"op", "elem", "set", "stmt"} and update["op"] == "update" \
+                and update["elem"] == {"ct": {"key": "id"}} and update["set"] == f"@{target}_flows" \
+                and isinstance(update["stmt"], list) and len(update["stmt"]) == 1 and isinstance(update["stmt"][0], dict):
+            limit = update["stmt"][0].get("limit")
+        if not isinstance(limit, dict) or not set(limit) <= {"rate", "burst", "per", "inv", "rate_unit", "burst_unit"} \
+                or limit.get("inv") is not True or limit.get("per") != "second" or limit.get("burst", 0) != 0 \
+                or limit.get("rate_unit", "bytes") not in RATE_UNITS or limit.get("burst_unit", "bytes") != "bytes" \
+                or type(limit.get("rate")) is not int or limit["rate"] <= 0:
+            raise _Unread(STATEMENT, here, f"chain `{target}` does not police each flow to a rate over bytes per "
+                                           f"second with no burst (`update @{target}_flows {{ ct id limit rate "
+                                           f"over R bytes/second }}`)")
+        rate = limit["rate"] * RATE_UNITS[limit.get("rate_unit", "bytes")] * 8
+        if rate > RATE_MAX:
+            raise _Unread(STATEMENT, here, f"chain `{target}` polices to {rate} bps, above the 1Tbps a rule can have")
+        return rate
+
+
+def _restrict(box: Box, name: str, values: IntervalSet) -> None:
+    box[name] = box[name].intersect(values) if name in box else values
+
+
+def _interval(item, path: str, point, prefix) -> tuple[int, int]:
+    if isinstance(item, dict) and set(item) == {"range"} and isinstance(item["range"], list) and len(item["range"]) == 2:
+        lo, hi = point(item["range"][0], f"{path}.range[0]"), point(item["range"][1], f"{path}.range[1]")
+        if lo > hi:
+            raise _Unread(MATCH, path, f"range {_short(item['range'])} is empty")
+        return lo, hi
+    if prefix is not None and isinstance(item, dict) and set(item) == {"prefix"}:
+        return prefix(item["prefix"], f"{path}.prefix")
+    return (point(item, path),) * 2
+
+
+def _short(value) -> str:
+    import json
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _number(value, path: str) -> int:
+    if type(value) is not int or value < 0:
+        raise _Unread(MATCH, path, f"`{_short(value)}` is not a number")
+    return value
+
+
+def _protocol(value, path: str) -> int:
+    """A protocol as nft prints it: a number, or its name in the protocol database (nft's own)."""
+    if isinstance(value, str):
+        try:
+            value = socket.getprotobyname(value)
+        except OSError:
+            raise _Unread(MATCH, path, f"`{value}` is not a protocol name of this host") from None
+    if type(value) is not int or not 0 <= value <= 255:
+        raise _Unread(MATCH, path, f"`{_short(value)}` is not a protocol")
+    return value
+
+
+def _port(value, path: str) -> int:
+    if isinstance(value, str) and (untyped := _UNTYPED.match(value)):
+        value = int(untyped[1], 16)
+    if type(value) is not int or not 0 <= value <= 65535:
+        raise _Unread(MATCH, path, f"`{_short(value)}` is not a port")
+    return value
+
+
+def _second(value, path: str) -> int:
+    """`HH:MM` or `HH:MM:SS` as the second of the day."""
+    found = _HOUR.match(value) if isinstance(value, str) else None
+    if found is None or int(found[1]) > 23 or int(found[2]) > 59 or int(found[3] or 0) > 59:
+        raise _Unread(MATCH, path, f"`{_short(value)}` is not a time of day HH:MM or HH:MM:SS")
+    return int(found[1]) * 3600 + int(found[2]) * 60 + int(found[3] or 0)
+
+
+def _clock(second: int) -> str:
+    return f"{second // 3600:02}:{second // 60 % 60:02}:{second % 60:02}"
+
+
+def _address(value, path: str, family: str) -> int:
+    try:
+        address = ipaddress.ip_address(value) if isinstance(value, str) else None
+    except ValueError:
+        address = None
+    if address is None or f"ipv{address.version}" != family:
+        raise _Unread(MATCH, path, f"`{_short(value)}` is not an {family[:2].upper()}{family[2:]} address")
+    return int(address) + (IPV6_BASE if address.version == 6 else 0)
+
+
+def _prefix(prefix, path: str, family: str) -> tuple[int, int]:
+    if not isinstance(prefix, dict) or set(prefix) != {"addr", "len"} or type(prefix["len"]) is not int:
+        raise _Unread(MATCH, path, f"`{_short(prefix)}` is not a prefix")
+    _address(prefix["addr"], f"{path}.addr", family)
+    try:
+        network = ipaddress.ip_network(f"{prefix['addr']}/{prefix['len']}")
+    except ValueError as err:
+        raise _Unread(MATCH, path, f"`{prefix['addr']}/{prefix['len']}` is not a prefix: {err}") from None
+    base = IPV6_BASE if network.version == 6 else 0
+    return base + int(network.network_address), base + int(network.broadcast_address)

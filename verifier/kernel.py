@@ -1,0 +1,93 @@
+"""The kernel check: load a compiled nftables script into a fresh network namespace, read the
+kernel's own copy back, and prove it gives every flow the kernel can see the outcome the
+table gives it.
+
+The comparison is the semantic diff of the two tables, each behind the same first rules that
+take the flows no packet carries (contract.unseen_flows): with those decided alike on both
+sides, the diff finds exactly the seen flows whose outcomes differ.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+from dpipolicy.compiler.backends import Compiled
+from dpipolicy.compiler.backends.contract import unseen_flows
+from dpipolicy.compiler.importers.nftjson import read_kernel_table
+from dpipolicy.compiler.table import MatchRule, RuleTable
+from dpipolicy.dsl.typed import Action, Origin
+from dpipolicy.dsl.words import counted
+
+from .diff import diff_tables
+from .netns import NamespaceError, run_in_namespace
+from .solve import Limits
+from .witness import flow_text
+
+LOAD_TIMEOUT_S = 1800       # a 10k-rule script takes minutes in the kernel (docs/performance.md)
+
+
+class KernelMismatch(Exception):
+    """The kernel's copy differs from the compiled table: a dpipolicy bug, shown with a flow."""
+
+
+@dataclass(frozen=True)
+class KernelCheck:
+    status: str                 # "proved" or "unknown"
+    table_rules: int
+    kernel_rules: int
+    reason: str | None = None
+
+    def text(self) -> str:
+        if self.status == "proved":
+            return (f"the kernel's copy ({counted(self.kernel_rules, 'kernel rule')}) proved equal to the "
+                    f"compiled table ({counted(self.table_rules, 'match rule')}) on every flow a kernel sees")
+        return f"the kernel's copy was not proved equal to the compiled table: {self.reason}"
+
+
+def kernel_copy(compiled: Compiled) -> RuleTable:
+    """Load the script with `nft -f` in a fresh namespace and read the kernel's JSON back as a
+    rule table under the script's contract. Times are read in UTC on both ways (`meta hour`)."""
+    table = compiled.contract.table
+    try:
+        done = run_in_namespace(["sh", "-c", f'nft -f - && nft -j list table inet {table}'],
+                                input=compiled.text.encode(), timeout=LOAD_TIMEOUT_S, env={"PATH": _path(), "TZ": "UTC"})
+    except NamespaceError as exc:
+        raise KernelMismatch(f"the kernel check could not run: {exc}") from None
+    if done.returncode != 0:
+        raise KernelMismatch("the kernel refused the compiled script: "
+                             + done.stderr.decode(errors="replace").strip()[:2000])
+    return read_kernel_table(json.loads(done.stdout), compiled.contract, compiled.table.schema)
+
+
+def _path() -> str:
+    import os
+    return os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+
+
+def kernel_equivalence(table: RuleTable, kernel: RuleTable, limits: Limits) -> KernelCheck:
+    """Prove `kernel` equal to `table` on the flows a kernel sees; a difference raises KernelMismatch."""
+    fields = {f.name: f for f in table.schema.flow_fields}
+    origin = Origin("(no packet carries these flows)", None, "contract")
+    unseen = tuple(MatchRule(-1, tuple((n, v) for n, v in box.items() if v != fields[n].domain), Action("allow"),
+                             origin) for box in unseen_flows())
+
+    def guarded(t: RuleTable) -> RuleTable:
+        return dataclasses.replace(t, rules=unseen + t.rules)
+
+    diff = diff_tables(guarded(table), guarded(kernel), limits)
+    if diff.changes:
+        change = diff.changes[0]
+        raise KernelMismatch(
+            f"the kernel's copy differs from the compiled table on {counted(len(diff.changes), 'region')}, "
+            f"for example {flow_text(table.schema, change.witness)}: the table gives {change.old.action.text()} "
+            f"by {_words(change.old)}, the kernel {change.new.action.text()} by {_words(change.new)}")
+    if diff.unknown:
+        return KernelCheck("unknown", len(table.rules), len(kernel.rules), "; ".join(diff.unknown[:3]))
+    return KernelCheck("proved", len(table.rules), len(kernel.rules))
+
+
+def _words(decider) -> str:
+    if decider.origin is None:
+        return "the default"
+    return f"rule {decider.rule} ({decider.origin.location()})"
