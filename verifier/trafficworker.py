@@ -220,7 +220,10 @@ def _tcp(flow: dict, timeout: float, burst: int | None, opened: list) -> tuple[s
         return "reset", "connect: ECONNREFUSED (a RST answered the SYN)"
     if code:
         return "dropped", f"connect: {errno.errorcode.get(code, code)}"
-    client.send(PAYLOAD)
+    try:
+        client.send(PAYLOAD)
+    except OSError as error:
+        return "dropped", f"handshake completed, then send: {errno.errorcode.get(error.errno, error.errno)}"
     if not _wait([server], deadline):
         return "dropped", "handshake completed but the server accepted nothing"
     conn, _ = server.accept()
@@ -253,12 +256,14 @@ def _tcp_burst(client: socket.socket, conn: socket.socket, size: int, timeout: f
                 sent += client.send(data[sent:sent + 65536])
             except BlockingIOError:
                 pass
+            except OSError as error:
+                return f"burst: writing failed after {sent} bytes ({errno.errorcode.get(error.errno)})"
         if readable:
             chunk = conn.recv(1 << 20)
             if not chunk:
                 break
             received += len(chunk)
-    return f"burst: {sent} of {size} bytes sent, {received} received within {timeout:g} s"
+    return f"burst: {sent} of {size} bytes written, {received} received within {timeout:g} s"
 
 
 def _datagram(flow: dict, timeout: float, burst: int | None, opened: list) -> tuple[str, str]:
@@ -390,7 +395,9 @@ def _observe(flow: dict, timeout: float) -> tuple[str, str]:
 def run(job: dict) -> dict:
     """Every flow of the job, in turn, observed with the rules whose counters grew."""
     timeout = float(job.get("timeout", 0.5))
-    _run(["ip", "link", "set", "lo", "up"])
+    # a link's MTU, not loopback's 64 KiB: a TCP segment that big is larger than the bucket of
+    # a policer of a few kB/s, so it would never pass where a real link's segments would
+    _run(["ip", "link", "set", "lo", "mtu", "1500", "up"])
     for address in sorted({a for flow in job["flows"] for a in (flow["src"], flow["dst"])}):
         argv = (["ip", "-6", "addr", "add", f"{address}/128", "dev", "lo", "nodad"] if ":" in address
                 else ["ip", "addr", "add", f"{address}/32", "dev", "lo"])
