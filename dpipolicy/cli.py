@@ -117,6 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     probe.add_argument("policy", type=Path, help="a .dpi policy")
     probe.add_argument("--spec", action="append", type=Path, default=[], metavar="FILE",
                        help="also send every counterexample and witness of these invariants and tests")
+    probe.add_argument("--flow", action="append", default=[], metavar="FLOW",
+                       help='also send this flow, e.g. "proto=tcp dst.ip=74.125.206.108 dst.port=587 app=submission" '
+                            "(fields left out take realistic values); may be repeated")
     probe.add_argument("--target", choices=("nftables",), default="nftables", help="the engine (nftables)")
     probe.add_argument("--approximate", action="store_true",
                        help="compile with approximations, as `compile --approximate` does")
@@ -373,6 +376,7 @@ def _probe(args, stdout: TextIO, stderr: TextIO) -> int:
     flows, unsent = kernelprobe.witness_flows(compiled, limits)
     if args.spec:
         flows += kernelprobe.spec_flows(api.check_results(api.as_deployed(loaded, None), limits))
+    flows += [(f"--flow {text}", kernelprobe.given_flow(compiled.table.schema, text)) for text in args.flow]
     report = kernelprobe.run(compiled, flows, args.wait)
     report.unsent[:0] = unsent
     schema = compiled.table.schema

@@ -131,6 +131,13 @@ def spec_flows(results: list[Result]) -> list[tuple[str, dict[str, int]]]:
     return out
 
 
+def given_flow(schema, text: str) -> dict[str, int]:
+    """A flow written as for `explain --flow`; the fields it leaves out take realistic values."""
+    from .explain import parse_flow
+    pinned = parse_flow(schema, text)
+    return realistic_point(schema, {name: IntervalSet.point(v) for name, v in pinned.items()})
+
+
 def expectation(decision: Decision, index: int | None) -> Expectation:
     action = decision.action
     observed = {"allow": "accepted", "redirect": "accepted", "throttle": "accepted", "block": "dropped",
