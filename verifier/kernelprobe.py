@@ -94,31 +94,23 @@ def witness_flows(compiled: Compiled, limits: Limits) -> tuple[list[tuple[str, d
     model = TableModel(dataclasses.replace(table, rules=tuple(blockers) + table.rules))
     scope = Scope()
     found, unsent = [], []
-    for k, rule in enumerate(table.rules):
-        i = k + len(blockers)
-        why = f"witness of rule {rule.origin.name} #{rule.index}"
-        earlier = model.index.overlapping(model.boxes[i], i)
-        pieces, _ = subtract_all(model.boxes[i], [model.boxes[j] for j in earlier], model.fields, cap=8)
-        candidates = [p for p in (realistic_point(table.schema, piece) for piece in [model.boxes[i]] + pieces)
+    names = [f"witness of rule {r.origin.name} #{r.index}" for r in table.rules] + ["witness of the default"]
+    for i, why in enumerate(names, len(blockers)):
+        box = model.boxes[i]
+        earlier = model.index.overlapping(box, i) if box else list(range(i))
+        pieces, _ = subtract_all(box, [model.boxes[j] for j in earlier], model.fields, cap=8, budget=2000)
+        candidates = [p for p in (realistic_point(table.schema, piece) for piece in [box] + pieces)
                       if model.decide(p) == i]
         # a connection or a datagram reads more like the traffic the rule is about than ICMP
         point = next((p for p in candidates if p["proto"] in (6, 17)), candidates[0] if candidates else None)
         if point is None:
-            answer = uncovered_point(model, model.boxes[i], earlier, limits, scope)
+            answer = uncovered_point(model, box, earlier, limits, scope)
             if answer.answer is not Answer.SAT:
                 unsent.append((why, "it decides no flow a socket can send" if answer.answer is Answer.UNSAT
                                else f"the solver gave no answer ({answer.reason})"))
                 continue
             point = answer.model
         found.append((why, point))
-    last = len(model.boxes) - 1
-    answer = uncovered_point(model, {}, list(range(last)), limits, scope)
-    if answer.answer is Answer.SAT:
-        point = realistic_point(table.schema, {})
-        found.append(("witness of the default", point if model.decide(point) == last else answer.model))
-    else:
-        unsent.append(("witness of the default", "the default decides no flow a socket can send"
-                       if answer.answer is Answer.UNSAT else f"the solver gave no answer ({answer.reason})"))
     return found, unsent
 
 
