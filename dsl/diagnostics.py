@@ -1,7 +1,8 @@
 """Diagnostics with stable codes, rendered like a modern compiler (code, location, caret, help).
 
 Codes: E0xx syntax and files, E1xx names and types, E2xx compilation limits, E3xx rule tables,
-captures and flows given on the command line, E4xx engine profiles (docs/errors.md).
+captures and flows given on the command line, E4xx engine profiles, E5xx the nftables target
+(docs/errors.md).
 """
 from __future__ import annotations
 

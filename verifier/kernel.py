@@ -22,26 +22,27 @@ from dpipolicy.dsl.words import counted
 from .diff import diff_tables
 from .netns import NamespaceError, run_in_namespace
 from .solve import Limits
+from .validate import MistranslationError
 from .witness import flow_text
 
 LOAD_TIMEOUT_S = 1800       # a 10k-rule script takes minutes in the kernel (docs/performance.md)
 
 
-class KernelMismatch(Exception):
+class KernelMismatch(MistranslationError):
     """The kernel's copy differs from the compiled table: a dpipolicy bug, shown with a flow."""
 
 
 @dataclass(frozen=True)
 class KernelCheck:
     status: str                 # "proved" or "unknown"
-    table_rules: int
-    kernel_rules: int
+    rules: int                  # match rules of the compiled table
+    kernel_rules: int           # rules read back from the kernel
     reason: str | None = None
 
     def text(self) -> str:
         if self.status == "proved":
             return (f"the kernel's copy ({counted(self.kernel_rules, 'kernel rule')}) proved equal to the "
-                    f"compiled table ({counted(self.table_rules, 'match rule')}) on every flow a kernel sees")
+                    f"compiled table ({counted(self.rules, 'match rule')}) on every flow a kernel sees")
         return f"the kernel's copy was not proved equal to the compiled table: {self.reason}"
 
 
@@ -90,4 +91,4 @@ def kernel_equivalence(table: RuleTable, kernel: RuleTable, limits: Limits) -> K
 def _words(decider) -> str:
     if decider.origin is None:
         return "the default"
-    return f"rule {decider.rule} ({decider.origin.location()})"
+    return f"rule `{decider.rule}` ({decider.origin.location()})"

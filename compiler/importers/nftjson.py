@@ -10,8 +10,10 @@ rule read in part.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import socket
+from functools import partial
 
 from dpipolicy.compiler.backends.contract import MARK_FIELDS, PORT_PROTOCOLS, Contract
 from dpipolicy.compiler.boxes import Box, normalized
@@ -152,8 +154,8 @@ class _Reader:
             elif key == _COUNTER:
                 continue
             elif key == "log":
-                if not isinstance(e["log"], dict) or not set(e["log"]) <= {"prefix", "level"}:
-                    raise _Unread(STATEMENT, where, f"`log` with options other than prefix and level: {e['log']}")
+                if not (e["log"] is None or isinstance(e["log"], dict) and set(e["log"]) <= {"prefix", "level"}):
+                    raise _Unread(STATEMENT, where, f"`log` with options other than prefix and level: {_short(e['log'])}")
                 log = True
             elif key == "mangle":
                 mark = self.redirect_mark(e["mangle"], where)
@@ -203,7 +205,7 @@ class _Reader:
             _restrict(box, "src.ip", both)
             _restrict(box, "dst.ip", both)
         elif left == {"meta": {"key": "l4proto"}}:
-            protos = self.values(right, here, _protocol)
+            protos = self.values(right, here, _protocol, 8)
             _restrict(box, "proto", protos.complement(0, 255) if negated else protos)
         elif left == {"meta": {"key": "hour"}}:
             _restrict(box, "time.hour", self.hours(right, here, negated))
@@ -217,7 +219,7 @@ class _Reader:
                 if proto is None or proto.size() != 1 or proto.min() not in PORT_PROTOCOLS:
                     raise _Unread(CONDITION, where, f"`ct original {key}` without `meta l4proto` naming one "
                                                     f"protocol with ports before it")
-                ports = self.values(right, here, _port)
+                ports = self.values(right, here, _port, 16)
                 _restrict(box, PORT_KEYS[key], ports.complement(0, 65535) if negated else ports)
             else:
                 raise _Unread(MATCH, where, f"`ct original {key}` is not a field of the contract")
@@ -252,9 +254,10 @@ class _Reader:
         field = next((f for f in MARK_FIELDS if f.mask == mask and type(mask) is int), None)
         if field is None:
             masks = ", ".join(f"0x{f.mask:x} {f.field}" for f in MARK_FIELDS)
-            raise _Unread(MATCH, f"{where}.match.left", f"`ct mark & {mask}` is not one field of the connection "
+            shown = f"0x{mask:x}" if type(mask) is int else _short(mask)
+            raise _Unread(MATCH, f"{where}.match.left", f"`ct mark & {shown}` is not one field of the connection "
                                                         f"mark ({masks})")
-        marks = self.values(right, f"{where}.match.right", _number)
+        marks = self.values(right, f"{where}.match.right", _number, 32)
         if negated:
             marks = marks.complement(0, field.mask)
         if field.field == "app":
@@ -284,7 +287,11 @@ class _Reader:
         return IntervalSet.of(hours)
 
     def values(self, right, path: str, point, prefix=None) -> IntervalSet:
-        """A value, range, prefix or anonymous set of them as one set of integers."""
+        """A value, range, prefix or anonymous set of them as one set of integers. nft prints a
+        range of integers that is aligned as a prefix (marks 4-5 as 4/31), so `prefix` is
+        the number of bits of the value, or a function reading an address prefix."""
+        if type(prefix) is int:
+            prefix = partial(_number_prefix, point=point, bits=prefix)
         if isinstance(right, dict) and set(right) == {"set"} and isinstance(right["set"], list):
             return IntervalSet.of(_interval(item, f"{path}.set[{k}]", point, prefix) for k, item in enumerate(right["set"]))
         return IntervalSet.of([_interval(right, path, point, prefix)])
@@ -371,7 +378,6 @@ def _interval(item, path: str, point, prefix) -> tuple[int, int]:
 
 
 def _short(value) -> str:
-    import json
     text = json.dumps(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -412,6 +418,16 @@ def _second(value, path: str) -> int:
 
 def _clock(second: int) -> str:
     return f"{second // 3600:02}:{second // 60 % 60:02}:{second % 60:02}"
+
+
+def _number_prefix(prefix, path: str, point, bits: int) -> tuple[int, int]:
+    if not isinstance(prefix, dict) or set(prefix) != {"addr", "len"} or type(prefix["len"]) is not int \
+            or not 0 <= prefix["len"] <= bits:
+        raise _Unread(MATCH, path, f"`{_short(prefix)}` is not a prefix of a {bits}-bit value")
+    lo, size = point(prefix["addr"], f"{path}.addr"), 1 << (bits - prefix["len"])
+    if lo % size:
+        raise _Unread(MATCH, path, f"`{_short(prefix)}` has bits set beyond its length")
+    return lo, lo + size - 1
 
 
 def _address(value, path: str, family: str) -> int:
