@@ -264,7 +264,7 @@ UNSUPPORTED = [         # (kernel rule, code, JSON path within the rule, words o
     ("goto throttle_burst", "E513", ".expr[0]", "no burst"),      # the path is the throttle chain's rule
 ]
 BAD_CHAINS = """
-set operator_mail { type ipv4_addr; }
+set operator_mail { type ipv4_addr; flags timeout; }
 set throttle_burst_flows { typeof ct id; size 65535; flags dynamic,timeout; timeout 1m; }
 chain throttle_burst {
   update @throttle_burst_flows { ct id limit rate over 16000 bytes/second burst 1000 bytes } drop

@@ -4,6 +4,7 @@ refused at the rule (or, with --approximate, listed)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,11 @@ def compiled(tmp_path: Path, body: str, approximate: bool = False, header: str =
 
 
 def rules_of(text: str) -> list[str]:
-    """The lines of chain match_rules."""
+    """The lines of chain match_rules, each set of constants written in place (`@ports_1` as
+    `{ 25, 465-587 }`), as a reader of the rules takes them."""
+    sets = dict(re.findall(r"^    set ((?:protocols|ports|addresses_v[46]|marks|hours)_\d+) \{ [^;]+; flags interval; "
+                           r"elements = (\{ .* \}) \}$", text, re.M))
+    text = re.sub(r"@(\w+)", lambda m: sets.get(m.group(1), m.group(0)), text)
     lines = text.splitlines()
     start = lines.index("    chain match_rules {")
     end = lines.index("    }", start)
@@ -206,3 +211,12 @@ def test_uk_mobile_script_loads(tmp_path):
     assert code == 0, err
     assert "reject with tcp reset" in out
     loaded(out, tmp_path)
+
+
+def test_sets_of_constants_are_named_once(tmp_path):
+    out = compiled(tmp_path, "default allow\nrule a when proto == tcp and dst.port in {25, 587} then block\n"
+                             "rule b when proto == tcp and dst.port in {25, 587} and src.ip in 10.0.0.0/8 then reset\n")
+    assert out.text.count("set ports_1 { type inet_service; flags interval; elements = { 25, 587 } }") == 1
+    assert "ports_2" not in out.text
+    assert [r.count("@ports_1") for r in out.text.splitlines() if "comment" in r] == [1, 1, 0]
+    loaded(out.text, tmp_path)

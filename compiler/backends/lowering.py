@@ -177,7 +177,7 @@ class Lowering:
         out = []
         for g in groups:
             tests: list[Test] = [] if g is None or g == ALL_PROTOCOLS else [Test("proto", g)]
-            if g is not None and g.size() == 1 and g.min() in PORT_PROTOCOLS:
+            if g is not None and g.size() == 1 and g.min() in PORT_PROTOCOLS:    # nft types a port by one protocol
                 tests += [_compact(f, box[f], PORT_DOMAIN) for f in ("src.port", "dst.port") if f in box]
             out.append(tuple(tests))
         return out

@@ -24,10 +24,45 @@ THROTTLE_TIMEOUT = "10m"      # a policer's state for a flow idle this long is f
 TEXT_MAX = 127                # nft keeps comments and log prefixes of at most 127 bytes
 
 
+class ValueSets:
+    """The named constant sets of a script: a test of several values names the set holding
+    them, one set per distinct list of values. The kernel finds a set by walking the table's
+    sets, so one set per rule (an anonymous set) makes loading quadratic: 16,008 anonymous
+    sets of the 10k benchmark took 2 minutes to load, its 516 distinct ones take seconds
+    (docs/performance.md)."""
+
+    WORDS = {"inet_proto": "protocols", "inet_service": "ports", "ipv4_addr": "addresses_v4",
+             "ipv6_addr": "addresses_v6", "mark": "marks", "hour": "hours"}
+
+    def __init__(self) -> None:
+        self.names: dict[tuple[str, tuple[str, ...]], str] = {}
+        self.counts: dict[str, int] = {}
+
+    def ref(self, kind: str, items: list[str]) -> str:
+        """`items` alone, or `@WORD_N`, the set of type `kind` holding them."""
+        if len(items) == 1:
+            return items[0]
+        key = (kind, tuple(items))
+        if key not in self.names:
+            word = self.WORDS[kind]
+            self.counts[word] = self.counts.get(word, 0) + 1
+            self.names[key] = f"{word}_{self.counts[word]}"
+        return "@" + self.names[key]
+
+    def declarations(self) -> list[str]:
+        out = []
+        for (kind, items), name in self.names.items():
+            what = "typeof meta hour" if kind == "hour" else f"type {kind}"
+            out.append(f"    set {name} {{ {what}; flags interval; elements = {{ {', '.join(items)} }} }}")
+        return out
+
+
 def render(table: RuleTable, contract: Contract, rules: list[KernelRule], source: str) -> str:
     """The script: a header, then the table declared, deleted and declared with its contents."""
     name = contract.table
     throttles = _throttle_chains(rules)
+    values = ValueSets()
+    rule_lines = ["        " + rule_text(r, values) for r in rules]
     lines = [
         "#!/usr/sbin/nft -f",
         f"# dpipolicy: {_policy_words(table)}, compiled from {source}",
@@ -39,6 +74,7 @@ def render(table: RuleTable, contract: Contract, rules: list[KernelRule], source
     for s in contract.subscriber_sets:
         for family, kind in ((4, "ipv4_addr"), (6, "ipv6_addr")):
             lines.append(f"    set {s.family_name(family)} {{ type {kind}; flags interval; }}")
+    lines += values.declarations()
     for chain in throttles:
         lines.append(f"    set {chain}_flows {{ typeof ct id; size 65535; flags dynamic,timeout; "
                      f"timeout {THROTTLE_TIMEOUT}; }}")
@@ -49,7 +85,7 @@ def render(table: RuleTable, contract: Contract, rules: list[KernelRule], source
         "    }",
         f"    chain {contract.chain} {{",
     ]
-    lines += ["        " + rule_text(r) for r in rules]
+    lines += rule_lines
     lines.append("    }")
     for chain, rate in throttles.items():
         lines += [f"    chain {chain} {{",
@@ -73,8 +109,8 @@ def _throttle_chains(rules: list[KernelRule]) -> dict[str, int]:
     return {throttle_chain(r.rule): r.verdict.bytes_per_second for r in rules if r.verdict.kind == "throttle"}
 
 
-def rule_text(rule: KernelRule) -> str:
-    words = [_test_text(t, rule.family) for t in rule.tests]
+def rule_text(rule: KernelRule, values: ValueSets) -> str:
+    words = [_test_text(t, rule.family, values) for t in rule.tests]
     words.append("counter")
     words += _verdict_words(rule.verdict, rule)
     words.append(f'comment "{comment(rule.rule, rule.index)}"')
@@ -106,33 +142,29 @@ def _verdict_words(verdict: Verdict, rule: KernelRule) -> list[str]:
     return words
 
 
-def _test_text(test: Test, family: int | None) -> str:
+def _test_text(test: Test, family: int | None, values: ValueSets) -> str:
     op = "!= " if test.negated else ""
     match test.key:
         case "family":
             return f"meta nfproto ipv{test.values.min()}"
         case "proto":
-            return f"meta l4proto {op}{_set(_protocol_items(test.values))}"
+            return f"meta l4proto {op}{values.ref('inet_proto', _protocol_items(test.values))}"
         case "src.ip" | "dst.ip":
             side = "saddr" if test.key == "src.ip" else "daddr"
             items = [t for lo, hi in test.values.intervals for t in ip_interval_texts(lo, hi)]
-            return f"ct original {_FAMILY_WORD[family]} {side} {op}{_set(items)}"
+            return f"ct original {_FAMILY_WORD[family]} {side} {op}{values.ref(f'ipv{family}_addr', items)}"
         case "src.port" | "dst.port":
-            return f"ct original {_PORT_WORD[test.key]} {op}{_set(_range_items(test.values))}"
+            return f"ct original {_PORT_WORD[test.key]} {op}{values.ref('inet_service', _range_items(test.values))}"
         case "app" | "tls" | "direction":
             mark = _MASKS[test.key]
             shifted = IntervalSet.of((lo << mark.shift, hi << mark.shift) for lo, hi in test.values.intervals)
             items = _range_items(shifted, hexadecimal=True)
-            return f"ct mark and 0x{mark.mask:x} {'!=' if test.negated else '=='} {_set(items)}"
+            return f"ct mark and 0x{mark.mask:x} {'!=' if test.negated else '=='} {values.ref('mark', items)}"
         case "hour":
-            return f"meta hour {op}{_set(_hour_items(test.values))}"
+            return f"meta hour {op}{values.ref('hour', _hour_items(test.values))}"
         case "subscriber":
             return f"ct original {_FAMILY_WORD[family]} {_SIDE_WORD[test.side]} {op}@{test.set_name}"
     raise AssertionError(test.key)
-
-
-def _set(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else "{ " + ", ".join(items) + " }"
 
 
 def _range_items(values: IntervalSet, hexadecimal: bool = False) -> list[str]:

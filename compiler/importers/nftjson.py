@@ -73,6 +73,7 @@ class _Reader:
         self.chains: dict[str, tuple[str, dict]] = {}       # name -> (path, chain object)
         self.rules: dict[str, list[tuple[str, dict]]] = {}  # chain name -> [(path, rule object)]
         self.throttles: dict[str, int] = {}
+        self.sets: dict[str, tuple[str, dict]] = {}         # name -> (path, set object)
 
     def diagnostic(self, err: _Unread) -> Diagnostic:
         return Diagnostic(err.code, err.message, location_text=f"{self.source}: {err.path}")
@@ -85,10 +86,12 @@ class _Reader:
             path = f"nftables[{i}]"
             kind = _only_key(obj, path, SHAPE, "an entry")
             body = obj[kind]
-            if kind not in ("chain", "rule") or not isinstance(body, dict) or \
+            if kind not in ("chain", "rule", "set") or not isinstance(body, dict) or \
                     (body.get("family"), body.get("table")) != ("inet", self.contract.table):
                 continue
-            if kind == "chain":
+            if kind == "set":
+                self.sets[body.get("name")] = (path, body)
+            elif kind == "chain":
                 self.chains[body.get("name")] = (path, body)
                 self.rules.setdefault(body.get("name"), [])
             else:
@@ -234,9 +237,9 @@ class _Reader:
         whole = FAMILIES[family]
         _restrict(box, "src.ip", whole)
         _restrict(box, "dst.ip", whole)
-        if isinstance(right, str) and right.startswith("@"):
-            found = self.contract.set_named(right[1:])
-            if found is None or self.schema.field(found[0].field) is None:
+        found = self.contract.set_named(right[1:]) if isinstance(right, str) and right.startswith("@") else None
+        if found is not None:
+            if self.schema.field(found[0].field) is None:
                 raise _Unread(MATCH, here, f"`{right}` is not a subscriber set of the contract")
             subscribers, number = found
             if f"ipv{number}" != family:
@@ -292,9 +295,24 @@ class _Reader:
         the number of bits of the value, or a function reading an address prefix."""
         if type(prefix) is int:
             prefix = partial(_number_prefix, point=point, bits=prefix)
+        if isinstance(right, str) and right.startswith("@"):
+            right, path = self.constant_set(right, path)
         if isinstance(right, dict) and set(right) == {"set"} and isinstance(right["set"], list):
             return IntervalSet.of(_interval(item, f"{path}.set[{k}]", point, prefix) for k, item in enumerate(right["set"]))
         return IntervalSet.of([_interval(right, path, point, prefix)])
+
+    def constant_set(self, name: str, path: str) -> tuple[dict, str]:
+        """A named set of constants (`@values_3`) as the anonymous set of its elements: one the
+        rules cannot change (no timeout, no dynamic updates)."""
+        found = self.sets.get(name[1:])
+        if found is None or self.contract.set_named(name[1:]) is not None:
+            raise _Unread(MATCH, path, f"`{name}` is not a set of constants of table inet {self.contract.table}")
+        where, body = found
+        if not set(body.get("flags", ())) <= {"interval", "constant"} or "timeout" in body:
+            raise _Unread(MATCH, path, f"`{name}` is not a subscriber set of the contract, and it may change "
+                                       f"while loaded (flags {', '.join(body.get('flags', ()))}): only sets of "
+                                       f"constants are read")
+        return {"set": body.get("elem", [])}, where
 
     @staticmethod
     def family_name(value, path: str) -> int:
