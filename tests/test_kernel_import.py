@@ -7,13 +7,14 @@ import dataclasses
 import ipaddress
 import json
 import os
+import re
 import subprocess
 
 import pytest
 
 from dpipolicy import api
 from dpipolicy.compiler.backends.contract import build_contract
-from dpipolicy.compiler.importers.nftjson import read_kernel_table
+from dpipolicy.compiler.importers.nftjson import read_kernel_rules, read_kernel_table
 from dpipolicy.dsl.diagnostics import DiagnosticError
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import IP_MAX, IPV6_BASE
@@ -70,6 +71,12 @@ chain {CHAIN} {{
                           capture_output=True, text=True, timeout=60, env={**os.environ, "TZ": "UTC"})
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+def read_tagged(tmp_path, compiled, rules: str, chains: str = ""):
+    """The kernel's table with its rules' tags, as the kernel check reads it."""
+    table, contract = compiled
+    return read_kernel_rules(kernel_json(tmp_path, rules, chains), contract, table.schema)
 
 
 def read(tmp_path, compiled, rules: str, chains: str = ""):
@@ -325,8 +332,16 @@ def kernel_of_policy(compiled, mail_ports="465-587", smtp="drop", vpn_v6=True) -
 LIMITS = Limits(timeout_s=30)
 
 
-def test_the_kernel_check_proves_an_equivalent_kernel_table(tmp_path, compiled):
-    kernel = read(tmp_path, compiled, kernel_of_policy(compiled), THROTTLE.replace("RATE", "16000 bytes"))
+@pytest.mark.parametrize("tags", ["as written", "none", "lying"])
+def test_the_kernel_check_proves_an_equivalent_kernel_table(tmp_path, compiled, tags):
+    """By runs of tagged rules, or by the diff when the tags are missing or group the rules
+    wrongly (tags only speed the proof up; a wrong one must not make it pass or fail)."""
+    rules = kernel_of_policy(compiled)
+    if tags == "none":
+        rules = re.sub(r' comment "[^"]*"', "", rules)
+    elif tags == "lying":
+        rules = rules.replace('"dpipolicy rule mail #1"', '"dpipolicy rule mail #0"')
+    kernel = read_tagged(tmp_path, compiled, rules, THROTTLE.replace("RATE", "16000 bytes"))
     check = kernel_equivalence(compiled[0], kernel, LIMITS)
     assert check.status == "proved" and (check.rules, check.kernel_rules) == (5, 7)
     assert check.text().startswith("the kernel's copy (7 kernel rules) proved equal to the compiled table (5 match rules)")
@@ -338,7 +353,7 @@ def test_the_kernel_check_proves_an_equivalent_kernel_table(tmp_path, compiled):
     ({"smtp": "accept"}, [":25 ", "block by rule `smtp`", "allow by rule `smtp` (kernel: chain rules, handle "]),
 ])
 def test_the_kernel_check_shows_a_flow_the_kernel_decides_otherwise(tmp_path, compiled, change, shows):
-    kernel = read(tmp_path, compiled, kernel_of_policy(compiled, **change), THROTTLE.replace("RATE", "16000 bytes"))
+    kernel = read_tagged(tmp_path, compiled, kernel_of_policy(compiled, **change), THROTTLE.replace("RATE", "16000 bytes"))
     with pytest.raises(KernelMismatch) as err:
         kernel_equivalence(compiled[0], kernel, LIMITS)
     for words in shows:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from dpipolicy.compiler.backends import Compiled
 from dpipolicy.compiler.backends.contract import unseen_flows
-from dpipolicy.compiler.importers.nftjson import read_kernel_table
+from dpipolicy.compiler.boxes import subtract_all
+from dpipolicy.compiler.importers.nftjson import read_kernel_rules
 from dpipolicy.compiler.table import MatchRule, RuleTable
 from dpipolicy.dsl.typed import Action, Origin
 from dpipolicy.dsl.words import counted
@@ -46,9 +47,10 @@ class KernelCheck:
         return f"the kernel's copy was not proved equal to the compiled table: {self.reason}"
 
 
-def kernel_copy(compiled: Compiled) -> RuleTable:
+def kernel_copy(compiled: Compiled) -> tuple[RuleTable, tuple]:
     """Load the script with `nft -f` in a fresh namespace and read the kernel's JSON back as a
-    rule table under the script's contract. Times are read in UTC on both ways (`meta hour`)."""
+    rule table under the script's contract, with each rule's tag (nftjson.read_kernel_rules).
+    Times are read in UTC both ways (`meta hour`)."""
     table = compiled.contract.table
     try:
         done = run_in_namespace(["sh", "-c", f'nft -f - && nft -j list table inet {table}'],
@@ -58,7 +60,7 @@ def kernel_copy(compiled: Compiled) -> RuleTable:
     if done.returncode != 0:
         raise KernelMismatch("the kernel refused the compiled script: "
                              + done.stderr.decode(errors="replace").strip()[:2000])
-    return read_kernel_table(json.loads(done.stdout), compiled.contract, compiled.table.schema)
+    return read_kernel_rules(json.loads(done.stdout), compiled.contract, compiled.table.schema)
 
 
 def _path() -> str:
@@ -66,17 +68,15 @@ def _path() -> str:
     return os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
 
 
-def kernel_equivalence(table: RuleTable, kernel: RuleTable, limits: Limits) -> KernelCheck:
-    """Prove `kernel` equal to `table` on the flows a kernel sees; a difference raises KernelMismatch."""
-    fields = {f.name: f for f in table.schema.flow_fields}
-    origin = Origin("(no packet carries these flows)", None, "contract")
-    unseen = tuple(MatchRule(-1, tuple((n, v) for n, v in box.items() if v != fields[n].domain), Action("allow"),
-                             origin) for box in unseen_flows())
-
-    def guarded(t: RuleTable) -> RuleTable:
-        return dataclasses.replace(t, rules=unseen + t.rules)
-
-    diff = diff_tables(guarded(table), guarded(kernel), limits)
+def kernel_equivalence(table: RuleTable, kernel: tuple[RuleTable, tuple], limits: Limits) -> KernelCheck:
+    """Prove the kernel's table (with its rules' tags) equal to `table` on the flows a kernel
+    sees; a difference raises KernelMismatch with a flow. When the tags group the kernel's
+    rules as the table's, in order, the proof is per group, by box algebra (`_by_groups`);
+    otherwise, or when that cannot settle it, it is the diff of the two tables."""
+    rules, tags = kernel
+    if _by_groups(table, rules, tags):
+        return KernelCheck("proved", len(table.rules), len(rules.rules))
+    diff = diff_tables(_guarded(table), _guarded(rules), limits)
     if diff.changes:
         change = diff.changes[0]
         raise KernelMismatch(
@@ -84,8 +84,56 @@ def kernel_equivalence(table: RuleTable, kernel: RuleTable, limits: Limits) -> K
             f"for example {flow_text(table.schema, change.witness)}: the table gives {change.old.action.text()} "
             f"by {_words(change.old)}, the kernel {change.new.action.text()} by {_words(change.new)}")
     if diff.unknown:
-        return KernelCheck("unknown", len(table.rules), len(kernel.rules), "; ".join(diff.unknown[:3]))
-    return KernelCheck("proved", len(table.rules), len(kernel.rules))
+        return KernelCheck("unknown", len(table.rules), len(rules.rules), "; ".join(diff.unknown[:3]))
+    return KernelCheck("proved", len(table.rules), len(rules.rules))
+
+
+def _guarded(t: RuleTable) -> RuleTable:
+    """The table behind first rules that take the flows no packet carries, alike in both."""
+    fields = {f.name: f for f in t.schema.flow_fields}
+    origin = Origin("(no packet carries these flows)", None, "contract")
+    unseen = tuple(MatchRule(-1, tuple((n, v) for n, v in box.items() if v != fields[n].domain), Action("allow"),
+                             origin) for box in unseen_flows())
+    return dataclasses.replace(t, rules=unseen + t.rules)
+
+
+def _by_groups(table: RuleTable, kernel: RuleTable, tags: tuple) -> bool:
+    """True when the kernel's rules fall, in order, into one run per match rule (then the
+    default's), each run with the rule's action and, on the flows a kernel sees, holding the
+    very flows of the rule's box. Then the first run holding a flow is that of the first match
+    rule holding it, so both give every seen flow one outcome. False: not shown this way."""
+    fields = {f.name: f for f in table.schema.flow_fields}
+    unseen = list(unseen_flows())
+    runs: dict = {}
+    order = []
+    for rule, tag in zip(kernel.rules, tags):
+        if tag not in runs:
+            order.append(tag)
+            runs[tag] = []
+        elif order[-1] != tag:
+            return False                      # a run broken by another rule's
+        runs[tag].append(rule)
+    wanted = [r.index for r in table.rules]
+    if [t for t in order if t != "default"] != [i for i in wanted if i in runs] or \
+            any(t == "default" for t in order[:-1]):
+        return False
+    if kernel.default != table.default or any(r.action != table.default for r in runs.get("default", ())):
+        return False
+    for rule in table.rules:
+        box, run = rule.box(), runs.get(rule.index, [])
+        if any(k.action != rule.action for k in run):
+            return False
+        if not _empty(box, [k.box() for k in run] + unseen, fields):
+            return False                      # a flow of the rule no kernel rule of its run holds
+        if not all(_empty(k.box(), [box] + unseen, fields) for k in run):
+            return False                      # a kernel rule holding a flow outside the rule
+    return True
+
+
+def _empty(box, others, fields) -> bool:
+    """box minus the boxes `others` is empty (False also when the subtraction was cut short)."""
+    pieces, complete = subtract_all(box, others, fields, cap=1)
+    return complete and not pieces
 
 
 def _words(decider) -> str:

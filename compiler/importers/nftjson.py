@@ -35,7 +35,7 @@ RATE_UNITS = {"bytes": 1, "kbytes": 1024, "mbytes": 1024 ** 2}     # as nft 1.0.
 # nft 1.0.6 prints ports inside an anonymous set of `ct original proto-dst` as `0x19 [invalid type]`.
 _UNTYPED = re.compile(r"^0x([0-9a-f]+) \[invalid type\]$")
 _HOUR = re.compile(r"^(\d\d):(\d\d)(?::(\d\d))?$")
-_COMMENT = re.compile(r"^dpipolicy rule (?P<name>\S+)(?: #\d+)?$")
+_COMMENT = re.compile(r"^dpipolicy rule (?P<name>\S+)(?: #(?P<index>\d+))?$")
 _COUNTER = "counter"
 
 
@@ -50,13 +50,28 @@ class _Unread(Exception):
 def read_kernel_table(ruleset: dict, contract: Contract, schema: Schema, source: str = "kernel") -> RuleTable:
     """The contract's table in `ruleset` (`nft -j list table` or `list ruleset`) as a rule table
     over `schema`. Raises DiagnosticError with every rule that cannot be read exactly."""
+    return read_kernel_rules(ruleset, contract, schema, source)[0]
+
+
+def read_kernel_rules(ruleset: dict, contract: Contract, schema: Schema,
+                      source: str = "kernel") -> tuple[RuleTable, tuple[int | str | None, ...]]:
+    """The table, and each of its rules' tag: the index of the match rule its comment
+    (`dpipolicy rule NAME #INDEX`) names, `default`, or None. Tags only group the rules for a
+    quicker proof (verifier/kernel.py); nothing is taken on their word."""
     reader = _Reader(contract, schema, source)
     try:
         reader.index(ruleset)
         reader.check_base_chains()
     except _Unread as err:
         raise DiagnosticError([reader.diagnostic(err)]) from None
-    return reader.table()
+    return reader.table(), tuple(reader.tags)
+
+
+def _tag(rule: dict) -> int | str | None:
+    found = _COMMENT.match(rule.get("comment") or "")
+    if found is None:
+        return None
+    return int(found["index"]) if found["index"] is not None else found["name"]
 
 
 def _only_key(obj, path: str, code: str, what: str) -> str:
@@ -74,6 +89,7 @@ class _Reader:
         self.rules: dict[str, list[tuple[str, dict]]] = {}  # chain name -> [(path, rule object)]
         self.throttles: dict[str, int] = {}
         self.sets: dict[str, tuple[str, dict]] = {}         # name -> (path, set object)
+        self.tags: list[int | str | None] = []
 
     def diagnostic(self, err: _Unread) -> Diagnostic:
         return Diagnostic(err.code, err.message, location_text=f"{self.source}: {err.path}")
@@ -131,14 +147,15 @@ class _Reader:
         if decoded and decoded[-1][0] == {}:
             default = decoded.pop()[1]
         rules = []
-        for box, action, origin in decoded:
+        for box, action, origin, tag in decoded:
             if box is not None:
                 matches = tuple((f.name, box[f.name]) for f in self.schema.flow_fields if f.name in box)
                 rules.append(MatchRule(len(rules), matches, action, origin))
+                self.tags.append(tag)
         return RuleTable(None, None, self.schema, tuple(rules), default)
 
-    def rule(self, path: str, rule: dict) -> tuple[Box | None, Action, Origin]:
-        """A kernel rule's box (None when it meets no flow), action and origin."""
+    def rule(self, path: str, rule: dict) -> tuple[Box | None, Action, Origin, int | str | None]:
+        """A kernel rule's box (None when it meets no flow), action, origin and tag."""
         expr = rule.get("expr")
         if not isinstance(expr, list):
             raise _Unread(SHAPE, path, "a rule without an `expr` list")
@@ -186,7 +203,8 @@ class _Reader:
                                                     f"{('uplink', 'downlink')[side]} flows, and the rule does not "
                                                     f"test `ct mark & 0x800 == {side << 11}`")
         origin = self.origin(rule)
-        return (None if empty else normalized(box, self.fields)), Action(action.kind, action.rate, action.target, log), origin
+        return ((None if empty else normalized(box, self.fields)), Action(action.kind, action.rate, action.target, log),
+                origin, _tag(rule))
 
     def origin(self, rule: dict) -> Origin:
         handle = rule.get("handle")
