@@ -88,7 +88,9 @@ class Lowering:
     approximate: bool
     approximations: list[Approximation]
 
-    def rule(self, match: MatchRule) -> list[KernelRule]:
+    def rule(self, match: MatchRule) -> tuple[list[KernelRule], Verdict]:
+        """The kernel rules of a match rule (none when it holds only flows no packet carries),
+        and its verdict."""
         box = dict(match.matches)
         verdict = self.verdict(match.action, match.origin)
         families = self._families(box)
@@ -111,7 +113,7 @@ class Lowering:
                 "E502", f"rule `{match.origin.name}` needs {len(out)} kernel rules, more than {MAX_KERNEL_RULES}",
                 match.origin.span, "too many kernel rules", location_text=match.origin.location() or None,
                 help="test fewer plans, usage tiers or transport protocols in one rule, or split it"))
-        return out
+        return out, verdict
 
     def default(self, action: Action) -> list[KernelRule]:
         verdict = self.verdict(action, Origin("default", None, "default"))

@@ -197,12 +197,12 @@ def compile_nftables(table: RuleTable, options) -> "Compiled":
     errors = []
     for match in table.rules:
         try:
-            lowered = lowering.rule(match)
+            lowered, verdict = lowering.rule(match)
         except Unsupported as exc:
             errors.append(exc.diagnostic)
             continue
         kernel_rules += lowered
-        meant.append(dataclasses.replace(match, action=_meant(match.action, lowered[0].verdict)))
+        meant.append(dataclasses.replace(match, action=_meant(match.action, verdict)))
     try:
         kernel_rules += lowering.default(table.default)
     except Unsupported as exc:
