@@ -1,6 +1,7 @@
 """Benchmark: parse, type-check, compile, translation validation and check of generated carrier
-policies at several sizes, and the diff of each policy against a copy with 1% of its rules
-changed, serially and with `--jobs 2`. Prints a table and writes JSON (benchmarks/out/results.json),
+policies at several sizes, the diff of each policy against a copy with 1% of its rules
+changed, serially and with `--jobs 2`, and the nftables target with its kernel check
+(compile, `nft -f` load, read back, proof; skipped where no kernel can be had). Prints a table and writes JSON (benchmarks/out/results.json),
 with the number of processes `--jobs auto` (the commands' default) gives each size here.
 
 Each size runs in its own process so peak memory (ru_maxrss) belongs to that size alone.
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+NFT_PHASES = ("nft_compile", "nft_load", "nft_list", "read_back", "kernel_proof")
 
 
 def _generator():
@@ -63,6 +65,7 @@ def measure_one(n: int, seed: int, workdir: Path) -> dict:
     results = check_spec(TableModel(table), policy, limits)
     times["verify"] = time.perf_counter() - t
     times["check_total"] = time.perf_counter() - start
+    nftables = measure_nftables(table, workdir, limits)
     times["diff_total"], diff_figures = measure_diff(policy_text, n, seed, workdir, limits, 1)
     times["diff_total_jobs2"], _ = measure_diff(policy_text, n, seed, workdir, limits, 2)
     statuses = {}
@@ -77,7 +80,46 @@ def measure_one(n: int, seed: int, workdir: Path) -> dict:
         "diff_over_parse": times["diff_total"] / times["parse"],
         "diff_jobs2_over_parse": times["diff_total_jobs2"] / times["parse"], "diff": diff_figures,
         "auto_jobs": automatic_jobs(len(table.rules)),
+        "nftables": nftables,
+        "nftables_over_parse": {k: v / times["parse"] for k, v in nftables.get("seconds", {}).items()},
     }
+
+
+def measure_nftables(table, workdir: Path, limits) -> dict:
+    """`compile --target nftables` of the table, then the kernel check's steps: `nft -f` in a
+    fresh namespace, `nft -j list` of the table, reading the kernel's JSON back as a rule
+    table, and the proof that it is the table."""
+    from dpipolicy.compiler.backends import TARGETS, Options
+    from dpipolicy.compiler.importers.nftjson import read_kernel_rules
+    from dpipolicy.verifier.kernel import kernel_equivalence
+    from dpipolicy.verifier.netns import kernel_unavailable, run_in_namespace
+
+    why = kernel_unavailable()
+    if why is not None:
+        return {"skipped": why}
+    seconds = {}
+    t = time.perf_counter()
+    compiled = TARGETS["nftables"].compile(table, Options(str(workdir / "policy.dpi")))
+    seconds["nft_compile"] = time.perf_counter() - t
+    script = compiled.text.encode()
+    t = time.perf_counter()
+    loaded = run_in_namespace(["nft", "-f", "-"], input=script, timeout=3600)
+    seconds["nft_load"] = time.perf_counter() - t
+    assert loaded.returncode == 0, loaded.stderr
+    t = time.perf_counter()
+    listed = run_in_namespace(["sh", "-c", f"nft -f - && nft -j list table inet {compiled.contract.table}"],
+                              input=script, timeout=3600)
+    seconds["nft_list"] = time.perf_counter() - t - seconds["nft_load"]      # the listing alone
+    t = time.perf_counter()
+    kernel = read_kernel_rules(json.loads(listed.stdout), compiled.contract, compiled.table.schema)
+    seconds["read_back"] = time.perf_counter() - t
+    t = time.perf_counter()
+    check = kernel_equivalence(compiled.table, kernel, limits)
+    seconds["kernel_proof"] = time.perf_counter() - t
+    seconds["compile_and_kernel_check"] = sum(seconds.values())
+    seconds["without_nft"] = seconds["nft_compile"] + seconds["read_back"] + seconds["kernel_proof"]
+    return {"seconds": seconds, "kernel_rules": len(kernel[0].rules), "script_bytes": len(script),
+            "status": check.status}
 
 
 def measure_diff(policy_text: str, n: int, seed: int, workdir: Path, limits, jobs: int) -> tuple[float, dict]:
@@ -122,6 +164,16 @@ def main() -> int:
         print(f"{r['rules']:>7} {r['match_rules']:>7} " + " ".join(f"{r['seconds'][p]:>10.2f}s" for p in phases)
               + f" {r['check_over_parse']:>10.2f}x {r['diff_over_parse']:>10.2f}x {r['diff_jobs2_over_parse']:>10.2f}x"
               f" {r['diff']['regions']:>7} {r['peak_rss_mb']:>8.0f}")
+    print(f"\n{'rules':>7} {'kernel':>7} " + " ".join(f"{p:>13}" for p in NFT_PHASES)
+          + f" {'all/parse':>10} {'ours/parse':>10}")
+    for r in rows:
+        nft = r["nftables"]
+        if "skipped" in nft:
+            print(f"{r['rules']:>7} nftables skipped: {nft['skipped']}")
+            continue
+        print(f"{r['rules']:>7} {nft['kernel_rules']:>7} " + " ".join(f"{nft['seconds'][p]:>12.2f}s" for p in NFT_PHASES)
+              + f" {r['nftables_over_parse']['compile_and_kernel_check']:>9.2f}x"
+              f" {r['nftables_over_parse']['without_nft']:>9.2f}x")
     print("--jobs auto (the default) here: " + ", ".join(f"{r['auto_jobs']} at {r['rules']:,} rules" for r in rows))
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / "results.json"

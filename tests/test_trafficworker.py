@@ -1,29 +1,10 @@
 """The probe's traffic engine against the real kernel: hand-written scripts in the shape of
-docs/enforcement.md, real sockets on loopback in fresh network namespaces, no mocks.
-
-The modules are loaded from the files next to this one, so the tests run this checkout's
-code whichever copy of dpipolicy the interpreter has installed.
-"""
-import importlib.util
+docs/enforcement.md, real sockets on loopback in fresh network namespaces, no mocks."""
 import itertools
-import sys
-from pathlib import Path
 
 import pytest
 
-VERIFIER = Path(__file__).resolve().parents[1] / "verifier"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"dpipolicy.verifier.{name}", VERIFIER / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-netns = _load("netns")
-trafficworker = _load("trafficworker")
+from dpipolicy.verifier import netns, trafficworker
 
 # nft 1.0.6 (Debian 12) cannot parse `policy` as a chain name in its text syntax (`chain
 # policy`, `jump policy` are syntax errors: it is a keyword), so these scripts call it `rules`.
