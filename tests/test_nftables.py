@@ -220,3 +220,17 @@ def test_sets_of_constants_are_named_once(tmp_path):
     assert "ports_2" not in out.text
     assert [r.count("@ports_1") for r in out.text.splitlines() if "comment" in r] == [1, 1, 0]
     loaded(out.text, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["policy-2011-08", "policy-2011-09"])
+def test_shipped_scripts_are_what_compile_writes(tmp_path, monkeypatch, name):
+    """examples/uk-mobile/ ships the scripts (and September's contract) for readers; they must
+    stay what the compiler writes. Refresh: dpipolicy compile POLICY --target nftables -o ..."""
+    monkeypatch.chdir(EXAMPLES.parents[1])
+    extra = ["--contract", str(tmp_path / "contract.json")] if name == "policy-2011-09" else []
+    code, _, err = run_cli("compile", f"examples/uk-mobile/{name}.dpi", "--target", "nftables",
+                           "-o", tmp_path / "out.nft", *extra)
+    assert code == 0, err
+    assert (tmp_path / "out.nft").read_text() == (EXAMPLES / f"{name}.nft").read_text()
+    if extra:
+        assert (tmp_path / "contract.json").read_text() == (EXAMPLES / "contract-2011-09.json").read_text()
