@@ -29,7 +29,7 @@ def imported_layers(path: Path):
 def test_layers_import_only_downwards():
     bad = []
     for layer, allowed in ALLOWED.items():
-        for path in (ROOT / layer).glob("*.py"):
+        for path in (ROOT / layer).rglob("*.py"):
             for imported, module in imported_layers(path):
                 if imported in {"dsl", "compiler", "verifier", "cli", "api"} and imported not in allowed:
                     bad.append(f"{path.relative_to(ROOT)} imports {module}")
@@ -39,7 +39,7 @@ def test_layers_import_only_downwards():
 def test_only_solve_calls_the_solver():
     users = []
     for layer in ALLOWED:
-        for path in (ROOT / layer).glob("*.py"):
+        for path in (ROOT / layer).rglob("*.py"):
             if any(imported == "z3" for imported, _ in imported_layers(path)):
                 users.append(path.name)
     assert users == ["solve.py"]
