@@ -184,6 +184,16 @@ def _family(flow: dict) -> int:
     return socket.AF_INET if flow["family"] == 4 else socket.AF_INET6
 
 
+def _send_noting(send, *args) -> list[str]:
+    """Send once; a drop on `output` refuses a local sender with EPERM, which is noted (the
+    observation is what arrives), not raised."""
+    try:
+        send(*args)
+    except OSError as error:
+        return [f"send: {errno.errorcode.get(error.errno, error.errno)}"]
+    return []
+
+
 def _wait(sockets: list[socket.socket], deadline: float) -> list[socket.socket]:
     """The sockets readable before the deadline (none when it passes)."""
     left = deadline - time.monotonic()
@@ -279,11 +289,7 @@ def _datagram(flow: dict, timeout: float, burst: int | None, opened: list) -> tu
     client.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     client.bind((flow["src"], flow["sport"]))
     client.connect((flow["dst"], flow["dport"]))
-    notes = []
-    try:
-        client.send(PAYLOAD)
-    except OSError as error:        # a drop on `output` refuses a local sender with EPERM
-        notes.append(f"send: {errno.errorcode.get(error.errno, error.errno)}")
+    notes = _send_noting(client.send, PAYLOAD)
     while True:
         readable = _wait([server, client], deadline)
         if not readable:
@@ -356,11 +362,7 @@ def _raw(flow: dict, timeout: float, burst: int | None, opened: list) -> tuple[s
     if sender is not errors:
         opened.append(sender)
         sender.bind((flow["src"], 0))
-    notes = []
-    try:
-        sender.sendto(packet, (flow["dst"], 0))
-    except OSError as error:        # a drop on `output` refuses a local sender with EPERM
-        notes.append(f"send: {errno.errorcode.get(error.errno, error.errno)}")
+    notes = _send_noting(sender.sendto, packet, (flow["dst"], 0))
     while True:
         readable = _wait([receiver, errors], deadline)
         if not readable:
