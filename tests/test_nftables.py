@@ -130,10 +130,10 @@ def test_subscriber_sets_by_side_and_family(tmp_path):
     out = compiled(tmp_path, "default allow\nrule r when subscriber.plan == payg and vpn not in subscriber.addons "
                              "and direction == uplink then block\n")
     assert [r.split(" counter")[0] for r in rules_of(out.text)[:2]] == [
-        "meta nfproto ipv4 ct mark and 0x800 == 0x0 ct original ip saddr != @addon_vpn_v4 "
-        "ct original ip saddr @plan_payg_v4",
-        "meta nfproto ipv6 ct mark and 0x800 == 0x0 ct original ip6 saddr != @addon_vpn_v6 "
-        "ct original ip6 saddr @plan_payg_v6"]
+        "meta nfproto ipv4 ct mark and 0x800 == 0x0 ct original ip saddr @plan_payg_v4 "
+        "ct original ip saddr != @addon_vpn_v4",
+        "meta nfproto ipv6 ct mark and 0x800 == 0x0 ct original ip6 saddr @plan_payg_v6 "
+        "ct original ip6 saddr != @addon_vpn_v6"]
     # without the direction, one kernel rule per side: the subscriber is the destination downlink
     out = compiled(tmp_path, "default allow\nrule r when subscriber.plan != business then block\n")
     rules = rules_of(out.text)

@@ -22,7 +22,7 @@ from .contract import PORT_PROTOCOLS, TCP, Approximation, Contract
 FAMILY_SPACE = {4: IntervalSet.span(0, IPV6_BASE - 1), 6: IntervalSet.span(IPV6_BASE, IP_MAX)}
 PORTED = IntervalSet.of((p, p) for p in PORT_PROTOCOLS)
 ALL_PROTOCOLS = IntervalSet.span(0, 255)
-MAX_KERNEL_RULES = 256      # per match rule: past it a policy should use named sets (error E502)
+MAX_KERNEL_RULES = 256      # per match rule (error E502); today's splits give at most 2 x 6 x 2
 PORT_DOMAIN = IntervalSet.span(0, 65535)
 _SUBSCRIBER_FIELDS = ("subscriber.plan", "subscriber.roaming", "subscriber.usage")
 
@@ -95,9 +95,9 @@ class Lowering:
         verdict = self.verdict(match.action, match.origin)
         families = self._families(box)
         out = []
-        for family, proto_tests, (direction_tests, side), member_tests in itertools.product(
-                families, self._protocol_variants(box, match.action), self._directions(box),
-                self._subscriber_variants(box)):
+        member_tests = self._subscriber_tests(box)
+        for family, proto_tests, (direction_tests, side) in itertools.product(
+                families, self._protocol_variants(box, match.action), self._directions(box)):
             kernel_verdict = verdict
             proto = proto_tests[0].values if proto_tests and proto_tests[0].key == "proto" else ALL_PROTOCOLS
             if verdict.kind == "reset-tcp" and not proto.issubset(IntervalSet.point(TCP)):
@@ -112,7 +112,7 @@ class Lowering:
             raise Unsupported(Diagnostic(
                 "E502", f"rule `{match.origin.name}` needs {len(out)} kernel rules, more than {MAX_KERNEL_RULES}",
                 match.origin.span, "too many kernel rules", location_text=match.origin.location() or None,
-                help="test fewer plans, usage tiers or transport protocols in one rule, or split it"))
+                help="split the rule"))
         return out, verdict
 
     def default(self, action: Action) -> list[KernelRule]:
@@ -193,25 +193,27 @@ class Lowering:
         wanted = [d for d in (0, 1) if direction is None or d in direction]
         return [([Test("direction", IntervalSet.point(d))], sides[d]) for d in wanted]
 
-    def _subscriber_variants(self, box) -> list[tuple[Test, ...]]:
-        """Set tests without side or family yet (placed per variant)."""
-        fixed: list[Test] = []
-        choices: list[list[tuple[Test, ...]]] = []
+    def _subscriber_tests(self, box) -> list[Test]:
+        """Set tests without side or family yet (placed per kernel rule). A partition (plans,
+        usage tiers) holds every subscriber once, so `in one of some members' sets` is `in that
+        member's set` for one member and `in none of the other members' sets` for several:
+        one kernel rule either way."""
+        out: list[Test] = []
         for name, values in box.items():
             sets = self.contract.sets_of(name)
             if not sets:
                 continue
             if not sets[0].partition:          # an add-on or roaming: one set, in or out
-                fixed.append(Test("subscriber", negated=1 not in values, set_name=sets[0].name))
+                out.append(Test("subscriber", negated=1 not in values, set_name=sets[0].name))
                 continue
             inside = [s for s in sets if s.values.issubset(values)]
             outside = [s for s in sets if not s.values.overlaps(values)]
             assert len(inside) + len(outside) == len(sets), "usage tiers cut every rule's usage set"
-            if len(inside) == 1:               # one member: its set
-                choices.append([(Test("subscriber", set_name=inside[0].name),)])
-            else:                              # else, in none of the others' (one kernel rule)
-                choices.append([tuple(Test("subscriber", negated=True, set_name=s.name) for s in outside)])
-        return [tuple(fixed) + sum(combo, ()) for combo in itertools.product(*choices)]
+            if len(inside) == 1:
+                out.append(Test("subscriber", set_name=inside[0].name))
+            else:
+                out += [Test("subscriber", negated=True, set_name=s.name) for s in outside]
+        return out
 
     @staticmethod
     def _placed(test: Test, side: str, family: int | None) -> Test:
