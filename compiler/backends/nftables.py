@@ -11,9 +11,12 @@ from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import PROTOCOL_NAMES
 from dpipolicy.dsl.values import ip_interval_texts
 
+from dpipolicy.dsl.diagnostics import DiagnosticError
+
 from ..table import RuleTable
-from .contract import MARK_FIELDS, PORT_PROTOCOLS, Contract
-from .lowering import KernelRule, Test, Verdict
+from . import Compiled, Options
+from .contract import MARK_FIELDS, PORT_PROTOCOLS, Contract, build_contract
+from .lowering import KernelRule, Lowering, Test, Unsupported, Verdict
 
 _MASKS = {m.field: m for m in MARK_FIELDS}
 _PROTOCOL_WORDS = PROTOCOL_NAMES | PORT_PROTOCOLS      # the names nft knows
@@ -182,13 +185,9 @@ def _hour_items(values: IntervalSet) -> list[str]:
     return [f'"{lo:02d}:00"-"{hi:02d}:59:59"' for lo, hi in values.intervals]
 
 
-def compile_nftables(table: RuleTable, options) -> "Compiled":
+def compile_nftables(table: RuleTable, options: Options) -> Compiled:
     """The script, its contract, and the table it means; an inexpressible part raises
     DiagnosticError listing every such part (or, approximated, is recorded)."""
-    from dpipolicy.dsl.diagnostics import DiagnosticError
-    from . import Compiled
-    from .contract import build_contract
-    from .lowering import Lowering, Unsupported
     boxes = [dict(r.matches) for r in table.rules]
     contract = build_contract(table.schema, boxes, options.table_name)
     lowering = Lowering(table.schema, contract, options.approximate, [])
