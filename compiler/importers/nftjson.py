@@ -90,6 +90,7 @@ class _Reader:
         self.throttles: dict[str, int] = {}
         self.sets: dict[str, tuple[str, dict]] = {}         # name -> (path, set object)
         self.tags: list[int | str | None] = []
+        self.decoded: dict[str, Box] = {}                   # match text -> its restrictions (match)
 
     def diagnostic(self, err: _Unread) -> Diagnostic:
         return Diagnostic(err.code, err.message, location_text=f"{self.source}: {err.path}")
@@ -215,6 +216,35 @@ class _Reader:
     # matches
 
     def match(self, m, where: str, box: Box, sides: list) -> None:
+        """Restrict `box` by one match. A match that reads nothing of the rule around it (all
+        but ports, which need the rule's protocol, and subscriber sets, whose side the rule's
+        direction settles) is decoded once per distinct text: 48,725 kernel rules of the 10k
+        benchmark hold far fewer distinct matches."""
+        key = self.standalone(m)
+        if key is None:
+            self.decode(m, where, box, sides)
+            return
+        part = self.decoded.get(key)
+        if part is None:
+            part = {}
+            self.decode(m, where, part, [])
+            self.decoded[key] = part
+        for name, values in part.items():
+            _restrict(box, name, values)
+
+    def standalone(self, m) -> str | None:
+        """The text of a match that reads nothing of its rule, else None."""
+        if not isinstance(m, dict) or not isinstance(m.get("left"), dict):
+            return None
+        left, right = m["left"], m.get("right")
+        ct = left.get("ct")
+        if isinstance(ct, dict) and ct.get("key") in PORT_KEYS:
+            return None
+        if isinstance(right, str) and right.startswith("@") and self.contract.set_named(right[1:]) is not None:
+            return None
+        return json.dumps(m)
+
+    def decode(self, m, where: str, box: Box, sides: list) -> None:
         if not isinstance(m, dict) or set(m) != {"op", "left", "right"} or m["op"] not in ("==", "!="):
             raise _Unread(MATCH, where, f"a match other than `==` or `!=` of a left and a right side: {m}")
         left, right, negated = m["left"], m["right"], m["op"] == "!="
