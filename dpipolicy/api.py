@@ -159,17 +159,22 @@ def kernel_check(compiled, limits: Limits, mode: str = "auto"):
     """Load `compiled` (an nftables script) into a fresh network namespace, read the kernel's copy
     back and prove it equal to the table the script means (verifier/kernel.py). `mode` auto runs
     it when the kernel can be had here, required makes that an error, off skips it."""
-    from dpipolicy.dsl.diagnostics import Diagnostic
     from dpipolicy.verifier.netns import kernel_unavailable
     if mode == "off":
         return KernelSkipped("--validate=off")
     why = kernel_unavailable()
     if why is not None:
         if mode == "required":
-            raise DiagnosticError([Diagnostic("E503", f"the kernel check cannot run here: {why}", None,
-                                              location_text="--validate=required",
-                                              help="install nftables (`apt-get install nftables`) and run where "
-                                                   "`unshare -rn` works, or drop `--validate=required`")])
+            raise no_kernel(f"the kernel check cannot run here: {why}", "--validate=required",
+                            "or drop `--validate=required`")
         return KernelSkipped(f"{why}; the script was not loaded into a kernel")
     from dpipolicy.verifier.kernel import kernel_copy, kernel_equivalence
     return kernel_equivalence(compiled.table, kernel_copy(compiled), limits)
+
+
+def no_kernel(message: str, where: str, instead: str | None = None) -> DiagnosticError:
+    """E503: a command needs nft and a fresh network namespace, and this machine has none."""
+    from dpipolicy.dsl.diagnostics import Diagnostic
+    help = "install nftables (`apt-get install nftables`) and run where `unshare -rn` works, or as root"
+    return DiagnosticError([Diagnostic("E503", message, None, location_text=where,
+                                       help=help + (f"; {instead}" if instead else ""))])

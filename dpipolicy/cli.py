@@ -367,10 +367,7 @@ def _probe(args, stdout: TextIO, stderr: TextIO) -> int:
                                           help="give the wait in seconds, e.g. --wait 0.5")])
     why = kernel_unavailable()
     if why is not None:
-        raise DiagnosticError([Diagnostic("E503", f"`probe` needs a kernel to send traffic through: {why}", None,
-                                          location_text="probe",
-                                          help="install nftables (`apt-get install nftables`) and run where "
-                                               "`unshare -rn` works (or as root)")])
+        raise api.no_kernel(f"`probe` needs a kernel to send traffic through: {why}", "probe")
     loaded = api.load(args.policy, tuple(args.spec), tuple(args.catalogue))
     compiled = TARGETS[args.target].compile(loaded.table, Options(str(args.policy), approximate=args.approximate))
     flows, unsent = kernelprobe.witness_flows(compiled, limits)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass
 
 from dpipolicy.compiler.backends import Compiled
 from dpipolicy.compiler.backends.contract import unseen_flows
-from dpipolicy.compiler.boxes import subtract_all
+from dpipolicy.compiler.boxes import normalized, subtract_all
 from dpipolicy.compiler.importers.nftjson import read_kernel_rules
 from dpipolicy.compiler.table import MatchRule, RuleTable
 from dpipolicy.dsl.typed import Action, Origin
@@ -54,18 +55,13 @@ def kernel_copy(compiled: Compiled) -> tuple[RuleTable, tuple]:
     table = compiled.contract.table
     try:
         done = run_in_namespace(["sh", "-c", f'nft -f - && nft -j list table inet {table}'],
-                                input=compiled.text.encode(), timeout=LOAD_TIMEOUT_S, env={"PATH": _path(), "TZ": "UTC"})
+                                input=compiled.text.encode(), timeout=LOAD_TIMEOUT_S, env={**os.environ, "TZ": "UTC"})
     except NamespaceError as exc:
         raise KernelMismatch(f"the kernel check could not run: {exc}") from None
     if done.returncode != 0:
         raise KernelMismatch("the kernel refused the compiled script: "
                              + done.stderr.decode(errors="replace").strip()[:2000])
     return read_kernel_rules(json.loads(done.stdout), compiled.contract, compiled.table.schema)
-
-
-def _path() -> str:
-    import os
-    return os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
 
 
 def kernel_equivalence(table: RuleTable, kernel: tuple[RuleTable, tuple], limits: Limits) -> KernelCheck:
@@ -76,7 +72,7 @@ def kernel_equivalence(table: RuleTable, kernel: tuple[RuleTable, tuple], limits
     rules, tags = kernel
     if _by_groups(table, rules, tags):
         return KernelCheck("proved", len(table.rules), len(rules.rules))
-    diff = diff_tables(_guarded(table), _guarded(rules), limits)
+    diff = diff_tables(behind(table, unseen_flows(), _UNSEEN), behind(rules, unseen_flows(), _UNSEEN), limits)
     if diff.changes:
         change = diff.changes[0]
         raise KernelMismatch(
@@ -88,13 +84,15 @@ def kernel_equivalence(table: RuleTable, kernel: tuple[RuleTable, tuple], limits
     return KernelCheck("proved", len(table.rules), len(rules.rules))
 
 
-def _guarded(t: RuleTable) -> RuleTable:
-    """The table behind first rules that take the flows no packet carries, alike in both."""
-    fields = {f.name: f for f in t.schema.flow_fields}
-    origin = Origin("(no packet carries these flows)", None, "contract")
-    unseen = tuple(MatchRule(-1, tuple((n, v) for n, v in box.items() if v != fields[n].domain), Action("allow"),
-                             origin) for box in unseen_flows())
-    return dataclasses.replace(t, rules=unseen + t.rules)
+def behind(table: RuleTable, boxes, origin: Origin) -> RuleTable:
+    """`table` behind first rules that allow the flows of `boxes`: put in front of two tables
+    alike, they take those flows out of any comparison of the two."""
+    fields = {f.name: f for f in table.schema.flow_fields}
+    first = tuple(MatchRule(-1, tuple(normalized(box, fields).items()), Action("allow"), origin) for box in boxes)
+    return dataclasses.replace(table, rules=first + table.rules)
+
+
+_UNSEEN = Origin("(no packet carries these flows)", None, "contract")
 
 
 def _by_groups(table: RuleTable, kernel: RuleTable, tags: tuple) -> bool:

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from dpipolicy.compiler.backends import Compiled
 from dpipolicy.compiler.backends.contract import TCP, unseen_flows
 from dpipolicy.compiler.boxes import subtract_all
-from dpipolicy.compiler.table import MatchRule
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import IPV6_BASE
-from dpipolicy.dsl.typed import Action, Origin
+from dpipolicy.dsl.typed import Origin
 from dpipolicy.dsl.values import ip_text, parse_ip
 
+from .kernel import behind
 from .properties import TableModel, uncovered_point
 from .results import Decision, Result
 from .solve import Answer, Limits, Scope
@@ -72,26 +72,25 @@ class ProbeReport:
         return all(not o.disagreements for o in self.outcomes)
 
 
-def _unsendable_rules(schema) -> list[MatchRule]:
-    """Rules, ahead of the table's, holding the flows the probe cannot send: those no packet
-    carries, unsendable addresses, and port 0 on TCP and UDP (a socket cannot bind it)."""
+def _unsendable() -> list[dict[str, IntervalSet]]:
+    """Boxes of the flows the probe cannot send: those no packet carries, unsendable addresses,
+    port 0 on TCP and UDP (a socket cannot bind it), and protocols it has no socket for."""
     addresses = IntervalSet.of(parse_ip(text) for text in _UNSENDABLE)
-    boxes = list(unseen_flows()) + [{"src.ip": addresses}, {"dst.ip": addresses},
-                                    {"proto": _PORTED, "src.port": IntervalSet.point(0)},
-                                    {"proto": _PORTED, "dst.port": IntervalSet.point(0)},
-                                    {"proto": IntervalSet.span(0, 255).difference(
-                                        IntervalSet.of([(1, 1), (6, 6), (17, 17), (58, 58)]))}]
-    origin = Origin("(unsendable)", None, "probe")
-    fields = {f.name: f for f in schema.flow_fields}
-    return [MatchRule(-1, tuple((n, v) for n, v in b.items() if v != fields[n].domain), Action("allow"), origin)
-            for b in boxes]
+    return list(unseen_flows()) + [{"src.ip": addresses}, {"dst.ip": addresses},
+                                   {"proto": _PORTED, "src.port": IntervalSet.point(0)},
+                                   {"proto": _PORTED, "dst.port": IntervalSet.point(0)},
+                                   {"proto": IntervalSet.span(0, 255).difference(
+                                       IntervalSet.of([(1, 1), (6, 6), (17, 17), (58, 58)]))}]
+
+
+_UNSENT = Origin("(unsendable)", None, "probe")
 
 
 def witness_flows(compiled: Compiled, limits: Limits) -> tuple[list[tuple[str, dict[str, int]]], list[tuple[str, str]]]:
     """A sendable flow decided by each match rule, and the rules that decide none."""
     table = compiled.table
-    blockers = _unsendable_rules(table.schema)
-    model = TableModel(dataclasses.replace(table, rules=tuple(blockers) + table.rules))
+    blockers = _unsendable()
+    model = TableModel(behind(table, blockers, _UNSENT))
     scope = Scope()
     found, unsent = [], []
     names = [f"witness of rule {r.origin.name} #{r.index}" for r in table.rules] + ["witness of the default"]
@@ -141,7 +140,7 @@ def probe_flows(compiled: Compiled, flows: list[tuple[str, dict[str, int]]]) -> 
     """The flows to send, each with its prediction; flows no socket can carry are set aside."""
     table = compiled.table
     model = TableModel(table)
-    blockers = TableModel(dataclasses.replace(table, rules=tuple(_unsendable_rules(table.schema))))
+    blockers = TableModel(behind(dataclasses.replace(table, rules=()), _unsendable(), _UNSENT))
     out, unsent = [], []
     for n, (why, flow) in enumerate(flows):
         if blockers.decide(flow) < len(blockers.boxes) - 1:

@@ -26,7 +26,10 @@ class Compiled:
     text: str
     table: RuleTable                           # what `text` means (approximations applied)
     contract: Contract | None = None
-    approximations: tuple[Approximation, ...] = ()
+
+    @property
+    def approximations(self) -> tuple[Approximation, ...]:
+        return self.contract.approximations if self.contract is not None else ()
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import ADDON_PREFIX, Schema
+from dpipolicy.dsl.schema import ADDON_PREFIX, IP_MAX, IPV6_BASE, Schema
 from dpipolicy.dsl.values import VOLUME_UNITS, quantity_text
 
 FORMAT = "dpipolicy-engine-contract"
@@ -20,6 +20,8 @@ VERSION = 1
 # protocol has source and destination port 0 (docs/enforcement.md, "The flows a kernel sees").
 PORT_PROTOCOLS = {6: "tcp", 17: "udp", 33: "dccp", 132: "sctp", 136: "udplite"}
 TCP = 6
+# Each address family's part of the shared address dimension (dsl/schema.py).
+FAMILY_SPACE = {4: IntervalSet.span(0, IPV6_BASE - 1), 6: IntervalSet.span(IPV6_BASE, IP_MAX)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +33,6 @@ class MarkField:
 
 
 MARK_FIELDS = (MarkField("app", 0x3FF, 0), MarkField("tls", 0x400, 10), MarkField("direction", 0x800, 11))
-LABEL_MAX = 0x3FF         # label numbers 1..LABEL_MAX; 0 is "not classified"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +128,7 @@ def usage_tiers(boxes, hi: int) -> tuple[IntervalSet, ...]:
     return tuple(IntervalSet.span(a, b - 1) for a, b in zip(points, points[1:]))
 
 
-def build_contract(schema: Schema, boxes, table_name: str,
-                   approximations: tuple[Approximation, ...] = ()) -> Contract:
+def build_contract(schema: Schema, boxes: list, table_name: str) -> Contract:
     """The contract of a table whose match boxes are `boxes`: sets for every plan and add-on the
     policy declares, for roaming and the usage tiers when a rule tests them."""
     sets: list[SubscriberSet] = []
@@ -136,22 +136,19 @@ def build_contract(schema: Schema, boxes, table_name: str,
     if plan is not None:
         sets += [SubscriberSet(f"plan_{m}", plan.name, IntervalSet.point(i), True) for i, m in enumerate(plan.members)]
     sets += [SubscriberSet(f"addon_{a}", ADDON_PREFIX + a, IntervalSet.point(1), False) for a in schema.addons]
-    boxes = list(boxes)
     if any("subscriber.roaming" in b for b in boxes):
         sets.append(SubscriberSet("roaming", "subscriber.roaming", IntervalSet.point(1), False))
     if any("subscriber.usage" in b for b in boxes):
         tiers = usage_tiers(boxes, schema.field("subscriber.usage").hi)
         sets += [SubscriberSet(f"usage_{k}", "subscriber.usage", tier, True) for k, tier in enumerate(tiers)]
-    return Contract(table_name, schema.catalogue.app_names, tuple(sets),
-                    schema.field("target").members[1:], approximations)
+    return Contract(table_name, schema.catalogue.app_names, tuple(sets), schema.field("target").members[1:])
 
 
 def unseen_flows() -> tuple[dict[str, IntervalSet], ...]:
     """Boxes of the flows no packet carries (docs/enforcement.md, "The flows a kernel sees"):
     addresses of two families, and ports on a protocol that has none. Every claim about a
     kernel is over the other flows."""
-    from dpipolicy.dsl.schema import IPV6_BASE, IP_MAX
-    v4, v6 = IntervalSet.span(0, IPV6_BASE - 1), IntervalSet.span(IPV6_BASE, IP_MAX)
+    v4, v6 = FAMILY_SPACE[4], FAMILY_SPACE[6]
     portless = IntervalSet.span(0, 255).difference(IntervalSet.of((p, p) for p in PORT_PROTOCOLS))
     some_port = IntervalSet.span(1, 65535)
     return ({"src.ip": v4, "dst.ip": v6}, {"src.ip": v6, "dst.ip": v4},

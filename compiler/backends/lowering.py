@@ -13,13 +13,12 @@ from dataclasses import dataclass
 
 from dpipolicy.dsl.diagnostics import Diagnostic
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import ADDON_PREFIX, IPV6_BASE, IP_MAX, Schema
+from dpipolicy.dsl.schema import ADDON_PREFIX, Schema
 from dpipolicy.dsl.typed import Action, Origin
 
 from ..table import MatchRule
-from .contract import PORT_PROTOCOLS, TCP, Approximation, Contract
+from .contract import FAMILY_SPACE, PORT_PROTOCOLS, TCP, Approximation, Contract, SubscriberSet
 
-FAMILY_SPACE = {4: IntervalSet.span(0, IPV6_BASE - 1), 6: IntervalSet.span(IPV6_BASE, IP_MAX)}
 PORTED = IntervalSet.of((p, p) for p in PORT_PROTOCOLS)
 ALL_PROTOCOLS = IntervalSet.span(0, 255)
 MAX_KERNEL_RULES = 256      # per match rule (error E502); today's splits give at most 2 x 6 x 2
@@ -96,6 +95,7 @@ class Lowering:
         families = self._families(box)
         out = []
         member_tests = self._subscriber_tests(box)
+        unsplit = self._mark_and_time_tests(box)
         for family, proto_tests, (direction_tests, side) in itertools.product(
                 families, self._protocol_variants(box, match.action), self._directions(box)):
             kernel_verdict = verdict
@@ -105,8 +105,9 @@ class Lowering:
             tests = list(proto_tests)
             if family is not None:
                 tests = [Test("family", IntervalSet.point(family))] + tests + self._address_tests(box, family)
-            tests += direction_tests + self._mark_and_time_tests(box)
-            tests += [self._placed(t, side, family) for t in member_tests]
+            tests += direction_tests + unsplit
+            tests += [Test("subscriber", negated=negated, set_name=s.family_name(family), side=side)
+                      for s, negated in member_tests]
             out.append(KernelRule(tuple(tests), kernel_verdict, family, match.origin.name, match.index))
         if len(out) > MAX_KERNEL_RULES:
             raise Unsupported(Diagnostic(
@@ -193,31 +194,24 @@ class Lowering:
         wanted = [d for d in (0, 1) if direction is None or d in direction]
         return [([Test("direction", IntervalSet.point(d))], sides[d]) for d in wanted]
 
-    def _subscriber_tests(self, box) -> list[Test]:
-        """Set tests without side or family yet (placed per kernel rule). A partition (plans,
-        usage tiers) holds every subscriber once, so `in one of some members' sets` is `in that
-        member's set` for one member and `in none of the other members' sets` for several:
-        one kernel rule either way."""
-        out: list[Test] = []
+    def _subscriber_tests(self, box) -> list[tuple[SubscriberSet, bool]]:
+        """The subscriber sets a rule tests, each with whether it is negated (placed on a side
+        and a family per kernel rule). A partition (plans, usage tiers) holds every subscriber
+        once, so `in one of some members' sets` is `in that member's set` for one member and
+        `in none of the other members' sets` for several: one kernel rule either way."""
+        out: list[tuple[SubscriberSet, bool]] = []
         for name, values in box.items():
             sets = self.contract.sets_of(name)
             if not sets:
                 continue
             if not sets[0].partition:          # an add-on or roaming: one set, in or out
-                out.append(Test("subscriber", negated=1 not in values, set_name=sets[0].name))
+                out.append((sets[0], 1 not in values))
                 continue
             inside = [s for s in sets if s.values.issubset(values)]
             outside = [s for s in sets if not s.values.overlaps(values)]
             assert len(inside) + len(outside) == len(sets), "usage tiers cut every rule's usage set"
-            if len(inside) == 1:
-                out.append(Test("subscriber", set_name=inside[0].name))
-            else:
-                out += [Test("subscriber", negated=True, set_name=s.name) for s in outside]
+            out += [(inside[0], False)] if len(inside) == 1 else [(s, True) for s in outside]
         return out
-
-    @staticmethod
-    def _placed(test: Test, side: str, family: int | None) -> Test:
-        return Test("subscriber", negated=test.negated, set_name=f"{test.set_name}_v{family}", side=side)
 
     # ----- tests that do not split ------------------------------------------------------------
     @staticmethod

@@ -188,8 +188,7 @@ def _hour_items(values: IntervalSet) -> list[str]:
 def compile_nftables(table: RuleTable, options: Options) -> Compiled:
     """The script, its contract, and the table it means; an inexpressible part raises
     DiagnosticError listing every such part (or, approximated, is recorded)."""
-    boxes = [dict(r.matches) for r in table.rules]
-    contract = build_contract(table.schema, boxes, options.table_name)
+    contract = build_contract(table.schema, [r.box() for r in table.rules], options.table_name)
     lowering = Lowering(table.schema, contract, options.approximate, [])
     kernel_rules: list[KernelRule] = []
     meant = []
@@ -211,8 +210,7 @@ def compile_nftables(table: RuleTable, options: Options) -> Compiled:
     default = _meant(table.default, kernel_rules[-1].verdict)
     contract = dataclasses.replace(contract, approximations=tuple(lowering.approximations))
     effective = dataclasses.replace(table, rules=tuple(meant), default=default)
-    return Compiled(render(table, contract, kernel_rules, options.source), effective, contract,
-                    contract.approximations)
+    return Compiled(render(table, contract, kernel_rules, options.source), effective, contract)
 
 
 def _meant(action, verdict: Verdict):

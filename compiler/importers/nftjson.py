@@ -15,17 +15,17 @@ import re
 import socket
 from functools import partial
 
-from dpipolicy.compiler.backends.contract import MARK_FIELDS, PORT_PROTOCOLS, Contract
+from dpipolicy.compiler.backends.contract import FAMILY_SPACE, MARK_FIELDS, PORT_PROTOCOLS, Contract
 from dpipolicy.compiler.boxes import Box, normalized
 from dpipolicy.compiler.table import MatchRule, RuleTable
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import IP_MAX, IPV6_BASE, RATE_MAX, Schema
+from dpipolicy.dsl.schema import IPV6_BASE, RATE_MAX, Schema
 from dpipolicy.dsl.typed import Action, Origin
 
 SHAPE, MATCH, CONDITION, STATEMENT = "E510", "E511", "E512", "E513"
 
-FAMILIES = {"ipv4": IntervalSet.span(0, IPV6_BASE - 1), "ipv6": IntervalSet.span(IPV6_BASE, IP_MAX)}
+FAMILIES = {f"ipv{n}": space for n, space in FAMILY_SPACE.items()}
 ADDRESS_KEYS = {"ip saddr": ("src.ip", "ipv4"), "ip daddr": ("dst.ip", "ipv4"),
                 "ip6 saddr": ("src.ip", "ipv6"), "ip6 daddr": ("dst.ip", "ipv6")}
 PORT_KEYS = {"proto-src": "src.port", "proto-dst": "dst.port"}
