@@ -21,7 +21,6 @@ from .contract import FAMILY_SPACE, PORT_PROTOCOLS, TCP, Approximation, Contract
 
 PORTED = IntervalSet.of((p, p) for p in PORT_PROTOCOLS)
 ALL_PROTOCOLS = IntervalSet.span(0, 255)
-MAX_KERNEL_RULES = 256      # per match rule (error E502); today's splits give at most 2 x 6 x 2
 PORT_DOMAIN = IntervalSet.span(0, 65535)
 _SUBSCRIBER_FIELDS = ("subscriber.plan", "subscriber.roaming", "subscriber.usage")
 
@@ -109,11 +108,6 @@ class Lowering:
             tests += [Test("subscriber", negated=negated, set_name=s.family_name(family), side=side)
                       for s, negated in member_tests]
             out.append(KernelRule(tuple(tests), kernel_verdict, family, match.origin.name, match.index))
-        if len(out) > MAX_KERNEL_RULES:
-            raise Unsupported(Diagnostic(
-                "E502", f"rule `{match.origin.name}` needs {len(out)} kernel rules, more than {MAX_KERNEL_RULES}",
-                match.origin.span, "too many kernel rules", location_text=match.origin.location() or None,
-                help="split the rule"))
         return out, verdict
 
     def default(self, action: Action) -> list[KernelRule]:
