@@ -91,3 +91,24 @@ def test_random_policies_survive_the_kernel(case):
         by_runs = kernel_equivalence(compiled.table, (rules, tags), Limits())
         by_diff = kernel_equivalence(compiled.table, (rules, (None,) * len(tags)), Limits())   # no tags: the diff
     assert by_runs.status == by_diff.status == "proved", f"{by_runs.text()}\n{by_diff.text()}\n{policy_text}"
+
+
+def test_without_root_a_big_script_gets_a_remedy(tmp_path, monkeypatch):
+    """In a user namespace nft cannot enlarge its netlink buffer: a script of a few hundred
+    kernel rules is refused as "Message too long". The check then says what to do; where the
+    machine's buffer is big enough, it simply proves the copy equal."""
+    from dpipolicy.verifier import netns
+    monkeypatch.setattr(netns, "_unshare", lambda: ["unshare", "-rn"])
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    rules = "".join(f"rule r{i} when proto == tcp and dst.port == {1000 + i} and dst.ip in 2001:db8:{i:x}::/48 "
+                    f"then block\n" for i in range(600))
+    path = tmp_path / "big.dpi"
+    path.write_text("default allow\n" + rules)
+    compiled = TARGETS["nftables"].compile(api.load(path, ()).table, Options(str(path)))
+    try:
+        kernel = kernel_copy(compiled)
+    except KernelMismatch as refused:
+        assert "Message too long" in str(refused) and "net.core.wmem_default" in str(refused)
+        assert "--validate=off" in str(refused)
+    else:
+        assert kernel_equivalence(compiled.table, kernel, Limits()).status == "proved"

@@ -53,7 +53,7 @@ def loaded(text: str, tmp_path: Path, before: str = "") -> str:
     ("block", "counter drop"),
     ("allow, log", 'counter log prefix "dpipolicy r " accept'),
     ('redirect "http://portal.example/topup"', "counter meta mark set 1 accept"),
-    ("throttle 128kbps", "counter goto throttle_r"),
+    ("throttle 128kbps", "counter goto throttle_16000"),
 ])
 def test_each_action(tmp_path, action, words):
     out = compiled(tmp_path, f"default allow\nrule r when proto == udp then {action}\n")
@@ -62,10 +62,16 @@ def test_each_action(tmp_path, action, words):
     assert "table inet dpipolicy" in loaded(out.text, tmp_path)
 
 
-def test_throttle_polices_each_flow(tmp_path):
-    out = compiled(tmp_path, "default allow\nrule r when proto == udp then throttle 128kbps\n")
-    assert "set throttle_r_flows { typeof ct id; size 65535; flags dynamic,timeout; timeout 10m; }" in out.text
-    assert "update @throttle_r_flows { ct id limit rate over 16000 bytes/second } counter drop" in out.text
+def test_throttle_polices_each_flow_with_one_meter_per_rate(tmp_path):
+    out = compiled(tmp_path, "default allow\nrule r when proto == udp then throttle 128kbps\n"
+                             "rule s when proto == tcp then throttle 128kbps\n"
+                             "rule t when proto == icmp then throttle 64kbps\n")
+    assert out.text.count("typeof ct id;") == 2
+    assert "set throttle_16000_flows { typeof ct id; size 65535; flags dynamic,timeout; timeout 10m; }" in out.text
+    assert "update @throttle_16000_flows { ct id limit rate over 16000 bytes/second } counter drop" in out.text
+    assert "update @throttle_8000_flows { ct id limit rate over 8000 bytes/second } counter drop" in out.text
+    assert re.findall(r"goto (throttle_\d+) comment \"dpipolicy rule (\w)", out.text) == \
+        [("throttle_16000", "r"), ("throttle_16000", "s"), ("throttle_8000", "t")]
     listing = loaded(out.text, tmp_path)
     assert "limit rate over 16000 bytes/second" in listing
 

@@ -22,7 +22,7 @@ from dpipolicy.dsl.typed import Action, Origin
 from dpipolicy.dsl.words import counted
 
 from .diff import diff_tables
-from .netns import NamespaceError, run_in_namespace
+from .netns import NamespaceError, nft_failure, run_in_namespace
 from .solve import Limits
 from .validate import MistranslationError
 from .witness import flow_text
@@ -60,7 +60,7 @@ def kernel_copy(compiled: Compiled) -> tuple[RuleTable, tuple]:
         raise KernelMismatch(f"the kernel check could not run: {exc}") from None
     if done.returncode != 0:
         raise KernelMismatch("the kernel refused the compiled script: "
-                             + done.stderr.decode(errors="replace").strip()[:2000])
+                             + nft_failure(done.stderr.decode(errors="replace").strip()[:2000]))
     return read_kernel_rules(json.loads(done.stdout), compiled.contract, compiled.table.schema)
 
 

@@ -70,3 +70,18 @@ def kernel_unavailable() -> str | None:
         return ("nft cannot list the rules of a fresh network namespace: "
                 + done.stderr.decode(errors="replace").strip())
     return None
+
+
+def nft_failure(stderr: str) -> str:
+    """nft's own message, with what to do when the cause is this module's namespace.
+
+    nft sends a script as one netlink batch. In a user namespace (not root) it cannot enlarge
+    its socket's buffer, so a script of more than roughly net.core.wmem_default bytes of
+    rules (212,992 by default; a few hundred kernel rules) is refused as "Message too long".
+    """
+    if "Message too long" in stderr and os.geteuid() != 0:
+        stderr += ("\n(nft could not send the script in one batch: without root, in a user namespace, "
+                   "its netlink buffer is net.core.wmem_default bytes. Run as root (CI does), or "
+                   "have root raise it, e.g. `sysctl -w net.core.wmem_default=67108864`, or skip "
+                   "the kernel check with --validate=off)")
+    return stderr

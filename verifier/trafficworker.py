@@ -43,13 +43,13 @@ def probe_flows(job: dict, timeout: float | None = None) -> dict:
     The default bound allows each flow several of the job's waits, plus time to load the
     script once per flow.
     """
-    from .netns import NamespaceError, run_in_namespace   # the worker itself has no package
+    from .netns import NamespaceError, nft_failure, run_in_namespace   # the worker itself has no package
 
     if timeout is None:
         timeout = 30 + len(job["flows"]) * (4 * job.get("timeout", 0.5) + 2)
     done = run_in_namespace([sys.executable, "-I", os.path.abspath(__file__)],
                             input=json.dumps(job).encode(), timeout=timeout)
-    stderr = done.stderr.decode(errors="replace").strip()
+    stderr = nft_failure(done.stderr.decode(errors="replace").strip())
     if done.returncode != 0:
         raise NamespaceError(f"the traffic worker failed (exit {done.returncode}): {stderr}")
     try:

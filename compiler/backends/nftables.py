@@ -104,12 +104,17 @@ def _policy_words(table: RuleTable) -> str:
     return words + (f" version {table.policy_version}" if table.policy_version else "")
 
 
-def throttle_chain(rule: str) -> str:
-    return f"throttle_{rule}"
+def throttle_chain(bytes_per_second: int) -> str:
+    """One policer chain and meter per distinct rate, shared by the rules of that rate: a flow
+    is keyed by its `ct id`, so sharing changes no flow's rate. A meter per rule cost the
+    kernel a hash table of 65,535 buckets each: 1,857 of them made the 10k benchmark's load
+    12 s instead of 3 s (docs/performance.md)."""
+    return f"throttle_{bytes_per_second}"
 
 
 def _throttle_chains(rules: list[KernelRule]) -> dict[str, int]:
-    return {throttle_chain(r.rule): r.verdict.bytes_per_second for r in rules if r.verdict.kind == "throttle"}
+    rates = sorted({r.verdict.bytes_per_second for r in rules if r.verdict.kind == "throttle"})
+    return {throttle_chain(rate): rate for rate in rates}
 
 
 def rule_text(rule: KernelRule, values: ValueSets) -> str:
@@ -139,7 +144,7 @@ def _verdict_words(verdict: Verdict, rule: KernelRule) -> list[str]:
         case "reject-icmp":
             words.append("reject with icmpx admin-prohibited")
         case "throttle":
-            words.append(f"goto {throttle_chain(rule.rule)}")
+            words.append(f"goto {throttle_chain(verdict.bytes_per_second)}")
         case "redirect":
             words.append(f"meta mark set {verdict.mark} accept")
     return words
