@@ -14,7 +14,7 @@ from pathlib import Path
 from dpipolicy.dsl.catalogue import Catalogue
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError, byte_position, cannot_read, did_you_mean
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import ADDON_PREFIX, PROTOCOLS, RATE_MAX, Field, build_schema
+from dpipolicy.dsl.schema import ADDON_PREFIX, OUTCOME_PARTS, PROTOCOLS, PURPOSES, RATE_MAX, SCOPES, Field, build_schema
 from dpipolicy.dsl.typed import Action, Origin
 from dpipolicy.dsl.values import (RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity,
                                   value_set_texts)
@@ -22,7 +22,7 @@ from dpipolicy.dsl.values import (RATE_UNITS, VOLUME_UNITS, ValueError_, parse_i
 from .table import MatchRule, RuleTable
 
 FORMAT = "dpipolicy-rule-table"
-VERSION = 1
+VERSION = 2             # 2: outcome parts (charge, priority, scope, purpose); 1 is still read
 
 
 # ----- writing ------------------------------------------------------------------------------
@@ -32,6 +32,11 @@ def action_json(action: Action) -> dict:
         data["rate_bps"] = action.rate
     if action.kind == "redirect":
         data["target"] = action.target
+    if action.scope == "subscriber":
+        data["scope"] = action.scope
+    data.update(action.parts())
+    if action.purpose:
+        data["purpose"] = action.purpose
     data["log"] = action.log
     return data
 
@@ -50,7 +55,8 @@ def table_to_json(table: RuleTable) -> dict:
         "format": FORMAT,
         "version": VERSION,
         "policy": {"name": table.policy_name, "version": table.policy_version},
-        "enums": {"plan": list(plan.members) if plan else None, "addon": list(schema.addons)},
+        "enums": {"plan": list(plan.members) if plan else None, "addon": list(schema.addons),
+                  **{part: list(schema.field(part).members) for part in OUTCOME_PARTS if schema.field(part)}},
         "default": action_json(table.default),
         "rules": [
             {
@@ -84,7 +90,9 @@ def write_table(table: RuleTable, path: Path) -> None:
 # misspelt key (`"mach"`) cannot turn a rule into one that matches every flow.
 _TOP_KEYS, _TOP_REQUIRED = ("format", "version", "policy", "enums", "default", "rules"), ("default", "rules")
 _RULE_KEYS, _RULE_REQUIRED = ("index", "rule", "source", "because", "action", "match"), ("rule", "action", "match")
-_ACTION_KEYS = ("kind", "rate_bps", "target", "log")
+_ACTION_KEYS = {1: ("kind", "rate_bps", "target", "log"),
+                2: ("kind", "rate_bps", "target", "scope", "charge", "priority", "purpose", "log")}
+_ENUM_KEYS = {1: ("plan", "addon"), 2: ("plan", "addon") + OUTCOME_PARTS}
 _ACTION_KINDS = ("allow", "block", "reset", "throttle", "redirect")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RULE_INDEX = re.compile(r"rules\[(\d+)\]")
@@ -141,19 +149,22 @@ class _TableReader:
                                               None, location_text=str(self.path),
                                               help="write one with `dpipolicy compile POLICY -o rules.json`")])
         version = data.get("version")
-        if type(version) is not int or version != VERSION:
+        if type(version) is not int or version not in _ACTION_KEYS:
             words = "has no `version`" if version is None else f"version {json.dumps(version)} is not supported"
             raise DiagnosticError([Diagnostic("E302", f"rule table {words}",
                                               None, location_text=str(self.path),
-                                              help=f"this dpipolicy reads version {VERSION}")])
+                                              help=f"this dpipolicy reads versions 1 to {VERSION}")])
+        self.version = version
         self.keys(data, "", _TOP_KEYS, _TOP_REQUIRED)
         policy = self.obj(data.get("policy"), "policy", ("name", "version"), (), "with `name` and `version`") or {}
         name, version_text = (self.text(policy.get(k), _at("policy", k)) for k in ("name", "version"))
-        enums = self.obj(data.get("enums"), "enums", ("plan", "addon"), (), "with `plan` and `addon`")
+        enums = self.obj(data.get("enums"), "enums", _ENUM_KEYS[version], (), "with `plan` and `addon`")
         if enums is None and data.get("enums") is not None:
             self.unreadable += ["subscriber.plan", ADDON_PREFIX]
         plans, addons = (self.members((enums or {}).get(k), _at("enums", k), field)
                          for k, field in (("plan", "subscriber.plan"), ("addon", ADDON_PREFIX)))
+        self.parts = {part: members for part in OUTCOME_PARTS
+                      if (members := self.members((enums or {}).get(part), _at("enums", part), part)) is not None}
         default = self.action(data["default"], "default") if "default" in data else Action("allow")
         rules_data = data.get("rules")
         if not isinstance(rules_data, list):
@@ -164,7 +175,7 @@ class _TableReader:
         actions = [e[1] for e in entries if e is not None] + [default]
         targets = tuple(sorted({a.target for a in actions if a.kind == "redirect" and a.target}))
         schema = build_schema(self.catalogue, plans, addons,
-                              tuple(dict.fromkeys(e[0].name for e in entries if e is not None)), targets)
+                              tuple(dict.fromkeys(e[0].name for e in entries if e is not None)), targets, self.parts)
         fields = {f.name: f for f in schema.flow_fields}
         rules = []
         for i, entry in enumerate(entries):
@@ -280,7 +291,7 @@ class _TableReader:
             self.fail(_at(where, "kind"), "`kind` is allow, block, reset, throttle or redirect, "
                       f"not {json.dumps(data['kind'])}", help=help)
             return Action("allow")
-        self.keys(data, where, _ACTION_KEYS, ("kind",))
+        self.keys(data, where, _ACTION_KEYS[self.version], ("kind",))
         kind, rate, target, log = data["kind"], data.get("rate_bps"), data.get("target"), data.get("log", False)
         if kind == "throttle" and (type(rate) is not int or not 0 < rate <= RATE_MAX):
             self.fail(_at(where, "rate_bps"), f"a throttle needs `rate_bps`, a whole number of bits per second "
@@ -293,8 +304,35 @@ class _TableReader:
                 self.fail(_at(where, key), f"`{key}` belongs to a {needed_by}, not to {kind}")
         if not isinstance(log, bool):
             self.fail(_at(where, "log"), f"`log` must be true or false, not {_type_words(log)}")
+        scope = data.get("scope")
+        if "scope" in data and (kind != "throttle" or scope not in SCOPES):
+            self.fail(_at(where, "scope"), "`scope` belongs to a throttle and is \"flow\" or \"subscriber\", not "
+                      + (json.dumps(scope) if kind == "throttle" else f"part of {kind}"))
+        purpose = data.get("purpose")
+        if purpose is not None and (purpose not in PURPOSES[1:] or where == "default"):
+            self.fail(_at(where, "purpose"), "the default has no purpose" if where == "default" else
+                      f"`purpose` is one of {', '.join(PURPOSES[1:])}, not {json.dumps(purpose)}")
+        parts = {part: self.part(data, where, part) for part in OUTCOME_PARTS}
         return Action(kind, rate if kind == "throttle" and type(rate) is int else None,
-                      target if kind == "redirect" and isinstance(target, str) else None, log is True)
+                      target if kind == "redirect" and isinstance(target, str) else None, log is True,
+                      parts["charge"], parts["priority"], "subscriber" if scope == "subscriber" else None,
+                      purpose if purpose in PURPOSES[1:] and where != "default" else None)
+
+    def part(self, data: dict, where: str, part: str) -> str | None:
+        """`charge` or `priority` of an action: a member of the table's enum, which every action
+        of a table that declares it gives (as `compile` writes them)."""
+        members = self.parts.get(part)
+        value = data.get(part)
+        if members is None:
+            if part in data:
+                self.fail(_at(where, part), f"`{part}` needs `enums.{part}`, which this table does not declare")
+            return None
+        if value not in members:
+            self.fail(_at(where, part), f"this action must give its `{part}`, one of {', '.join(members)}"
+                      if part not in data else f"{json.dumps(value)} is not a member of `enums.{part}`",
+                      help=did_you_mean(str(value), members) if part in data else None)
+            return None
+        return value
 
     def matches(self, data, fields: dict[str, Field], where: str) -> tuple[tuple[str, IntervalSet], ...]:
         if not isinstance(data, dict):

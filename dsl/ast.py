@@ -86,6 +86,9 @@ class ActionSpec:
     log: bool
     span: Span
     argument_span: Span | None = None
+    scope: "Ident | None" = None                          # `per subscriber`: the word after `per`
+    parts: tuple[tuple["Ident", "Ident"], ...] = ()       # (`charge`, `zero_rated`), in order written
+    purpose: "Ident | None" = None                        # `purpose congestion`: the word after it
 
 
 @dataclass(frozen=True, slots=True)

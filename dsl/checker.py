@@ -15,11 +15,12 @@ from .intervals import IntervalSet
 from .loader import FileStart, PlacedItem
 from .parser import ITEM_START, ErrorItem
 from .source import SourceFile, Span
-from .schema import ACTIONS, DIRECTIONS, IPV6_BASE, LABEL, ORDERED_KINDS, PROTOCOLS, RATE_MAX, Field, Schema, build_schema
+from .schema import (ACTIONS, DIRECTIONS, IPV6_BASE, LABEL, ORDERED_KINDS, OUTCOME_PARTS, PROTOCOLS, PURPOSES, RATE_MAX,
+                     SCOPES, Field, Schema, build_schema)
 from .values import RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity, units_help
 
 _MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
-_DECLARABLE_ENUMS = ("plan", "addon")
+_DECLARABLE_ENUMS = ("plan", "addon") + OUTCOME_PARTS
 _KIND_WORDS = {"port": "a port", "hour": "an hour", "protocol": "a protocol", "ip": "an address",
                "volume": "a volume", "rate": "a rate", "bool": "true or false"}
 _KIND_PHRASES = {"enum": "an enum", "ip": "an address", "bool": "a boolean"}
@@ -198,7 +199,7 @@ class _Checker:
                     self.invariant(item)
                 case ast.TestDecl():
                     self.cond(item.given, "spec")
-                    self.action(item.expect)
+                    self.action(item.expect, "expect")
 
     def _check_set_cycles(self) -> None:
         """A set that contains itself, directly or through other sets, is an error where the cycle
@@ -250,7 +251,8 @@ class _Checker:
         """Record an enum; False when it cannot be used (its errors are reported)."""
         if item.name.text not in _DECLARABLE_ENUMS:
             self.sink.error("E130", f"unknown enum `{item.name.text}`", item.name.span, "not a declarable enum",
-                            help="the enums a policy declares are `plan` (subscriber.plan) and `addon` (subscriber.addons)")
+                            help="the enums a policy declares are `plan` (subscriber.plan), `addon` (subscriber.addons), "
+                                 "`charge` and `priority` (parts of an outcome)")
             return False
         if not unique("enum", item.name):
             return False
@@ -291,8 +293,10 @@ class _Checker:
         d = self.decls
         specs = [r.action for r in d.rules] + [t.expect for t in d.tests] + ([d.default.action] if d.default else [])
         targets = sorted({s.target for s in specs if s.kind == "redirect" and s.target})
+        parts = {name: members[name] for name in OUTCOME_PARTS
+                 if name in members and ("enum", name) not in self.spec_only}
         return build_schema(self.catalogue, members.get("plan"), members.get("addon"),
-                            tuple(r.name.text for r in d.rules), tuple(targets))
+                            tuple(r.name.text for r in d.rules), tuple(targets), parts)
 
     # ----- policy ---------------------------------------------------------------------------
     def check(self, placed: list[PlacedItem], memo: RuleMemo | None = None) -> typed.Policy:
@@ -308,7 +312,8 @@ class _Checker:
         self.declare([dataclasses.replace(p, role="spec") for p in placed])
         self.schema = schema
         for name, decl in self.decls.enums.items():
-            theirs = schema.addons if name == "addon" else getattr(schema.field("subscriber.plan"), "members", ())
+            theirs = schema.addons if name == "addon" else \
+                getattr(schema.field(name if name in OUTCOME_PARTS else "subscriber.plan"), "members", ())
             if tuple(m.text for m in decl.members) != tuple(theirs):
                 self.sink.error("E144", f"enum `{name}` differs from the rule table's", decl.name.span,
                                 "members differ", notes=(f"the table has {{{', '.join(theirs)}}}",),
@@ -322,8 +327,6 @@ class _Checker:
         context = self._definitions(placed) if memo is not None else None
         known = memo.usable(context) if memo is not None else {}
         bodies = [self._rule_body(r, known) for r in d.rules]
-        rules = tuple(typed.Rule(typed.Origin(r.name.text, r.span), body.cond, body.action, r.because)
-                      for r, body in zip(d.rules, bodies))
         if d.default is None:
             if not self._missing_ok("default", None):
                 self.sink.error("E140", "the policy has no `default` action", self._policy_anchor(placed),
@@ -331,7 +334,9 @@ class _Checker:
                                 help="add `default allow` (or the action for flows that no rule matches)")
             default = typed.Action("allow")
         else:
-            default = self.action(d.default.action)
+            default = self.action(d.default.action, "default")
+        rules = tuple(typed.Rule(typed.Origin(r.name.text, r.span), body.cond, body.action.inheriting(default),
+                                 r.because) for r, body in zip(d.rules, bodies))
         invariants, tests = self._spec()
         if memo is not None:
             memo.keep(context, bodies)
@@ -342,7 +347,7 @@ class _Checker:
     def _spec(self) -> tuple[tuple[typed.Invariant, ...], tuple[typed.Test, ...]]:
         """Invariants and tests, then the checks that need everything resolved; raises on errors."""
         invariants = tuple(self.invariant(i) for i in self.decls.invariants)
-        tests = tuple(typed.Test(t.name.text, self.cond(t.given, "spec"), self.action(t.expect), t.span)
+        tests = tuple(typed.Test(t.name.text, self.cond(t.given, "spec"), self.action(t.expect, "expect"), t.span)
                       for t in self.decls.tests)
         self._check_duplicates()
         self._check_unused_sets()
@@ -390,26 +395,98 @@ class _Checker:
         exists = self.cond(item.exists, "spec") if item.exists is not None else None
         return typed.Invariant(item.name.text, item.description, when, require, exists, item.span)
 
-    def action(self, spec: ast.ActionSpec) -> typed.Action:
+    def action(self, spec: ast.ActionSpec, role: str = "rule") -> typed.Action:
+        """The action of a rule, of the default or of an `expect` (`role`), with its parts. A
+        rule's parts that it does not write are the default's (`Action.inheriting`)."""
+        rate, target = None, None
         if spec.kind == "throttle":
             if spec.rate is None:
                 self.sink.error("E150", "`throttle` needs a rate", _word_span(spec), "no rate",
                                 help="write for example `throttle 128kbps`")
-                return typed.Action("throttle", 1, None, spec.log)
-            rate = self.quantity(spec.rate, RATE_UNITS, "rate")
-            if rate is not None and not 0 < rate <= RATE_MAX:
-                self.sink.error("E151", f"rate `{spec.rate.text}` is out of range", spec.rate.span, "out of range",
-                                help="rates run from 1bps to 1000Gbps; to stop traffic use `block`")
-            return typed.Action("throttle", rate or 1, None, spec.log)
-        if spec.kind == "redirect":
+            else:
+                rate = self.quantity(spec.rate, RATE_UNITS, "rate")
+                if rate is not None and not 0 < rate <= RATE_MAX:
+                    self.sink.error("E151", f"rate `{spec.rate.text}` is out of range", spec.rate.span,
+                                    "out of range", help="rates run from 1bps to 1000Gbps; to stop traffic use `block`")
+            rate = rate or 1
+        elif spec.kind == "redirect":
             if not spec.target:
                 self.sink.error("E150", "`redirect` needs a target", _word_span(spec), "no target",
                                 help='write for example `redirect "http://portal.example/topup"`')
-            return typed.Action("redirect", None, spec.target or "", spec.log)
-        if spec.argument_span is not None:
+            target = spec.target or ""
+        elif spec.argument_span is not None:
             self.sink.error("E152", f"`{spec.kind}` takes no argument", spec.argument_span, "unexpected argument",
                             help="only `throttle RATE` and `redirect \"TARGET\"` take one")
-        return typed.Action(spec.kind, None, None, spec.log)
+        parts = self._outcome_parts(spec, role)
+        return typed.Action(spec.kind, rate, target, spec.log, parts.get("charge"), parts.get("priority"),
+                            self._scope(spec, role), self._purpose(spec, role))
+
+    def _outcome_parts(self, spec: ast.ActionSpec, role: str) -> dict[str, str]:
+        """`, charge KEY` and `, priority LEVEL`: members of the policy's enums; the default must
+        give every part whose enum the policy declares (E172)."""
+        found: dict[str, str] = {}
+        for word, value in spec.parts:
+            part = word.text
+            if part in found:
+                self.sink.error("E175", f"`{part}` is given twice", word.span, "second one",
+                                help=f"an outcome has one {part}: keep one of them")
+                continue
+            enum = self.decls.enums.get(part)
+            if enum is None or ("enum", part) in self.spec_only:
+                if not self._missing_ok("enum", part):
+                    self.sink.error("E171", f"`{part}` needs `enum {part}` to be declared by the policy", word.span,
+                                    "no members declared",
+                                    help=f"declare its members first, for example `enum {part} {{ "
+                                         f"{'standard, zero_rated' if part == 'charge' else 'high, normal, low'} }}`")
+                continue
+            members = [m.text for m in enum.members]
+            if value.text not in members:
+                self.sink.error("E170", f"unknown `{part}` member `{value.text}`", value.span, f"not in enum {part}",
+                                help=did_you_mean(value.text, members)
+                                or f"enum {part} has " + ", ".join(f"`{m}`" for m in members))
+                continue
+            found[part] = value.text
+        if role == "default":
+            for part in OUTCOME_PARTS:
+                if part not in found and self.schema.field(part) is not None:
+                    self.sink.error("E172", f"`default` must give the `{part}` of the flows no rule decides",
+                                    spec.span, f"no {part}",
+                                    notes=(f"the policy declares `enum {part}`, so every flow has a {part}; a rule "
+                                           "that does not write one takes the default's",),
+                                    help=f"write it after the action, for example `default {spec.kind}, {part} "
+                                         f"{self.schema.field(part).members[0]}`")
+        return found
+
+    def _scope(self, spec: ast.ActionSpec, role: str) -> str | None:
+        """A throttle's scope: None (per flow, the default) or "subscriber"; an `expect`
+        compares it only if written, so there `per flow` stays "flow"."""
+        if spec.scope is None:
+            return None
+        if spec.kind != "throttle":
+            self.sink.error("E173", f"`{spec.kind}` has no scope", spec.scope.span, "only a throttle has one",
+                            help="remove `per ...`, or throttle: `throttle 1Mbps per subscriber`")
+            return None
+        if spec.scope.text not in SCOPES:
+            self.sink.error("E173", f"unknown scope `{spec.scope.text}`", spec.scope.span, "not a scope",
+                            help=did_you_mean(spec.scope.text, SCOPES) or "write `per flow` or `per subscriber`")
+            return None
+        return spec.scope.text if spec.scope.text == "subscriber" or role == "expect" else None
+
+    def _purpose(self, spec: ast.ActionSpec, role: str) -> str | None:
+        if spec.purpose is None:
+            return None
+        purposes = PURPOSES[1:]
+        if role == "default":
+            self.sink.error("E174", "the default has no purpose", spec.purpose.span, "on `default`",
+                            notes=("a purpose says why a rule interferes with traffic; flows no rule decides "
+                                   "have purpose `none`",), help="remove `purpose ...` from the default")
+            return None
+        if spec.purpose.text not in purposes:
+            self.sink.error("E174", f"unknown purpose `{spec.purpose.text}`", spec.purpose.span, "not a purpose",
+                            help=did_you_mean(spec.purpose.text, purposes)
+                            or "a purpose is one of " + ", ".join(f"`{p}`" for p in purposes))
+            return None
+        return spec.purpose.text
 
     # ----- conditions -----------------------------------------------------------------------
     def cond(self, expr: ast.Expr, ctx: str) -> typed.Cond:
@@ -455,6 +532,12 @@ class _Checker:
                     return None
                 self.sink.error("E104", f"`{ident.text}` needs `enum {enum}` to be declared", ident.span,
                                 "no members declared", help=f"declare the members first: `enum {enum} {{ ... }}`")
+            elif ident.text in OUTCOME_PARTS and ctx == "spec":
+                if not self._missing_ok("enum", ident.text):
+                    self.sink.error("E171", f"`{ident.text}` needs `enum {ident.text}` to be declared by the policy",
+                                    ident.span, "no members declared",
+                                    help=f"a policy that decides a {ident.text} declares `enum {ident.text} {{ ... }}` "
+                                         "and gives it on `default`")
             else:
                 if ctx == "spec":
                     names += [x.name for x in self.schema.outcome_fields if x.name != "target"]

@@ -352,13 +352,14 @@ class _Layout:
         elif kind == "range":
             for child in children:
                 self._node(child)
-        elif kind == "log_flag":                            # `, log`
+        elif kind in ("log_flag", "outcome_part"):         # `, log`, `, charge zero_rated`
             self._tok(children[0])
-            self._gap(SPACE)
-            self._tok(children[1])
+            for child in children[1:]:
+                self._gap(SPACE)
+                self._tok(child)
         else:                                               # operand, comparison, membership, not, action
             for k, child in enumerate(children):
-                if k and not (isinstance(child, Tree) and child.data == "log_flag"):
+                if k and not (isinstance(child, Tree) and child.data in ("log_flag", "outcome_part")):
                     self._gap(SPACE)
                 self._node(child)
 

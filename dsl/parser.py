@@ -29,6 +29,8 @@ _TOKEN_WORDS = {
     "CMP": "a comparison (`==`, `!=`, `<`, `<=`, `>`, `>=`)", "$END": "end of file",
     "ACTION_WORD": "an action (`allow`, `block`, `reset`, `throttle`, `redirect`)",
     "TRUE": "`true`", "FALSE": "`false`",
+    "PART_WORD": "a part of the outcome (`, charge KEY`, `, priority LEVEL`)",
+    "PER": "a throttle's scope (`per flow`, `per subscriber`)", "PURPOSE": "`purpose WHY`",
 }
 
 
@@ -114,16 +116,31 @@ class _ToAst(Transformer):
         return ast.ImportDecl(self._string(path), self._from(kw, path))
 
     def action(self, word, *rest):
-        log = next((t for t in rest if t.type == "LOG"), None)
-        argument = next((t for t in rest if t.type in ("RATE", "STRING")), None)
+        tokens = [t for t in rest if isinstance(t, Token)]
+        log = next((t for t in tokens if t.type == "LOG"), None)
+        argument = next((t for t in tokens if t.type in ("RATE", "STRING")), None)
+        scope = next((x[1] for x in rest if isinstance(x, tuple) and x[0] == "scope"), None)
+        purpose = next((x[1] for x in rest if isinstance(x, tuple) and x[0] == "purpose"), None)
+        parts = tuple(x[1:] for x in rest if isinstance(x, tuple) and x[0] == "part")
         rate = target = None
         if argument is not None and argument.type == "RATE":
             rate = ast.Literal("rate", str(argument), self._tok(argument))
         elif argument is not None:
             target = self._string(argument)
-        last = log if log is not None else (argument if argument is not None else word)
+        last = rest[-1] if rest else word
+        last = last[-1] if isinstance(last, tuple) else last
         return ast.ActionSpec(str(word), rate, target, log is not None, self._from(word, last),
-                              argument_span=None if argument is None else self._tok(argument))
+                              argument_span=None if argument is None else self._tok(argument),
+                              scope=scope, parts=parts, purpose=purpose)
+
+    def scope(self, per, word):
+        return ("scope", self._name(word))
+
+    def outcome_part(self, part, value):
+        return ("part", ast.Ident(str(part), self._tok(part)), self._name(value))
+
+    def purpose(self, keyword, word):
+        return ("purpose", self._name(word))
 
     def log_flag(self, tok):
         return tok

@@ -25,6 +25,12 @@ PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51, "ic
 PROTOCOL_NAMES = {number: name for name, number in PROTOCOLS.items()}
 ACTIONS = ("allow", "block", "reset", "throttle", "redirect")
 DIRECTIONS = ("uplink", "downlink")
+# The parts of an outcome beside the action (language.md section 9). `charge` and `priority`
+# take the members of the policy's `enum charge` and `enum priority`; a flow that no throttle
+# decides has scope `flow`, and a rule without a purpose (and the default) purpose `none`.
+OUTCOME_PARTS = ("charge", "priority")
+SCOPES = ("flow", "subscriber")
+PURPOSES = ("none", "legal", "security", "congestion", "commercial")
 ORDERED_KINDS = frozenset({"port", "volume", "hour", "protocol", "rate"})
 
 
@@ -93,8 +99,10 @@ SMTP_AUTH_WHY = ("once a session is encrypted nobody on the path can see whether
 
 
 def build_schema(catalogue: Catalogue, plans: tuple[str, ...] | None, addons: tuple[str, ...] | None,
-                 rule_names: tuple[str, ...], redirect_targets: tuple[str, ...]) -> Schema:
-    """Fields in a fixed order; `subscriber.plan` and add-ons exist only when their enum is declared."""
+                 rule_names: tuple[str, ...], redirect_targets: tuple[str, ...],
+                 parts: dict[str, tuple[str, ...]] | None = None) -> Schema:
+    """Fields in a fixed order; `subscriber.plan`, add-ons and the outcome parts `charge` and
+    `priority` exist only when their enum is declared (`parts`: part name to members)."""
     flow = [
         Field("proto", "protocol", 255),
         Field("src.ip", "ip", IP_MAX),
@@ -121,5 +129,9 @@ def build_schema(catalogue: Catalogue, plans: tuple[str, ...] | None, addons: tu
         Field("logged", "bool", 1, outcome=True),
         enum_field("rule", tuple(rule_names) + ("default",), "rule", outcome=True),
         enum_field("target", ("",) + tuple(redirect_targets), "target", outcome=True),
+    ) + tuple(enum_field(part, (parts or {})[part], part, outcome=True) for part in OUTCOME_PARTS
+              if part in (parts or {})) + (
+        enum_field("scope", SCOPES, "scope", outcome=True),
+        enum_field("purpose", PURPOSES, "purpose", outcome=True),
     )
     return Schema(tuple(flow), outcome, catalogue, tuple(addons or ()))

@@ -46,19 +46,43 @@ TRUE, FALSE = Const(True), Const(False)
 
 @dataclass(frozen=True, slots=True)
 class Action:
+    """An outcome: the action and its parts (language.md section 9). In a rule or the default
+    every part is resolved: `charge`/`priority` are None only when the policy has no such
+    enum, `scope` is "subscriber" or None (per flow, and every action but a throttle), and
+    `purpose` None for none. In an `expect`, a part left None is not compared."""
     kind: str
     rate: int | None = None
     target: str | None = None
     log: bool = False
+    charge: str | None = None
+    priority: str | None = None
+    scope: str | None = None
+    purpose: str | None = None
 
     def text(self) -> str:
+        """As written in a rule, every part spelt out (a throttle's default scope excepted)."""
         from .values import RATE_UNITS, quantity_text
         words = self.kind
         if self.kind == "throttle":
             words += " " + quantity_text(self.rate or 0, RATE_UNITS)
         elif self.kind == "redirect":
             words += f' "{self.target}"'
-        return words + (", log" if self.log else "")
+        if self.scope == "subscriber":
+            words += " per subscriber"
+        words += "".join(f", {part} {value}" for part, value in self.parts())
+        words += ", log" if self.log else ""
+        return words + (f" purpose {self.purpose}" if self.purpose else "")
+
+    def parts(self) -> tuple[tuple[str, str], ...]:
+        """(`charge`, key) and (`priority`, level), those that are set."""
+        return tuple((name, value) for name, value in (("charge", self.charge), ("priority", self.priority))
+                     if value is not None)
+
+    def inheriting(self, default: "Action") -> "Action":
+        """This rule's action with the parts it does not write taken from the default's."""
+        from dataclasses import replace
+        return replace(self, charge=self.charge if self.charge is not None else default.charge,
+                       priority=self.priority if self.priority is not None else default.priority)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,13 +153,19 @@ def evaluate(cond: Cond, flow: Mapping[str, int]) -> bool:
 
 def outcome_values(schema: Schema, action: Action, rule_name: str) -> dict[str, int]:
     """The outcome variables of a flow decided by `rule_name` with `action`."""
-    return {
+    values = {
         "action": schema.member_index("action")[action.kind],
         "rate": action.rate or 0,
         "logged": int(action.log),
         "rule": schema.member_index("rule")[rule_name],
         "target": schema.member_index("target")[action.target or ""],
+        "scope": schema.member_index("scope")[action.scope or "flow"],
+        "purpose": schema.member_index("purpose")[action.purpose or "none"],
     }
+    for part, value in action.parts():
+        if schema.field(part) is not None:
+            values[part] = schema.member_index(part)[value]
+    return values
 
 
 def decide(policy: Policy, flow: Mapping[str, int]) -> tuple[str, Action]:
@@ -147,7 +177,8 @@ def decide(policy: Policy, flow: Mapping[str, int]) -> tuple[str, Action]:
 
 
 def expectation(schema: Schema, action: Action) -> Cond:
-    """`expect ACTION` as a condition on outcome variables; logging is checked only if written."""
+    """`expect ACTION` as a condition on outcome variables; logging, the scope, the purpose and
+    the parts are checked only if written."""
     fields = {f.name: f for f in schema.outcome_fields}
     parts: list[Cond] = [Atom("action", IntervalSet.point(fields["action"].index_of(action.kind)))]
     if action.kind == "throttle":
@@ -156,6 +187,10 @@ def expectation(schema: Schema, action: Action) -> Cond:
         parts.append(Atom("target", IntervalSet.point(fields["target"].index_of(action.target or ""))))
     if action.log:
         parts.append(Atom("logged", IntervalSet.point(1)))
+    written = action.parts() + tuple((name, value) for name, value in (("scope", action.scope),
+                                                                      ("purpose", action.purpose)) if value)
+    for name, value in written:
+        parts.append(Atom(name, IntervalSet.point(fields[name].index_of(value))))
     return All(tuple(parts))
 
 

@@ -48,10 +48,13 @@ def conditions(policy: typed.Policy) -> list[typed.Cond]:
 
 
 def used_enums(policy: typed.Policy) -> set[str]:
+    """Enums of fields some condition mentions, and the enums of the outcome's parts that some
+    action gives (the default gives every declared one)."""
     conds = conditions(policy)
     fields = {"plan": frozenset({"subscriber.plan"}),
               "addon": frozenset(ADDON_PREFIX + a for a in policy.schema.addons)}
-    return {enum for enum, names in fields.items() if names and any(typed.mentions(c, names) for c in conds)}
+    parts = {part for action in [r.action for r in policy.rules] + [policy.default] for part, _ in action.parts()}
+    return parts | {enum for enum, names in fields.items() if names and any(typed.mentions(c, names) for c in conds)}
 
 
 def unused_names(placed: list[PlacedItem], files: list[SourceFile], policy: typed.Policy,

@@ -26,7 +26,6 @@ from dpipolicy.dsl import typed
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import Schema
 
-OUTCOME_FIELDS = ("action", "rate", "logged", "rule", "target")
 GRID_BOTH_ENDS_LIMIT = 60_000     # above this many flows, one value per cell (still exhaustive)
 
 
@@ -61,7 +60,7 @@ class Env:
 
     def with_outcome(self, entries: list[dict[str, int]], decided: np.ndarray) -> "Env":
         values, index = dict(self.values), dict(self.index)
-        for name in OUTCOME_FIELDS:
+        for name in entries[0]:
             values[name] = [e[name] for e in entries]
             index[name] = decided
         return Env(self.size, values, index)

@@ -67,7 +67,7 @@ def test_compiled_table_checks_the_same(tmp_path):
     code, _, err = run_cli("compile", NEW, "-o", table)
     assert code == 0 and "proved equal" in err
     data = json.loads(table.read_text())
-    assert data["format"] == "dpipolicy-rule-table" and data["version"] == 1
+    assert data["format"] == "dpipolicy-rule-table" and data["version"] == 2
     code, out, _ = run_cli("check", table, "--spec", SPEC, "--format", "json")
     assert code == 1
     from_table = json.loads(out)

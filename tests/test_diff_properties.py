@@ -227,10 +227,10 @@ def atom_strategy_field(atom: Atom) -> str:
 
 
 @st.composite
-def rule_list(draw, rule_fields: list[str], prefix: str, min_size: int = 1):
+def rule_list(draw, rule_fields: list[str], prefix: str, parts: bool, min_size: int = 1):
     atoms = [flow_atom(f) for f in rule_fields]
     n = draw(st.integers(min_size, 6))
-    return [(f"{prefix}{k + 1}", draw(condition(atoms, 3)), draw(action()),
+    return [(f"{prefix}{k + 1}", draw(condition(atoms, 3)), draw(action(parts)),
              draw(st.sampled_from([None, None, "fair use"]))) for k in range(n)]
 
 
@@ -238,7 +238,7 @@ EDITS = ["action", "literal", "literal", "delete", "insert", "swap", "default"]
 
 
 @st.composite
-def edited(draw, rules: list, default, default_at: int, rule_fields: list[str]):
+def edited(draw, rules: list, default, default_at: int, rule_fields: list[str], parts: bool):
     """The policy after 1-3 edits; returns (rules, default, default_at, edit log)."""
     rules, log = list(rules), []
     atoms = [flow_atom(f) for f in rule_fields]
@@ -263,7 +263,7 @@ def edited(draw, rules: list, default, default_at: int, rule_fields: list[str]):
         if edit == "action":
             k = draw(st.integers(0, len(rules) - 1))
             name, cond, act, because = rules[k]
-            rules[k] = (name, cond, draw(action()), because)
+            rules[k] = (name, cond, draw(action(parts)), because)
             log.append(f"action of {name}")
         elif edit == "delete":
             k = draw(st.integers(0, len(rules) - 1))
@@ -271,14 +271,14 @@ def edited(draw, rules: list, default, default_at: int, rule_fields: list[str]):
         elif edit == "insert":
             inserted += 1
             k = draw(st.integers(0, len(rules)))
-            rules.insert(k, (f"n{inserted}", draw(condition(atoms, 3)), draw(action()), None))
+            rules.insert(k, (f"n{inserted}", draw(condition(atoms, 3)), draw(action(parts)), None))
             log.append(f"insert n{inserted} at {k}")
         elif edit == "swap":
             k = draw(st.integers(0, len(rules) - 2))
             rules[k], rules[k + 1] = rules[k + 1], rules[k]
             log.append(f"swap {rules[k + 1][0]} and {rules[k][0]}")
         elif edit == "default":
-            default = draw(action())
+            default = draw(action(parts, "default"))
             log.append("default")
     return rules, default, min(default_at, len(rules)), log
 
@@ -286,27 +286,28 @@ def edited(draw, rules: list, default, default_at: int, rule_fields: list[str]):
 @st.composite
 def policy_pairs(draw) -> tuple[Case, Case, str]:
     rule_fields = draw(st.lists(st.sampled_from(RULE_FIELDS), min_size=1, max_size=4, unique=True))
-    old_rules = draw(rule_list(rule_fields, "r"))
-    old_default, old_at = draw(action()), draw(st.integers(0, len(old_rules)))
+    parts = draw(st.booleans())      # both versions declare `enum charge` and `enum priority`
+    old_rules = draw(rule_list(rule_fields, "r", parts))
+    old_default, old_at = draw(action(parts, "default")), draw(st.integers(0, len(old_rules)))
     if draw(st.integers(0, 3)) == 0:
         # independent: over the same fields, or over a few of them and one more
         new_fields = rule_fields
         if draw(st.booleans()):
             new_fields = draw(st.lists(st.sampled_from(rule_fields), min_size=1, max_size=3, unique=True))
             new_fields = list(dict.fromkeys(new_fields + [draw(st.sampled_from(RULE_FIELDS))]))
-        new_rules = draw(rule_list(new_fields, draw(st.sampled_from(["r", "s"])), min_size=0))
-        new_default, new_at = draw(action()), draw(st.integers(0, len(new_rules)))
+        new_rules = draw(rule_list(new_fields, draw(st.sampled_from(["r", "s"])), parts, min_size=0))
+        new_default, new_at = draw(action(parts, "default")), draw(st.integers(0, len(new_rules)))
         how = "independent"
     else:
-        new_rules, new_default, new_at, log = draw(edited(old_rules, old_default, old_at, rule_fields))
+        new_rules, new_default, new_at, log = draw(edited(old_rules, old_default, old_at, rule_fields, parts))
         how = "edits: " + "; ".join(log)
     used = set()
     for rule in old_rules + new_rules:
         used |= fields_of(rule[1])
     plans = "subscriber.plan" in used or draw(st.booleans())
     addons = any(f.startswith("subscriber.addons:") for f in used) or draw(st.booleans())
-    old = Case(old_rules, old_default, old_at, [], [], plans, addons, False)
-    new = Case(new_rules, new_default, new_at, [], [], plans, addons, False)
+    old = Case(old_rules, old_default, old_at, [], [], plans, addons, False, parts)
+    new = Case(new_rules, new_default, new_at, [], [], plans, addons, False, parts)
     return old, new, how
 
 

@@ -15,6 +15,7 @@ DPIPOLICY_PROPERTY_EXAMPLES sets the number of examples (default 500).
 """
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import tempfile
@@ -106,6 +107,10 @@ class Act:
     rate_text: str = ""
     target: str | None = None
     log: bool = False
+    charge: str | None = None          # the outcome's parts (language.md section 9)
+    priority: str | None = None
+    scope: str | None = None           # "flow" or "subscriber", as written after a throttle's rate
+    purpose: str | None = None
 
     def text(self) -> str:
         words = self.kind
@@ -113,7 +118,22 @@ class Act:
             words += " " + self.rate_text
         elif self.kind == "redirect":
             words += f' "{self.target}"'
-        return words + (", log" if self.log else "")
+        if self.scope:
+            words += f" per {self.scope}"
+        words += "".join(f", {part} {value}" for part, value in (("charge", self.charge), ("priority", self.priority))
+                         if value)
+        return words + (", log" if self.log else "") + (f" purpose {self.purpose}" if self.purpose else "")
+
+    def written(self) -> dict[str, str]:
+        """The parts written, by outcome variable."""
+        return {k: v for k, v in (("charge", self.charge), ("priority", self.priority), ("scope", self.scope),
+                                  ("purpose", self.purpose)) if v}
+
+
+CHARGES = ("standard", "zero_rated")
+PRIORITIES = ("high", "normal", "low")
+SCOPES = ("flow", "subscriber")
+PURPOSES = ("none", "legal", "security", "congestion", "commercial")
 
 
 # ----- the independent semantics -------------------------------------------------------------
@@ -187,6 +207,7 @@ class Case:
     plans: bool
     addons: bool
     spec_file: bool        # invariants and tests in a separate spec file
+    parts: bool = False    # the policy declares `enum charge` and `enum priority`
 
     def texts(self) -> tuple[str, str | None]:
         head = ["policy prop version \"1\"" if self.plans else "# random policy"]
@@ -195,6 +216,9 @@ class Case:
             head.append("set paid_plans = { monthly, business }")
         if self.addons:
             head.append("enum addon { vpn, tethering }")
+        if self.parts:
+            head.append(f"enum charge {{ {', '.join(CHARGES)} }}")
+            head.append(f"enum priority {{ {', '.join(PRIORITIES)} }}")
         head += [f"set {name} = {{ {text} }}" for name, text, _ in NAMED_SETS]
         body = []
         for k, (name, cond, act, because) in enumerate(self.rules):
@@ -224,9 +248,15 @@ class Case:
         index = {n: schema.member_index(n) for n in ("action", "rule", "target")}
 
         def outcome(act: Act, name: str) -> dict[str, int]:
-            return {"action": index["action"][act.kind], "rate": act.rate if act.kind == "throttle" else 0,
-                    "logged": int(act.log), "rule": index["rule"][name],
-                    "target": index["target"][act.target if act.kind == "redirect" else ""]}
+            values = {"action": index["action"][act.kind], "rate": act.rate if act.kind == "throttle" else 0,
+                      "logged": int(act.log), "rule": index["rule"][name],
+                      "target": index["target"][act.target if act.kind == "redirect" else ""],
+                      "scope": SCOPES.index(act.scope or "flow") if act.kind == "throttle" else 0,
+                      "purpose": PURPOSES.index(act.purpose or "none")}
+            if self.parts:       # a part a rule does not write is the default's
+                values["charge"] = CHARGES.index(act.charge or self.default.charge)
+                values["priority"] = PRIORITIES.index(act.priority or self.default.priority)
+            return values
 
         def expectation(act: Act):
             parts = [Atom("action", "", names=(act.kind,))]
@@ -236,6 +266,7 @@ class Case:
                 parts.append(Atom("target", "", names=(act.target,)))
             if act.log:
                 parts.append(Atom("logged", "", ints=((1, 1),)))
+            parts += [Atom(name, "", names=(value,)) for name, value in act.written().items()]
             return And(tuple(parts))
 
         items: dict[str, brute.Item] = {}
@@ -439,9 +470,11 @@ def flow_atom(name: str):
     return bool_atom(name)
 
 
-def outcome_atoms(rule_names: list[str]):
+def outcome_atoms(rule_names: list[str], parts: bool = False):
     return [enum_atom("action", ACTIONS), numeric_atom("rate"), bool_atom("logged"),
-            enum_atom("rule", tuple(rule_names) + ("default",))]
+            enum_atom("rule", tuple(rule_names) + ("default",)), enum_atom("scope", SCOPES),
+            enum_atom("purpose", PURPOSES)] + ([enum_atom("charge", CHARGES), enum_atom("priority", PRIORITIES)]
+                                               if parts else [])
 
 
 @st.composite
@@ -464,19 +497,31 @@ TARGETS = ["http://portal.example/topup", "http://portal.example/fup"]
 
 
 @st.composite
-def action(draw) -> Act:
+def action(draw, parts: bool = False, role: str = "rule") -> Act:
+    """An action as a rule, the default or an `expect` (`role`) writes it; with `parts`, the
+    outcome's parts too (the default gives every one; the others some)."""
     kind = draw(st.sampled_from(["allow", "allow", "block", "reset", "throttle", "throttle", "redirect"]))
     log = draw(st.booleans())
+    act = Act(kind, log=log)
     if kind == "throttle":
         text, rate = draw(st.sampled_from(RATES))
-        return Act(kind, rate, text, log=log)
+        act = Act(kind, rate, text, log=log, scope=draw(st.sampled_from([None, None, "flow", "subscriber"])))
     if kind == "redirect":
-        return Act(kind, target=draw(st.sampled_from(TARGETS)), log=log)
-    return Act(kind, log=log)
+        act = Act(kind, target=draw(st.sampled_from(TARGETS)), log=log)
+    if parts:
+        some = role != "default"
+        act = dataclasses.replace(
+            act, charge=draw(st.sampled_from(((None,) if some else ()) + CHARGES)),
+            priority=draw(st.sampled_from(((None,) if some else ()) + PRIORITIES)))
+    if role != "default" and draw(st.integers(0, 3)) == 0:
+        act = dataclasses.replace(act, purpose=draw(st.sampled_from(PURPOSES[1:])))
+    return act
 
 
 @st.composite
-def cases(draw) -> Case:
+def cases(draw, with_parts: bool = True) -> Case:
+    """A random policy and spec; with `with_parts`, some declare and use the outcome's parts."""
+    parts = with_parts and draw(st.booleans())
     rule_fields = draw(st.lists(st.sampled_from(RULE_FIELDS), min_size=1, max_size=4, unique=True))
     extra = draw(st.lists(st.sampled_from(SPEC_FIELDS), max_size=2, unique=True))
     spec_fields = list(dict.fromkeys(rule_fields + extra))
@@ -486,10 +531,10 @@ def cases(draw) -> Case:
     rules = []
     for k in range(n_rules):
         because = draw(st.sampled_from([None, None, "ToS 7.2", "fair use"]))
-        rules.append((f"r{k + 1}", draw(condition(rule_atoms, 3)), draw(action()), because))
-    default = draw(action())
+        rules.append((f"r{k + 1}", draw(condition(rule_atoms, 3)), draw(action(parts)), because))
+    default = draw(action(parts, "default"))
     names = [r[0] for r in rules]
-    outcome = outcome_atoms(names)
+    outcome = outcome_atoms(names, parts)
     mixed = outcome * 3 + spec_atoms
     policy_acts = [r[2] for r in rules] + [default]
     invariants = []
@@ -511,7 +556,7 @@ def cases(draw) -> Case:
             tests.append((f"t{k + 1}", narrowed, expect))
         else:
             tests.append((f"t{k + 1}", draw(condition(spec_atoms, 2)),
-                          draw(st.one_of(action(), st.sampled_from(policy_acts)))))
+                          draw(st.one_of(action(parts, "expect"), st.sampled_from(policy_acts)))))
     used = set()
     for c in [r[1] for r in rules] + [x for inv in invariants for x in inv[2:] if x is not None] + \
             [t[1] for t in tests]:
@@ -519,7 +564,7 @@ def cases(draw) -> Case:
     plans = "subscriber.plan" in used or draw(st.booleans())
     addons = any(f.startswith("subscriber.addons:") for f in used) or draw(st.booleans())
     return Case(rules, default, draw(st.integers(0, n_rules)), invariants, tests, plans, addons,
-                draw(st.booleans()))
+                draw(st.booleans()), parts)
 
 
 # ----- running the pipeline ------------------------------------------------------------------

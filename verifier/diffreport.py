@@ -12,7 +12,7 @@ from dpipolicy.dsl.schema import LABEL_FIELDS, NEW_LABEL, OLD_LABEL, Schema
 from dpipolicy.compiler.boxes import hull
 
 from .diff import Change, Decider, Diff
-from .report import box_json, box_text, decision_json, decision_line, field_condition, flow_json
+from .report import box_json, box_text, decision_json, decision_line, field_condition, flow_json, outcome_json
 from .results import Result
 from .witness import flow_text
 
@@ -171,7 +171,7 @@ def render_text(diff: Diff, statuses: list[StatusChange], limit: int = 50) -> st
 
 
 def _decider_json(d: Decider) -> dict:
-    data = {"action": d.action.kind, "action_text": d.action.text(), "rule": d.rule}
+    data = {**outcome_json(d.action), "rule": d.rule}
     if d.origin is not None and d.origin.location():
         data["rule_location"] = d.origin.location()
     return data

@@ -15,7 +15,7 @@ from dpipolicy.dsl.schema import ADDON_PREFIX, Schema
 from dpipolicy.dsl.typed import Action
 from dpipolicy.dsl.values import ValueError_, value_text
 
-from .report import box_text
+from .report import box_text, outcome_json
 
 _ITEM = re.compile(r"\S+")
 
@@ -202,8 +202,8 @@ def explanation_text(schema: Schema, e: Explanation) -> str:
 
 def explanation_json(schema: Schema, e: Explanation) -> dict:
     return {
-        "outcomes": [{"action": o.action.kind, "action_text": o.action.text(), "rule": o.rule,
-                      "rule_location": o.location, "when": o.when} for o in e.outcomes],
+        "outcomes": [{**outcome_json(o.action), "rule": o.rule, "rule_location": o.location, "when": o.when}
+                     for o in e.outcomes],
         "determined": len(e.outcomes) == 1,
         "steps": [{"rule": s.rule, "location": s.location, "status": s.status, "failed": s.failed,
                    "flow_has": s.flow_has, "when": s.when} for s in e.steps],

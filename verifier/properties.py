@@ -30,7 +30,6 @@ from .solve import Answer, Limits, Scope
 from .witness import realistic_point
 
 REGION_BOX_CAP = 64        # boxes kept per violating part, and in a result's region
-_OUTCOME_FIELDS_WITHOUT_RULE = ("action", "rate", "logged", "target")
 
 
 class InternalError(Exception):
@@ -144,7 +143,7 @@ def _candidates(model: TableModel, cond: typed.Cond) -> list[tuple[int, Box]]:
     by_rule = typed.mentions(cond, frozenset({"rule"}))
     groups: dict[tuple, list[int]] = {}
     for i, outcome in enumerate(model.outcomes):
-        key = tuple(outcome[k] for k in _OUTCOME_FIELDS_WITHOUT_RULE) + ((outcome["rule"],) if by_rule else ())
+        key = tuple(v for k, v in outcome.items() if k != "rule") + ((outcome["rule"],) if by_rule else ())
         groups.setdefault(key, []).append(i)
     found: list[tuple[int, int, Box]] = []
     for members in groups.values():

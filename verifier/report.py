@@ -5,6 +5,7 @@ from typing import Mapping
 
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import ADDON_PREFIX, Schema
+from dpipolicy.dsl.typed import Action
 from dpipolicy.dsl.values import value_set_texts, value_text
 from dpipolicy.dsl.words import counted
 
@@ -146,9 +147,19 @@ def box_json(schema: Schema, box: Mapping[str, IntervalSet]) -> dict:
     return out
 
 
+def outcome_json(action: Action) -> dict:
+    """An outcome in JSON reports: the action's kind and text, and each part that is set."""
+    data = {"action": action.kind, "action_text": action.text(), **dict(action.parts())}
+    if action.scope == "subscriber":
+        data["scope"] = action.scope
+    if action.purpose:
+        data["purpose"] = action.purpose
+    return data
+
+
 def decision_json(schema: Schema, d: Decision) -> dict:
-    data = {"flow": flow_json(schema, d.flow), "flow_text": flow_text(schema, d.flow), "action": d.action.kind,
-            "action_text": d.action.text(), "rule": d.rule}
+    data = {"flow": flow_json(schema, d.flow), "flow_text": flow_text(schema, d.flow), **outcome_json(d.action),
+            "rule": d.rule}
     if d.origin is not None:
         data["rule_location"] = d.origin.location()
     return data

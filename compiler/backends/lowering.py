@@ -119,6 +119,7 @@ class Lowering:
                            None, "default", None)]
 
     def verdict(self, action: Action, origin: Origin) -> Verdict:
+        self._outcome_parts(action, origin)
         match action.kind:
             case "allow":
                 return Verdict("accept", action.log)
@@ -138,6 +139,27 @@ class Lowering:
                                   "nftables limits count whole bytes per second: write a multiple of 8 bps")
                 return Verdict("throttle", action.log, bytes_per_second=max(whole, 1))
         raise AssertionError(action.kind)
+
+    def _outcome_parts(self, action: Action, origin: Origin) -> None:
+        """Charging, priority, a throttle per subscriber and a purpose are decided by the policy
+        but carried out by no kernel rule of this target: E520 each, or listed approximations."""
+        written = [f"{part} {value}" for part, value in action.parts()]
+        written += ["throttle per subscriber"] if action.scope == "subscriber" else []
+        written += [f"purpose {action.purpose}"] if action.purpose else []
+        if not written:
+            return
+        if not self.approximate:
+            raise Unsupported(Diagnostic(
+                "E520", "the nftables target does not carry out " + ", ".join(f"`{w}`" for w in written),
+                origin.span, "no kernel rule for it", location_text=origin.location() or None,
+                notes=("the kernel's rules accept, drop, reject, police per flow, log and mark for redirection; "
+                       "charging and priority belong to the charging system and the scheduler",),
+                help="`dpipolicy check` proves what the policy decides of them; pass --approximate to compile "
+                     "without them, each listed"))
+        for what in written:
+            instead = "policed per flow" if what.startswith("throttle") else "left to the systems beside the kernel"
+            self.approximations.append(Approximation(origin.name, origin.location(), f"`{what}` is not carried out",
+                                                     instead))
 
     def _inexact(self, origin: Origin, what: str, instead: str, help: str) -> None:
         if not self.approximate:

@@ -219,7 +219,9 @@ def compile_nftables(table: RuleTable, options: Options) -> Compiled:
 
 
 def _meant(action, verdict: Verdict):
-    """The action a kernel rule carries out (a throttle's rate as policed)."""
+    """The action a kernel rule carries out: a throttle's rate as policed, per flow, and none
+    of the outcome's other parts (each one an approximation: lowering.py)."""
+    action = dataclasses.replace(action, charge=None, priority=None, scope=None, purpose=None)
     if action.kind == "throttle":
         return dataclasses.replace(action, rate=verdict.bytes_per_second * 8)
     return action
