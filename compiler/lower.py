@@ -51,4 +51,5 @@ def lower(policy: Policy, memo: BoxesMemo | None = None) -> RuleTable:
                     for index, box in enumerate(matches, len(out))])
     if errors:
         raise DiagnosticError(errors)
-    return RuleTable(policy.name, policy.version, policy.schema, tuple(out), policy.default, policy.named_sets)
+    return RuleTable(policy.name, policy.version, policy.schema, tuple(out), policy.default, policy.named_sets,
+                     policy.default_span)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import Schema
+from dpipolicy.dsl.source import Span
 from dpipolicy.dsl.typed import Action, Origin
 
 
@@ -29,6 +30,7 @@ class RuleTable:
     rules: tuple[MatchRule, ...]
     default: Action
     named_sets: tuple[tuple[str, str, IntervalSet], ...] = ()   # (set, field, values): names for reports
+    default_span: Span | None = None        # the policy's `default`, for errors a backend finds in it
 
     def source_rule_names(self) -> tuple[str, ...]:
         """Names of the source rules, in order, each once."""

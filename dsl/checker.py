@@ -431,15 +431,15 @@ class _Checker:
                 self.sink.error("E175", f"`{part}` is given twice", word.span, "second one",
                                 help=f"an outcome has one {part}: keep one of them")
                 continue
-            enum = self.decls.enums.get(part)
-            if enum is None or ("enum", part) in self.spec_only:
+            field = self.schema.field(part)       # the policy's enum, or the rule table's
+            if field is None:
                 if not self._missing_ok("enum", part):
                     self.sink.error("E171", f"`{part}` needs `enum {part}` to be declared by the policy", word.span,
                                     "no members declared",
                                     help=f"declare its members first, for example `enum {part} {{ "
                                          f"{'standard, zero_rated' if part == 'charge' else 'high, normal, low'} }}`")
                 continue
-            members = [m.text for m in enum.members]
+            members = list(field.members)
             if value.text not in members:
                 self.sink.error("E170", f"unknown `{part}` member `{value.text}`", value.span, f"not in enum {part}",
                                 help=did_you_mean(value.text, members)

@@ -15,6 +15,7 @@ from dpipolicy.dsl.diagnostics import Diagnostic
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import ADDON_PREFIX, Schema
 from dpipolicy.dsl.typed import Action, Origin
+from dpipolicy.dsl.source import Span
 
 from ..table import MatchRule
 from .contract import FAMILY_SPACE, PORT_PROTOCOLS, TCP, Approximation, Contract, SubscriberSet
@@ -110,8 +111,9 @@ class Lowering:
             out.append(KernelRule(tuple(tests), kernel_verdict, family, match.origin.name, match.index))
         return out, verdict
 
-    def default(self, action: Action) -> list[KernelRule]:
-        verdict = self.verdict(action, Origin("default", None, "default"))
+    def default(self, action: Action, span: Span | None = None) -> list[KernelRule]:
+        """The kernel rules of the default (`span`: where the policy writes it, for errors)."""
+        verdict = self.verdict(action, Origin("default", span, None if span else "default"))
         if verdict.kind != "reset-tcp":
             return [KernelRule((), verdict, None, "default", None)]
         return [KernelRule((Test("proto", IntervalSet.point(TCP)),), verdict, None, "default", None),

@@ -207,7 +207,7 @@ def compile_nftables(table: RuleTable, options: Options) -> Compiled:
         kernel_rules += lowered
         meant.append(dataclasses.replace(match, action=_meant(match.action, verdict)))
     try:
-        kernel_rules += lowering.default(table.default)
+        kernel_rules += lowering.default(table.default, table.default_span)
     except Unsupported as exc:
         errors.append(exc.diagnostic)
     if errors:
