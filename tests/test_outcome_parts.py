@@ -218,3 +218,13 @@ def test_the_nftables_target_names_each_part_it_cannot_carry_out(tmp_path):
     listed = json.loads((tmp_path / "contract.json").read_text())["approximations"]
     assert {"rule": "default", "what": "`priority normal` is not carried out"}.items() <= \
         next(a for a in listed if a["rule"] == "default" and "priority" in a["what"]).items()
+
+
+def test_the_example_of_docs_language_md_checks_as_the_page_says(tmp_path):
+    text = (Path(__file__).resolve().parents[1] / "docs" / "language.md").read_text(encoding="utf-8")
+    section = text[text.index("## 9. Outcomes with parts"):]
+    example = re.search(r"```\n(.*?)```", section, re.S).group(1)
+    policy = load_policy(write_policy(tmp_path, example))
+    assert decide(policy, flow_of(policy, app="bittorrent")) == \
+        ("p2p", Action("throttle", 10**6, charge="standard", priority="low", scope="subscriber", purpose="congestion"))
+    assert decide(policy, flow_of(policy, app="spotify"))[1].text() == "allow, charge zero_rated, priority normal"
