@@ -7,6 +7,12 @@ How a page is read (the pages of PAGES below):
   a command; the lines after it, up to the next `$ ` line or the end of the block, are what
   the terminal shows. Fenced blocks without a `$ ` line (policy excerpts, the install line)
   are not transcripts and are not run.
+- A line `` `NAME`: `` followed by a fenced block shows a file (errors.md's style): the block
+  is written to NAME, as `$ cat` of a missing file is, for the commands after it.
+- `<!-- unchecked: WHY -->` before a transcript says why its commands cannot be run here (a
+  capture the page does not hold, a byte a page cannot show); they are skipped, not checked.
+- A command may chain dpipolicy commands with ` && `: the next runs when one succeeds, and
+  what the terminal shows is theirs together.
 - A page is one session, as for a reader who follows it from top to bottom in the root of
   the repository: files written by one command (`-o rules.json`, `> report.json`, a file
   shown with `$ cat`) are there for the later commands of the page, in any block.
@@ -54,12 +60,17 @@ from dpipolicy.cli import main
 
 from helpers import FIXTURES, ROOT
 
-PAGES = ("docs/getting-started.md", "docs/diff.md", "docs/firmware.md", "docs/profiles.md", "docs/enforcement.md")
+PAGES = ("docs/getting-started.md", "docs/diff.md", "docs/firmware.md", "docs/profiles.md", "docs/enforcement.md",
+         "docs/errors.md")
 NOT_CHECKABLE = {
     ". .venv/bin/activate",
     "dpipolicy check examples/uk-mobile/policy-2011-08.dpi --spec examples/uk-mobile/spec.dpi --timeout 0.001",
 }
 SHELL_PROGRAMS = {"sh", "jq"}
+FILE_BLOCK = "write "          # the command of a step that writes a file a page shows (`NAME`: and a block)
+UNCHECKED = "<!-- unchecked: "   # before a transcript whose setup the page cannot give (a capture, bytes)
+SKIP = "unchecked: "
+_FILE_LABEL = re.compile(r"^`([^`\s]+)`:$")
 
 
 @dataclass(frozen=True)
@@ -72,7 +83,9 @@ class Step:
 
     @property
     def kind(self) -> str:
-        if self.command in NOT_CHECKABLE:
+        if self.command.startswith(FILE_BLOCK):
+            return "file"
+        if self.command in NOT_CHECKABLE or self.command.startswith(SKIP):
             return "skip"
         if self.command == "echo $?":
             return "echo"
@@ -94,7 +107,7 @@ def transcript_steps(page: str) -> list[Step]:
     """The commands of every transcript block of a page, in order, with their shown output."""
     lines = (ROOT / page).read_text(encoding="utf-8").splitlines()
     steps: list[Step] = []
-    in_block = False
+    in_block = skip_block = False
     current: tuple[int, str, list[str]] | None = None
 
     def flush() -> None:
@@ -104,16 +117,32 @@ def transcript_steps(page: str) -> list[Step]:
             steps.append(Step(page, line, command, "".join(o + "\n" for o in output), None))
         current = None
 
+    label: tuple[int, str] | None = None      # a `NAME`: line, waiting for its block
+    unchecked = False                          # the next block follows `<!-- unchecked: WHY -->`
+    block: list[str] | None = None             # the lines of the block that shows that file
     for number, text in enumerate(lines, start=1):
         if text.startswith("```"):
             flush()
+            if block is not None:
+                steps.append(Step(page, label[0], FILE_BLOCK + label[1], "".join(b + "\n" for b in block), None))
+                label = block = None
+            elif not in_block and label is not None:
+                block = []
             in_block = not in_block
+            skip_block = in_block and unchecked
+            unchecked = False
+            continue
+        if block is not None:
+            block.append(text)
             continue
         if not in_block:
+            found = _FILE_LABEL.match(text)
+            label = (number, found.group(1)) if found else (label if not text.strip() else None)
+            unchecked = text.startswith(UNCHECKED) or (unchecked and not text.strip())
             continue
         if text.startswith("$ "):
             flush()
-            current = (number, text[2:].strip(), [])
+            current = (number, (SKIP if skip_block else "") + text[2:].strip(), [])
         elif current is not None:
             current[2].append(text)
     flush()
@@ -130,7 +159,7 @@ def transcript_steps(page: str) -> list[Step]:
 
 
 STEPS = [step for page in PAGES for step in transcript_steps(page)]
-CHECKED = [step for step in STEPS if step.kind != "skip"]
+CHECKED = [step for step in STEPS if step.kind not in ("skip", "file")]
 
 
 def _redirect(words: list[str]) -> tuple[list[str], str | None]:
@@ -142,7 +171,7 @@ def _redirect(words: list[str]) -> tuple[list[str], str | None]:
 
 
 def _writes_files(step: Step) -> bool:
-    if step.kind in ("cat", "shell"):
+    if step.kind in ("cat", "shell", "file"):
         return True
     if step.kind == "dpipolicy":
         words, target = _redirect(shlex.split(step.command))
@@ -158,14 +187,24 @@ def _dpipolicy_script() -> Path | None:
 def run_step(step: Step, folder: Path) -> tuple[int | None, str]:
     """Run one command in `folder` (the working directory); (exit code, what the terminal shows).
     `cat` of a missing file writes it and returns (None, the text)."""
+    if step.kind == "file":
+        path = folder / step.command[len(FILE_BLOCK):]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(step.expected, encoding="utf-8")
+        return None, step.expected
     if step.kind == "dpipolicy":
-        words, target = _redirect(shlex.split(step.command))
-        out, err = io.StringIO(), io.StringIO()
-        code = main(words[1:], out, err)
-        if target is not None:
-            (folder / target).write_text(out.getvalue(), encoding="utf-8")
-            return code, err.getvalue()
-        return code, out.getvalue() + err.getvalue()
+        shown, code = "", 0
+        for command in step.command.split(" && "):        # `a && b`: b runs when a succeeds
+            words, target = _redirect(shlex.split(command))
+            assert words[0] == "dpipolicy", f"{step.page}:{step.line}: `{command}` in a chain of dpipolicy commands"
+            out, err = io.StringIO(), io.StringIO()
+            code = main(words[1:], out, err)
+            if target is not None:
+                (folder / target).write_text(out.getvalue(), encoding="utf-8")
+            shown += err.getvalue() if target is not None else out.getvalue() + err.getvalue()
+            if code != 0:
+                break
+        return code, shown
     if step.kind == "cat":
         (name,) = shlex.split(step.command)[1:]
         path = folder / name
