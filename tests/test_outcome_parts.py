@@ -228,3 +228,22 @@ def test_the_example_of_docs_language_md_checks_as_the_page_says(tmp_path):
     assert decide(policy, flow_of(policy, app="bittorrent")) == \
         ("p2p", Action("throttle", 10**6, charge="standard", priority="low", scope="subscriber", purpose="congestion"))
     assert decide(policy, flow_of(policy, app="spotify"))[1].text() == "allow, charge zero_rated, priority normal"
+
+
+def test_translation_validation_sees_a_lost_part(example):
+    """The table must keep every part: a match rule whose charge differs is a mistranslation."""
+    import dataclasses
+
+    from dpipolicy.verifier.solve import Limits
+    from dpipolicy.verifier.validate import MistranslationError, validate
+
+    table = lower(example)
+    assert validate(example, table, Limits()).status == "proved"
+    first = table.rules[0]
+    lost = dataclasses.replace(table, rules=(dataclasses.replace(first, action=dataclasses.replace(
+        first.action, charge="standard")),) + table.rules[1:])
+    with pytest.raises(MistranslationError, match="music_free"):
+        validate(example, lost, Limits())
+    quieter = dataclasses.replace(table, default=dataclasses.replace(table.default, priority="low"))
+    with pytest.raises(MistranslationError, match="default"):
+        validate(example, quieter, Limits())
