@@ -28,9 +28,10 @@ its profile allows.
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 
-from dpipolicy.compiler.boxes import Box, contains, intersect, subtract_all
+from dpipolicy.compiler.boxes import Box, contains, hull, intersect, subtract_all
 from dpipolicy.dsl import typed
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import LABEL, Field
@@ -57,7 +58,7 @@ def check_same(model: TableModel, inv: typed.Invariant, limits: Limits) -> Resul
     """Equal treatment of every two flows of `inv.when` that differ only in `inv.same.across`."""
     found = _Pairs(model, inv.same, limits).run(inv.when)
     location = inv.span.location()
-    if found.boxes:
+    if found.witness is not None:
         first, second = found.witness
         return Result("invariant", inv.name, inv.description, VIOLATED, location,
                       counterexample=model.decision(first), pair=model.decision(second),
@@ -101,29 +102,38 @@ class _Pairs:
 
     def run(self, when: typed.Cond) -> "_Pairs":
         model = self.model
-        live = [(i, region) for i, region in ((i, intersect(model.boxes[i], target))
-                                              for i, target in candidates(model, when))
-                if not self._covered(i, region)]
-        if len({self.treatment(i) for i, _ in live}) < 2:
+        found = [(i, intersect(model.boxes[i], target)) for i, target in candidates(model, when)]
+        if len({self.treatment(i) for i, _ in found}) < 2:
             return self             # one treatment for every flow of `when`
-        projections = BoxIndex(self.schema.flow_fields, [self.shared(region) for _, region in live])
-        for c, (i, region) in enumerate(live):
-            mine = self.treatment(i)
-            for d in projections.overlapping(self.shared(region), c):
-                j, other = live[d]
-                if self.treatment(j) != mine and self._pair(j, other, i, region):
+        # A flow y of a later candidate whose shared values an earlier rule e allows lies in e's box
+        # when e's values of the fields across hold y's, and so is not decided by the later rule.
+        # So the earlier flow of a pair comes from a rule whose values across do not hold those
+        # of every candidate (their hull): only those candidates are partners for the later ones.
+        every = hull([self._varied(region) for _, region in found])
+        partners = [d for d, (j, region) in enumerate(found)
+                    if not contains(self._varied(model.boxes[j]), every) and not self._covered(j, region)]
+        if not partners:
+            return self
+        projections = BoxIndex(self.schema.flow_fields, [self.shared(found[d][1]) for d in partners])
+        for c, (i, region) in enumerate(found):
+            mine, live = self.treatment(i), None
+            varied = self._varied(region)
+            for k in projections.overlapping(self.shared(region), bisect.bisect_left(partners, c)):
+                j, other = found[partners[k]]
+                if self.treatment(j) == mine or contains(self._varied(model.boxes[j]), varied):
+                    continue
+                live = not self._covered(i, region) if live is None else live
+                if not live:
+                    break
+                if self._pair(j, other, i, region):
                     return self     # capped: enough to show
         return self
 
     def _covered(self, i: int, region: Box) -> bool:
-        """Does one rule before i hold every flow of `region` (exact; tried with the rule
-        holding a realistic point of it, then with every earlier rule meeting it)?"""
-        model = self.model
-        shadow = model.index.first_holding(realistic_point(self.schema, region), i)
-        if shadow is None:
-            return False
-        return contains(model.boxes[shadow], region) or any(
-            contains(model.boxes[k], region) for k in model.index.overlapping(region, i))
+        """Does one rule before i hold every flow of `region` (exact)?"""
+        index = self.model.index
+        earlier = index.meeting(region, i)
+        return bool(len(earlier)) and bool(index.holding_all(region, earlier).any())
 
     def _pair(self, i: int, first: Box, j: int, second: Box) -> bool:
         """The pairs of flows of `first` decided by rule i and of `second` decided by rule j

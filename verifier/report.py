@@ -139,7 +139,10 @@ class TextReport:
                 out.append(f'        because "{d.because}"')
         total = len(r.pair_region)
         more = "" if r.region_complete else " (list capped; more pairs violate)"
-        out.append(f"all violating pairs ({counted(total, 'box', 'boxes')}{more}):")
+        if not total:
+            out.append("the violating pairs could not be written as boxes in the work allowed")
+        else:
+            out.append(f"all violating pairs ({counted(total, 'box', 'boxes')}{more}):")
         for pair in r.pair_region[:REGION_SHOWN]:
             out.append(f"  - {pair_box_text(self.schema, pair, r.across, self.names)}")
         if total > REGION_SHOWN:
