@@ -14,8 +14,10 @@ from unittest import mock
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from dpipolicy.cli import main
 from dpipolicy.verifier import equal
+from dpipolicy.verifier.results import UNKNOWN
+
+from helpers import TimedOutScope, run_cli, write_policy
 
 from test_properties import (RULE_FIELDS, SPEC_FIELDS, action, check_text, condition, fields_of, flow_atom,
                              outcome_atoms, render)
@@ -88,26 +90,8 @@ invariant video_provider_neutral "Every video service gets the same treatment"
 
 
 def run_check(tmp_path: Path, text: str, *args: str) -> tuple[int, str]:
-    path = tmp_path / "policy.dpi"
-    path.write_text(text)
-    out, err = _Buffer(), _Buffer()
-    code = main(["check", str(path), *args], out, err)
-    return code, out.text + err.text
-
-
-class _Buffer:
-    def __init__(self) -> None:
-        self.text = ""
-
-    def write(self, s: str) -> int:
-        self.text += s
-        return len(s)
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False
+    code, out, err = run_cli("check", write_policy(tmp_path, text), *args)
+    return code, out + err
 
 
 def test_contract_example_holds_when_every_video_service_is_shaped_alike(tmp_path):
@@ -264,3 +248,63 @@ def test_profile_gives_each_flow_its_own_label(tmp_path):
     labels = {pair["counterexample"]["flow"]["dpi.app"], pair["pair"]["flow"]["dpi.app"]}
     assert labels == {"netflix", "unknown"}
     assert pair["counterexample"]["flow"]["app"] == pair["pair"]["flow"]["app"] == "netflix"
+
+
+def test_no_answer_is_unknown_never_holds(tmp_path, monkeypatch):
+    """A pair only z3 can settle, and z3 gives no answer: the result is unknown, exit 3."""
+    monkeypatch.setattr(equal, "Scope", TimedOutScope)
+    monkeypatch.setattr(equal, "SUBTRACTIONS", 0)
+    text = ("default allow\nrule r1 when proto == tcp then block\n"
+            "invariant proto_blind require same action across proto\n")
+    code, out = run_check(tmp_path, text, "--format", "json")
+    result = json.loads(out)["results"][0]
+    assert code == 3 and result["status"] == UNKNOWN
+    assert result["reason"].startswith("timeout on the pairs of flows rule r1")
+
+
+def test_jobs_give_the_serial_results(tmp_path):
+    text = VIDEO.replace("then throttle 1Mbps\ninvariant", "then throttle 2Mbps\ninvariant") + (
+        "invariant all_alike require same outcome across app\n"
+        "invariant port_blind require same action across dst.port\n"
+        "invariant usage_blind when app == youtube require same rate across subscriber.usage\n")
+    serial = run_check(tmp_path, text, "--format", "json", "--jobs", "1")
+    parallel = run_check(tmp_path, text, "--format", "json", "--jobs", "3")
+    assert serial == parallel and serial[0] == 1
+
+
+def test_spec_checked_against_a_rule_table(tmp_path):
+    policy = write_policy(tmp_path, "default allow\nrule yt when app == youtube then throttle 1Mbps\n")
+    table = tmp_path / "rules.json"
+    assert run_cli("compile", policy, "-o", table)[0] == 0
+    spec = write_policy(tmp_path, "invariant neutral when app in category.video require same rate across app\n",
+                        "spec.dpi")
+    code, out, err = run_cli("check", table, "--spec", spec)
+    assert code == 1 and "second: " in out, out + err
+
+
+def test_diff_status_change_shows_both_flows(tmp_path):
+    old = write_policy(tmp_path, "default allow\nrule yt when app == youtube then allow\n", "old.dpi")
+    new = write_policy(tmp_path, "default allow\nrule yt when app == youtube then throttle 1Mbps\n", "new.dpi")
+    spec = write_policy(tmp_path, "invariant neutral when app in category.video require same rate across app\n",
+                        "spec.dpi")
+    code, out, err = run_cli("diff", old, new, "--spec", spec)
+    assert "invariant neutral: holds -> violated" in out, out + err
+    assert "      and: tcp" in out
+    code, out, err = run_cli("diff", old, new, "--spec", spec, "--format", "json")
+    status = json.loads(out)["status_changes"][0]
+    assert status["counterexample"]["rule"] == "yt" and status["pair"]["rule"] == "default"
+
+
+def test_fmt_lays_out_the_clause(tmp_path):
+    path = write_policy(tmp_path, "default allow\ninvariant n when app in category.video require same  action ,rate"
+                                  "   across app ,subscriber.usage\n")
+    assert run_cli("fmt", path)[0] == 0
+    assert path.read_text() == ("default allow\n\ninvariant n\n    when app in category.video\n"
+                                "    require same action, rate across app, subscriber.usage\n")
+
+
+def test_lint_reads_the_clause(tmp_path):
+    path = write_policy(tmp_path, "default allow\n"
+                                  "invariant never when app == http and app == smtp require same action across app\n")
+    code, out, err = run_cli("lint", path)
+    assert "error[L301]: invariant `never` is vacuous" in out, out + err
