@@ -5,15 +5,19 @@ Two flows x and y violate it iff both satisfy C, agree on every field outside FI
 decided by some rule i in a box a of C (under i's outcome, as for any invariant), and y by
 some rule j in a box b, with i and j giving different parts. So the question is asked per
 pair of such *candidates* (i, box_i ∩ a) and (j, box_j ∩ b), and only for pairs whose
-projections on the shared fields meet (an index over those projections finds them): the
-pair's flows are then A = box_i ∩ a and B = box_j ∩ b, each cut to the shared values both
-allow. A pair is
+projections on the shared fields meet (an index over those projections finds them) and
+whose earlier rule's values of FIELDS do not hold the later candidate's (if they did, the
+later flow would lie in the earlier rule and not be decided by the later one; most rules
+test no field of FIELDS, so few rules are partners at all). The pair's flows are then
+A = box_i ∩ a and B = box_j ∩ b, each cut to the shared values both allow. A pair is
 
 1. skipped when an earlier rule than i holds all of A, or an earlier rule than j all of B
    (box containment: exact);
 2. a violation when a realistic x of A and the realistic y with x's shared values in B are
    decided by i and j (the index tests both exactly), with no solver call;
-3. otherwise z3 decides it over two copies of the flow: one variable per shared field and
+3. else settled by exact subtraction of the earlier rules from A and from B, when that
+   takes little work (SUBTRACTIONS): the pair boxes below, or none;
+4. otherwise decided by z3 over two copies of the flow: one variable per shared field and
    two per field of FIELDS, x in A and in no earlier rule than i, y in B and in no earlier
    rule than j. `UNSAT` means no such pair; `UNKNOWN` makes the result unknown.
 
