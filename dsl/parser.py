@@ -322,7 +322,8 @@ _MISSING_AFTER = {"CMP": "a value", "IN": "a set or value", "__ANON_0": "a value
                   "LBRACE": "a value", "AND": "a condition", "OR": "a condition", "NOT": "a condition",
                   "WHEN": "a condition", "GIVEN": "a condition", "REQUIRE": "a condition",
                   "EXISTS": "a condition", "LPAR": "a condition", "RULE": "a name", "SET": "a name",
-                  "ENUM": "a name", "INVARIANT": "a name", "TEST": "a name", "POLICY": "a name"}
+                  "ENUM": "a name", "INVARIANT": "a name", "TEST": "a name", "POLICY": "a name",
+                  "SAME": "an outcome part", "ACROSS": "a field"}
 _CHARACTER_HELP = {
     "'": "strings use double quotes: \"...\"",
     "\u2018": "strings use plain double quotes: \"...\"", "\u2019": "strings use plain double quotes: \"...\"",

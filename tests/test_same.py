@@ -51,7 +51,7 @@ def same_cases(draw) -> str:
         when = draw(st.one_of(st.none(), condition(spec_atoms, 1), condition(outcome + spec_atoms, 1)))
         if when is not None:
             used |= fields_of(when)
-        used |= {f"subscriber.addons:x" for f in across if f == "addons"} | set(across)
+        used |= set(across)
         clause = f"\n    when {render(when)}" if when is not None else ""
         lines.append(f"invariant s{k + 1}{clause}\n    require same {', '.join(parts)} across "
                      + ", ".join(WRITTEN.get(f, f) for f in across))
@@ -308,3 +308,10 @@ def test_lint_reads_the_clause(tmp_path):
                                   "invariant never when app == http and app == smtp require same action across app\n")
     code, out, err = run_cli("lint", path)
     assert "error[L301]: invariant `never` is vacuous" in out, out + err
+
+
+def test_missing_parts_is_a_syntax_error_that_says_so(tmp_path):
+    code, out = run_check(tmp_path, "default allow\ninvariant x require same across app\n")
+    assert code == 2
+    assert "error[E001]: syntax error: missing an outcome part after `same`" in out
+    assert "`across` is a keyword, not an outcome part" in out
