@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from unittest import mock
 
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from dpipolicy.verifier import equal
 from dpipolicy.verifier.results import UNKNOWN
 
-from helpers import TimedOutScope, run_cli, write_policy
+from helpers import ROOT, TimedOutScope, run_cli, write_policy
 
 from test_properties import (RULE_FIELDS, SPEC_FIELDS, action, check_text, condition, fields_of, flow_atom,
                              outcome_atoms, render)
@@ -315,3 +316,16 @@ def test_missing_parts_is_a_syntax_error_that_says_so(tmp_path):
     assert code == 2
     assert "error[E001]: syntax error: missing an outcome part after `same`" in out
     assert "`across` is a keyword, not an outcome part" in out
+
+
+def test_the_example_of_language_md_section_10(tmp_path, monkeypatch):
+    """docs/language.md shows a policy and the report `check` gives for it: both are true."""
+    page = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+    section = page[page.index("## 10. Equal treatment"):]
+    policy, transcript = re.findall(r"```\n(.*?)```", section, re.S)[:2]
+    command, *expected = transcript.splitlines()
+    assert command == "$ dpipolicy check policy.dpi"
+    monkeypatch.chdir(tmp_path)
+    Path("policy.dpi").write_text(policy, encoding="utf-8")
+    code, out, err = run_cli("check", "policy.dpi")
+    assert (code, out + err) == (1, "\n".join(expected) + "\n")

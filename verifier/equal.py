@@ -51,11 +51,15 @@ SECOND = "@2"          # suffix of the second flow's variables for the fields th
 SUBTRACTIONS = 2_000   # work allowed for a candidate pair's exact boxes before z3 decides it
 
 
+# A field of the flow's truth, and the field of the engine's label for it under a profile.
+LABELLED = {"app": LABEL}
+
+
 def varied_fields(model: TableModel, across: tuple[str, ...]) -> tuple[str, ...]:
-    """The fields that may differ: `across`, with the engine's label beside `app` under a profile."""
-    if "app" in across and LABEL in model.fields and LABEL not in across:
-        return across + (LABEL,)
-    return across
+    """The fields that may differ: `across`, with the engine's label beside what it labels
+    (`dpi.app` beside `app`) under a profile."""
+    labels = tuple(LABELLED[n] for n in across if n in LABELLED and LABELLED[n] in model.fields)
+    return across + tuple(label for label in labels if label not in across)
 
 
 def check_same(model: TableModel, inv: typed.Invariant, limits: Limits) -> Result:
