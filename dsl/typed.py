@@ -83,7 +83,8 @@ class Rule:
 @dataclass(frozen=True, slots=True)
 class Same:
     """`require same PARTS across FIELDS`: outcome variables, and the flow fields that may differ
-    between the two flows (each add-on its own field; `app` with the engine's label, if any)."""
+    between the two flows (each add-on its own field; under a profile the verifier adds the
+    engine's label beside `app`)."""
     parts: tuple[str, ...]
     across: tuple[str, ...]
 
