@@ -9,17 +9,25 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from pathlib import Path
 from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from dpipolicy import api
+from dpipolicy.dsl import typed
+from dpipolicy.dsl.profiles import load_profile
+from dpipolicy.dsl.schema import LABEL
 from dpipolicy.verifier import equal
+from dpipolicy.verifier.properties import TableModel
 from dpipolicy.verifier.results import UNKNOWN
+from dpipolicy.verifier.solve import Limits
 
 from helpers import ROOT, TimedOutScope, run_cli, write_policy
 
+import brute
 from test_properties import (RULE_FIELDS, SPEC_FIELDS, action, check_text, condition, fields_of, flow_atom,
                              outcome_atoms, render)
 
@@ -329,3 +337,107 @@ def test_the_example_of_language_md_section_10(tmp_path, monkeypatch):
     Path("policy.dpi").write_text(policy, encoding="utf-8")
     code, out, err = run_cli("check", "policy.dpi")
     assert (code, out + err) == (1, "\n".join(expected) + "\n")
+
+
+# ----- under an engine profile, by enumeration --------------------------------------------------
+
+PROFILE_APPS = ("netflix", "youtube", "openvpn", "imaps", "unknown", "http")
+GUESSING = """\
+version: 1
+name: guessing
+labels:
+  netflix:
+    - label: netflix
+      how: detected
+      evidence: "assumed: a test profile"
+    - label: unknown
+      how: undetected
+      when: {proto: udp}
+      evidence: "assumed: a test profile"
+  openvpn:
+    - label: openvpn
+      how: detected
+      evidence: "assumed: a test profile"
+    - label: imaps
+      how: port
+      when: {proto: tcp, dst.port: [993]}
+      evidence: "assumed: a test profile"
+"""
+
+
+@st.composite
+def profile_cases(draw) -> str:
+    """Rules on the label (`app`), `proto` and `dst.port`; invariants over the real application."""
+    apps = st.sampled_from(PROFILE_APPS)
+    atom = st.one_of(apps.map(lambda a: f"app == {a}"), apps.map(lambda a: f"app != {a}"),
+                     st.sampled_from(["proto == tcp", "proto == udp", "dst.port == 993", "dst.port != 443", "tls"]))
+    conds = st.lists(atom, min_size=1, max_size=2).map(" and ".join)
+    lines = [f"rule r{k}\n    when {draw(conds)}\n    then {draw(action()).text()}"
+             for k in range(draw(st.integers(1, 4)))]
+    lines.append(f"default {draw(action()).text()}")
+    for k in range(draw(st.integers(1, 3))):
+        when = draw(st.one_of(st.none(), conds, st.sampled_from(["app in {netflix, youtube}", "dpi.app == unknown"])))
+        across = draw(st.lists(st.sampled_from(["app", "proto", "tls", "dst.port"]), min_size=1, max_size=2,
+                               unique=True))
+        parts = draw(st.sampled_from(["action", "outcome", "action, rate", "logged"]))
+        lines.append(f"invariant s{k}" + (f"\n    when {when}" if when else "")
+                     + f"\n    require same {parts} across {', '.join(across)}")
+    return "\n".join(lines) + "\n"
+
+
+def _on_label(cond):
+    """A rule's condition as the engine runs it: its `app` is the label."""
+    match cond:
+        case typed.Atom("app", values):
+            return typed.Atom(LABEL, values)
+        case typed.Not(operand):
+            return typed.Not(_on_label(operand))
+        case typed.All(operands):
+            return typed.All(tuple(_on_label(c) for c in operands))
+        case typed.Any_(operands):
+            return typed.Any_(tuple(_on_label(c) for c in operands))
+    return cond
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
+@given(profile_cases())
+def test_under_a_profile_each_flow_gets_its_own_label(text: str):
+    """The source rules on the label, the spec with the profile's relation in `when`, and the
+    pairs enumerated over real application and label: the verifier's verdicts, pairs and pair
+    boxes agree."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "policy.dpi"
+        path.write_text(text, encoding="utf-8")
+        (Path(tmp) / "engine.yaml").write_text(GUESSING, encoding="utf-8")
+        loaded = api.load(path)
+        profile = load_profile(Path(tmp) / "engine.yaml", loaded.table.schema.catalogue)
+    table, spec = api.as_deployed(loaded, profile)
+    report = api.check(loaded, Limits(timeout_s=30), deployed=(table, spec))
+    schema, policy = table.schema, loaded.policy
+    conds = [_on_label(r.cond) for r in policy.rules]
+    names = [r.origin.name for r in policy.rules] + ["default"]
+    actions = [r.action for r in policy.rules] + [policy.default]
+    items = {inv.name: brute.Item("same", inv.name, when=brute.typed_mask(inv.when), same=inv.same)
+             for inv in spec.invariants}
+    intervals: dict[str, list] = {}
+    for cond in conds + [inv.when for inv in spec.invariants]:
+        for a in brute.typed_atoms(cond):
+            intervals.setdefault(a.field, []).append(list(a.values.intervals))
+    ref = brute.Semantics("on the label", [brute.typed_mask(c) for c in conds], names,
+                          [typed.outcome_values(schema, a, n) for a, n in zip(actions, names)], items, intervals)
+    env = brute.build_grid(schema, [ref], report)
+    decided = ref.decide(env)
+    outcome_env = env.with_outcome(ref.outcomes, decided)
+    model = TableModel(table)
+
+    def check_decision(name, decision, what):
+        entry = int(ref.decide(brute.Env.single(decision.flow))[0])
+        if ref.names[entry] != decision.rule:
+            raise brute.Disagreement(f"{name}: {what} {decision.flow} decided by {ref.names[entry]}, reported "
+                                     f"{decision.rule}\n{text}")
+
+    for inv, result in zip(spec.invariants, report.results):
+        varied = typed.Same(inv.same.parts, equal.varied_fields(model, inv.same.across))
+        assert LABEL in varied.across or "app" not in varied.across
+        brute.verify_same(env, ref, decided, items[inv.name].when(outcome_env), varied, result, check_decision, text)
