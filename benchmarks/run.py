@@ -1,5 +1,5 @@
 """Benchmark: parse, type-check, compile, translation validation and check of generated carrier
-policies at several sizes, the diff of each policy against a copy with 1% of its rules
+policies at several sizes, the equal-treatment invariants of spec-equal.dpi on their own, the diff of each policy against a copy with 1% of its rules
 changed, serially and with `--jobs 2`, and the nftables target with its kernel check
 (compile, `nft -f` load, read back, proof; skipped where no kernel can be had). Prints a table and writes JSON (benchmarks/out/results.json),
 with the number of processes `--jobs auto` (the commands' default) gives each size here.
@@ -65,6 +65,7 @@ def measure_one(n: int, seed: int, workdir: Path) -> dict:
     results = check_spec(TableModel(table), policy, limits)
     times["verify"] = time.perf_counter() - t
     times["check_total"] = time.perf_counter() - start
+    times["equal_treatment"], equal = measure_equal_treatment(table, catalogue, workdir, limits)
     nftables = measure_nftables(table, workdir, limits)
     times["diff_total"], diff_figures = measure_diff(policy_text, n, seed, workdir, limits, 1)
     times["diff_total_jobs2"], _ = measure_diff(policy_text, n, seed, workdir, limits, 2)
@@ -77,12 +78,31 @@ def measure_one(n: int, seed: int, workdir: Path) -> dict:
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "validation": validation.status, "results": statuses,
         "queries": sum(r.queries for r in results),
+        "equal_treatment": equal,
         "diff_over_parse": times["diff_total"] / times["parse"],
         "diff_jobs2_over_parse": times["diff_total_jobs2"] / times["parse"], "diff": diff_figures,
         "auto_jobs": automatic_jobs(len(table.rules)),
         "nftables": nftables,
         "nftables_over_parse": {k: v / times["parse"] for k, v in nftables.get("seconds", {}).items()},
     }
+
+
+def measure_equal_treatment(table, catalogue, workdir: Path, limits) -> tuple[float, dict]:
+    """The equal-treatment invariants of spec-equal.dpi on the table (read against its schema,
+    so the policy is not parsed again): the time to check them all, and each one's status and
+    solver calls."""
+    from dpipolicy.dsl.checker import check_spec_items
+    from dpipolicy.dsl.loader import load_items
+    from dpipolicy.verifier.properties import TableModel, check_spec
+
+    path = workdir / "spec-equal.dpi"
+    path.write_text(_generator().EQUAL_TREATMENT_SPEC)
+    spec = check_spec_items(load_items(path)[0], catalogue, table.schema)
+    model = TableModel(table)
+    start = time.perf_counter()
+    results = check_spec(model, spec, limits)
+    seconds = time.perf_counter() - start
+    return seconds, {r.name: {"status": r.status, "queries": r.queries} for r in results}
 
 
 def measure_nftables(table, workdir: Path, limits) -> dict:
@@ -158,7 +178,8 @@ def main() -> int:
         done = subprocess.run([sys.executable, __file__, "--one", str(n), "--seed", str(args.seed),
                                "--out", str(args.out)], capture_output=True, text=True, check=True)
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    phases = ("parse", "typecheck", "compile", "validate", "verify", "check_total", "diff_total", "diff_total_jobs2")
+    phases = ("parse", "typecheck", "compile", "validate", "verify", "check_total", "equal_treatment", "diff_total",
+              "diff_total_jobs2")
     print(f"{'rules':>7} {'match':>7} " + " ".join(f"{p:>11}" for p in phases)
           + f" {'check/parse':>11} {'diff/parse':>11} {'-j2/parse':>11} {'regions':>7} {'peak MB':>8}")
     for r in rows:

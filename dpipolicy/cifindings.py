@@ -50,10 +50,13 @@ def _result_message(schema: Schema, names: Names, r: Result) -> str:
     return "\n".join([f"{r.kind} {r.name}: {r.status}"] + _result_lines(schema, names, r))
 
 
-def _decided_by(r: Result | None) -> tuple[Place, str] | None:
-    d = None if r is None else r.counterexample
+def _decided_by(r: Result | None, second: bool = False) -> tuple[Place, str] | None:
+    """The rule deciding the counterexample (of an equal-treatment pair: its first flow, or
+    with `second` its second flow), as a related place."""
+    d = None if r is None else r.pair if second else r.counterexample
     place = None if d is None else origin_place(d.origin)
-    return None if place is None else (place, f"rule {d.rule} decides the counterexample: {d.action.text()}")
+    what = ("second flow" if second else "first flow") if r is not None and r.pair is not None else "counterexample"
+    return None if place is None else (place, f"rule {d.rule} decides the {what}: {d.action.text()}")
 
 
 # ----- check --------------------------------------------------------------------------------
@@ -65,9 +68,9 @@ def check_findings(report: Report, schema: Schema, names: Names, policy: str) ->
         place = Place.from_location(r.location)
         message = _result_message(schema, names, r)
         if r.status in (VIOLATED, FAILED, UNKNOWN):
-            decided = _decided_by(r)
+            related = tuple(d for d in (_decided_by(r), _decided_by(r, second=True)) if d is not None)
             findings.append(Finding(f"{r.kind}/{r.name}", _rule_text(r), "warning" if r.status == UNKNOWN else "error",
-                                    message, place, (decided,) if decided else ()))
+                                    message, place, related))
         outcome = {VIOLATED: "failed", FAILED: "failed", UNKNOWN: "error"}.get(r.status, "passed")
         cases.append(Case(_SUITES[r.kind], r.name, outcome, message if outcome != "passed" else "", place))
     if report.validation is not None:

@@ -128,14 +128,24 @@ class RuleDecl:
 
 
 @dataclass(frozen=True, slots=True)
+class SameClause:
+    """`same action, rate across app`: the outcome parts compared and the fields that may differ."""
+    parts: tuple[Ident, ...]
+    across: tuple[Ident, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class InvariantDecl:
-    """`when`/`require` form (`exists` is None) or `exists` form (`require` is None)."""
+    """`when`/`require` form (`exists` and `same` None), `exists` form (`require` and `same`
+    None) or `when`/`require same` form (`require` and `exists` None)."""
     name: Ident
     description: str | None
     when: Expr | None
     require: Expr | None
     exists: Expr | None
     span: Span
+    same: SameClause | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -393,7 +393,66 @@ class _Checker:
         when = self.cond(item.when, "spec") if item.when is not None else typed.TRUE
         require = self.cond(item.require, "spec") if item.require is not None else None
         exists = self.cond(item.exists, "spec") if item.exists is not None else None
-        return typed.Invariant(item.name.text, item.description, when, require, exists, item.span)
+        same = self.same(item.same) if item.same is not None else None
+        return typed.Invariant(item.name.text, item.description, when, require, exists, item.span, same)
+
+    def same(self, clause: ast.SameClause) -> typed.Same:
+        """`same PARTS across FIELDS`: outcome variables (`outcome` for all but `rule`, the redirect
+        target included) and flow fields (`subscriber.addons` for every add-on)."""
+        outcome = [f.name for f in self.schema.outcome_fields if f.name != "rule"]
+        written = [name for name in outcome if name != "target"]       # `target` is only `expect`'s
+        parts: list[str] = []
+        for ident in clause.parts:
+            if ident.text == "rule":
+                self.sink.error("E181", "`same rule` compares nothing a subscriber gets", ident.span,
+                                "the deciding rule is not part of the treatment",
+                                notes=("two flows decided by different rules with the same outcome are treated "
+                                       "equally",), help="name the parts that matter, or `outcome` for all of them")
+                continue
+            if ident.text == "outcome":
+                named = outcome
+            elif ident.text in written:
+                named = [ident.text]
+            else:
+                self.sink.error("E180", f"unknown outcome part `{ident.text}`", ident.span, "not an outcome variable",
+                                help=did_you_mean(ident.text, written + ["outcome"])
+                                or "the parts are " + ", ".join(f"`{n}`" for n in written + ["outcome"]))
+                continue
+            self._repeated(ident, [n for n in named if n in parts], "outcome part")
+            parts += [n for n in named if n not in parts]
+        across: list[str] = []
+        for ident in clause.across:
+            f = self.schema.field(ident.text)
+            if ident.text == "subscriber.addons" and self.schema.addons:
+                named = [self.schema.addon_field(a) for a in self.schema.addons]
+            elif ident.text == LABEL:
+                self.sink.error("E184", "`across dpi.app` alone is not supported", ident.span,
+                                "the engine's label varies with the application",
+                                notes=("two flows of one application may get different labels only under an "
+                                       "engine profile, and without one the label is the application",),
+                                help="write `across app`: under a profile each flow then gets a label of its own")
+                continue
+            elif f is not None and f.outcome and f.name != "target":
+                self.sink.error("E182", f"`{ident.text}` is an outcome, not a field of a flow", ident.span,
+                                "an outcome variable",
+                                help=f"outcome parts go after `same` (`same {ident.text} across app`); after "
+                                     "`across` name the fields the two flows may differ in")
+                continue
+            else:
+                field = self.field(ident, "spec")
+                if field is None:
+                    continue
+                named = [field.name]
+            self._repeated(ident, [n for n in named if n in across], "field")
+            across += [n for n in named if n not in across]
+        return typed.Same(tuple(parts), tuple(across))
+
+    def _repeated(self, ident: ast.Ident, repeated: list[str], what: str) -> None:
+        """A part or field of `same ... across ...` named twice (itself, or within `outcome`)."""
+        if repeated:
+            also = "; `outcome` already stands for every part" if what == "outcome part" else ""
+            self.sink.error("E183", f"{what} `{ident.text}` is named twice", ident.span, "already named",
+                            help=f"name each {what} once{also}")
 
     def action(self, spec: ast.ActionSpec, role: str = "rule") -> typed.Action:
         """The action of a rule, of the default or of an `expect` (`role`), with its parts. A

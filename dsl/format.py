@@ -163,7 +163,7 @@ class _Layout:
     def ops(self) -> list[tuple]:
         items = self.read.tree.children
         one_line = [self._one_line(item) for item in items]
-        multi_line = [item.data in ("rule_decl", "invariant_require", "invariant_exists", "test_decl")
+        multi_line = [item.data in ("rule_decl", "invariant_require", "invariant_same", "invariant_exists", "test_decl")
                       or not one_line[k] for k, item in enumerate(items)]
         pads = self._pads(items, one_line)
         for k, item in enumerate(items):
@@ -229,7 +229,7 @@ class _Layout:
                 self._tok(rest[1])
             self._gap(SPACE)
             self._braces(_braced(item), one_line)
-        elif item.data in ("rule_decl", "invariant_require", "invariant_exists", "test_decl"):
+        elif item.data in ("rule_decl", "invariant_require", "invariant_same", "invariant_exists", "test_decl"):
             self._clauses(rest)
         else:                                     # policy, import, default: one line
             for child in rest:
@@ -352,6 +352,11 @@ class _Layout:
         elif kind == "range":
             for child in children:
                 self._node(child)
+        elif kind == "same_clause":                         # `same a, b across c, d`: commas close up
+            for k, child in enumerate(children):
+                if k and child.type != "COMMA":
+                    self._gap(SOFT if children[k - 1].type == "COMMA" else SPACE)
+                self._tok(child)
         elif kind in ("log_flag", "outcome_part"):         # `, log`, `, charge zero_rated`
             self._tok(children[0])
             for child in children[1:]:

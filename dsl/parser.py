@@ -101,6 +101,18 @@ class _ToAst(Transformer):
         return ast.InvariantDecl(self._name(name), description, when, parts[-1], None,
                                  self._from(kw, parts[-1]))
 
+    def invariant_same(self, kw, name, *parts):
+        description, parts = self._invariant_parts(parts)
+        when = parts[0] if len(parts) == 2 else None
+        return ast.InvariantDecl(self._name(name), description, when, None, None,
+                                 self._from(kw, parts[-1]), same=parts[-1])
+
+    def same_clause(self, kw, *names):
+        across = next(k for k, t in enumerate(names) if t.type == "ACROSS")
+        parts = tuple(ast.Ident(str(t), self._tok(t)) for t in names[:across])
+        fields = tuple(ast.Ident(str(t), self._tok(t)) for t in names[across + 1:])
+        return ast.SameClause(parts, fields, self._from(kw, names[-1]))
+
     def invariant_exists(self, kw, name, *parts):
         description, parts = self._invariant_parts(parts)
         return ast.InvariantDecl(self._name(name), description, None, None, parts[-1],
@@ -318,7 +330,7 @@ def _item_head(chunk: str) -> tuple[str | None, str | None]:
 # Words that are keywords only where the grammar expects them; anywhere else the lexer reads them
 # as names, so `tls and then block` fails at `block` although the mistake is before `then`.
 _SOFT_KEYWORDS = frozenset({"when", "then", "because", "require", "exists", "given", "expect",
-                            "version", "and", "or", "in"})
+                            "version", "and", "or", "in", "same", "across"})
 _ACTION_WORDS = ("allow", "block", "reset", "throttle", "redirect")
 _OPERANDS = ("NAME", "NUMBER", "IPV4", "IPV6", "VOLUME", "RATE", "STRING", "TRUE", "FALSE")
 _ITEM_TERMINALS = tuple(k.upper() for k in ITEM_KEYWORDS)
@@ -327,7 +339,8 @@ _MISSING_AFTER = {"CMP": "a value", "IN": "a set or value", "__ANON_0": "a value
                   "LBRACE": "a value", "AND": "a condition", "OR": "a condition", "NOT": "a condition",
                   "WHEN": "a condition", "GIVEN": "a condition", "REQUIRE": "a condition",
                   "EXISTS": "a condition", "LPAR": "a condition", "RULE": "a name", "SET": "a name",
-                  "ENUM": "a name", "INVARIANT": "a name", "TEST": "a name", "POLICY": "a name"}
+                  "ENUM": "a name", "INVARIANT": "a name", "TEST": "a name", "POLICY": "a name",
+                  "SAME": "an outcome part", "ACROSS": "a field"}
 _CHARACTER_HELP = {
     "'": "strings use double quotes: \"...\"",
     "\u2018": "strings use plain double quotes: \"...\"", "\u2019": "strings use plain double quotes: \"...\"",
@@ -366,7 +379,7 @@ def _expected_phrases(accepts: set[str]) -> list[str]:
     """The acceptable terminals as phrases, most telling first: clause keywords, then operators,
     values, closing brackets, connectives, and last the start of a new item."""
     out: list[str] = []
-    for t in ("THEN", "WHEN", "REQUIRE", "EXISTS", "GIVEN", "EXPECT", "BECAUSE", "VERSION", "EQUAL"):
+    for t in ("THEN", "WHEN", "REQUIRE", "EXISTS", "GIVEN", "EXPECT", "BECAUSE", "VERSION", "ACROSS", "EQUAL"):
         if t in accepts:
             out.append("`=`" if t == "EQUAL" else f"`{t.lower()}`")
     if "ACTION_WORD" in accepts:

@@ -105,13 +105,23 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class Same:
+    """`require same PARTS across FIELDS`: outcome variables, and the flow fields that may differ
+    between the two flows (each add-on its own field; under a profile the verifier adds the
+    engine's label beside `app`)."""
+    parts: tuple[str, ...]
+    across: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Invariant:
     name: str
     description: str | None
     when: Cond
-    require: Cond | None      # None for `exists`
+    require: Cond | None      # None for `exists` and `same`
     exists: Cond | None
     span: Span
+    same: Same | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,6 +112,7 @@ class Item:
     require: Mask | None = None     # for a test: the expectation on the outcome
     exists: Mask | None = None
     raw: dict[str, typed.Cond] = dc_field(default_factory=dict)    # dsl.typed conditions, when known
+    same: typed.Same | None = None  # kind `same`: `when` and `require same PARTS across FIELDS`
 
 
 @dataclass
@@ -169,6 +170,9 @@ def typed_semantics(policy: typed.Policy) -> Semantics:
         if inv.exists is not None:
             items[inv.name] = Item("exists", inv.name, exists=typed_mask(inv.exists), raw={"exists": inv.exists})
             conds.append(inv.exists)
+        elif inv.same is not None:
+            items[inv.name] = Item("same", inv.name, when=typed_mask(inv.when), raw={"when": inv.when}, same=inv.same)
+            conds.append(inv.when)
         else:
             items[inv.name] = Item("forall", inv.name, when=typed_mask(inv.when), require=typed_mask(inv.require),
                                    raw={"when": inv.when, "require": inv.require})
@@ -212,7 +216,8 @@ def build_grid(schema: Schema, sems: list[Semantics], report) -> Env:
         for name, lists in sem.intervals.items():
             sets.setdefault(name, []).extend(lists)
     for r in report.results:
-        for box, _rule in r.region:
+        boxes = [box for box, _rule in r.region] + [b for p in r.pair_region for b in (p.shared, p.first, p.second)]
+        for box in boxes:
             for name, values in box.items():
                 sets.setdefault(name, []).append(list(values.intervals))
     flow_fields = {f.name: f for f in schema.flow_fields}
@@ -330,6 +335,10 @@ def verify(loaded, report, sems: list[Semantics], text: str, sample: int = 40) -
         # (6) never unknown
         if result.status == "unknown":
             _fail(text, f"{name}: unknown ({result.reason})")
+        if item.kind == "same":
+            statuses[name] = verify_same(env, ref, decided, item.when(outcome_env), item.same, result,
+                                         check_decision, text)
+            continue
         if item.kind == "exists":
             sat = item.exists(outcome_env)
             expected = "holds" if sat.any() else "violated"
@@ -387,3 +396,88 @@ def verify(loaded, report, sems: list[Semantics], text: str, sample: int = 40) -
             k = int(np.flatnonzero(covered != bad)[0])
             _fail(text, f"{name}: complete region misses the violating flow {flow_at(k)}")
     return statuses
+
+
+def verify_same(env: Env, ref: Semantics, decided: np.ndarray, when: np.ndarray, same: typed.Same, result,
+                check_decision, text: str) -> str:
+    """`require same PARTS across FIELDS` by enumeration: flows of the grid with the same values
+    outside FIELDS (the same representatives) form a group; the invariant is violated iff some
+    group holds two flows of `when` given different PARTS. The pair, and each pair box (every
+    pair of it violates; a complete list covers every violating pair), are checked too."""
+    name = result.name
+    treatment = {}
+    entry_class = np.array([treatment.setdefault(tuple(o[p] for p in same.parts), len(treatment))
+                            for o in ref.outcomes], dtype=np.int64)
+    cls = entry_class[decided]
+    key = np.zeros(env.size, dtype=np.int64)
+    for field_name, idx in env.index.items():
+        if idx is not None and field_name not in same.across and field_name in env.values:
+            key = key * len(env.values[field_name]) + idx
+    groups: dict[int, np.ndarray] = {}
+    inside = np.flatnonzero(when)
+    order = inside[np.argsort(key[inside], kind="stable")]
+    bounds = np.flatnonzero(np.diff(key[order])) + 1
+    violating = {}
+    for members in np.split(order, bounds):
+        if len(members) and len(np.unique(cls[members])) > 1:
+            violating[int(key[members[0]])] = members
+    expected = "violated" if violating else "holds"
+    if result.status != expected:
+        example = ""
+        if violating:
+            members = next(iter(violating.values()))
+            flows = [env.flow(int(k), env.values) for k in members[:2]]
+            example = f" e.g. {flows}"
+        _fail(text, f"{name}: reported {result.status}, brute force {expected}{example}")
+    if expected == "holds":
+        if result.counterexample is not None or result.pair is not None or result.pair_region:
+            _fail(text, f"{name}: holds but carries a pair or region")
+        return expected
+    first, second = result.counterexample, result.pair
+    if first is None or second is None:
+        _fail(text, f"{name}: violated without a pair of flows")
+    check_decision(name, first, "first flow")
+    check_decision(name, second, "second flow")
+    if any(first.flow[n] != second.flow[n] for n in first.flow if n not in same.across):
+        _fail(text, f"{name}: the pair {first.flow} / {second.flow} differs outside {same.across}")
+    single = [Env.single(d.flow) for d in (first, second)]
+    entries = [int(ref.decide(e)[0]) for e in single]
+    if entry_class[entries[0]] == entry_class[entries[1]]:
+        _fail(text, f"{name}: the pair's flows get the same {same.parts}")
+    for e, entry, d in zip(single, entries, (first, second)):
+        out = e.with_outcome(ref.outcomes, np.array([entry]))
+        if not ref.items[name].when(out)[0]:
+            _fail(text, f"{name}: the pair's flow {d.flow} does not satisfy `when`")
+    if not result.pair_region and result.region_complete:
+        _fail(text, f"{name}: violated with no pair boxes, said complete")
+    covered = {k: np.zeros((len(m), len(m)), bool) for k, m in violating.items()}
+    for pair in result.pair_region:
+        f = box_mask(env, {**pair.shared, **pair.first})
+        g = box_mask(env, {**pair.shared, **pair.second})
+        common = set(key[f].tolist()) & set(key[g].tolist())
+        if not common:
+            _fail(text, f"{name}: pair box {pair} holds no pair of the grid")
+        x_side = f & np.isin(key, list(common))
+        y_side = g & np.isin(key, list(common))
+        for side, rule, what in ((x_side, pair.first_rule, "first"), (y_side, pair.second_rule, "second")):
+            wrong = side & (~when | (decided != ref.names.index(rule)))
+            if wrong.any():
+                _fail(text, f"{name}: pair box {pair}: its {what} flow {env.flow(int(np.flatnonzero(wrong)[0]), env.values)} "
+                            f"is not a flow of `when` decided by {rule}")
+        if entry_class[ref.names.index(pair.first_rule)] == entry_class[ref.names.index(pair.second_rule)]:
+            _fail(text, f"{name}: pair box {pair} pairs two rules with the same treatment")
+        for k in common:
+            members = violating.get(k)
+            if members is None:
+                _fail(text, f"{name}: pair box {pair} holds a group with no violation")
+            covered[k] |= f[members][:, None] & g[members][None, :]
+    if result.region_complete:
+        for k, members in violating.items():
+            both = covered[k] | covered[k].T
+            wanted = cls[members][:, None] != cls[members][None, :]
+            if (wanted & ~both).any():
+                a, b = np.argwhere(wanted & ~both)[0]
+                _fail(text, f"{name}: complete pair region misses the pair "
+                            f"{env.flow(int(members[a]), env.values)} / {env.flow(int(members[b]), env.values)}")
+    return expected
+

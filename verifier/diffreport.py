@@ -131,9 +131,15 @@ def _status_lines(statuses: list[StatusChange]) -> list[str]:
         if s.after_result is not None and s.after_result.counterexample is not None:
             lines.append(f"      counterexample: {flow_text(s.schema, s.after_result.counterexample.flow)}"
                          f" gets {decision_line(s.after_result.counterexample)}")
+            if s.after_result.pair is not None:
+                lines.append(f"      and: {flow_text(s.schema, s.after_result.pair.flow)}"
+                             f" gets {decision_line(s.after_result.pair)}")
         elif s.before_result is not None and s.before_result.counterexample is not None:
             lines.append(f"      was: {flow_text(s.before_schema, s.before_result.counterexample.flow)}"
                          f" got {decision_line(s.before_result.counterexample)}")
+            if s.before_result.pair is not None:
+                lines.append(f"      and: {flow_text(s.before_schema, s.before_result.pair.flow)}"
+                             f" got {decision_line(s.before_result.pair)}")
     return lines + [""]
 
 
@@ -181,8 +187,12 @@ def _status_json(s: StatusChange) -> dict:
     data = {"kind": s.kind, "name": s.name, "before": s.before, "after": s.after}
     if s.after_result is not None and s.after_result.counterexample is not None:
         data["counterexample"] = decision_json(s.schema, s.after_result.counterexample)
+        if s.after_result.pair is not None:
+            data["pair"] = decision_json(s.schema, s.after_result.pair)
     if s.before_result is not None and s.before_result.counterexample is not None:
         data["before_counterexample"] = decision_json(s.before_schema, s.before_result.counterexample)
+        if s.before_result.pair is not None:
+            data["before_pair"] = decision_json(s.before_schema, s.before_result.pair)
     return data
 
 

@@ -116,7 +116,8 @@ def witness_flows(compiled: Compiled, limits: Limits) -> tuple[list[tuple[str, d
 def spec_flows(results: list[Result]) -> list[tuple[str, dict[str, int]]]:
     out = []
     for r in results:
-        for decision, word in ((r.counterexample, "counterexample"), (r.witness, "witness")):
+        for decision, word in ((r.counterexample, "first flow" if r.pair else "counterexample"),
+                               (r.pair, "second flow"), (r.witness, "witness")):
             if decision is not None:
                 out.append((f"{word} of {r.kind} {r.name}", decision.flow))
     return out

@@ -84,7 +84,7 @@ def search(model: TableModel, cond: typed.Cond, limits: Limits, want_all: bool) 
     schema = model.table.schema
     scope = Scope()
     recent_covers: list[int] = []      # earlier rules that covered a whole region: often again
-    for i, target in _candidates(model, cond):
+    for i, target in candidates(model, cond):
         region = intersect(model.boxes[i], target)
         if region is None:
             continue
@@ -134,7 +134,7 @@ def uncovered_point(model: TableModel, region: Box, earlier: list[int], limits: 
     return scope.solve(text, model.table.schema.flow_fields, limits)
 
 
-def _candidates(model: TableModel, cond: typed.Cond) -> list[tuple[int, Box]]:
+def candidates(model: TableModel, cond: typed.Cond) -> list[tuple[int, Box]]:
     """Every (rule i, box of cond under rule i's outcome) whose boxes meet, in rule order.
 
     Rules that share an outcome share the work: the condition is specialised once per outcome,
@@ -210,6 +210,9 @@ def check_property(model: TableModel, spec: typed.Policy, k: int, limits: Limits
     if k < len(spec.invariants):
         inv = spec.invariants[k]
         with too_large_to_check("invariant", inv.name, inv.span):
+            if inv.same is not None:
+                from .equal import check_same      # equal.py builds on this module
+                return check_same(model, inv, limits)
             if inv.exists is not None:
                 return check_exists(model, inv.name, inv.description, inv.span.location(), inv.exists, limits)
             return check_forall(model, "invariant", inv.name, inv.description, inv.span.location(), inv.when,

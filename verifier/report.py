@@ -9,7 +9,7 @@ from dpipolicy.dsl.typed import Action
 from dpipolicy.dsl.values import value_set_texts, value_text
 from dpipolicy.dsl.words import counted
 
-from .results import FAILED, HOLDS, PASSED, UNKNOWN, VIOLATED, Decision, Report, Result
+from .results import FAILED, HOLDS, PASSED, UNKNOWN, VIOLATED, Decision, PairBox, Report, Result
 from .witness import addons_of, flow_text
 
 REGION_SHOWN = 10
@@ -59,6 +59,18 @@ def box_text(schema: Schema, box: Mapping[str, IntervalSet], names: Names = ()) 
     return " and ".join(field_condition(schema, n, box[n], names) for n in order if n in box)
 
 
+def varied_text(schema: Schema, box: Mapping[str, IntervalSet], across: tuple[str, ...], names: Names = ()) -> str:
+    """One flow's values of the fields that may differ in a pair box (`any app` where unconstrained)."""
+    return " and ".join(field_condition(schema, n, box[n], names) if n in box else f"any {n}"
+                        for n in across if not (n.startswith(ADDON_PREFIX) and n not in box))
+
+
+def pair_box_text(schema: Schema, pair: PairBox, across: tuple[str, ...], names: Names = ()) -> str:
+    return (f"{box_text(schema, pair.shared, names)}: first {varied_text(schema, pair.first, across, names)} "
+            f"[decided by {pair.first_rule}], second {varied_text(schema, pair.second, across, names)} "
+            f"[decided by {pair.second_rule}]")
+
+
 def decision_line(d: Decision) -> str:
     where = f", {d.origin.location()}" if d.origin is not None and d.origin.location() else ""
     return f"{d.action.text()} (rule {d.rule}{where})"
@@ -94,7 +106,9 @@ class TextReport:
         if r.status in (VIOLATED, FAILED) or r.status == UNKNOWN:
             if r.description:
                 out.append(f'"{r.description}"')
-        if r.counterexample is not None:
+        if r.pair is not None:
+            out += self.pair_details(r)
+        elif r.counterexample is not None:
             d = r.counterexample
             word = "counterexample" if r.kind == "invariant" else "failing flow"
             out.append(f"{word}: {flow_text(self.schema, d.flow)}")
@@ -115,6 +129,31 @@ class TextReport:
         if r.status == UNKNOWN:
             out.append(f"the solver gave no answer: {r.reason}; raise --timeout")
         return out
+
+    def pair_details(self, r: Result) -> list[str]:
+        """A violated equal-treatment invariant: its two flows, then every violating pair."""
+        out = [f"two flows that differ only in {', '.join(_shown_fields(r.across))} are treated differently:"]
+        for word, d in (("first", r.counterexample), ("second", r.pair)):
+            out.append(f"{word + ':':<7} {flow_text(self.schema, d.flow)}")
+            out.append(f"gets:   {decision_line(d)}")
+            if d.because:
+                out.append(f'        because "{d.because}"')
+        total = len(r.pair_region)
+        more = "" if r.region_complete else " (list capped; more pairs violate)"
+        if not total:
+            out.append("the violating pairs could not be written as boxes in the work allowed")
+        else:
+            out.append(f"all violating pairs ({counted(total, 'box', 'boxes')}{more}):")
+        for pair in r.pair_region[:REGION_SHOWN]:
+            out.append(f"  - {pair_box_text(self.schema, pair, r.across, self.names)}")
+        if total > REGION_SHOWN:
+            out.append(f"  ... {counted(total - REGION_SHOWN, 'more box', 'more boxes')} (see --format json)")
+        return out
+
+
+def _shown_fields(across: tuple[str, ...]) -> list[str]:
+    """The fields a pair may differ in as written: the add-ons as `subscriber.addons`."""
+    return list(dict.fromkeys("subscriber.addons" if n.startswith(ADDON_PREFIX) else n for n in across))
 
 
 # ----- JSON ---------------------------------------------------------------------------------
@@ -169,7 +208,9 @@ def result_json(schema: Schema, r: Result, names: Names = ()) -> dict:
     data: dict = {"kind": r.kind, "name": r.name, "status": r.status, "location": r.location}
     if r.description:
         data["description"] = r.description
-    if r.counterexample is not None:
+    if r.pair is not None:
+        data.update(pair_json(schema, r, names))
+    elif r.counterexample is not None:
         data["counterexample"] = decision_json(schema, r.counterexample)
         data["region"] = [{"rule": rule, "match": box_json(schema, box), "text": box_text(schema, box, names)}
                           for box, rule in r.region]
@@ -179,6 +220,18 @@ def result_json(schema: Schema, r: Result, names: Names = ()) -> dict:
     if r.reason:
         data["reason"] = r.reason
     return data
+
+
+def pair_json(schema: Schema, r: Result, names: Names = ()) -> dict:
+    """A violated equal-treatment invariant: both flows, and every violating pair as a pair box."""
+    def side(box: Mapping[str, IntervalSet], rule: str) -> dict:
+        return {"rule": rule, "match": box_json(schema, box), "text": varied_text(schema, box, r.across, names)}
+    return {"across": list(r.across), "counterexample": decision_json(schema, r.counterexample),
+            "pair": decision_json(schema, r.pair),
+            "pair_region": [{"shared": {"match": box_json(schema, p.shared), "text": box_text(schema, p.shared, names)},
+                             "first": side(p.first, p.first_rule), "second": side(p.second, p.second_rule)}
+                            for p in r.pair_region],
+            "region_complete": r.region_complete}
 
 
 def report_json(schema: Schema, report: Report, names: Names = ()) -> dict:

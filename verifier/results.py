@@ -23,6 +23,19 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class PairBox:
+    """Violating pairs of an equal-treatment invariant: every two flows with the same `shared`
+    values (the fields outside `across`), the first with `first`'s values of the fields across
+    which treatment must not change, decided by `first_rule`, the second with `second`'s,
+    decided by `second_rule`."""
+    shared: dict[str, IntervalSet]
+    first: dict[str, IntervalSet]
+    second: dict[str, IntervalSet]
+    first_rule: str
+    second_rule: str
+
+
+@dataclass(frozen=True)
 class Result:
     kind: str                      # "invariant" or "test"
     name: str
@@ -35,6 +48,12 @@ class Result:
     region_complete: bool = True   # False when the list of boxes was capped
     reason: str | None = None      # why unknown, or why an `exists` is violated
     queries: int = 0               # solver calls made
+    # An equal-treatment invariant (`require same ... across ...`) that is violated: the second
+    # flow of the pair (`counterexample` is the first), the fields that may differ, and every
+    # violating pair as pair boxes (`region_complete` says whether the list is).
+    pair: Decision | None = None
+    across: tuple[str, ...] = ()
+    pair_region: tuple[PairBox, ...] = ()
 
 
 @dataclass
