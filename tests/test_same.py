@@ -125,9 +125,39 @@ def test_contract_example_violated_by_a_provider_rule(tmp_path):
             "{netflix, twitch, tiktok, rtsp, prime_video} [decided by video_shaped]") in out
 
 
+CONTRACT_PARTS = """\
+enum charge   { standard, zero_rated }
+enum priority { high, normal, low }
+default allow, charge standard, priority normal
+rule video_shaped when app in category.video and subscriber.usage > 10GB then throttle 1Mbps, priority low
+invariant video_provider_neutral "Every video service gets the same treatment"
+    when app in category.video
+    require same action, rate, priority across app
+
+invariant cap_app_agnostic "Whether data counts never depends on the application"
+    require same charge across app
+"""
+
+
+def test_the_contract_examples_verbatim_with_charge_and_priority(tmp_path):
+    """Section 10's two invariants as the contract writes them, over section 9's parts: both
+    hold, then a partner deal (zero-rated, prioritised YouTube) breaks both."""
+    assert check_text(CONTRACT_PARTS) == {"video_provider_neutral": "holds", "cap_app_agnostic": "holds"}
+    deal = CONTRACT_PARTS.replace(
+        "rule video_shaped", "rule partner when app == youtube then allow, charge zero_rated, priority high\n"
+                             "rule video_shaped")
+    assert check_text(deal) == {"video_provider_neutral": "violated", "cap_app_agnostic": "violated"}
+    code, out = run_check(tmp_path, deal, "--format", "json")
+    results = {r["name"]: r for r in json.loads(out)["results"]}
+    cap = results["cap_app_agnostic"]
+    sides = {cap["counterexample"]["rule"]: cap["counterexample"], cap["pair"]["rule"]: cap["pair"]}
+    assert sides["partner"]["charge"] == "zero_rated" and sides["partner"]["flow"]["app"] == "youtube"
+    assert {r for r in sides} - {"partner"} <= {"default", "video_shaped"}
+    assert all(side["charge"] == "standard" for rule, side in sides.items() if rule != "partner")
+
+
 def test_second_contract_example_with_the_parts_there_are(tmp_path):
-    """`require same charge across app` waits for `charge` (section 9); `outcome` and `logged`
-    say the same of the parts that exist today."""
+    """`outcome` and `logged` say of the other parts what `same charge` says of the charge."""
     text = ("default allow\nrule zero when app == whatsapp then allow, log\n"
             'invariant cap_app_agnostic "Whether data counts never depends on the application"\n'
             "    require same logged across app\n"
