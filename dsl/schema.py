@@ -30,7 +30,8 @@ ORDERED_KINDS = frozenset({"port", "volume", "hour", "protocol", "rate"})
 
 @dataclass(frozen=True, slots=True)
 class Field:
-    """One dimension. `kind` is protocol, ip, port, enum, bool, volume, hour or rate."""
+    """One dimension. `kind` is protocol, ip, port, enum, bool, volume, hour, rate or domain
+    (`tls.sni`: its members are `none`, `other` and the declared patterns, see domains.py)."""
 
     name: str
     kind: str
@@ -92,9 +93,15 @@ SMTP_AUTH_WHY = ("once a session is encrypted nobody on the path can see whether
                  "authenticates (SMTP AUTH)")
 
 
+SNI = "tls.sni"
+DOMAIN_SPECIAL = ("none", "other")      # the values of no name sent and of a name under no declared pattern
+
+
 def build_schema(catalogue: Catalogue, plans: tuple[str, ...] | None, addons: tuple[str, ...] | None,
-                 rule_names: tuple[str, ...], redirect_targets: tuple[str, ...]) -> Schema:
-    """Fields in a fixed order; `subscriber.plan` and add-ons exist only when their enum is declared."""
+                 rule_names: tuple[str, ...], redirect_targets: tuple[str, ...],
+                 domains: tuple[str, ...] | None = None) -> Schema:
+    """Fields in a fixed order; `subscriber.plan` and add-ons exist only when their enum is declared,
+    `tls.sni` only when the policy or its specs use it (`domains`: the declared patterns, ordered)."""
     flow = [
         Field("proto", "protocol", 255),
         Field("src.ip", "ip", IP_MAX),
@@ -106,6 +113,8 @@ def build_schema(catalogue: Catalogue, plans: tuple[str, ...] | None, addons: tu
         Field("tls", "bool", 1),
         Field("smtp.auth", "bool", 1, observable=False, why_unobservable=SMTP_AUTH_WHY),
     ]
+    if domains is not None:
+        flow.append(Field(SNI, "domain", len(DOMAIN_SPECIAL) + len(domains) - 1, DOMAIN_SPECIAL + tuple(domains)))
     if plans is not None:
         flow.append(enum_field("subscriber.plan", plans, "plan"))
     for addon in addons or ():
