@@ -17,7 +17,7 @@ from .loader import FileStart, PlacedItem
 from .parser import ITEM_START, ErrorItem, string_body
 from .source import SourceFile, Span
 from .schema import (ACTIONS, DIRECTIONS, IPV6_BASE, LABEL, ORDERED_KINDS, PROTOCOLS, RATE_MAX, SNI, Field, Schema,
-                     build_schema)
+                     build_schema, with_domains)
 from .values import RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity, units_help
 
 _MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
@@ -349,7 +349,7 @@ class _Checker:
         file here is a spec file (the loader reads the first as the main file): rules in them are
         E141, not silently ignored."""
         self.declare([dataclasses.replace(p, role="spec") for p in placed])
-        self.schema = schema
+        self.schema = _with_spec_domains(schema, self.declared_domains())
         for name, decl in self.decls.enums.items():
             theirs = schema.addons if name == "addon" else getattr(schema.field("subscriber.plan"), "members", ())
             if tuple(m.text for m in decl.members) != tuple(theirs):
@@ -357,7 +357,7 @@ class _Checker:
                                 "members differ", notes=(f"the table has {{{', '.join(theirs)}}}",),
                                 help="check the table against the spec written for the same policy")
         invariants, tests = self._spec()
-        return typed.Policy(None, None, schema, (), typed.Action("allow"), None, invariants, tests,
+        return typed.Policy(None, None, self.schema, (), typed.Action("allow"), None, invariants, tests,
                             self._named_sets())
 
     def assemble(self, placed: list[PlacedItem], memo: RuleMemo | None = None) -> typed.Policy:
@@ -915,6 +915,15 @@ class _Checker:
                             parse_ip(part.text)
                         except ValueError_ as exc:
                             self.sink.error("E110", exc.message, part.span, exc.label, help=exc.help)
+
+
+def _with_spec_domains(schema: Schema, patterns: tuple[str, ...] | None) -> Schema:
+    """A table's schema, with the patterns the specs add to `tls.sni` (the table is moved onto it)."""
+    field = schema.field(SNI)
+    have = field.members[domains.FIRST_PATTERN:] if field is not None else ()
+    if patterns is None or field is not None and set(patterns) <= set(have):
+        return schema
+    return with_domains(schema, domains.ordered(have + patterns))
 
 
 def check_items(placed: list[PlacedItem], catalogue: Catalogue, memo: RuleMemo | None = None) -> typed.Policy:

@@ -120,7 +120,9 @@ class Domains:
         return FIRST_PATTERN + lo, FIRST_PATTERN + hi
 
     def encode(self, canonical_name: str) -> int:
-        """A concrete name's value: the name itself if declared, else the nearest `*.` suffix."""
+        """A concrete name's value: the name itself if declared, else the nearest `*.` suffix.
+        Given a pattern `*.x` (declared or not), the value of the names below x that no
+        pattern more specific than `*.x` takes."""
         if canonical_name in self.value_of:
             return self.value_of[canonical_name]
         labels = canonical_name.split(".")
@@ -129,6 +131,34 @@ class Domains:
             if value is not None:
                 return value
         return OTHER
+
+    def parent(self, value: int) -> int | None:
+        """The value of the most specific other declared pattern this pattern falls under."""
+        labels = self.text(value).split(".")
+        for i in range(2 if labels[0] == WILDCARD else 1, len(labels)):
+            found = self.value_of.get(WILDCARD + "." + ".".join(labels[i:]))
+            if found is not None:
+                return found
+        return None
+
+    def pieces(self, values) -> list[tuple[int, tuple[int, ...]]]:
+        """A set of values without `other` as literals: pairs (value, excluded values) whose
+        meanings, the value's less the excluded ones', are disjoint and make up the set exactly.
+        A value is a piece's head when its parent is not in the set; a piece excludes the
+        patterns below its head that are not in the set and whose parent is."""
+        members = {v for lo, hi in values.intervals for v in range(lo, hi + 1)}
+        out = []
+        for head in sorted(members):
+            if head >= FIRST_PATTERN and self.parent(head) in members:
+                continue
+            lo, hi = self.meaning(self.text(head)) if head >= FIRST_PATTERN else (head, head)
+            excluded = tuple(v for v in range(lo + 1, hi + 1) if v not in members and self.parent(v) in members)
+            out.append((head, excluded))
+        return out
+
+    def literal(self, value: int) -> str:
+        """A value as the language writes it: `none`, or the pattern in double quotes."""
+        return SPECIAL[value] if value < FIRST_PATTERN else f'"{self.text(value)}"'
 
     def text(self, value: int) -> str:
         return SPECIAL[value] if value < FIRST_PATTERN else self.patterns[value - FIRST_PATTERN]
@@ -145,8 +175,7 @@ class Domains:
             text = self.text(value)
             if not text.startswith(WILDCARD):
                 return text
-            base = text[2:]
-            candidates = tuple(f"{label}.{base}" for label in _labels())
+            candidates = (f"{label}.{text[2:]}" for label in _labels())
         return next(c for c in candidates if self.encode(c) == value)
 
 

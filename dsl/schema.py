@@ -113,8 +113,6 @@ def build_schema(catalogue: Catalogue, plans: tuple[str, ...] | None, addons: tu
         Field("tls", "bool", 1),
         Field("smtp.auth", "bool", 1, observable=False, why_unobservable=SMTP_AUTH_WHY),
     ]
-    if domains is not None:
-        flow.append(Field(SNI, "domain", len(DOMAIN_SPECIAL) + len(domains) - 1, DOMAIN_SPECIAL + tuple(domains)))
     if plans is not None:
         flow.append(enum_field("subscriber.plan", plans, "plan"))
     for addon in addons or ():
@@ -131,4 +129,14 @@ def build_schema(catalogue: Catalogue, plans: tuple[str, ...] | None, addons: tu
         enum_field("rule", tuple(rule_names) + ("default",), "rule", outcome=True),
         enum_field("target", ("",) + tuple(redirect_targets), "target", outcome=True),
     )
-    return Schema(tuple(flow), outcome, catalogue, tuple(addons or ()))
+    schema = Schema(tuple(flow), outcome, catalogue, tuple(addons or ()))
+    return schema if domains is None else with_domains(schema, domains)
+
+
+def with_domains(schema: Schema, domains: tuple[str, ...]) -> Schema:
+    """The schema with `tls.sni` over these patterns (ordered, dsl/domains.py), after `smtp.auth`."""
+    sni = Field(SNI, "domain", len(DOMAIN_SPECIAL) + len(domains) - 1, DOMAIN_SPECIAL + tuple(domains))
+    flow = [f for f in schema.flow_fields if f.name != SNI]
+    at = next(i for i, f in enumerate(flow) if f.name == "smtp.auth") + 1
+    return Schema(tuple(flow[:at]) + (sni,) + tuple(flow[at:]), schema.outcome_fields, schema.catalogue,
+                  schema.addons)
