@@ -63,7 +63,9 @@ def parse_flow(schema: Schema, text: str) -> dict[str, int]:
 
 def _server_name(f, text: str) -> tuple[int, int]:
     """A name as a client sends it (`a.spotify.com`, or `none`): the value of the most specific
-    declared pattern it falls under."""
+    declared pattern it falls under. Quotes, as the language writes names, may stay."""
+    if len(text) > 1 and text[0] == text[-1] == '"':
+        text = text[1:-1]
     if text == "none":
         return domains.NONE, domains.NONE
     value = domains.domains_of(f.members).encode(domains.name(text))
