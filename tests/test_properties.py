@@ -25,11 +25,13 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dpipolicy import api
+from dpipolicy.dsl import domains
 from dpipolicy.dsl.catalogue import load_catalogue
 from dpipolicy.dsl.schema import ACTIONS, IPV6_BASE, RATE_MAX, VOLUME_MAX, Schema
 from dpipolicy.verifier.solve import Limits
 
 import brute
+from helpers import name_matches
 
 EXAMPLES = int(os.environ.get("DPIPOLICY_PROPERTY_EXAMPLES", "500"))
 LIMITS = Limits(timeout_s=30)
@@ -44,6 +46,7 @@ class Atom:
     text: str
     ints: tuple = ()            # value set as intervals of the field's integers, or
     names: tuple = ()           # as enum member names (resolved against the schema)
+    patterns: tuple = ()        # as server-name literals (`tls.sni`): names, `*.` patterns, `none`
     neg: bool = False           # `!=`, `not in`
 
 
@@ -118,7 +121,23 @@ class Act:
 
 # ----- the independent semantics -------------------------------------------------------------
 
+def server_name_values(a: Atom, schema: Schema) -> set[int]:
+    """The values of `tls.sni` whose real-looking name matches one of the atom's literals,
+    by plain name matching (none only by `none`)."""
+    f = schema.field(a.field)
+    encoding = domains.domains_of(f.members)
+
+    def matches(v: int, p: str) -> bool:
+        if v == domains.NONE or p == "none":
+            return v == domains.NONE and p == "none"
+        return name_matches(encoding.example(v), p)
+    return {v for v in range(f.hi + 1) if any(matches(v, p) for p in a.patterns)}
+
+
 def atom_pred(a: Atom, schema: Schema):
+    if a.patterns:
+        members = server_name_values(a, schema)
+        return lambda v: (v in members) != a.neg
     if a.names:
         index = schema.member_index(a.field)
         members = {index[n] for n in a.names}
@@ -128,6 +147,8 @@ def atom_pred(a: Atom, schema: Schema):
 
 
 def atom_intervals(a: Atom, schema: Schema) -> list[tuple[int, int]]:
+    if a.patterns:
+        return [(v, v) for v in range(schema.field(a.field).hi + 1)]
     if a.names:
         index = schema.member_index(a.field)
         return [(index[n], index[n]) for n in a.names]
@@ -317,7 +338,8 @@ MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 OPS = list(MIRROR)
 
 RULE_FIELDS = ["proto", "dst.port", "src.port", "dst.ip", "src.ip", "direction", "app", "tls",
-               "subscriber.plan", "addons", "subscriber.usage", "subscriber.roaming", "time.hour"]
+               "subscriber.plan", "addons", "subscriber.usage", "subscriber.roaming", "time.hour", "tls.sni"]
+SERVER_NAMES = ["spotify.com", "*.spotify.com", "a.b.spotify.com", "*.b.spotify.com", "Scdn.co.", "none"]
 SPEC_FIELDS = RULE_FIELDS + ["smtp.auth"]
 
 
@@ -427,7 +449,22 @@ def addon_atom(draw) -> Atom:
                 ((1, 1),), neg=neg)
 
 
+@st.composite
+def server_name_atom(draw) -> Atom:
+    literal = lambda p: p if p == "none" else f'"{p}"'     # noqa: E731
+    if draw(st.booleans()):
+        op = draw(st.sampled_from(["==", "!="]))
+        p = draw(st.sampled_from(SERVER_NAMES))
+        return Atom("tls.sni", f"tls.sni {op} {literal(p)}", patterns=(p,), neg=op == "!=")
+    neg = draw(st.booleans())
+    chosen = tuple(draw(st.lists(st.sampled_from(SERVER_NAMES), min_size=1, max_size=3)))
+    text = "{" + ", ".join(literal(p) for p in chosen) + "}"
+    return Atom("tls.sni", f"tls.sni {'not in' if neg else 'in'} {text}", patterns=chosen, neg=neg)
+
+
 def flow_atom(name: str):
+    if name == "tls.sni":
+        return server_name_atom()
     if name in NUMERIC:
         return numeric_atom(name)
     if name in IP_LITS:

@@ -17,21 +17,10 @@ from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.verifier.kernel import KernelMismatch, kernel_copy, kernel_equivalence
 from dpipolicy.verifier.solve import Limits
 
-from helpers import run_cli, write_policy
+from helpers import name_matches as matches, run_cli, write_policy
 
 
 # ----- the encoding against real name matching ------------------------------------------------
-
-def matches(name: str, pattern: str) -> bool:
-    """Plain name matching, label by label: case does not matter, nor a trailing dot; `*.x`
-    matches every name with more labels than x that ends in x's labels, not x itself."""
-    labels = name.lower().rstrip(".").split(".")
-    want = pattern.lower().rstrip(".").split(".")
-    if want[0] == "*":
-        suffix = want[1:]
-        return len(labels) > len(suffix) and labels[len(labels) - len(suffix):] == suffix
-    return labels == want
-
 
 LABELS = st.sampled_from(["a", "b", "cdn", "x-1", "spotify", "com", "co"])
 NAMES = st.lists(LABELS, min_size=2, max_size=5).map(".".join)
