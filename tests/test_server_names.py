@@ -297,3 +297,25 @@ def test_probe_marks_each_flow_with_its_server_name(tmp_path):
     given = {f["why"]: f["observed"]["rule"] for f in flows if f["why"].startswith("--flow")}
     assert given == {"--flow proto=tcp dst.port=443 tls.sni=cdn.spotify.com": "#1",
                      "--flow proto=tcp dst.port=443 tls.sni=open.spotify.com": "#0"}
+
+
+def test_a_version_that_declares_more_patterns_checks_its_unchanged_rules_anew(tmp_path):
+    """The rule memo of `diff` keys rule bodies by the patterns too: values are renumbered."""
+    first = write_policy(tmp_path, 'default allow\nrule r when tls.sni == "*.spotify.com" then block\n', "v1.dpi")
+    second = write_policy(tmp_path, 'default allow\nrule keep when tls.sni == "a.spotify.com" then allow\n'
+                                    'rule r when tls.sni == "*.spotify.com" then block\n', "v2.dpi")
+    memo = api.Memo()
+    api.load(first, memo=memo)
+    reused, fresh = api.load(second, memo=memo), api.load(second)
+    assert [r.matches for r in reused.table.rules] == [r.matches for r in fresh.table.rules]
+
+
+def test_a_spec_may_name_server_names_a_table_never_tested(tmp_path):
+    policy = write_policy(tmp_path, "default allow\nrule r when dst.port == 25 then block\n")
+    run_cli("compile", policy, "-o", tmp_path / "rules.json")
+    assert "domains" not in json.loads((tmp_path / "rules.json").read_text())
+    spec = write_policy(tmp_path, 'test music given tls.sni == "spotify.com" and dst.port == 443 expect allow\n'
+                                  "test none_sent given tls.sni == none and dst.port == 25 expect block\n",
+                        "spec.dpi")
+    code, out, _ = run_cli("check", tmp_path / "rules.json", "--spec", spec)
+    assert code == 0 and "2 tests (2 passed" in out, out

@@ -107,9 +107,10 @@ class Contract:
                 "tls": {"0": "not encrypted", "1": "encrypted"},
                 "direction": {"0": "uplink", "1": "downlink"},
                 **({SNI: {"0": "no server name sent", "1": "a server name under none of the patterns below",
-                          **{str(n): p for n, p in enumerate(self.server_names) if n > 1},
-                          "rule": "the value of the most specific pattern the name falls under: the name itself, "
-                                  "else the nearest `*.` suffix (`*.x` holds the names below x, not x)"}}
+                          **{str(n): p for n, p in enumerate(self.server_names) if n > 1}},
+                    "tls.sni_value": "the number of the most specific pattern the name (lower case, without a "
+                                     "trailing dot) falls under: the name itself, else the nearest `*.` suffix "
+                                     "(`*.x` holds the names below x, not x)"}
                    if self.server_names is not None else {}),
             },
             "subscriber_address": {"uplink": "the original source", "downlink": "the original destination"},
