@@ -208,6 +208,7 @@ class Case:
     plans: bool
     addons: bool
     spec_file: bool        # invariants and tests in a separate spec file
+    server_names: bool = False     # declare every name of SERVER_NAMES, so two versions share their values
 
     def texts(self) -> tuple[str, str | None]:
         head = ["policy prop version \"1\"" if self.plans else "# random policy"]
@@ -217,6 +218,8 @@ class Case:
         if self.addons:
             head.append("enum addon { vpn, tethering }")
         head += [f"set {name} = {{ {text} }}" for name, text, _ in NAMED_SETS]
+        if self.server_names:
+            head.append("set server_names = { " + ", ".join(f'"{p}"' for p in SERVER_NAMES if p != "none") + " }")
         body = []
         for k, (name, cond, act, because) in enumerate(self.rules):
             if k == self.default_at:
