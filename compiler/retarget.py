@@ -1,14 +1,18 @@
 """Moving rule tables onto a common schema, so two versions of a policy can be compared.
 
 Two versions may declare different plans or add-ons; enum values are member indices, so a
-table is rewritten onto a joint schema whose members are the union (old order first).
+table is rewritten onto a joint schema whose members are the union (old order first). Server
+names (`tls.sni`) take the union of both versions' patterns: a value of the joint schema is a
+pattern (or none, or other), and the table's value for it is the most specific of the table's
+own patterns it falls under, so a table's value set becomes the joint values that map into it.
 """
 from __future__ import annotations
 
 import dataclasses
 
+from dpipolicy.dsl import domains
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import Schema, build_schema
+from dpipolicy.dsl.schema import SNI, Schema, build_schema, parts_of, with_domains
 
 from .table import RuleTable
 
@@ -24,7 +28,21 @@ def joint_schema(a: Schema, b: Schema) -> Schema:
                    getattr(b.field("subscriber.plan"), "members", None))
     rules = _union(a.field("rule").members[:-1], b.field("rule").members[:-1])
     targets = _union(a.field("target").members[1:], b.field("target").members[1:])
-    return build_schema(a.catalogue, plans, _union(a.addons, b.addons), rules, targets)
+    parts = {part: _union(parts_of(a).get(part), parts_of(b).get(part)) for part in parts_of(a) | parts_of(b)}
+    joint = build_schema(a.catalogue, plans, _union(a.addons, b.addons), rules, targets, parts=parts)
+    patterns = [p for s in (a, b) if s.field(SNI) for p in s.field(SNI).members[domains.FIRST_PATTERN:]]
+    return with_domains(joint, domains.ordered(patterns)) if a.field(SNI) or b.field(SNI) else joint
+
+
+def _server_names(own: tuple[str, ...], joint: tuple[str, ...]) -> list[list[int]]:
+    """For each value of a `tls.sni` field with members `own`, the values of the joint field
+    (members `joint`) whose patterns have it as their most specific pattern in `own`."""
+    mine = domains.domains_of(own)
+    out: list[list[int]] = [[] for _ in own]
+    for value, text in enumerate(joint):
+        out[value if value < domains.FIRST_PATTERN else mine.encode(text)].append(value)
+    return out
+
 
 
 def retarget(table: RuleTable, schema: Schema) -> RuleTable:
@@ -34,7 +52,9 @@ def retarget(table: RuleTable, schema: Schema) -> RuleTable:
         joint = schema.field(f.name)
         if f.kind == "enum" and joint.members != f.members:
             index = schema.member_index(f.name)
-            remaps[f.name] = [index[m] for m in f.members]
+            remaps[f.name] = [[index[m]] for m in f.members]
+        if f.kind == "domain" and joint is not None and joint.members != f.members:
+            remaps[f.name] = _server_names(f.members, joint.members)
     if not remaps and schema.flow_fields == table.schema.flow_fields:
         return dataclasses.replace(table, schema=schema)
 
@@ -42,7 +62,7 @@ def retarget(table: RuleTable, schema: Schema) -> RuleTable:
         mapping = remaps.get(name)
         if mapping is None:
             return values
-        return IntervalSet.of((mapping[v], mapping[v]) for lo, hi in values.intervals for v in range(lo, hi + 1))
+        return IntervalSet.of((w, w) for lo, hi in values.intervals for v in range(lo, hi + 1) for w in mapping[v])
 
     rules = tuple(dataclasses.replace(r, matches=tuple((n, moved(n, v)) for n, v in r.matches))
                   for r in table.rules)

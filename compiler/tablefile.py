@@ -14,7 +14,9 @@ from pathlib import Path
 from dpipolicy.dsl.catalogue import Catalogue
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError, byte_position, cannot_read, did_you_mean
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import ADDON_PREFIX, OUTCOME_PARTS, PROTOCOLS, PURPOSES, RATE_MAX, SCOPES, Field, build_schema
+from dpipolicy.dsl import domains
+from dpipolicy.dsl.schema import (ADDON_PREFIX, OUTCOME_PARTS, PROTOCOLS, PURPOSES, RATE_MAX, SCOPES, SNI, Field,
+                                  build_schema)
 from dpipolicy.dsl.typed import Action, Origin
 from dpipolicy.dsl.values import (RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity,
                                   value_set_texts)
@@ -57,6 +59,7 @@ def table_to_json(table: RuleTable) -> dict:
         "policy": {"name": table.policy_name, "version": table.policy_version},
         "enums": {"plan": list(plan.members) if plan else None, "addon": list(schema.addons),
                   **{part: list(schema.field(part).members) for part in OUTCOME_PARTS if schema.field(part)}},
+        **({"domains": list(sni.members[domains.FIRST_PATTERN:])} if (sni := schema.field(SNI)) else {}),
         "default": action_json(table.default),
         "rules": [
             {
@@ -88,7 +91,7 @@ def write_table(table: RuleTable, path: Path) -> None:
 # ----- reading ------------------------------------------------------------------------------
 # The keys each object may have (required ones first); anything else is an error, so that a
 # misspelt key (`"mach"`) cannot turn a rule into one that matches every flow.
-_TOP_KEYS, _TOP_REQUIRED = ("format", "version", "policy", "enums", "default", "rules"), ("default", "rules")
+_TOP_KEYS, _TOP_REQUIRED = ("format", "version", "policy", "enums", "domains", "default", "rules"), ("default", "rules")
 _RULE_KEYS, _RULE_REQUIRED = ("index", "rule", "source", "because", "action", "match"), ("rule", "action", "match")
 _ACTION_KEYS = {1: ("kind", "rate_bps", "target", "log"),
                 2: ("kind", "rate_bps", "target", "scope", "charge", "priority", "purpose", "log")}
@@ -165,6 +168,7 @@ class _TableReader:
                          for k, field in (("plan", "subscriber.plan"), ("addon", ADDON_PREFIX)))
         self.parts = {part: members for part in OUTCOME_PARTS
                       if (members := self.members((enums or {}).get(part), _at("enums", part), part)) is not None}
+        patterns = self.domains(data["domains"]) if "domains" in data else None
         default = self.action(data["default"], "default") if "default" in data else Action("allow")
         rules_data = data.get("rules")
         if not isinstance(rules_data, list):
@@ -175,7 +179,8 @@ class _TableReader:
         actions = [e[1] for e in entries if e is not None] + [default]
         targets = tuple(sorted({a.target for a in actions if a.kind == "redirect" and a.target}))
         schema = build_schema(self.catalogue, plans, addons,
-                              tuple(dict.fromkeys(e[0].name for e in entries if e is not None)), targets, self.parts)
+                              tuple(dict.fromkeys(e[0].name for e in entries if e is not None)), targets,
+                              parts=self.parts, domains=patterns)
         fields = {f.name: f for f in schema.flow_fields}
         rules = []
         for i, entry in enumerate(entries):
@@ -254,6 +259,32 @@ class _TableReader:
             self.unreadable.append(field)
             return None
         return tuple(names)
+
+    def domains(self, values) -> tuple[str, ...] | None:
+        """`domains`: the declared server-name patterns, each once, in their canonical order
+        (the order gives the values, see dsl/domains.py), so `tls.sni` has a field."""
+        if not isinstance(values, list):
+            self.fail("domains", f"`domains` must be a list of domain names and patterns, not {_type_words(values)}",
+                      help='for example ["spotify.com", "*.spotify.com"]')
+            self.unreadable.append(SNI)
+            return None
+        patterns = []
+        for k, value in enumerate(values):
+            try:
+                if not isinstance(value, str):
+                    raise ValueError_(f"a domain pattern must be a string, not {_type_words(value)}")
+                patterns.append(domains.pattern(value))
+            except ValueError_ as exc:
+                self.fail(f"domains[{k}]", exc.message, help=exc.help)
+        if len(patterns) != len(values):
+            self.unreadable.append(SNI)
+            return None
+        if tuple(patterns) != domains.ordered(patterns):
+            self.fail("domains", "`domains` must list each pattern once, lower case, in the order of their labels "
+                      "read from the right", help="write " + json.dumps(list(domains.ordered(patterns))))
+            self.unreadable.append(SNI)
+            return None
+        return tuple(patterns)
 
     def rule(self, entry, i: int) -> tuple[Origin, Action, object, str | None] | None:
         where = f"rules[{i}]"
@@ -347,6 +378,7 @@ class _TableReader:
                     declare = name.startswith((ADDON_PREFIX, "subscriber.plan"))
                     self.fail(_at(where, name), f"unknown field `{name}`", help=(
                         "plans and add-ons are fields only when `enums` lists them" if declare
+                        else "`tls.sni` is a field only when `domains` lists its patterns" if name == SNI
                         else did_you_mean(name, fields) or "fields: " + ", ".join(fields)))
                 continue
             parsed = self.value_set(fields[name], values, _at(where, name))
@@ -387,8 +419,11 @@ def parse_value_text(field: Field, text: str) -> tuple[int, int]:
         return lo, hi
     if field.kind == "ip":
         return parse_ip(text)
-    if field.kind == "enum":
+    if field.kind in ("enum", "domain"):
         if text not in field.members:
+            if field.kind == "domain":
+                raise ValueError_(f"`{text}` is not a value of `{field.name}`",
+                                  help="its values are none, other and the patterns `domains` lists")
             raise ValueError_(f"`{text}` is not a member of `{field.name}`",
                               help="members: " + ", ".join(field.members[:12]))
         n = field.index_of(text)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable
 
 from dpipolicy.compiler.lower import BoxesMemo, lower
+from dpipolicy.compiler.retarget import retarget
 from dpipolicy.compiler.table import RuleTable
 from dpipolicy.compiler.tablefile import read_table
 from dpipolicy.dsl.catalogue import Catalogue, load_catalogue
@@ -68,7 +69,9 @@ def _load(path: Path, specs: tuple[Path, ...], catalogue: Catalogue, memo: Memo 
     if is_table(path):
         table = read_table(path, catalogue)
         spec_items = load_items(specs[0], specs[1:], parse)[0] if specs else []
-        return Loaded(table, check_spec_items(spec_items, catalogue, table.schema), None)
+        spec = check_spec_items(spec_items, catalogue, table.schema)
+        # specs may add server-name patterns (dsl/domains.py): the table moves onto their schema
+        return Loaded(table if spec.schema is table.schema else retarget(table, spec.schema), spec, None)
     items, _ = load_items(path, specs, parse)
     policy = check_items(items, catalogue, memo.rules if memo is not None else None)
     return Loaded(lower(policy, memo.boxes if memo is not None else None), policy, policy)

@@ -9,21 +9,22 @@ import dataclasses
 from dataclasses import dataclass, field as dc_field
 
 from . import ast, typed
+from . import domains
 from .catalogue import CATEGORIES, Catalogue
 from .diagnostics import DiagnosticSink, did_you_mean
 from .intervals import IntervalSet
 from .loader import FileStart, PlacedItem
-from .parser import ITEM_START, ErrorItem
+from .parser import ITEM_START, ErrorItem, string_body
 from .source import SourceFile, Span
 from .schema import (ACTIONS, DIRECTIONS, IPV6_BASE, LABEL, ORDERED_KINDS, OUTCOME_PARTS, PROTOCOLS, PURPOSES, RATE_MAX,
-                     SCOPES, Field, Schema, build_schema)
+                     SCOPES, SNI, Field, Schema, build_schema, with_domains)
 from .values import RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity, units_help
 
 _MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _DECLARABLE_ENUMS = ("plan", "addon") + OUTCOME_PARTS
 _KIND_WORDS = {"port": "a port", "hour": "an hour", "protocol": "a protocol", "ip": "an address",
-               "volume": "a volume", "rate": "a rate", "bool": "true or false"}
-_KIND_PHRASES = {"enum": "an enum", "ip": "an address", "bool": "a boolean"}
+               "volume": "a volume", "rate": "a rate", "bool": "true or false", "domain": "a domain name"}
+_KIND_PHRASES = {"enum": "an enum", "ip": "an address", "bool": "a boolean", "domain": "a domain name"}
 
 
 def _word_span(spec: ast.ActionSpec) -> Span:
@@ -296,7 +297,52 @@ class _Checker:
         parts = {name: members[name] for name in OUTCOME_PARTS
                  if name in members and ("enum", name) not in self.spec_only}
         return build_schema(self.catalogue, members.get("plan"), members.get("addon"),
-                            tuple(r.name.text for r in d.rules), tuple(targets), parts)
+                            tuple(r.name.text for r in d.rules), tuple(targets), parts=parts,
+                            domains=self.declared_domains())
+
+    def declared_domains(self) -> tuple[str, ...] | None:
+        """The domain patterns the sets and conditions write (well-formed ones: a bad one is an
+        error where it is checked), in value order; None when nothing names `tls.sni` or a
+        pattern, so that a policy without server names has no such field."""
+        found: list[str] = []
+        named = False
+
+        def visit(node) -> None:
+            nonlocal named
+            match node:
+                case ast.Literal(kind="string", text=text):
+                    try:
+                        found.append(domains.pattern(string_body(text)))
+                    except ValueError_:
+                        pass
+                case ast.Ident(text=text):
+                    named = named or text == SNI
+                case ast.Compare(_, left, right):
+                    visit(left)
+                    visit(right)
+                case ast.Member(item, container):
+                    visit(item)
+                    visit(container)
+                case ast.Range(low, high):
+                    visit(low)
+                    visit(high)
+                case ast.SetLiteral(elements) | ast.And(elements) | ast.Or(elements):
+                    for e in elements:
+                        visit(e)
+                case ast.Not(operand):
+                    visit(operand)
+
+        d = self.decls
+        for decl in d.sets.values():
+            visit(decl.value)
+        for item in d.rules + d.invariants + d.tests + self.duplicates:
+            for expr in (getattr(item, k, None) for k in ("when", "require", "exists", "given")):
+                if expr is not None:
+                    visit(expr)
+            same = getattr(item, "same", None)
+            for field in same.across if same is not None else ():
+                visit(field)
+        return domains.ordered(found) if found or named else None
 
     # ----- policy ---------------------------------------------------------------------------
     def check(self, placed: list[PlacedItem], memo: RuleMemo | None = None) -> typed.Policy:
@@ -310,7 +356,7 @@ class _Checker:
         file here is a spec file (the loader reads the first as the main file): rules in them are
         E141, not silently ignored."""
         self.declare([dataclasses.replace(p, role="spec") for p in placed])
-        self.schema = schema
+        self.schema = _with_spec_domains(schema, self.declared_domains())
         for name, decl in self.decls.enums.items():
             theirs = schema.addons if name == "addon" else \
                 getattr(schema.field(name if name in OUTCOME_PARTS else "subscriber.plan"), "members", ())
@@ -319,7 +365,7 @@ class _Checker:
                                 "members differ", notes=(f"the table has {{{', '.join(theirs)}}}",),
                                 help="check the table against the spec written for the same policy")
         invariants, tests = self._spec()
-        return typed.Policy(None, None, schema, (), typed.Action("allow"), None, invariants, tests,
+        return typed.Policy(None, None, self.schema, (), typed.Action("allow"), None, invariants, tests,
                             self._named_sets())
 
     def assemble(self, placed: list[PlacedItem], memo: RuleMemo | None = None) -> typed.Policy:
@@ -357,8 +403,9 @@ class _Checker:
     def _definitions(self, placed: list[PlacedItem]) -> tuple:
         """What a rule's body is checked against: the catalogue, and each set and enum
         declaration as text, with its role (see RuleMemo)."""
-        return (self.catalogue,) + tuple((p.role, p.item.span.text) for p in placed
-                                         if isinstance(p.item, ast.SetDecl | ast.EnumDecl))
+        field = self.schema.field(SNI)
+        return (self.catalogue, field and field.members) + tuple(
+            (p.role, p.item.span.text) for p in placed if isinstance(p.item, ast.SetDecl | ast.EnumDecl))
 
     def _rule_body(self, rule: ast.RuleDecl, known: dict[int, _RuleBody]) -> _RuleBody:
         """The rule's checked condition and action: from `known` for the same nodes, with its
@@ -871,6 +918,10 @@ class _Checker:
         if f.kind == "enum" and not (isinstance(v, ast.Ident) and v.text in self.decls.sets
                                      and v.text not in f.members):
             return self.member_value(f, v)
+        if f.kind == "domain" and isinstance(v, ast.Ident) and v.text == "none":
+            return domains.NONE, domains.NONE
+        if f.kind == "domain" and isinstance(v, ast.Literal) and v.kind == "string":
+            return self.domain_pattern(f, v)
         if isinstance(v, ast.Ident):
             if f.kind == "protocol" and v.text in PROTOCOLS:
                 n = PROTOCOLS[v.text]
@@ -918,13 +969,27 @@ class _Checker:
                         f"`{f.name}` needs {_KIND_WORDS.get(f.kind, f.kind)}", help=self._kind_help(f))
         return None
 
+    def domain_pattern(self, f: Field, lit: ast.Literal) -> tuple[int, int] | None:
+        """The values a name or `*.` pattern stands for: those of the declared patterns under it."""
+        canonical = self.domain_literal(lit)
+        return None if canonical is None else domains.domains_of(f.members).meaning(canonical)
+
+    def domain_literal(self, lit: ast.Literal) -> str | None:
+        try:
+            return domains.pattern(string_body(lit.text))
+        except ValueError_ as exc:
+            self.sink.error("E195", exc.message, lit.span, exc.label, help=exc.help)
+            return None
+
     @staticmethod
     def _kind_help(f: Field) -> str | None:
         return {"volume": f"write a volume with its unit, for example `20GB`; {units_help(VOLUME_UNITS)}",
                 "rate": f"write a rate with its unit, for example `128kbps`; {units_help(RATE_UNITS)}",
                 "ip": "write an address or prefix, for example `10.0.0.0/8` or `2a01:4c8::/32`",
                 "protocol": "write a protocol name (tcp, udp, ...) or a number 0..255",
-                "bool": "write `true` or `false`"}.get(f.kind)
+                "bool": "write `true` or `false`",
+                "domain": 'write the name in double quotes, for example `"spotify.com"` or `"*.spotify.com"`, '
+                          "or `none` for a flow that sends no server name"}.get(f.kind)
 
     def member_value(self, f: Field, v) -> tuple[int, int] | None:
         if isinstance(v, ast.Ident) and v.text in f.members:
@@ -988,11 +1053,22 @@ class _Checker:
                             and not names_may_be_missing):
                         self.sink.error("E101", f"unknown name `{part.text}` in set `{name}`", part.span,
                                         "not an application, enum member or set", help=did_you_mean(part.text, known))
+                    elif isinstance(part, ast.Literal) and part.kind == "string":
+                        self.domain_literal(part)
                     elif isinstance(part, ast.Literal) and part.kind in ("ipv4", "ipv6"):
                         try:
                             parse_ip(part.text)
                         except ValueError_ as exc:
                             self.sink.error("E110", exc.message, part.span, exc.label, help=exc.help)
+
+
+def _with_spec_domains(schema: Schema, patterns: tuple[str, ...] | None) -> Schema:
+    """A table's schema, with the patterns the specs add to `tls.sni` (the table is moved onto it)."""
+    field = schema.field(SNI)
+    have = field.members[domains.FIRST_PATTERN:] if field is not None else ()
+    if patterns is None or field is not None and set(patterns) <= set(have):
+        return schema
+    return with_domains(schema, domains.ordered(have + patterns))
 
 
 def check_items(placed: list[PlacedItem], catalogue: Catalogue, memo: RuleMemo | None = None) -> typed.Policy:

@@ -34,6 +34,11 @@ _TOKEN_WORDS = {
 }
 
 
+def string_body(text: str) -> str:
+    """What a string literal says: its text without the quotes, escapes read."""
+    return text[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+
+
 @v_args(inline=True)
 class _ToAst(Transformer):
     """Builds AST nodes straight from parser reductions (spans come from the children)."""
@@ -63,8 +68,7 @@ class _ToAst(Transformer):
 
     @staticmethod
     def _string(tok: Token) -> str:
-        body = str(tok)[1:-1]
-        return body.replace('\\"', '"').replace("\\\\", "\\")
+        return string_body(str(tok))
 
     def start(self, *items):
         return ast.Module(tuple(items))

@@ -22,7 +22,7 @@ SHIPPED = ("exact", "ndpi-4.2", "ndpi-5.0")
 HOWS = ("detected", "other", "port", "undetected")
 WHEN_FIELDS = ("proto", "dst.port", "tls")
 # Fields read from the packets; the rest (subscriber.*, time.hour) come from elsewhere.
-TRAFFIC_FIELDS = ("proto", "src.ip", "src.port", "dst.ip", "dst.port", "direction", "tls", "smtp.auth")
+TRAFFIC_FIELDS = ("proto", "src.ip", "src.port", "dst.ip", "dst.port", "direction", "tls", "smtp.auth", "tls.sni")
 _TOP_REQUIRED = ("version", "name")
 _TOP_OPTIONAL = ("engine", "description", "unobservable", "ndpi_names", "labels")
 _ENTRY_REQUIRED = ("label", "how", "evidence")

@@ -36,7 +36,8 @@ ORDERED_KINDS = frozenset({"port", "volume", "hour", "protocol", "rate"})
 
 @dataclass(frozen=True, slots=True)
 class Field:
-    """One dimension. `kind` is protocol, ip, port, enum, bool, volume, hour or rate."""
+    """One dimension. `kind` is protocol, ip, port, enum, bool, volume, hour, rate or domain
+    (`tls.sni`: its members are `none`, `other` and the declared patterns, see domains.py)."""
 
     name: str
     kind: str
@@ -98,11 +99,16 @@ SMTP_AUTH_WHY = ("once a session is encrypted nobody on the path can see whether
                  "authenticates (SMTP AUTH)")
 
 
+SNI = "tls.sni"
+DOMAIN_SPECIAL = ("none", "other")      # the values of no name sent and of a name under no declared pattern
+
+
 def build_schema(catalogue: Catalogue, plans: tuple[str, ...] | None, addons: tuple[str, ...] | None,
                  rule_names: tuple[str, ...], redirect_targets: tuple[str, ...],
-                 parts: dict[str, tuple[str, ...]] | None = None) -> Schema:
+                 parts: dict[str, tuple[str, ...]] | None = None, domains: tuple[str, ...] | None = None) -> Schema:
     """Fields in a fixed order; `subscriber.plan`, add-ons and the outcome parts `charge` and
-    `priority` exist only when their enum is declared (`parts`: part name to members)."""
+    `priority` exist only when their enum is declared (`parts`: part name to members),
+    `tls.sni` only when the policy or its specs use it (`domains`: the declared patterns, ordered)."""
     flow = [
         Field("proto", "protocol", 255),
         Field("src.ip", "ip", IP_MAX),
@@ -134,4 +140,19 @@ def build_schema(catalogue: Catalogue, plans: tuple[str, ...] | None, addons: tu
         enum_field("scope", SCOPES, "scope", outcome=True),
         enum_field("purpose", PURPOSES, "purpose", outcome=True),
     )
-    return Schema(tuple(flow), outcome, catalogue, tuple(addons or ()))
+    schema = Schema(tuple(flow), outcome, catalogue, tuple(addons or ()))
+    return schema if domains is None else with_domains(schema, domains)
+
+
+def parts_of(schema: Schema) -> dict[str, tuple[str, ...]]:
+    """The outcome parts a schema has (`charge`, `priority`) and their members, to build another."""
+    return {part: schema.field(part).members for part in OUTCOME_PARTS if schema.field(part) is not None}
+
+
+def with_domains(schema: Schema, domains: tuple[str, ...]) -> Schema:
+    """The schema with `tls.sni` over these patterns (ordered, dsl/domains.py), after `smtp.auth`."""
+    sni = Field(SNI, "domain", len(DOMAIN_SPECIAL) + len(domains) - 1, DOMAIN_SPECIAL + tuple(domains))
+    flow = [f for f in schema.flow_fields if f.name != SNI]
+    at = next(i for i, f in enumerate(flow) if f.name == "smtp.auth") + 1
+    return Schema(tuple(flow[:at]) + (sni,) + tuple(flow[at:]), schema.outcome_fields, schema.catalogue,
+                  schema.addons)

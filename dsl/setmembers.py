@@ -11,18 +11,19 @@ from __future__ import annotations
 import heapq
 from typing import Iterable
 
-from . import ast
+from . import ast, domains
 from .catalogue import Catalogue
 from .intervals import IntervalSet
 from .lintcodes import LintFinding
 from .loader import PlacedItem
-from .schema import LABEL, PROTOCOLS, Field, Schema
+from .parser import string_body
+from .schema import LABEL, PROTOCOLS, SNI, Field, Schema
 from .values import RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity, value_set_texts
 
 _PAIRS_CAP = 100_000          # overlapping pairs examined per set (a pathological set stops there)
 # For a set no condition uses: the field its literals suggest (any field of that kind would do).
 _FIELD_OF_LITERAL = {"ipv4": "dst.ip", "ipv6": "dst.ip", "number": "dst.port",
-                     "volume": "subscriber.usage", "rate": "rate"}
+                     "volume": "subscriber.usage", "rate": "rate", "string": SNI}
 
 
 class _Resolver:
@@ -49,7 +50,11 @@ class _Resolver:
                     return IntervalSet.point(f.index_of(e.text))
                 if f.kind == "protocol" and e.text in PROTOCOLS:
                     return IntervalSet.point(PROTOCOLS[e.text])
+                if f.kind == "domain" and e.text == "none":
+                    return IntervalSet.point(domains.NONE)
                 return None
+            if e.kind == "string" and f.kind == "domain":     # `*.x` holds the patterns below x
+                return IntervalSet.span(*domains.domains_of(f.members).meaning(domains.pattern(string_body(e.text))))
             if e.kind in ("ipv4", "ipv6") and f.kind == "ip":
                 return IntervalSet.span(*parse_ip(e.text))
             if e.kind == "number" and f.kind in ("port", "hour", "protocol"):

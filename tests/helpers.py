@@ -46,3 +46,14 @@ def generated(tmp_path: Path, rules: int, seed: int) -> tuple[Path, Path]:
     (tmp_path / "policy.dpi").write_text(policy_text, encoding="utf-8")
     (tmp_path / "spec.dpi").write_text(spec_text, encoding="utf-8")
     return tmp_path / "policy.dpi", tmp_path / "spec.dpi"
+
+
+def name_matches(name: str, pattern: str) -> bool:
+    """Plain server-name matching, label by label: case does not matter, nor a trailing dot;
+    `*.x` matches every name with more labels than x that ends in x's labels, not x itself."""
+    labels = name.lower().rstrip(".").split(".")
+    want = pattern.lower().rstrip(".").split(".")
+    if want[0] == "*":
+        suffix = want[1:]
+        return len(labels) > len(suffix) and labels[len(labels) - len(suffix):] == suffix
+    return labels == want

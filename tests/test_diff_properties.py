@@ -113,7 +113,7 @@ def check_diff(old, new, shown: str, sample: int = 20) -> Checked:
 
     old_schema, new_schema = old.policy.schema, new.policy.schema
     diff = diff_tables(old.table, new.table, LIMITS)
-    # the generated pairs keep enum declarations identical, so enum values mean the same on both sides
+    # the generated pairs keep enum declarations (and server names) identical, so values mean the same on both sides
     for a, b, j in zip(old_schema.flow_fields, new_schema.flow_fields, diff.schema.flow_fields):
         if not (a.name == b.name == j.name and a.members == b.members == j.members and a.hi == b.hi == j.hi):
             fail(f"the two sides' schemas differ on {a.name}/{b.name}/{j.name}: the test needs equal enums")
@@ -306,8 +306,9 @@ def policy_pairs(draw) -> tuple[Case, Case, str]:
         used |= fields_of(rule[1])
     plans = "subscriber.plan" in used or draw(st.booleans())
     addons = any(f.startswith("subscriber.addons:") for f in used) or draw(st.booleans())
-    old = Case(old_rules, old_default, old_at, [], [], plans, addons, False, parts)
-    new = Case(new_rules, new_default, new_at, [], [], plans, addons, False, parts)
+    names = "tls.sni" in used           # the same patterns on both sides, as the same enums
+    old = Case(old_rules, old_default, old_at, [], [], plans, addons, False, parts=parts, server_names=names)
+    new = Case(new_rules, new_default, new_at, [], [], plans, addons, False, parts=parts, server_names=names)
     return old, new, how
 
 

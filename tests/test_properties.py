@@ -26,11 +26,13 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dpipolicy import api
+from dpipolicy.dsl import domains
 from dpipolicy.dsl.catalogue import load_catalogue
 from dpipolicy.dsl.schema import ACTIONS, IPV6_BASE, RATE_MAX, VOLUME_MAX, Schema
 from dpipolicy.verifier.solve import Limits
 
 import brute
+from helpers import name_matches
 
 EXAMPLES = int(os.environ.get("DPIPOLICY_PROPERTY_EXAMPLES", "500"))
 LIMITS = Limits(timeout_s=30)
@@ -45,6 +47,7 @@ class Atom:
     text: str
     ints: tuple = ()            # value set as intervals of the field's integers, or
     names: tuple = ()           # as enum member names (resolved against the schema)
+    patterns: tuple = ()        # as server-name literals (`tls.sni`): names, `*.` patterns, `none`
     neg: bool = False           # `!=`, `not in`
 
 
@@ -138,7 +141,23 @@ PURPOSES = ("none", "legal", "security", "congestion", "commercial")
 
 # ----- the independent semantics -------------------------------------------------------------
 
+def server_name_values(a: Atom, schema: Schema) -> set[int]:
+    """The values of `tls.sni` whose real-looking name matches one of the atom's literals,
+    by plain name matching (none only by `none`)."""
+    f = schema.field(a.field)
+    encoding = domains.domains_of(f.members)
+
+    def matches(v: int, p: str) -> bool:
+        if v == domains.NONE or p == "none":
+            return v == domains.NONE and p == "none"
+        return name_matches(encoding.example(v), p)
+    return {v for v in range(f.hi + 1) if any(matches(v, p) for p in a.patterns)}
+
+
 def atom_pred(a: Atom, schema: Schema):
+    if a.patterns:
+        members = server_name_values(a, schema)
+        return lambda v: (v in members) != a.neg
     if a.names:
         index = schema.member_index(a.field)
         members = {index[n] for n in a.names}
@@ -148,6 +167,8 @@ def atom_pred(a: Atom, schema: Schema):
 
 
 def atom_intervals(a: Atom, schema: Schema) -> list[tuple[int, int]]:
+    if a.patterns:
+        return [(v, v) for v in range(schema.field(a.field).hi + 1)]
     if a.names:
         index = schema.member_index(a.field)
         return [(index[n], index[n]) for n in a.names]
@@ -208,6 +229,7 @@ class Case:
     addons: bool
     spec_file: bool        # invariants and tests in a separate spec file
     parts: bool = False    # the policy declares `enum charge` and `enum priority`
+    server_names: bool = False     # declare every name of SERVER_NAMES, so two versions share their values
 
     def texts(self) -> tuple[str, str | None]:
         head = ["policy prop version \"1\"" if self.plans else "# random policy"]
@@ -220,6 +242,8 @@ class Case:
             head.append(f"enum charge {{ {', '.join(CHARGES)} }}")
             head.append(f"enum priority {{ {', '.join(PRIORITIES)} }}")
         head += [f"set {name} = {{ {text} }}" for name, text, _ in NAMED_SETS]
+        if self.server_names:
+            head.append("set server_names = { " + ", ".join(f'"{p}"' for p in SERVER_NAMES if p != "none") + " }")
         body = []
         for k, (name, cond, act, because) in enumerate(self.rules):
             if k == self.default_at:
@@ -348,7 +372,8 @@ MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 OPS = list(MIRROR)
 
 RULE_FIELDS = ["proto", "dst.port", "src.port", "dst.ip", "src.ip", "direction", "app", "tls",
-               "subscriber.plan", "addons", "subscriber.usage", "subscriber.roaming", "time.hour"]
+               "subscriber.plan", "addons", "subscriber.usage", "subscriber.roaming", "time.hour", "tls.sni"]
+SERVER_NAMES = ["spotify.com", "*.spotify.com", "a.b.spotify.com", "*.b.spotify.com", "Scdn.co.", "none"]
 SPEC_FIELDS = RULE_FIELDS + ["smtp.auth"]
 
 
@@ -458,7 +483,22 @@ def addon_atom(draw) -> Atom:
                 ((1, 1),), neg=neg)
 
 
+@st.composite
+def server_name_atom(draw) -> Atom:
+    literal = lambda p: p if p == "none" else f'"{p}"'     # noqa: E731
+    if draw(st.booleans()):
+        op = draw(st.sampled_from(["==", "!="]))
+        p = draw(st.sampled_from(SERVER_NAMES))
+        return Atom("tls.sni", f"tls.sni {op} {literal(p)}", patterns=(p,), neg=op == "!=")
+    neg = draw(st.booleans())
+    chosen = tuple(draw(st.lists(st.sampled_from(SERVER_NAMES), min_size=1, max_size=3)))
+    text = "{" + ", ".join(literal(p) for p in chosen) + "}"
+    return Atom("tls.sni", f"tls.sni {'not in' if neg else 'in'} {text}", patterns=chosen, neg=neg)
+
+
 def flow_atom(name: str):
+    if name == "tls.sni":
+        return server_name_atom()
     if name in NUMERIC:
         return numeric_atom(name)
     if name in IP_LITS:

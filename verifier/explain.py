@@ -10,6 +10,7 @@ from typing import NamedTuple
 from dpipolicy.compiler.boxes import Box, intersect, subtract
 from dpipolicy.compiler.table import RuleTable
 from dpipolicy.compiler.tablefile import parse_value_text
+from dpipolicy.dsl import domains
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
 from dpipolicy.dsl.schema import ADDON_PREFIX, Schema
 from dpipolicy.dsl.typed import Action
@@ -47,7 +48,7 @@ def parse_flow(schema: Schema, text: str) -> dict[str, int]:
         if not value and f.kind == "bool":
             value = "true"
         try:
-            lo, hi = parse_value_text(f, value)
+            lo, hi = _server_name(f, value) if f.kind == "domain" else parse_value_text(f, value)
         except ValueError_ as exc:
             fail(m, exc.message, exc.help)
             continue
@@ -58,6 +59,17 @@ def parse_flow(schema: Schema, text: str) -> dict[str, int]:
     if errors:
         raise DiagnosticError(errors)
     return pinned
+
+
+def _server_name(f, text: str) -> tuple[int, int]:
+    """A name as a client sends it (`a.spotify.com`, or `none`): the value of the most specific
+    declared pattern it falls under. Quotes, as the language writes names, may stay."""
+    if len(text) > 1 and text[0] == text[-1] == '"':
+        text = text[1:-1]
+    if text == "none":
+        return domains.NONE, domains.NONE
+    value = domains.domains_of(f.members).encode(domains.name(text))
+    return value, value
 
 
 @dataclass

@@ -162,7 +162,7 @@ def job(compiled: Compiled, flows: list[ProbeFlow], timeout: float) -> dict:
         p = f.decision.flow
         family = 4 if p["src.ip"] < IPV6_BASE else 6
         src, dst = ip_text(p["src.ip"]), ip_text(p["dst.ip"])
-        mark = contract.label_number(p["app"]) | p["tls"] << 10 | p["direction"] << 11
+        mark = contract.connection_mark(p)
         sets = [s.family_name(family) for s in contract.subscriber_sets if p[s.field] in s.values]
         burst = None
         if f.decision.action.kind == "throttle":

@@ -18,7 +18,8 @@ from dpipolicy.compiler.table import MatchRule, RuleTable
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.profiles import Profile
-from dpipolicy.dsl.schema import LABEL, NEW_LABEL, OLD_LABEL, Schema, build_schema
+from dpipolicy.dsl import domains
+from dpipolicy.dsl.schema import LABEL, NEW_LABEL, OLD_LABEL, SNI, Schema, build_schema, parts_of
 from dpipolicy.dsl.typed import Action, All, Any_, Atom, Cond, Not, Origin, Policy
 
 from .properties import InternalError
@@ -143,7 +144,8 @@ def under_two_profiles(old_table: RuleTable, new_table: RuleTable, old: Profile,
     base = joint_schema(old_table.schema, new_table.schema)
     rules = base.field("rule").members[:-1] + (NO_SUCH_FLOW,)
     schema = build_schema(base.catalogue, getattr(base.field("subscriber.plan"), "members", None), base.addons,
-                          rules, base.field("target").members[1:])
+                          rules, base.field("target").members[1:], parts=parts_of(base),
+                          domains=base.field(SNI).members[domains.FIRST_PATTERN:] if base.field(SNI) else None)
     sides = ((LABEL, old), (LABEL, new)) if old.source == new.source else ((OLD_LABEL, old), (NEW_LABEL, new))
     schema = _with_labels(schema, dict(sides))
     labelled = labelled_schema(base)

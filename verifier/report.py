@@ -4,13 +4,14 @@ from __future__ import annotations
 from typing import Mapping
 
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import ADDON_PREFIX, Schema
+from dpipolicy.dsl import domains
+from dpipolicy.dsl.schema import ADDON_PREFIX, SNI, Schema
 from dpipolicy.dsl.typed import Action
 from dpipolicy.dsl.values import value_set_texts, value_text
 from dpipolicy.dsl.words import counted
 
 from .results import FAILED, HOLDS, PASSED, UNKNOWN, VIOLATED, Decision, PairBox, Report, Result
-from .witness import addons_of, flow_text
+from .witness import addons_of, flow_text, server_name
 
 REGION_SHOWN = 10
 _COLOURS = {HOLDS: "32", PASSED: "32", VIOLATED: "31", FAILED: "31", UNKNOWN: "33"}
@@ -34,6 +35,8 @@ def field_condition(schema: Schema, name: str, values: IntervalSet, names: Names
         return f"{addon} in subscriber.addons" if 1 in values else f"{addon} not in subscriber.addons"
     if f.kind == "bool":
         return name if 1 in values else f"not {name}"
+    if f.kind == "domain":
+        return _domain_condition(f, values)
     positive = value_set_texts(f, values)
     negative = value_set_texts(f, opposite)
     if len(positive) == 1 and ".." not in positive[0] and "/" not in positive[0]:
@@ -50,6 +53,32 @@ def field_condition(schema: Schema, name: str, values: IntervalSet, names: Names
     items, word = (negative, "not in") if len(negative) < len(positive) else (positive, "in")
     shown = items if len(items) <= 6 else items[:6] + [f"... {len(items) - 6} more"]
     return f"{name} {word} {{{', '.join(shown)}}}"
+
+
+def _domain_condition(f, values: IntervalSet) -> str:
+    """`tls.sni` as the language says it: a pattern literal holds the patterns below it, so a
+    set of values is said as literals less the patterns below them that it lacks (dsl/domains.py).
+    `other` (a name under no declared pattern) has no literal: a set holding it is said by what
+    it lacks."""
+    encoding = domains.domains_of(f.members)
+    negated = domains.OTHER in values
+    pieces = encoding.pieces(values.complement(0, f.hi) if negated else values)
+    whole = [encoding.literal(head) for head, excluded in pieces if not excluded]
+    if len(whole) == len(pieces):
+        return _members_text(f.name, whole, negated)
+    parts = [_members_text(f.name, whole, False)] if whole else []
+    parts += [f"({f.name} == {encoding.literal(head)} and "
+              f"{_members_text(f.name, [encoding.literal(v) for v in excluded], True)})"
+              for head, excluded in pieces if excluded]
+    text = " or ".join(parts)
+    return f"not ({text})" if negated else (text if len(parts) == 1 else f"({text})")
+
+
+def _members_text(name: str, items: list[str], negated: bool) -> str:
+    if len(items) == 1:
+        return f"{name} {'!=' if negated else '=='} {items[0]}"
+    shown = items if len(items) <= 6 else items[:6] + [f"... {len(items) - 6} more"]
+    return f"{name} {'not in' if negated else 'in'} {{{', '.join(shown)}}}"
 
 
 def box_text(schema: Schema, box: Mapping[str, IntervalSet], names: Names = ()) -> str:
@@ -169,6 +198,8 @@ def flow_json(schema: Schema, flow: Mapping[str, int]) -> dict:
             out[f.name] = bool(v)
         elif f.kind == "protocol":
             out[f.name] = value_text(f, v) if not value_text(f, v).isdigit() else v
+        elif f.name == SNI:
+            out[f.name] = server_name(schema, flow)
         else:
             out[f.name] = value_text(f, v)
     if schema.addons:

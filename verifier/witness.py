@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from dpipolicy.dsl import domains
 from dpipolicy.dsl.catalogue import Application
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import ADDON_PREFIX, IPV6_BASE, LABEL_FIELDS, PROTOCOLS, Schema
+from dpipolicy.dsl.schema import ADDON_PREFIX, IPV6_BASE, LABEL_FIELDS, PROTOCOLS, SNI, Schema
 from dpipolicy.dsl.values import parse_ip
 
 # Well-known public servers first (Google's mail front end, as in the 2011 reports), then
@@ -43,7 +44,7 @@ class _Chooser:
     def __init__(self, schema: Schema):
         self.whole = {f.name: f.domain for f in schema.flow_fields}
         self.labels = tuple(name for name in LABEL_FIELDS if name in self.whole)
-        chosen = set(_APPLICATION_FIELDS) | set(_PREFERRED) | set(LABEL_FIELDS)
+        chosen = set(_APPLICATION_FIELDS) | set(_PREFERRED) | set(LABEL_FIELDS) | {SNI}
         self.least = tuple(name for name in self.whole if name not in chosen)
         self.picks: dict[str, dict] = {name: {} for name in _PREFERRED}
         self.applications: dict[tuple, tuple[int, ...]] = {}
@@ -53,15 +54,21 @@ class _Chooser:
     def point(self, box: Mapping[str, IntervalSet]) -> dict[str, int]:
         whole = self.whole
         sets = [box.get(name) or whole[name] for name in _APPLICATION_FIELDS]
-        key = tuple(values.intervals for values in sets)
+        # a flow that must send a server name goes to a web server, if the box lets it
+        named = SNI in box and domains.NONE not in box[SNI]
+        key = tuple(values.intervals for values in sets) + (named,)
         found = self.applications.get(key)
         if found is None:
-            found = self.applications[key] = self._application(*sets)
+            found = self.applications[key] = self._application(*sets, named)
         app, proto, port, tls, auth = found
         flow = {"app": app, "proto": proto, "dst.port": port}
         for name in ("src.port", "dst.ip", "src.ip"):
             flow[name] = self._picked(name, box.get(name) or whole[name])
         flow["tls"], flow["smtp.auth"] = tls, auth
+        if SNI in whole:
+            flow[SNI] = sni = _server_name(box.get(SNI) or whole[SNI], tls)
+            if sni != domains.NONE and not tls and 1 in (box.get("tls") or whole["tls"]):
+                flow["tls"] = 1          # a client that sends a server name speaks TLS
         flow["time.hour"] = self._picked("time.hour", box.get("time.hour") or whole["time.hour"])
         for name in self.labels:
             flow[name] = _pick(box.get(name) or whole[name], (app,))     # the engine's label: right, where it can be
@@ -77,16 +84,19 @@ class _Chooser:
         return value
 
     def _application(self, apps: IntervalSet, protos: IntervalSet, ports: IntervalSet, tls: IntervalSet,
-                     auth: IntervalSet) -> tuple[int, ...]:
+                     auth: IntervalSet, named: bool = False) -> tuple[int, ...]:
         """The application (the first of the box whose registered port its protocols and ports
-        allow, else the first known one), then the protocol, destination port, TLS and SMTP
-        AUTH that go with it."""
+        allow, `https` first for a flow that sends a server name, else the first known one),
+        then the protocol, destination port, TLS and SMTP AUTH that go with it."""
         entries = self.entries
 
         def fits(app: Application | None) -> bool:
             return app is not None and any(p in protos and any(a <= hi and lo <= b for a, b in ports.intervals)
                                            for p, lo, hi in app.ports)
-        chosen = next((i for lo, hi in apps.intervals for i in range(lo, hi + 1) if fits(entries[i])), None)
+        https = self.members.index("https") if named and "https" in self.members else None
+        first = [https] if https is not None and https in apps else []
+        chosen = next((i for i in first + [i for lo, hi in apps.intervals for i in range(lo, hi + 1)]
+                       if fits(entries[i])), None)
         if chosen is None:
             chosen = _pick(apps, [i for i, name in enumerate(self.members) if name != "unknown"])
         app = entries[chosen]
@@ -96,6 +106,21 @@ class _Chooser:
         name = app.name if app else ""
         return (chosen, proto, port, _pick(tls, (1, 0) if name in _TLS_APPS else (0, 1)),
                 _pick(auth, (1, 0) if name in _AUTH_APPS else (0, 1)))
+
+
+def _server_name(values: IntervalSet, tls: int) -> int:
+    """A declared pattern's value first, then a name under none, then no name; no name first
+    for a flow without TLS."""
+    named = [part for part in (values.intersect(IntervalSet.span(domains.FIRST_PATTERN, values.hull()[1])),
+                               values.intersect(IntervalSet.point(domains.OTHER))) if not part.is_empty()]
+    if named and (tls or domains.NONE not in values):
+        return named[0].min()
+    return domains.NONE
+
+
+def server_name(schema: Schema, flow: Mapping[str, int]) -> str | None:
+    """The name a flow's client sends, as a real-looking name (None: it sends none)."""
+    return domains.domains_of(schema.field(SNI).members).example(flow[SNI])
 
 
 def realistic_point(schema: Schema, box: Mapping[str, IntervalSet]) -> dict[str, int]:
@@ -119,6 +144,8 @@ def flow_text(schema: Schema, flow: Mapping[str, int]) -> str:
     for name in ("tls", "smtp.auth", "subscriber.roaming"):
         if flow[name]:
             words.append(name.split(".")[-1] if name != "smtp.auth" else "smtp.auth")
+    if SNI in flow and flow[SNI] != domains.NONE:
+        words.append(f"{SNI}={server_name(schema, flow)}")
     if schema.field("subscriber.plan"):
         words.append(f"plan={value_text(f('subscriber.plan'), flow['subscriber.plan'])}")
     if schema.addons:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import ADDON_PREFIX, IP_MAX, IPV6_BASE, Schema
+from dpipolicy.dsl.schema import ADDON_PREFIX, IP_MAX, IPV6_BASE, SNI, Schema
 from dpipolicy.dsl.values import VOLUME_UNITS, quantity_text
 
 FORMAT = "dpipolicy-engine-contract"
@@ -32,7 +32,10 @@ class MarkField:
     shift: int
 
 
-MARK_FIELDS = (MarkField("app", 0x3FF, 0), MarkField("tls", 0x400, 10), MarkField("direction", 0x800, 11))
+# `tls.sni` is the value of the server name's most specific declared pattern (dsl/domains.py):
+# 0 no name sent, 1 a name under no declared pattern, 2 the first pattern of the contract, ...
+SNI_MARK = MarkField(SNI, 0xFFC000, 14)
+MARK_FIELDS = (MarkField("app", 0x3FF, 0), MarkField("tls", 0x400, 10), MarkField("direction", 0x800, 11), SNI_MARK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +69,18 @@ class Contract:
     labels: tuple[str, ...]                  # label number n is labels[n - 1]
     subscriber_sets: tuple[SubscriberSet, ...]
     redirect_targets: tuple[str, ...]        # packet mark n is redirect_targets[n - 1]
+    server_names: tuple[str, ...] | None = None    # `tls.sni` value n is server_names[n] (none, other, ...)
     approximations: tuple[Approximation, ...] = ()
     base_chain: str = "forward"
     chain: str = "match_rules"
 
     def label_number(self, app_index: int) -> int:
         return app_index + 1
+
+    def connection_mark(self, flow) -> int:
+        """The connection mark the classifier writes for a flow (its fields as values)."""
+        return sum((self.label_number(flow[m.field]) if m.field == "app" else flow[m.field]) << m.shift
+                   for m in MARK_FIELDS if m.field in flow)
 
     def sets_of(self, field: str) -> tuple[SubscriberSet, ...]:
         return tuple(s for s in self.subscriber_sets if s.field == field)
@@ -92,10 +101,17 @@ class Contract:
                       "hook": "forward", "chain": self.chain},
             "connection_mark": {
                 "written_by": "the classifier, before the connection's packets reach the chain",
-                "fields": [{"field": m.field, "mask": f"0x{m.mask:x}", "shift": m.shift} for m in MARK_FIELDS],
+                "fields": [{"field": m.field, "mask": f"0x{m.mask:x}", "shift": m.shift} for m in MARK_FIELDS
+                           if m is not SNI_MARK or self.server_names is not None],
                 "app": {"0": "not classified", **{str(self.label_number(i)): name for i, name in enumerate(self.labels)}},
                 "tls": {"0": "not encrypted", "1": "encrypted"},
                 "direction": {"0": "uplink", "1": "downlink"},
+                **({SNI: {"0": "no server name sent", "1": "a server name under none of the patterns below",
+                          **{str(n): p for n, p in enumerate(self.server_names) if n > 1}},
+                    "tls.sni_value": "the number of the most specific pattern the name (lower case, without a "
+                                     "trailing dot) falls under: the name itself, else the nearest `*.` suffix "
+                                     "(`*.x` holds the names below x, not x)"}
+                   if self.server_names is not None else {}),
             },
             "subscriber_address": {"uplink": "the original source", "downlink": "the original destination"},
             "subscriber_sets": [_set_json(s) for s in self.subscriber_sets],
@@ -141,7 +157,9 @@ def build_contract(schema: Schema, boxes: list, table_name: str) -> Contract:
     if any("subscriber.usage" in b for b in boxes):
         tiers = usage_tiers(boxes, schema.field("subscriber.usage").hi)
         sets += [SubscriberSet(f"usage_{k}", "subscriber.usage", tier, True) for k, tier in enumerate(tiers)]
-    return Contract(table_name, schema.catalogue.app_names, tuple(sets), schema.field("target").members[1:])
+    sni = schema.field(SNI)
+    return Contract(table_name, schema.catalogue.app_names, tuple(sets), schema.field("target").members[1:],
+                    sni.members if sni is not None else None)
 
 
 def unseen_flows() -> tuple[dict[str, IntervalSet], ...]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from dpipolicy.dsl.diagnostics import Diagnostic
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import ADDON_PREFIX, Schema
+from dpipolicy.dsl.schema import ADDON_PREFIX, SNI, Schema
 from dpipolicy.dsl.typed import Action, Origin
 from dpipolicy.dsl.source import Span
 
@@ -254,6 +254,8 @@ class Lowering:
             out.append(_compact("app", labels, IntervalSet.span(1, len(self.contract.labels))))
         if "tls" in box:
             out.append(Test("tls", box["tls"]))
+        if SNI in box:
+            out.append(_compact(SNI, box[SNI], self.schema.field(SNI).domain))
         if "time.hour" in box:
             out.append(Test("hour", box["time.hour"]))
         return out

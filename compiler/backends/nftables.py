@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import dataclasses
 
+from dpipolicy.dsl.domains import FIRST_PATTERN
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import PROTOCOL_NAMES
+from dpipolicy.dsl.schema import PROTOCOL_NAMES, SNI
 from dpipolicy.dsl.values import ip_interval_texts
 
-from dpipolicy.dsl.diagnostics import DiagnosticError
+from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
 
 from ..table import RuleTable
 from . import Compiled, Options
-from .contract import MARK_FIELDS, PORT_PROTOCOLS, Contract, build_contract
+from .contract import MARK_FIELDS, PORT_PROTOCOLS, SNI_MARK, Contract, build_contract
 from .lowering import KernelRule, Lowering, Test, Unsupported, Verdict
 
 _MASKS = {m.field: m for m in MARK_FIELDS}
@@ -163,7 +164,7 @@ def _test_text(test: Test, family: int | None, values: ValueSets) -> str:
             return f"ct original {_FAMILY_WORD[family]} {side} {op}{values.ref(f'ipv{family}_addr', items)}"
         case "src.port" | "dst.port":
             return f"ct original {_PORT_WORD[test.key]} {op}{values.ref('inet_service', _range_items(test.values))}"
-        case "app" | "tls" | "direction":
+        case "app" | "tls" | "direction" | "tls.sni":
             mark = _MASKS[test.key]
             shifted = IntervalSet.of((lo << mark.shift, hi << mark.shift) for lo, hi in test.values.intervals)
             items = _range_items(shifted, hexadecimal=True)
@@ -197,7 +198,7 @@ def compile_nftables(table: RuleTable, options: Options) -> Compiled:
     lowering = Lowering(table.schema, contract, options.approximate, [])
     kernel_rules: list[KernelRule] = []
     meant = []
-    errors = []
+    errors = _server_names_beyond_mark(table)
     for match in table.rules:
         try:
             lowered, verdict = lowering.rule(match)
@@ -216,6 +217,22 @@ def compile_nftables(table: RuleTable, options: Options) -> Compiled:
     contract = dataclasses.replace(contract, approximations=tuple(lowering.approximations))
     effective = dataclasses.replace(table, rules=tuple(meant), default=default)
     return Compiled(render(table, contract, kernel_rules, options.source), effective, contract)
+
+
+def _server_names_beyond_mark(table: RuleTable) -> list[Diagnostic]:
+    """E535 at the first rule on `tls.sni` when its values do not fit the mark's ten bits."""
+    field, room = table.schema.field(SNI), SNI_MARK.mask >> SNI_MARK.shift
+    first = next((r for r in table.rules if SNI in r.box()), None)
+    if field is None or field.hi <= room or first is None:
+        return []
+    patterns = len(field.members) - FIRST_PATTERN
+    return [Diagnostic("E535", f"the policy declares {patterns} server-name patterns; the connection mark holds "
+                               f"at most {room - FIRST_PATTERN + 1}", first.origin.span, "tests `tls.sni`",
+                       location_text=first.origin.location() or None,
+                       notes=(f"the classifier writes the value of a flow's `tls.sni` into ten bits of the mark "
+                              f"(0x{SNI_MARK.mask:x}): values 0 (no name) and 1 (a name under no pattern), then one "
+                              "per declared pattern",),
+                       help="declare fewer patterns: one `*.` pattern holds every name below it")]
 
 
 def _meant(action, verdict: Verdict):

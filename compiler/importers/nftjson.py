@@ -302,9 +302,9 @@ class _Reader:
         _restrict(box, field, whole.difference(addresses) if negated else addresses)
 
     def mark(self, mask, right, where: str, negated: bool, box: Box) -> None:
-        field = next((f for f in MARK_FIELDS if f.mask == mask and type(mask) is int), None)
+        field = next((f for f in MARK_FIELDS if f.mask == mask and type(mask) is int and f.field in self.fields), None)
         if field is None:
-            masks = ", ".join(f"0x{f.mask:x} {f.field}" for f in MARK_FIELDS)
+            masks = ", ".join(f"0x{f.mask:x} {f.field}" for f in MARK_FIELDS if f.field in self.fields)
             shown = f"0x{mask:x}" if type(mask) is int else _short(mask)
             raise _Unread(MATCH, f"{where}.match.left", f"`ct mark & {shown}` is not one field of the connection "
                                                         f"mark ({masks})")
