@@ -1,14 +1,15 @@
 """Moving rule tables onto a common schema, so two versions of a policy can be compared.
 
-Two versions may declare different plans or add-ons; enum values are member indices, so a
-table is rewritten onto a joint schema whose members are the union (old order first).
+Two versions may declare different plans, add-ons, zones or APNs; enum values are member
+indices, so a table is rewritten onto a joint schema whose members are the union (old order
+first).
 """
 from __future__ import annotations
 
 import dataclasses
 
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import Schema, build_schema
+from dpipolicy.dsl.schema import DECLARABLE, Schema, build_schema
 
 from .table import RuleTable
 
@@ -20,11 +21,10 @@ def _union(a: tuple[str, ...] | None, b: tuple[str, ...] | None) -> tuple[str, .
 
 
 def joint_schema(a: Schema, b: Schema) -> Schema:
-    plans = _union(getattr(a.field("subscriber.plan"), "members", None),
-                   getattr(b.field("subscriber.plan"), "members", None))
+    enums = {enum: _union(a.declared(enum), b.declared(enum)) for enum in DECLARABLE}
     rules = _union(a.field("rule").members[:-1], b.field("rule").members[:-1])
     targets = _union(a.field("target").members[1:], b.field("target").members[1:])
-    return build_schema(a.catalogue, plans, _union(a.addons, b.addons), rules, targets)
+    return build_schema(a.catalogue, {enum: m for enum, m in enums.items() if m is not None}, rules, targets)
 
 
 def retarget(table: RuleTable, schema: Schema) -> RuleTable:

@@ -14,7 +14,7 @@ from pathlib import Path
 from dpipolicy.dsl.catalogue import Catalogue
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError, byte_position, cannot_read, did_you_mean
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import ADDON_PREFIX, PROTOCOLS, RATE_MAX, Field, build_schema
+from dpipolicy.dsl.schema import ADDON_PREFIX, DECLARABLE, PROTOCOLS, RATE_MAX, Field, build_schema
 from dpipolicy.dsl.typed import Action, Origin
 from dpipolicy.dsl.values import (RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity,
                                   value_set_texts)
@@ -50,7 +50,8 @@ def table_to_json(table: RuleTable) -> dict:
         "format": FORMAT,
         "version": VERSION,
         "policy": {"name": table.policy_name, "version": table.policy_version},
-        "enums": {"plan": list(plan.members) if plan else None, "addon": list(schema.addons)},
+        "enums": {"plan": list(plan.members) if plan else None, "addon": list(schema.addons),
+                  **{enum: list(schema.declared(enum)) for enum in _LATER_ENUMS if schema.declared(enum)}},
         "default": action_json(table.default),
         "rules": [
             {
@@ -87,6 +88,8 @@ _RULE_KEYS, _RULE_REQUIRED = ("index", "rule", "source", "because", "action", "m
 _ACTION_KEYS = ("kind", "rate_bps", "target", "log")
 _ACTION_KINDS = ("allow", "block", "reset", "throttle", "redirect")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Enums written only when declared, so that the tables of policies without them read as before.
+_LATER_ENUMS = ("zone", "apn")
 _RULE_INDEX = re.compile(r"rules\[(\d+)\]")
 
 
@@ -149,11 +152,13 @@ class _TableReader:
         self.keys(data, "", _TOP_KEYS, _TOP_REQUIRED)
         policy = self.obj(data.get("policy"), "policy", ("name", "version"), (), "with `name` and `version`") or {}
         name, version_text = (self.text(policy.get(k), _at("policy", k)) for k in ("name", "version"))
-        enums = self.obj(data.get("enums"), "enums", ("plan", "addon"), (), "with `plan` and `addon`")
+        enums = self.obj(data.get("enums"), "enums", tuple(DECLARABLE), (),
+                         "with `plan` and `addon` (and `zone`, `apn` when declared)")
         if enums is None and data.get("enums") is not None:
-            self.unreadable += ["subscriber.plan", ADDON_PREFIX]
-        plans, addons = (self.members((enums or {}).get(k), _at("enums", k), field)
-                         for k, field in (("plan", "subscriber.plan"), ("addon", ADDON_PREFIX)))
+            self.unreadable += [ADDON_PREFIX if enum == "addon" else field for enum, field in DECLARABLE.items()]
+        declared = {enum: self.members((enums or {}).get(enum), _at("enums", enum),
+                                       ADDON_PREFIX if enum == "addon" else field)
+                    for enum, field in DECLARABLE.items()}
         default = self.action(data["default"], "default") if "default" in data else Action("allow")
         rules_data = data.get("rules")
         if not isinstance(rules_data, list):
@@ -163,7 +168,7 @@ class _TableReader:
         entries = [self.rule(entry, i) for i, entry in enumerate(rules_data)]
         actions = [e[1] for e in entries if e is not None] + [default]
         targets = tuple(sorted({a.target for a in actions if a.kind == "redirect" and a.target}))
-        schema = build_schema(self.catalogue, plans, addons,
+        schema = build_schema(self.catalogue, {enum: m for enum, m in declared.items() if m is not None},
                               tuple(dict.fromkeys(e[0].name for e in entries if e is not None)), targets)
         fields = {f.name: f for f in schema.flow_fields}
         rules = []
@@ -220,9 +225,9 @@ class _TableReader:
         return None
 
     def members(self, values, where: str, field: str) -> tuple[str, ...] | None:
-        """The members of `enums.plan` or `enums.addon`: null (not declared) or a list of names.
-        No add-ons may be an empty list (what `compile` writes); no plans may not, since a plan
-        field without members would leave no flow at all."""
+        """The members of `enums.plan`, `enums.addon`, `enums.zone` or `enums.apn`: null (not
+        declared) or a list of names. No add-ons may be an empty list (what `compile` writes); no
+        plans (zones, APNs) may not, since a field without members would leave no flow at all."""
         if values is None or values == [] and field == ADDON_PREFIX:
             return None
         if not isinstance(values, list) or not values:
@@ -306,9 +311,9 @@ class _TableReader:
         for name, values in data.items():
             if name not in fields:
                 if not name.startswith(tuple(self.unreadable)):
-                    declare = name.startswith((ADDON_PREFIX, "subscriber.plan"))
+                    declare = name.startswith((ADDON_PREFIX,) + tuple(f for e, f in DECLARABLE.items() if e != "addon"))
                     self.fail(_at(where, name), f"unknown field `{name}`", help=(
-                        "plans and add-ons are fields only when `enums` lists them" if declare
+                        "plans, add-ons, zones and APNs are fields only when `enums` lists them" if declare
                         else did_you_mean(name, fields) or "fields: " + ", ".join(fields)))
                 continue
             parsed = self.value_set(fields[name], values, _at(where, name))

@@ -305,8 +305,9 @@ def policy_pairs(draw) -> tuple[Case, Case, str]:
         used |= fields_of(rule[1])
     plans = "subscriber.plan" in used or draw(st.booleans())
     addons = any(f.startswith("subscriber.addons:") for f in used) or draw(st.booleans())
-    old = Case(old_rules, old_default, old_at, [], [], plans, addons, False)
-    new = Case(new_rules, new_default, new_at, [], [], plans, addons, False)
+    zones, apns = ("subscriber.zone" in used or draw(st.booleans()), "subscriber.apn" in used or draw(st.booleans()))
+    old = Case(old_rules, old_default, old_at, [], [], plans, addons, False, zones, apns)
+    new = Case(new_rules, new_default, new_at, [], [], plans, addons, False, zones, apns)
     return old, new, how
 
 

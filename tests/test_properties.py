@@ -187,6 +187,8 @@ class Case:
     plans: bool
     addons: bool
     spec_file: bool        # invariants and tests in a separate spec file
+    zones: bool = False
+    apns: bool = False
 
     def texts(self) -> tuple[str, str | None]:
         head = ["policy prop version \"1\"" if self.plans else "# random policy"]
@@ -195,6 +197,10 @@ class Case:
             head.append("set paid_plans = { monthly, business }")
         if self.addons:
             head.append("enum addon { vpn, tethering }")
+        if self.zones:
+            head.append("enum zone { " + ", ".join(ENUMS["subscriber.zone"][0]) + " }")
+        if self.apns:
+            head.append("enum apn { " + ", ".join(ENUMS["subscriber.apn"][0]) + " }")
         head += [f"set {name} = {{ {text} }}" for name, text, _ in NAMED_SETS]
         body = []
         for k, (name, cond, act, because) in enumerate(self.rules):
@@ -280,6 +286,7 @@ NAMED_SETS = [   # (name, text, (kind, value set))
     ("operator_mail", "10.1.0.0/16, 192.168.0.0/16, 2001:db8::/32",
      ("ip", (ip("10.1.0.0/16"), ip("192.168.0.0/16"), ip("2001:db8::/32")))),
     ("vpn_apps", "openvpn, wireguard", ("app", ("openvpn", "wireguard"))),
+    ("weekend", "sat, sun", ("day", ("sat", "sun"))),
 ]
 PLAN_SETS = [("paid_plans", ("monthly", "business"))]
 
@@ -311,13 +318,19 @@ ENUMS = {   # field: (member pool, named sets / categories as (text, names))
             [("vpn_apps", ("openvpn", "wireguard")),
              ("category.vpn", CATALOGUE.category("vpn")), ("category.email", CATALOGUE.category("email"))]),
     "subscriber.plan": (("payg", "monthly", "business"), PLAN_SETS),
+    "time.day": (("mon", "tue", "fri", "sat", "sun"), [("weekend", ("sat", "sun"))]),
+    "subscriber.rat": (("geran", "utran", "eutran", "nr", "wlan"), []),
+    "subscriber.zone": (("home", "national", "abroad"), []),      # declared only when used (Case.zones)
+    "subscriber.apn": (("internet", "ims", "corporate"), []),
 }
-BOOLS = ("tls", "smtp.auth", "subscriber.roaming", "logged")
+BOOLS = ("tls", "smtp.auth", "subscriber.roaming", "network.congested", "flow.tethered", "logged")
 MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 OPS = list(MIRROR)
 
 RULE_FIELDS = ["proto", "dst.port", "src.port", "dst.ip", "src.ip", "direction", "app", "tls",
-               "subscriber.plan", "addons", "subscriber.usage", "subscriber.roaming", "time.hour"]
+               "subscriber.plan", "addons", "subscriber.usage", "subscriber.roaming", "time.hour",
+               "time.day", "network.congested", "flow.tethered", "subscriber.zone", "subscriber.apn",
+               "subscriber.rat"]
 SPEC_FIELDS = RULE_FIELDS + ["smtp.auth"]
 
 
@@ -518,8 +531,10 @@ def cases(draw) -> Case:
         used |= fields_of(c)
     plans = "subscriber.plan" in used or draw(st.booleans())
     addons = any(f.startswith("subscriber.addons:") for f in used) or draw(st.booleans())
+    zones = "subscriber.zone" in used or draw(st.booleans())
+    apns = "subscriber.apn" in used or draw(st.booleans())
     return Case(rules, default, draw(st.integers(0, n_rules)), invariants, tests, plans, addons,
-                draw(st.booleans()))
+                draw(st.booleans()), zones, apns)
 
 
 # ----- running the pipeline ------------------------------------------------------------------

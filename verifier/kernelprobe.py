@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from dpipolicy.compiler.backends import Compiled
 from dpipolicy.compiler.backends.contract import TCP, unseen_flows
+from dpipolicy.compiler.backends.nftables import DAY_NAMES
 from dpipolicy.compiler.boxes import subtract_all
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import IPV6_BASE
@@ -161,15 +162,14 @@ def job(compiled: Compiled, flows: list[ProbeFlow], timeout: float) -> dict:
         p = f.decision.flow
         family = 4 if p["src.ip"] < IPV6_BASE else 6
         src, dst = ip_text(p["src.ip"]), ip_text(p["dst.ip"])
-        mark = contract.label_number(p["app"]) | p["tls"] << 10 | p["direction"] << 11
         sets = [s.family_name(family) for s in contract.subscriber_sets if p[s.field] in s.values]
         burst = None
         if f.decision.action.kind == "throttle":
             burst = min(max((f.decision.action.rate or 0) // 2, BURST_MIN), BURST_MAX)    # 4 s at the rate
         jobs.append({"id": f.id, "family": family, "proto": p["proto"], "src": src, "sport": p["src.port"],
-                     "dst": dst, "dport": p["dst.port"], "mark": mark,
+                     "dst": dst, "dport": p["dst.port"], "mark": contract.mark(p),
                      "subscriber": src if p["direction"] == 0 else dst, "sets": sets,
-                     "hour": p["time.hour"], "burst": burst})
+                     "hour": p["time.hour"], "day": DAY_NAMES[p["time.day"]], "burst": burst})
     return {"script": compiled.text, "table": contract.table, "chain": contract.chain, "timeout": timeout,
             "flows": jobs}
 

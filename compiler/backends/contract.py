@@ -32,7 +32,12 @@ class MarkField:
     shift: int
 
 
-MARK_FIELDS = (MarkField("app", 0x3FF, 0), MarkField("tls", 0x400, 10), MarkField("direction", 0x800, 11))
+MARK_FIELDS = (MarkField("app", 0x3FF, 0), MarkField("tls", 0x400, 10), MarkField("direction", 0x800, 11),
+               MarkField("network.congested", 0x1000, 12), MarkField("flow.tethered", 0x2000, 13))
+# Subscriber attributes with a set per member (a partition: each subscriber in one), named
+# PREFIX_MEMBER: plans, zones and APNs when the policy declares them, the radio access
+# technology when a rule tests it.
+PARTITIONS = {"subscriber.plan": "plan", "subscriber.zone": "zone", "subscriber.apn": "apn", "subscriber.rat": "rat"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +78,11 @@ class Contract:
     def label_number(self, app_index: int) -> int:
         return app_index + 1
 
+    def mark(self, flow) -> int:
+        """The connection mark the classifier gives a flow (a mapping of field to value)."""
+        return sum((self.label_number(flow["app"]) if m.field == "app" else flow[m.field]) << m.shift
+                   for m in MARK_FIELDS)
+
     def sets_of(self, field: str) -> tuple[SubscriberSet, ...]:
         return tuple(s for s in self.subscriber_sets if s.field == field)
 
@@ -96,6 +106,8 @@ class Contract:
                 "app": {"0": "not classified", **{str(self.label_number(i)): name for i, name in enumerate(self.labels)}},
                 "tls": {"0": "not encrypted", "1": "encrypted"},
                 "direction": {"0": "uplink", "1": "downlink"},
+                "network.congested": {"0": "the cell or link is not congested", "1": "congested now"},
+                "flow.tethered": {"0": "the phone's own traffic", "1": "from a device tethered to the phone"},
             },
             "subscriber_address": {"uplink": "the original source", "downlink": "the original destination"},
             "subscriber_sets": [_set_json(s) for s in self.subscriber_sets],
@@ -129,16 +141,23 @@ def usage_tiers(boxes, hi: int) -> tuple[IntervalSet, ...]:
 
 
 def build_contract(schema: Schema, boxes: list, table_name: str) -> Contract:
-    """The contract of a table whose match boxes are `boxes`: sets for every plan and add-on the
-    policy declares, for roaming and the usage tiers when a rule tests them."""
-    sets: list[SubscriberSet] = []
-    plan = schema.field("subscriber.plan")
-    if plan is not None:
-        sets += [SubscriberSet(f"plan_{m}", plan.name, IntervalSet.point(i), True) for i, m in enumerate(plan.members)]
+    """The contract of a table whose match boxes are `boxes`: sets for every plan, add-on, zone
+    and APN the policy declares, for roaming, the radio access technology and the usage tiers
+    when a rule tests them."""
+    def partition(name: str) -> list[SubscriberSet]:
+        f = schema.field(name)
+        return [SubscriberSet(f"{PARTITIONS[name]}_{m}", name, IntervalSet.point(i), True)
+                for i, m in enumerate(f.members)] if f is not None else []
+
+    tested = {name for b in boxes for name in b}
+    sets = partition("subscriber.plan")
     sets += [SubscriberSet(f"addon_{a}", ADDON_PREFIX + a, IntervalSet.point(1), False) for a in schema.addons]
-    if any("subscriber.roaming" in b for b in boxes):
+    sets += partition("subscriber.zone") + partition("subscriber.apn")
+    if "subscriber.roaming" in tested:
         sets.append(SubscriberSet("roaming", "subscriber.roaming", IntervalSet.point(1), False))
-    if any("subscriber.usage" in b for b in boxes):
+    if "subscriber.rat" in tested:
+        sets += partition("subscriber.rat")
+    if "subscriber.usage" in tested:
         tiers = usage_tiers(boxes, schema.field("subscriber.usage").hi)
         sets += [SubscriberSet(f"usage_{k}", "subscriber.usage", tier, True) for k, tier in enumerate(tiers)]
     return Contract(table_name, schema.catalogue.app_names, tuple(sets), schema.field("target").members[1:])

@@ -17,12 +17,15 @@ from dpipolicy.dsl.schema import ADDON_PREFIX, Schema
 from dpipolicy.dsl.typed import Action, Origin
 
 from ..table import MatchRule
-from .contract import FAMILY_SPACE, PORT_PROTOCOLS, TCP, Approximation, Contract, SubscriberSet
+from .contract import FAMILY_SPACE, MARK_FIELDS, PORT_PROTOCOLS, TCP, Approximation, Contract, SubscriberSet
 
 PORTED = IntervalSet.of((p, p) for p in PORT_PROTOCOLS)
 ALL_PROTOCOLS = IntervalSet.span(0, 255)
 PORT_DOMAIN = IntervalSet.span(0, 65535)
-_SUBSCRIBER_FIELDS = ("subscriber.plan", "subscriber.roaming", "subscriber.usage")
+_SUBSCRIBER_FIELDS = ("subscriber.plan", "subscriber.zone", "subscriber.apn", "subscriber.roaming", "subscriber.rat",
+                      "subscriber.usage")
+_MARKS = tuple(m.field for m in MARK_FIELDS if m.field != "app")      # the one-bit fields of the mark
+DAY_DOMAIN = IntervalSet.span(0, 6)
 
 
 def _compact(key: str, values: IntervalSet, domain: IntervalSet) -> "Test":
@@ -40,9 +43,10 @@ def _uses_sets(box) -> bool:
 @dataclass(frozen=True, slots=True)
 class Test:
     """One test of a kernel rule. `key` is `family`, `proto`, `src.ip`/`dst.ip` (addresses of
-    the rule's family, in the shared address dimension), `src.port`/`dst.port`, `hour`, a mark
-    field (`app` as label numbers, `tls`, `direction`) or `subscriber` (membership of the flow's
-    subscriber address in the named set `set_name`, on side `side`: `src` or `dst`)."""
+    the rule's family, in the shared address dimension), `src.port`/`dst.port`, `hour`, `day`
+    (the days of `time.day`, Monday 0), a mark field (`app` as label numbers, `tls`,
+    `direction`, `network.congested`, `flow.tethered`) or `subscriber` (membership of the
+    flow's subscriber address in the named set `set_name`, on side `side`: `src` or `dst`)."""
     key: str
     values: IntervalSet | None = None
     negated: bool = False
@@ -228,8 +232,11 @@ class Lowering:
             labels = IntervalSet.of((self.contract.label_number(lo), self.contract.label_number(hi))
                                     for lo, hi in app.intervals)
             out.append(_compact("app", labels, IntervalSet.span(1, len(self.contract.labels))))
-        if "tls" in box:
-            out.append(Test("tls", box["tls"]))
+        out += [Test(name, box[name]) for name in _MARKS if name in box and name != "direction"]
         if "time.hour" in box:
             out.append(Test("hour", box["time.hour"]))
+        if "time.day" in box:
+            days = box["time.day"]
+            others = DAY_DOMAIN.difference(days)
+            out.append(Test("day", others, negated=True) if others.size() < days.size() else Test("day", days))
         return out
