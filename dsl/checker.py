@@ -26,6 +26,8 @@ _ENUM_EXAMPLES = {"plan": "payg, monthly", "addon": "vpn, tethering", "zone": "h
 # The enums the language fixes, by field: their members are names of values like an application's.
 _FIXED_ENUMS = {"direction": DIRECTIONS, "time.day": DAYS, "subscriber.rat": RATS}
 _FIXED_WORDS = {"direction": "a direction", "time.day": "a day", "subscriber.rat": "a radio access technology"}
+_MEMBER_WORDS = {"geran": "geran (2G)", "utran": "utran (3G)", "eutran": "eutran (4G, LTE)", "nr": "nr (5G)",
+                 "wlan": "wlan (Wi-Fi)"}
 _KIND_WORDS = {"port": "a port", "hour": "an hour", "protocol": "a protocol", "ip": "an address",
                "volume": "a volume", "rate": "a rate", "bool": "true or false"}
 _KIND_PHRASES = {"enum": "an enum", "ip": "an address", "bool": "a boolean"}
@@ -811,7 +813,8 @@ class _Checker:
                  "day": "not a day of the week", "rat": "not a radio access technology"}.get(
             f.enum, f"not a member of `{f.enum}`")
         help_text = self._wrong_enum_help(text, f.enum) or did_you_mean(text, f.members) or (
-            f"`{f.name}` is one of " + ", ".join(f.members) if f.name in _FIXED_ENUMS else None)
+            f"`{f.name}` is one of " + ", ".join(_MEMBER_WORDS.get(m, m) for m in f.members)
+            if f.name in _FIXED_ENUMS else None)
         self.sink.error("E103", f"unknown {what} `{text}`", v.span, label, help=help_text)
         return None
 

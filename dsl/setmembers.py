@@ -16,7 +16,7 @@ from .catalogue import Catalogue
 from .intervals import IntervalSet
 from .lintcodes import LintFinding
 from .loader import PlacedItem
-from .schema import LABEL, PROTOCOLS, Field, Schema
+from .schema import ENGINE_VIEWS, PROTOCOLS, Field, Schema
 from .values import RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity, value_set_texts
 
 _PAIRS_CAP = 100_000          # overlapping pairs examined per set (a pathological set stops there)
@@ -96,7 +96,7 @@ def set_member_findings(placed: list[PlacedItem], schema: Schema, catalogue: Cat
 def _field(schema: Schema, name: str | None) -> Field | None:
     if name is None:
         return None
-    return schema.field("app" if name == LABEL else name)
+    return schema.field(ENGINE_VIEWS.get(name, name))
 
 
 def _guess(schema: Schema, catalogue: Catalogue, value: ast.SetLiteral) -> Field | None:

@@ -194,9 +194,10 @@ class Lowering:
 
     def _subscriber_tests(self, box) -> list[tuple[SubscriberSet, bool]]:
         """The subscriber sets a rule tests, each with whether it is negated (placed on a side
-        and a family per kernel rule). A partition (plans, usage tiers) holds every subscriber
-        once, so `in one of some members' sets` is `in that member's set` for one member and
-        `in none of the other members' sets` for several: one kernel rule either way."""
+        and a family per kernel rule). A partition (plans, zones, APNs, radios, usage tiers)
+        holds every subscriber once, so `in one of some members' sets` is `in that member's
+        set` for one member and `in none of the other members' sets` for several: one kernel
+        rule either way."""
         out: list[tuple[SubscriberSet, bool]] = []
         for name, values in box.items():
             sets = self.contract.sets_of(name)
