@@ -507,7 +507,8 @@ class _Checker:
     def _is_value_name(self, name: str, ctx: str) -> bool:
         """A name that stands for a value somewhere (an application, protocol, member, set, ...)."""
         return (name in self.catalogue.app_names or name in PROTOCOLS or name in ACTIONS
-                or any(name in members for members in _FIXED_ENUMS.values()) or name in self.decls.sets or name.startswith("category.") or name == "default"
+                or any(name in members for members in _FIXED_ENUMS.values())
+                or name in self.decls.sets or name.startswith("category.") or name == "default"
                 or any(name == m.text for d in self.decls.enums.values() for m in d.members)
                 or ctx == "spec" and any(name == r.name.text for r in self.decls.rules))
 
@@ -856,7 +857,7 @@ class _Checker:
 
     def _check_unused_sets(self) -> None:
         """Sets that no condition uses are still checked: their names must mean something."""
-        known = (set(self.catalogue.app_names) | set(PROTOCOLS) | set(ACTIONS) | set(DIRECTIONS) | set(DAYS) | set(RATS)
+        known = (set(self.catalogue.app_names) | set(PROTOCOLS) | set(ACTIONS) | set().union(*_FIXED_ENUMS.values())
                  | set(self.decls.sets) | {m.text for d in self.decls.enums.values() for m in d.members})
         names_may_be_missing = any(kind in ("set", "enum", "import", "*") for kind, _ in self.broken)
         for name, decl in self.decls.sets.items():

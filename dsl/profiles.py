@@ -34,15 +34,10 @@ TETHERING_MISTAKES = ("missed", "flagged")
 _MISTAKE_OPTIONAL = ("when", "note")
 
 
-@dataclass(frozen=True, slots=True)
-class LabelEntry:
-    """One label the engine may give a real application, on flows satisfying `when`."""
+class _OnFlows:
+    """An entry about the flows satisfying its `when` (field -> values, schema encoding)."""
 
-    label: str
-    how: str                                      # detected | other | port | undetected
-    when: tuple[tuple[str, IntervalSet], ...]     # field -> values, schema encoding; () = any flow
-    evidence: str
-    location: str                                 # file:line:col of the entry
+    __slots__ = ()
 
     def condition(self) -> dict[str, IntervalSet]:
         return dict(self.when)
@@ -53,7 +48,18 @@ class LabelEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class TetheringEntry:
+class LabelEntry(_OnFlows):
+    """One label the engine may give a real application, on flows satisfying `when`."""
+
+    label: str
+    how: str                                      # detected | other | port | undetected
+    when: tuple[tuple[str, IntervalSet], ...]     # field -> values, schema encoding; () = any flow
+    evidence: str
+    location: str                                 # file:line:col of the entry
+
+
+@dataclass(frozen=True, slots=True)
+class TetheringEntry(_OnFlows):
     """A mistake the engine may make detecting tethering, on flows satisfying `when`."""
 
     mistake: str                                  # missed | flagged
@@ -65,13 +71,6 @@ class TetheringEntry:
     def truth(self) -> int:
         """The value of `flow.tethered` on the flows it is about (1 for a miss)."""
         return int(self.mistake == "missed")
-
-    def condition(self) -> dict[str, IntervalSet]:
-        return dict(self.when)
-
-    def applies(self, flow: Mapping[str, int]) -> bool:
-        """Can the mistake happen on this flow? A field the flow leaves out may take any value."""
-        return all(name not in flow or flow[name] in values for name, values in self.when)
 
 
 @dataclass(frozen=True)

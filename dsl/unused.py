@@ -2,9 +2,9 @@
 
 A set is used when some rule, invariant or test reaches it, directly or through other sets: the
 checker records exactly those (`Policy.named_sets`). An enum is used when a condition mentions
-its field (`subscriber.plan`, `subscriber.addons`, `subscriber.zone`, `subscriber.apn`). An import is used when the file it names,
-or a file that one imports, holds a rule, an invariant, a test, the default or the header, or
-declares a used set or enum.
+its field (`subscriber.plan`, `subscriber.addons`, `subscriber.zone`, `subscriber.apn`). An
+import is used when the file it names, or a file that one imports, holds a rule, an invariant,
+a test, the default or the header, or declares a used set or enum.
 
 A file that only declares sets and enums, imported rather than named on the command line, is a
 library shared by several policies: its unused declarations are not reported one by one (each

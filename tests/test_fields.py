@@ -441,59 +441,7 @@ def test_probe_job_marks_and_sets(tmp_path):
     assert {"zone_abroad_v4", "apn_ims_v4", "rat_nr_v4", "plan_payg_v4"} <= set(job["sets"])
 
 
-# ----- the traffic worker on hand-written scripts ---------------------------------------------
-
-def worker_script(*rules: str, sets: str = "") -> str:
-    body = "".join(f'    {rule} comment "dpipolicy rule r{i} #{i}"\n' for i, rule in enumerate(rules))
-    return ("table inet dpipolicy\ndelete table inet dpipolicy\ntable inet dpipolicy {\n" + sets
-            + "  chain forward { type filter hook forward priority filter; policy accept; jump rules; }\n"
-            + f"  chain rules {{\n{body}"
-            + '    counter accept comment "dpipolicy rule default"\n  }\n}\n')
-
-
-def worker_flow(id: str, sport: int, **fields) -> dict:
-    return {"id": id, "family": 4, "proto": 6, "src": "10.0.0.7", "sport": sport, "dst": "74.125.206.108",
-            "dport": 443, "mark": None, "subscriber": "10.0.0.7", "sets": [], "hour": None, "day": None,
-            "burst": None, **fields}
-
-
-def worker(text: str, *flows) -> dict[str, dict]:
-    result = trafficworker.probe_flows({"script": text, "table": "dpipolicy", "chain": "rules", "timeout": 0.4,
-                                        "flows": list(flows)})
-    return {found["id"]: found for found in result["flows"]}
-
-
-def test_meta_day_follows_the_flows_day():
-    """Whatever day it is in the kernel, a flow of Saturday meets the Saturday rule and a flow of
-    Monday the rule of the set holding Monday."""
-    text = worker_script('meta day "Saturday" counter drop', "meta day @days_1 counter reject with tcp reset",
-                         sets='  set days_1 { typeof meta day; elements = { "Monday", "Tuesday" } }\n')
-    found = worker(text, *(worker_flow(day, 41000 + k, day=day)
-                           for k, day in enumerate(("Saturday", "Monday", "Tuesday", "Wednesday", "Sunday"))))
-    assert {day: found[day]["observed"] for day in found} == {
-        "Saturday": "dropped", "Monday": "reset", "Tuesday": "reset", "Wednesday": "accepted", "Sunday": "accepted"}
-    assert [r["comment"] for r in found["Monday"]["rules"]] == ["dpipolicy rule r1 #1"]
-
-
-def test_the_congestion_and_tethering_bits():
-    text = worker_script("ct mark and 0x1000 == 0x1000 counter drop", "ct mark and 0x2000 == 0x2000 counter reject with tcp reset")
-    found = worker(text, worker_flow("congested", 42000, mark=0x1000), worker_flow("tethered", 42001, mark=0x2000),
-                   worker_flow("both", 42002, mark=0x3000), worker_flow("neither", 42003, mark=0x400))
-    assert {id: found[id]["observed"] for id in found} == {
-        "congested": "dropped", "tethered": "reset", "both": "dropped", "neither": "accepted"}
-
-
-def test_days_are_rotated_only_in_day_tests():
-    script = ('    set days_1 { typeof meta day; elements = { "Saturday", "Sunday" } }\n'
-              '        meta day != "Sunday" counter log prefix "dpipolicy Monday " accept comment "dpipolicy rule Monday #0"\n'
-              '        ct mark and 0x3ff == 0x1 counter drop comment "dpipolicy rule Sunday #1"\n')
-    assert trafficworker._rotated_days(script, 1) == script.replace('"Saturday", "Sunday"', '"Sunday", "Monday"') \
-        .replace('!= "Sunday"', '!= "Monday"')
-    assert trafficworker._rotated_days(script, 0) is script
-    assert trafficworker._rotated_days(script, -6) == trafficworker._rotated_days(script, 1)
-
-
 def test_the_days_of_the_language_and_of_nft():
-    from dpipolicy.compiler.backends.nftables import DAY_NAMES
+    from dpipolicy.compiler.backends.contract import DAY_NAMES
     assert [name[:3].lower() for name in DAY_NAMES] == list(DAYS)
     assert trafficworker.NFT_DAYS == DAY_NAMES[-1:] + DAY_NAMES[:-1]

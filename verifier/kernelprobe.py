@@ -12,8 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from dpipolicy.compiler.backends import Compiled
-from dpipolicy.compiler.backends.contract import TCP, unseen_flows
-from dpipolicy.compiler.backends.nftables import DAY_NAMES
+from dpipolicy.compiler.backends.contract import DAY_NAMES, TCP, unseen_flows
 from dpipolicy.compiler.boxes import subtract_all
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import IPV6_BASE

@@ -92,12 +92,10 @@ class _View:
     diff of two engines each may have its own field (`names[1]`, `names[2]`)."""
     real: str
     names: tuple[str, str, str]
+    uncertain: Callable[[Profile], bool]            # may the engine's view differ from the truth?
     relation: Callable[[Profile, Schema, str], list[Box]]
     complement: Callable[[list[Box], Mapping], list[Box]]
     guard: str                     # in a diff of two engines, the rule taking what an engine never says
-
-    def uncertain(self, profile: Profile) -> bool:
-        return bool(profile.labels if self.real == "app" else profile.tethering)
 
 
 def _listed(profile: Profile, app: str) -> bool:
@@ -130,7 +128,8 @@ def _spec_renamed(spec: Policy, names: Mapping[str, str], allowed: Cond | None =
 
     def restricted(c: Cond) -> Cond:
         return All((allowed, renamed(c))) if allowed is not None else renamed(c)
-    invariants = tuple(dataclasses.replace(i, when=restricted(i.when), require=renamed(i.require) if i.require else None,
+    invariants = tuple(dataclasses.replace(i, when=restricted(i.when),
+                                           require=renamed(i.require) if i.require else None,
                                            exists=renamed(i.exists) if i.exists else None)
                        for i in spec.invariants)
     tests = tuple(dataclasses.replace(t, given=restricted(t.given)) for t in spec.tests)
@@ -191,6 +190,7 @@ def under_two_profiles(old_table: RuleTable, new_table: RuleTable, old: Profile,
     for table, profile in ((old_table, old), (new_table, new)):
         unobservable_rules(table, profile)
     base = joint_schema(old_table.schema, new_table.schema)
+    # the label always (each engine's, even an exact one's); the detection of tethering when it may be wrong
     views = [v for v in _VIEWS if v.real == "app" or v.uncertain(old) or v.uncertain(new)]
     rules = base.field("rule").members[:-1] + tuple(v.guard for v in views)
     schema = build_schema(base.catalogue, base.declared_enums(), rules, base.field("target").members[1:])
@@ -199,7 +199,8 @@ def under_two_profiles(old_table: RuleTable, new_table: RuleTable, old: Profile,
     schema = _with_views(schema, {real: tuple(dict.fromkeys(names)) for real, names in sides.items()})
     one = _with_views(base, {v.real: v.names[:1] for v in views})
     fields = {f.name: f for f in one.flow_fields}
-    guard = tuple(MatchRule(0, tuple(_renamed_box(box, v.names[0], name).items()), Action("block"), Origin(v.guard, None))
+    guard = tuple(MatchRule(0, tuple(_renamed_box(box, v.names[0], name).items()), Action("block"),
+                            Origin(v.guard, None))
                   for v in views for name, profile in dict(zip(sides[v.real], (old, new))).items()
                   for box in v.complement(v.relation(profile, one, v.names[0]), fields))
     return tuple(_relabelled(retarget(table, base), {real: names[k] for real, names in sides.items()}, schema, guard)
@@ -224,8 +225,9 @@ def _tethering_complement(boxes: list[Box], fields) -> list[Box]:
     return merge(_minus({}, boxes, fields), fields)
 
 
-_VIEWS = (_View("app", LABEL_FIELDS, relation, _label_complement, NO_SUCH_FLOW),
-          _View(TETHERED, DETECTED_FIELDS, tethering_relation, _tethering_complement, NO_SUCH_DETECTION))
+_VIEWS = (_View("app", LABEL_FIELDS, lambda p: bool(p.labels), relation, _label_complement, NO_SUCH_FLOW),
+          _View(TETHERED, DETECTED_FIELDS, lambda p: bool(p.tethering), tethering_relation, _tethering_complement,
+                NO_SUCH_DETECTION))
 
 
 def _minus(region: Box, others: list[Box], fields) -> list[Box]:

@@ -6,7 +6,8 @@ from typing import Mapping
 
 from dpipolicy.dsl.catalogue import Application
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import ADDON_PREFIX, DETECTED_FIELDS, IPV6_BASE, LABEL_FIELDS, PROTOCOLS, RATS, TETHERED, Schema
+from dpipolicy.dsl.schema import (ADDON_PREFIX, DETECTED_FIELDS, IPV6_BASE, LABEL_FIELDS, PROTOCOLS, RATS, TETHERED,
+                                  Schema)
 from dpipolicy.dsl.values import parse_ip
 
 # Well-known public servers first (Google's mail front end, as in the 2011 reports), then

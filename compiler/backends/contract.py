@@ -20,6 +20,8 @@ VERSION = 1
 # protocol has source and destination port 0 (docs/enforcement.md, "The flows a kernel sees").
 PORT_PROTOCOLS = {6: "tcp", 17: "udp", 33: "dccp", 132: "sctp", 136: "udplite"}
 TCP = 6
+# nft's names of the days of `meta day`, in the order of `time.day` (nft numbers them from Sunday, 0).
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 # Each address family's part of the shared address dimension (dsl/schema.py).
 FAMILY_SPACE = {4: IntervalSet.span(0, IPV6_BASE - 1), 6: IntervalSet.span(IPV6_BASE, IP_MAX)}
 

@@ -24,7 +24,8 @@ ALL_PROTOCOLS = IntervalSet.span(0, 255)
 PORT_DOMAIN = IntervalSet.span(0, 65535)
 _SUBSCRIBER_FIELDS = ("subscriber.plan", "subscriber.zone", "subscriber.apn", "subscriber.roaming", "subscriber.rat",
                       "subscriber.usage")
-_MARKS = tuple(m.field for m in MARK_FIELDS if m.field != "app")      # the one-bit fields of the mark
+# The one-bit fields of the mark a rule tests as they are (`direction` also picks the subscriber's side).
+_FLAGS = tuple(m.field for m in MARK_FIELDS if m.field not in ("app", "direction"))
 DAY_DOMAIN = IntervalSet.span(0, 6)
 
 
@@ -233,7 +234,7 @@ class Lowering:
             labels = IntervalSet.of((self.contract.label_number(lo), self.contract.label_number(hi))
                                     for lo, hi in app.intervals)
             out.append(_compact("app", labels, IntervalSet.span(1, len(self.contract.labels))))
-        out += [Test(name, box[name]) for name in _MARKS if name in box and name != "direction"]
+        out += [Test(name, box[name]) for name in _FLAGS if name in box]
         if "time.hour" in box:
             out.append(Test("hour", box["time.hour"]))
         if "time.day" in box:

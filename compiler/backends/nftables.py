@@ -15,7 +15,7 @@ from dpipolicy.dsl.diagnostics import DiagnosticError
 
 from ..table import RuleTable
 from . import Compiled, Options
-from .contract import MARK_FIELDS, PORT_PROTOCOLS, Contract, build_contract
+from .contract import DAY_NAMES, MARK_FIELDS, PORT_PROTOCOLS, Contract, build_contract
 from .lowering import KernelRule, Lowering, Test, Unsupported, Verdict
 
 _MASKS = {m.field: m for m in MARK_FIELDS}
@@ -23,8 +23,6 @@ _PROTOCOL_WORDS = PROTOCOL_NAMES | PORT_PROTOCOLS      # the names nft knows
 _FAMILY_WORD = {4: "ip", 6: "ip6"}
 _SIDE_WORD = {"src": "saddr", "dst": "daddr"}
 _PORT_WORD = {"src.port": "proto-src", "dst.port": "proto-dst"}
-# `meta day` by name, for the days of `time.day` in order (nft numbers them from Sunday, 0).
-DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 THROTTLE_TIMEOUT = "10m"      # a policer's state for a flow idle this long is forgotten
 TEXT_MAX = 127                # nft keeps comments and log prefixes of at most 127 bytes
 

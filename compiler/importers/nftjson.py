@@ -15,7 +15,7 @@ import re
 import socket
 from functools import partial
 
-from dpipolicy.compiler.backends.contract import FAMILY_SPACE, MARK_FIELDS, PORT_PROTOCOLS, Contract
+from dpipolicy.compiler.backends.contract import DAY_NAMES, FAMILY_SPACE, MARK_FIELDS, PORT_PROTOCOLS, Contract
 from dpipolicy.compiler.boxes import Box, normalized
 from dpipolicy.compiler.table import MatchRule, RuleTable
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
@@ -35,7 +35,7 @@ RATE_UNITS = {"bytes": 1, "kbytes": 1024, "mbytes": 1024 ** 2}     # as nft 1.0.
 # nft 1.0.6 prints ports inside an anonymous set of `ct original proto-dst` as `0x19 [invalid type]`.
 _UNTYPED = re.compile(r"^0x([0-9a-f]+) \[invalid type\]$")
 _HOUR = re.compile(r"^(\d\d):(\d\d)(?::(\d\d))?$")
-_NFT_DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+_NFT_DAYS = DAY_NAMES[-1:] + DAY_NAMES[:-1]         # as nft numbers them: Sunday 0 .. Saturday 6
 _COMMENT = re.compile(r"^dpipolicy rule (?P<name>\S+)(?: #(?P<index>\d+))?$")
 _COUNTER = "counter"
 
