@@ -1,10 +1,11 @@
 """Moving rule tables onto a common schema, so two versions of a policy can be compared.
 
-Two versions may declare different plans or add-ons; enum values are member indices, so a
-table is rewritten onto a joint schema whose members are the union (old order first). Server
-names (`tls.sni`) take the union of both versions' patterns: a value of the joint schema is a
-pattern (or none, or other), and the table's value for it is the most specific of the table's
-own patterns it falls under, so a table's value set becomes the joint values that map into it.
+Two versions may declare different plans, add-ons, zones, APNs, charges or priorities; enum
+values are member indices, so a table is rewritten onto a joint schema whose members are the
+union (old order first). Server names (`tls.sni`) take the union of both versions' patterns: a
+value of the joint schema is a pattern (or none, or other), and the table's value for it is the
+most specific of the table's own patterns it falls under, so a table's value set becomes the
+joint values that map into it.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import dataclasses
 
 from dpipolicy.dsl import domains
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import SNI, Schema, build_schema, parts_of, with_domains
+from dpipolicy.dsl.schema import DECLARABLE, SNI, Schema, build_schema, parts_of, with_domains
 
 from .table import RuleTable
 
@@ -24,12 +25,12 @@ def _union(a: tuple[str, ...] | None, b: tuple[str, ...] | None) -> tuple[str, .
 
 
 def joint_schema(a: Schema, b: Schema) -> Schema:
-    plans = _union(getattr(a.field("subscriber.plan"), "members", None),
-                   getattr(b.field("subscriber.plan"), "members", None))
+    enums = {enum: _union(a.declared(enum), b.declared(enum)) for enum in DECLARABLE}
     rules = _union(a.field("rule").members[:-1], b.field("rule").members[:-1])
     targets = _union(a.field("target").members[1:], b.field("target").members[1:])
     parts = {part: _union(parts_of(a).get(part), parts_of(b).get(part)) for part in parts_of(a) | parts_of(b)}
-    joint = build_schema(a.catalogue, plans, _union(a.addons, b.addons), rules, targets, parts=parts)
+    joint = build_schema(a.catalogue, {enum: m for enum, m in enums.items() if m is not None}, rules, targets,
+                         parts=parts)
     patterns = [p for s in (a, b) if s.field(SNI) for p in s.field(SNI).members[domains.FIRST_PATTERN:]]
     return with_domains(joint, domains.ordered(patterns)) if a.field(SNI) or b.field(SNI) else joint
 

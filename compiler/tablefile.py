@@ -15,8 +15,8 @@ from dpipolicy.dsl.catalogue import Catalogue
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError, byte_position, cannot_read, did_you_mean
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl import domains
-from dpipolicy.dsl.schema import (ADDON_PREFIX, OUTCOME_PARTS, PROTOCOLS, PURPOSES, RATE_MAX, SCOPES, SNI, Field,
-                                  build_schema)
+from dpipolicy.dsl.schema import (ADDON_PREFIX, DECLARABLE, OUTCOME_PARTS, PROTOCOLS, PURPOSES, RATE_MAX, SCOPES, SNI,
+                                  Field, build_schema)
 from dpipolicy.dsl.typed import Action, Origin
 from dpipolicy.dsl.values import (RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity,
                                   value_set_texts)
@@ -58,6 +58,7 @@ def table_to_json(table: RuleTable) -> dict:
         "version": VERSION,
         "policy": {"name": table.policy_name, "version": table.policy_version},
         "enums": {"plan": list(plan.members) if plan else None, "addon": list(schema.addons),
+                  **{enum: list(schema.declared(enum)) for enum in _LATER_ENUMS if schema.declared(enum)},
                   **{part: list(schema.field(part).members) for part in OUTCOME_PARTS if schema.field(part)}},
         **({"domains": list(sni.members[domains.FIRST_PATTERN:])} if (sni := schema.field(SNI)) else {}),
         "default": action_json(table.default),
@@ -95,9 +96,11 @@ _TOP_KEYS, _TOP_REQUIRED = ("format", "version", "policy", "enums", "domains", "
 _RULE_KEYS, _RULE_REQUIRED = ("index", "rule", "source", "because", "action", "match"), ("rule", "action", "match")
 _ACTION_KEYS = {1: ("kind", "rate_bps", "target", "log"),
                 2: ("kind", "rate_bps", "target", "scope", "charge", "priority", "purpose", "log")}
-_ENUM_KEYS = {1: ("plan", "addon"), 2: ("plan", "addon") + OUTCOME_PARTS}
+_ENUM_KEYS = {1: ("plan", "addon"), 2: tuple(DECLARABLE) + OUTCOME_PARTS}
 _ACTION_KINDS = ("allow", "block", "reset", "throttle", "redirect")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Enums written only when declared, so that the tables of policies without them read as before.
+_LATER_ENUMS = ("zone", "apn")
 _RULE_INDEX = re.compile(r"rules\[(\d+)\]")
 
 
@@ -161,11 +164,13 @@ class _TableReader:
         self.keys(data, "", _TOP_KEYS, _TOP_REQUIRED)
         policy = self.obj(data.get("policy"), "policy", ("name", "version"), (), "with `name` and `version`") or {}
         name, version_text = (self.text(policy.get(k), _at("policy", k)) for k in ("name", "version"))
-        enums = self.obj(data.get("enums"), "enums", _ENUM_KEYS[version], (), "with `plan` and `addon`")
+        enums = self.obj(data.get("enums"), "enums", _ENUM_KEYS[version], (),
+                         "with `plan` and `addon` (and `zone`, `apn`, `charge`, `priority` when declared)")
         if enums is None and data.get("enums") is not None:
-            self.unreadable += ["subscriber.plan", ADDON_PREFIX]
-        plans, addons = (self.members((enums or {}).get(k), _at("enums", k), field)
-                         for k, field in (("plan", "subscriber.plan"), ("addon", ADDON_PREFIX)))
+            self.unreadable += [ADDON_PREFIX if enum == "addon" else field for enum, field in DECLARABLE.items()]
+        declared = {enum: self.members((enums or {}).get(enum), _at("enums", enum),
+                                       ADDON_PREFIX if enum == "addon" else field)
+                    for enum, field in DECLARABLE.items()}
         self.parts = {part: members for part in OUTCOME_PARTS
                       if (members := self.members((enums or {}).get(part), _at("enums", part), part)) is not None}
         patterns = self.domains(data["domains"]) if "domains" in data else None
@@ -178,7 +183,7 @@ class _TableReader:
         entries = [self.rule(entry, i) for i, entry in enumerate(rules_data)]
         actions = [e[1] for e in entries if e is not None] + [default]
         targets = tuple(sorted({a.target for a in actions if a.kind == "redirect" and a.target}))
-        schema = build_schema(self.catalogue, plans, addons,
+        schema = build_schema(self.catalogue, {enum: m for enum, m in declared.items() if m is not None},
                               tuple(dict.fromkeys(e[0].name for e in entries if e is not None)), targets,
                               parts=self.parts, domains=patterns)
         fields = {f.name: f for f in schema.flow_fields}
@@ -236,9 +241,9 @@ class _TableReader:
         return None
 
     def members(self, values, where: str, field: str) -> tuple[str, ...] | None:
-        """The members of `enums.plan` or `enums.addon`: null (not declared) or a list of names.
-        No add-ons may be an empty list (what `compile` writes); no plans may not, since a plan
-        field without members would leave no flow at all."""
+        """The members of `enums.plan`, `enums.addon`, `enums.zone` or `enums.apn`: null (not
+        declared) or a list of names. No add-ons may be an empty list (what `compile` writes); no
+        plans (zones, APNs) may not, since a field without members would leave no flow at all."""
         if values is None or values == [] and field == ADDON_PREFIX:
             return None
         if not isinstance(values, list) or not values:
@@ -375,9 +380,9 @@ class _TableReader:
         for name, values in data.items():
             if name not in fields:
                 if not name.startswith(tuple(self.unreadable)):
-                    declare = name.startswith((ADDON_PREFIX, "subscriber.plan"))
+                    declare = name.startswith((ADDON_PREFIX,) + tuple(f for e, f in DECLARABLE.items() if e != "addon"))
                     self.fail(_at(where, name), f"unknown field `{name}`", help=(
-                        "plans and add-ons are fields only when `enums` lists them" if declare
+                        "plans, add-ons, zones and APNs are fields only when `enums` lists them" if declare
                         else "`tls.sni` is a field only when `domains` lists its patterns" if name == SNI
                         else did_you_mean(name, fields) or "fields: " + ", ".join(fields)))
                 continue

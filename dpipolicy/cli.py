@@ -322,13 +322,17 @@ def _write(path: Path | None, text: str, stdout: TextIO) -> None:
 def _explain(args, stdout: TextIO, stderr: TextIO) -> int:
     from dpipolicy import api
     from dpipolicy.verifier.explain import explain, explanation_json, explanation_text, parse_flow
-    from dpipolicy.dsl.schema import LABEL
+    from dpipolicy.dsl.schema import DETECTED, LABEL, TETHERED
     from dpipolicy.verifier.labels import possible_labels
     loaded = api.load(args.policy, (), tuple(args.catalogue))
     profile = _profile(args.profile, loaded)
     table, _ = api.as_deployed(loaded, profile)
     schema = table.schema
     pinned = parse_flow(schema, args.flow)
+    if schema.field(DETECTED) is not None and DETECTED not in pinned and TETHERED in pinned:
+        detections = profile.possible_detections(pinned[TETHERED], pinned)
+        if len(detections) == 1:        # the engine cannot get this flow's tethering wrong
+            pinned[DETECTED] = detections[0]
     if schema.field(LABEL) is None or LABEL in pinned or "app" not in pinned:
         result = explain(table, pinned)
         if args.format == "json":

@@ -16,12 +16,20 @@ from .intervals import IntervalSet
 from .loader import FileStart, PlacedItem
 from .parser import ITEM_START, ErrorItem, string_body
 from .source import SourceFile, Span
-from .schema import (ACTIONS, DIRECTIONS, IPV6_BASE, LABEL, ORDERED_KINDS, OUTCOME_PARTS, PROTOCOLS, PURPOSES, RATE_MAX,
-                     SCOPES, SNI, Field, Schema, build_schema, with_domains)
+from .schema import (ACTIONS, DAYS, DECLARABLE, DIRECTIONS, ENGINE_VIEWS, IPV6_BASE, LABEL, ORDERED_KINDS,
+                     OUTCOME_PARTS, PROTOCOLS, PURPOSES, RATE_MAX, RATS, SCOPES, SNI, Field, Schema, build_schema,
+                     with_domains)
 from .values import RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity, units_help
 
+_ENUM_OF = {field: enum for enum, field in DECLARABLE.items()}     # `subscriber.plan` -> `plan`
 _MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
-_DECLARABLE_ENUMS = ("plan", "addon") + OUTCOME_PARTS
+_ENUM_EXAMPLES = {"plan": "payg, monthly", "addon": "vpn, tethering", "zone": "home, national, abroad",
+                  "apn": "internet, ims", "charge": "standard, zero_rated", "priority": "high, normal, low"}
+# The enums the language fixes, by field: their members are names of values like an application's.
+_FIXED_ENUMS = {"direction": DIRECTIONS, "time.day": DAYS, "subscriber.rat": RATS}
+_FIXED_WORDS = {"direction": "a direction", "time.day": "a day", "subscriber.rat": "a radio access technology"}
+_MEMBER_WORDS = {"geran": "geran (2G)", "utran": "utran (3G)", "eutran": "eutran (4G, LTE)", "nr": "nr (5G)",
+                 "wlan": "wlan (Wi-Fi)"}
 _KIND_WORDS = {"port": "a port", "hour": "an hour", "protocol": "a protocol", "ip": "an address",
                "volume": "a volume", "rate": "a rate", "bool": "true or false", "domain": "a domain name"}
 _KIND_PHRASES = {"enum": "an enum", "ip": "an address", "bool": "a boolean", "domain": "a domain name"}
@@ -250,15 +258,16 @@ class _Checker:
 
     def _declare_enum(self, item: ast.EnumDecl, unique) -> bool:
         """Record an enum; False when it cannot be used (its errors are reported)."""
-        if item.name.text not in _DECLARABLE_ENUMS:
+        if item.name.text not in DECLARABLE and item.name.text not in OUTCOME_PARTS:
             self.sink.error("E130", f"unknown enum `{item.name.text}`", item.name.span, "not a declarable enum",
-                            help="the enums a policy declares are `plan` (subscriber.plan), `addon` (subscriber.addons), "
-                                 "`charge` and `priority` (parts of an outcome)")
+                            help="the enums a policy declares are " + ", ".join(
+                                f"`{enum}` ({field})" for enum, field in DECLARABLE.items())
+                                 + ", and `charge` and `priority` (parts of an outcome)")
             return False
         if not unique("enum", item.name):
             return False
         if not item.members:
-            example = "payg, monthly" if item.name.text == "plan" else "vpn, tethering"
+            example = _ENUM_EXAMPLES[item.name.text]
             self.sink.error("E132", f"enum `{item.name.text}` has no members", item.span, "empty",
                             help=f"list them, for example `enum {item.name.text} {{ {example} }}`, or remove the "
                                  "declaration if the policy does not use them")
@@ -296,7 +305,7 @@ class _Checker:
         targets = sorted({s.target for s in specs if s.kind == "redirect" and s.target})
         parts = {name: members[name] for name in OUTCOME_PARTS
                  if name in members and ("enum", name) not in self.spec_only}
-        return build_schema(self.catalogue, members.get("plan"), members.get("addon"),
+        return build_schema(self.catalogue, {enum: m for enum, m in members.items() if enum in DECLARABLE},
                             tuple(r.name.text for r in d.rules), tuple(targets), parts=parts,
                             domains=self.declared_domains())
 
@@ -358,8 +367,7 @@ class _Checker:
         self.declare([dataclasses.replace(p, role="spec") for p in placed])
         self.schema = _with_spec_domains(schema, self.declared_domains())
         for name, decl in self.decls.enums.items():
-            theirs = schema.addons if name == "addon" else \
-                getattr(schema.field(name if name in OUTCOME_PARTS else "subscriber.plan"), "members", ())
+            theirs = getattr(schema.field(name), "members", ()) if name in OUTCOME_PARTS else schema.declared(name) or ()
             if tuple(m.text for m in decl.members) != tuple(theirs):
                 self.sink.error("E144", f"enum `{name}` differs from the rule table's", decl.name.span,
                                 "members differ", notes=(f"the table has {{{', '.join(theirs)}}}",),
@@ -626,14 +634,14 @@ class _Checker:
 
     def field(self, ident: ast.Ident, ctx: str) -> Field | None:
         """The field an identifier names, or None after an error."""
-        if ident.text == LABEL:
-            return self._label_field(ident, ctx)
+        if ident.text in ENGINE_VIEWS:
+            return self._engine_view(ident, ctx)
         f = self.schema.field(ident.text)
         if f is None or f.name == "target":
             names = [x.name for x in self.schema.flow_fields if ":" not in x.name]
             names.insert(names.index("subscriber.usage"), "subscriber.addons")
-            if ident.text in ("subscriber.plan", "subscriber.addons"):
-                enum = "plan" if ident.text == "subscriber.plan" else "addon"
+            enum = _ENUM_OF.get(ident.text)
+            if enum is not None:
                 if self._missing_ok("enum", enum):
                     return None
                 self.sink.error("E104", f"`{ident.text}` needs `enum {enum}` to be declared", ident.span,
@@ -651,7 +659,7 @@ class _Checker:
                                 help=did_you_mean(ident.text, names)
                                 or "the fields of a flow are " + ", ".join(f"`{n}`" for n in names))
             return None
-        if ctx == "rule" and f.name == "subscriber.plan" and not self._enum_visible("plan", ident):
+        if ctx == "rule" and f.name in _ENUM_OF and not self._enum_visible(_ENUM_OF[f.name], ident):
             return None
         if ctx == "rule" and f.outcome:
             self.sink.error("E161", f"rules cannot match on `{f.name}`", ident.span, "an outcome of the policy",
@@ -664,13 +672,17 @@ class _Checker:
             return None
         return f
 
-    def _label_field(self, ident: ast.Ident, ctx: str) -> Field | None:
-        """`dpi.app`, the engine's label, exists in invariants and tests: in rules `app` is the label."""
+    def _engine_view(self, ident: ast.Ident, ctx: str) -> Field | None:
+        """`dpi.app` (the engine's label) and `dpi.tethered` (its detection of tethering) exist in
+        invariants and tests: in rules `app` and `flow.tethered` already are what the engine says."""
+        real = ENGINE_VIEWS[ident.text]
         if ctx == "rule":
-            self.sink.error("E162", "rules cannot match on `dpi.app`", ident.span, "the engine's label",
-                            help="in rules `app` already is the label the engine gives; write `app`")
+            what, says = (("the engine's label", "the label the engine gives") if real == "app" else
+                          ("the engine's detection", "whether the engine detects tethering"))
+            self.sink.error("E162", f"rules cannot match on `{ident.text}`", ident.span, what,
+                            help=f"in rules `{real}` already is {says}; write `{real}`")
             return None
-        return dataclasses.replace(self.schema.field("app"), name=LABEL)
+        return dataclasses.replace(self.schema.field(real), name=ident.text)
 
     def _enum_visible(self, enum: str, ident: ast.Ident) -> bool:
         """In a rule: is the enum declared by the policy? (E104 if only a spec file declares it)."""
@@ -683,7 +695,8 @@ class _Checker:
 
     def _is_value_name(self, name: str, ctx: str) -> bool:
         """A name that stands for a value somewhere (an application, protocol, member, set, ...)."""
-        return (name in self.catalogue.app_names or name in PROTOCOLS or name in ACTIONS or name in DIRECTIONS
+        return (name in self.catalogue.app_names or name in PROTOCOLS or name in ACTIONS
+                or any(name in members for members in _FIXED_ENUMS.values())
                 or name in self.decls.sets or name.startswith("category.") or name == "default"
                 or any(name == m.text for d in self.decls.enums.values() for m in d.members)
                 or ctx == "spec" and any(name == r.name.text for r in self.decls.rules))
@@ -692,7 +705,7 @@ class _Checker:
         """A field a condition can name (`target`, the redirect target, is internal to `expect`)."""
         return isinstance(operand, ast.Ident) and operand.text != "target" and (
             self.schema.field(operand.text) is not None
-            or operand.text in ("subscriber.addons", "subscriber.plan", LABEL))
+            or operand.text in _ENUM_OF or operand.text in ENGINE_VIEWS)
 
     def compare(self, expr: ast.Compare, ctx: str) -> typed.Cond:
         left, op, right = expr.left, expr.op, expr.right
@@ -837,7 +850,8 @@ class _Checker:
     def _member_name(self, f: Field, name: str) -> str | None:
         """What `name` is as a value of f (`an application`, ...), or None if it is not one."""
         if f.kind == "enum" and name in f.members:
-            return {"app": "an application", "rule": "a rule"}.get(f.enum, f"a member of `{f.enum}`")
+            return {"app": "an application", "rule": "a rule", "day": "a day", "rat": "a radio access technology"}.get(
+                f.enum, f"a member of `{f.enum}`")
         if f.kind == "protocol" and name in PROTOCOLS:
             return "a protocol"
         return None
@@ -852,8 +866,11 @@ class _Checker:
 
     def range(self, f: Field, r: ast.Range) -> IntervalSet | None:
         if f.kind not in ORDERED_KINDS and f.kind != "ip":
+            listed = "list the members instead: `{a, b}`"
+            if f.name == "time.day":
+                listed = "list the days instead: `time.day in {mon, tue, wed, thu, fri}`"
             self.sink.error("E124", f"a range needs an ordered field, and `{f.name}` is {_kind_phrase(f)}", r.span,
-                            "not ordered", help="list the members instead: `{a, b}`")
+                            "not ordered", help=listed)
             return None
         low, high = self.scalar(f, r.low), self.scalar(f, r.high)
         if low is None or high is None:
@@ -998,10 +1015,14 @@ class _Checker:
         text = v.text
         if f.enum == "rule" and self._missing_ok("rule", text):
             return None
-        what = {"app": "application", "rule": "rule"}.get(f.enum, f"`{f.enum}` member")
-        label = {"app": "not in the application catalogue", "rule": "no rule with this name"}.get(
+        what = {"app": "application", "rule": "rule", "day": "day", "rat": "radio access technology"}.get(
+            f.enum, f"`{f.enum}` member")
+        label = {"app": "not in the application catalogue", "rule": "no rule with this name",
+                 "day": "not a day of the week", "rat": "not a radio access technology"}.get(
             f.enum, f"not a member of `{f.enum}`")
-        help_text = self._wrong_enum_help(text, f.enum) or did_you_mean(text, f.members)
+        help_text = self._wrong_enum_help(text, f.enum) or did_you_mean(text, f.members) or (
+            f"`{f.name}` is one of " + ", ".join(_MEMBER_WORDS.get(m, m) for m in f.members)
+            if f.name in _FIXED_ENUMS else None)
         self.sink.error("E103", f"unknown {what} `{text}`", v.span, label, help=help_text)
         return None
 
@@ -1017,9 +1038,10 @@ class _Checker:
             uses.append(f"`app == {name}`")
         if expected != "action" and name in ACTIONS:
             owners.append("the actions")
-        if expected != "direction" and name in DIRECTIONS:
-            owners.append("`direction`")
-            uses.append(f"`direction == {name}`")
+        for field, members in _FIXED_ENUMS.items():
+            if expected != field.rpartition(".")[2] and name in members:
+                owners.append(f"`{field}`")
+                uses.append(f"`{field} == {name}`")
         if owners:
             use = f": write {' or '.join(uses)}" if uses else ""
             return f"`{name}` belongs to {' and '.join(owners)}, not to `{expected}`{use}"
@@ -1031,8 +1053,9 @@ class _Checker:
             return f"`{name}` is a protocol: write `proto == {name}`"
         if name in self.catalogue.app_names:
             return f"`{name}` is an application: write `app == {name}`"
-        if name in DIRECTIONS:
-            return f"`{name}` is a direction: write `direction == {name}`"
+        for field, members in _FIXED_ENUMS.items():
+            if name in members:
+                return f"`{name}` is {_FIXED_WORDS[field]}: write `{field} == {name}`"
         for enum, decl in self.decls.enums.items():
             if name in (m.text for m in decl.members):
                 use = f"{name} in subscriber.addons" if enum == "addon" else f"subscriber.{enum} == {name}"
@@ -1041,7 +1064,7 @@ class _Checker:
 
     def _check_unused_sets(self) -> None:
         """Sets that no condition uses are still checked: their names must mean something."""
-        known = (set(self.catalogue.app_names) | set(PROTOCOLS) | set(ACTIONS) | set(DIRECTIONS)
+        known = (set(self.catalogue.app_names) | set(PROTOCOLS) | set(ACTIONS) | set().union(*_FIXED_ENUMS.values())
                  | set(self.decls.sets) | {m.text for d in self.decls.enums.values() for m in d.members})
         names_may_be_missing = any(kind in ("set", "enum", "import", "*") for kind, _ in self.broken)
         for name, decl in self.decls.sets.items():

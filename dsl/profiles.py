@@ -21,16 +21,34 @@ from .schema import PROTOCOLS
 SHIPPED = ("exact", "ndpi-4.2", "ndpi-5.0")
 HOWS = ("detected", "other", "port", "undetected")
 WHEN_FIELDS = ("proto", "dst.port", "tls")
-# Fields read from the packets; the rest (subscriber.*, time.hour) come from elsewhere.
-TRAFFIC_FIELDS = ("proto", "src.ip", "src.port", "dst.ip", "dst.port", "direction", "tls", "smtp.auth", "tls.sni")
+# Fields read from the packets; the rest (subscriber.*, network.congested, time.*) come from elsewhere.
+TRAFFIC_FIELDS = ("proto", "src.ip", "src.port", "dst.ip", "dst.port", "direction", "tls", "smtp.auth", "tls.sni",
+                  "flow.tethered")
 _TOP_REQUIRED = ("version", "name")
-_TOP_OPTIONAL = ("engine", "description", "unobservable", "ndpi_names", "labels")
+_TOP_OPTIONAL = ("engine", "description", "unobservable", "ndpi_names", "labels", "tethering")
 _ENTRY_REQUIRED = ("label", "how", "evidence")
 _ENTRY_OPTIONAL = ("when", "note")
+# How the engine's detection of tethering may be wrong: `missed`, a tethered flow taken for the
+# phone's own; `flagged`, the phone's own flow taken for a tethered one.
+TETHERING_MISTAKES = ("missed", "flagged")
+_MISTAKE_OPTIONAL = ("when", "note")
+
+
+class _OnFlows:
+    """An entry about the flows satisfying its `when` (field -> values, schema encoding)."""
+
+    __slots__ = ()
+
+    def condition(self) -> dict[str, IntervalSet]:
+        return dict(self.when)
+
+    def applies(self, flow: Mapping[str, int]) -> bool:
+        """Can the entry apply to this flow? A field the flow leaves out may take any value."""
+        return all(name not in flow or flow[name] in values for name, values in self.when)
 
 
 @dataclass(frozen=True, slots=True)
-class LabelEntry:
+class LabelEntry(_OnFlows):
     """One label the engine may give a real application, on flows satisfying `when`."""
 
     label: str
@@ -39,12 +57,20 @@ class LabelEntry:
     evidence: str
     location: str                                 # file:line:col of the entry
 
-    def condition(self) -> dict[str, IntervalSet]:
-        return dict(self.when)
 
-    def applies(self, flow: Mapping[str, int]) -> bool:
-        """Can the entry apply to this flow? A field the flow leaves out may take any value."""
-        return all(name not in flow or flow[name] in values for name, values in self.when)
+@dataclass(frozen=True, slots=True)
+class TetheringEntry(_OnFlows):
+    """A mistake the engine may make detecting tethering, on flows satisfying `when`."""
+
+    mistake: str                                  # missed | flagged
+    when: tuple[tuple[str, IntervalSet], ...]     # as LabelEntry.when; () = any flow
+    evidence: str
+    location: str
+
+    @property
+    def truth(self) -> int:
+        """The value of `flow.tethered` on the flows it is about (1 for a miss)."""
+        return int(self.mistake == "missed")
 
 
 @dataclass(frozen=True)
@@ -56,10 +82,11 @@ class Profile:
     unobservable: frozenset[str]
     ndpi_names: tuple[tuple[str, str], ...]       # nDPI protocol name -> catalogue application
     labels: tuple[tuple[str, tuple[LabelEntry, ...]], ...]   # real application -> its labels
+    tethering: tuple[TetheringEntry, ...] = ()     # no entry: tethering is detected exactly
 
     @property
     def is_exact(self) -> bool:
-        return not self.labels
+        return not self.labels and not self.tethering
 
     def entries(self, app: str) -> tuple[LabelEntry, ...]:
         """The labels `app` may get; an application not listed is always labelled as itself."""
@@ -73,6 +100,12 @@ class Profile:
         no entry applies, its own."""
         labels = tuple(dict.fromkeys(e.label for e in self.entries(app) if e.applies(flow or {})))
         return labels or (app,)
+
+    def possible_detections(self, tethered: int, flow: Mapping[str, int] | None = None) -> tuple[int, ...]:
+        """What the engine may say of a flow whose `flow.tethered` is `tethered` (fields `flow`
+        leaves out may take any value): the truth, and its opposite where a mistake applies."""
+        wrong = any(e.truth == tethered and e.applies(flow or {}) for e in self.tethering)
+        return (tethered, 1 - tethered) if wrong else (tethered,)
 
     def catalogue_label(self, ndpi_name: str) -> str | None:
         """An nDPI label as a catalogue name: the full name (`TLS.ntop`), else its master
@@ -214,9 +247,10 @@ class _Reader:
         unobservable = self.unobservable(top["unobservable"][1]) if "unobservable" in top else frozenset()
         names = self.ndpi_names(top["ndpi_names"][1]) if "ndpi_names" in top else ()
         labels = self.labels(top["labels"][1]) if "labels" in top else ()
+        tethering = self.tethering(top["tethering"][1]) if "tethering" in top else ()
         if self.errors:
             raise DiagnosticError(d for _, d in sorted(self.errors, key=lambda e: e[0]))
-        return Profile(name, engine, description, self.where, unobservable, names, labels)
+        return Profile(name, engine, description, self.where, unobservable, names, labels, tethering)
 
     def unobservable(self, node) -> frozenset[str]:
         seen: dict[str, object] = {}
@@ -259,6 +293,32 @@ class _Reader:
                 entries.append(entry)
             if app is not None and entries:
                 out.append((app, tuple(entries)))
+        return tuple(out)
+
+    def tethering(self, node) -> tuple[TetheringEntry, ...]:
+        out: list[TetheringEntry] = []
+        for mistake, (_, value_node) in self.mapping(node, "`tethering`", (), TETHERING_MISTAKES).items():
+            items = self.sequence(value_node, f"`tethering.{mistake}`")
+            if isinstance(value_node, yaml.SequenceNode) and not items:
+                self.fail("E405", value_node, f"`tethering.{mistake}` is an empty list",
+                          help="list at least one entry, or remove the key (the engine then makes no such mistake)")
+            for item in items:
+                what = f"an entry of `tethering.{mistake}`"
+                keys = self.mapping(item, what, ("evidence",), _MISTAKE_OPTIONAL)
+                if "evidence" not in keys:
+                    continue
+                errors = len(self.errors)
+                evidence = self.string(keys["evidence"][1], "`evidence`")
+                if "note" in keys:
+                    self.string(keys["note"][1], "`note`")
+                when = self.when(keys["when"][1]) if "when" in keys else ()
+                if len(self.errors) > errors:
+                    continue
+                entry = TetheringEntry(mistake, when, evidence, self.at(item))
+                if any((e.mistake, e.when) == (mistake, when) for e in out):
+                    self.fail("E408", item, f"`tethering.{mistake}`: an entry with the same `when` is listed twice")
+                    continue
+                out.append(entry)
         return tuple(out)
 
     def entry(self, node, app: str) -> LabelEntry | None:

@@ -7,6 +7,7 @@ of `subscriber.addons` is its own boolean dimension (`subscriber.addons:vpn`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field as dataclass_field
+from typing import Mapping
 
 from .catalogue import Catalogue
 from .intervals import IntervalSet
@@ -20,6 +21,13 @@ ADDON_PREFIX = "subscriber.addons:"
 # diff of two firmware versions each version's label is a field of its own.
 LABEL, OLD_LABEL, NEW_LABEL = "dpi.app", "dpi.app.old", "dpi.app.new"
 LABEL_FIELDS = (LABEL, OLD_LABEL, NEW_LABEL)
+# Tethering, likewise: in rules `flow.tethered` is the engine's detection, in specs the truth and
+# `dpi.tethered` the detection (language.md, section 3).
+TETHERED = "flow.tethered"
+DETECTED, OLD_DETECTED, NEW_DETECTED = "dpi.tethered", "dpi.tethered.old", "dpi.tethered.new"
+DETECTED_FIELDS = (DETECTED, OLD_DETECTED, NEW_DETECTED)
+# The engine's view of a field in specs: the field it is a view of.
+ENGINE_VIEWS = {LABEL: "app", DETECTED: TETHERED}
 
 PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51, "icmpv6": 58, "sctp": 132}
 PROTOCOL_NAMES = {number: name for name, number in PROTOCOLS.items()}
@@ -31,6 +39,12 @@ DIRECTIONS = ("uplink", "downlink")
 OUTCOME_PARTS = ("charge", "priority")
 SCOPES = ("flow", "subscriber")
 PURPOSES = ("none", "legal", "security", "congestion", "commercial")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+RATS = ("geran", "utran", "eutran", "nr", "wlan")       # 2G, 3G, 4G, 5G radio, and Wi-Fi
+# The enums a policy declares, and the field each gives its members to (`addon`: one boolean
+# field per member). The field exists only when its enum is declared.
+DECLARABLE = {"plan": "subscriber.plan", "addon": "subscriber.addons", "zone": "subscriber.zone",
+              "apn": "subscriber.apn"}
 ORDERED_KINDS = frozenset({"port", "volume", "hour", "protocol", "rate"})
 
 
@@ -90,6 +104,18 @@ class Schema:
     def addon_field(self, addon: str) -> str:
         return ADDON_PREFIX + addon
 
+    def declared(self, enum: str) -> tuple[str, ...] | None:
+        """The members of a declarable enum (`plan`, `addon`, `zone`, `apn`), or None when the
+        policy does not declare it (an enum is never declared empty: E132)."""
+        if enum == "addon":
+            return self.addons or None
+        f = self.field(DECLARABLE[enum])
+        return f.members if f is not None else None
+
+    def declared_enums(self) -> dict[str, tuple[str, ...]]:
+        """Every declared enum's members, by enum name: what `build_schema` was given."""
+        return {enum: members for enum in DECLARABLE if (members := self.declared(enum)) is not None}
+
 
 def enum_field(name: str, members: tuple[str, ...], enum: str, **kw) -> Field:
     return Field(name, "enum", max(0, len(members) - 1), members, enum, **kw)
@@ -103,12 +129,13 @@ SNI = "tls.sni"
 DOMAIN_SPECIAL = ("none", "other")      # the values of no name sent and of a name under no declared pattern
 
 
-def build_schema(catalogue: Catalogue, plans: tuple[str, ...] | None, addons: tuple[str, ...] | None,
-                 rule_names: tuple[str, ...], redirect_targets: tuple[str, ...],
-                 parts: dict[str, tuple[str, ...]] | None = None, domains: tuple[str, ...] | None = None) -> Schema:
-    """Fields in a fixed order; `subscriber.plan`, add-ons and the outcome parts `charge` and
-    `priority` exist only when their enum is declared (`parts`: part name to members),
-    `tls.sni` only when the policy or its specs use it (`domains`: the declared patterns, ordered)."""
+def build_schema(catalogue: Catalogue, enums: Mapping[str, tuple[str, ...]], rule_names: tuple[str, ...],
+                 redirect_targets: tuple[str, ...], parts: Mapping[str, tuple[str, ...]] | None = None,
+                 domains: tuple[str, ...] | None = None) -> Schema:
+    """Fields in a fixed order. `enums` holds the declared enums (plan, addon, zone, apn) by name;
+    the fields of an enum that is not declared do not exist. So do the outcome parts `charge`
+    and `priority` (`parts`: part name to members) and `tls.sni`, which exists only when the
+    policy or its specs use it (`domains`: the declared patterns, ordered)."""
     flow = [
         Field("proto", "protocol", 255),
         Field("src.ip", "ip", IP_MAX),
@@ -119,15 +146,22 @@ def build_schema(catalogue: Catalogue, plans: tuple[str, ...] | None, addons: tu
         enum_field("app", catalogue.app_names, "app"),
         Field("tls", "bool", 1),
         Field("smtp.auth", "bool", 1, observable=False, why_unobservable=SMTP_AUTH_WHY),
+        Field(TETHERED, "bool", 1),
     ]
-    if plans is not None:
-        flow.append(enum_field("subscriber.plan", plans, "plan"))
-    for addon in addons or ():
+    if "plan" in enums:
+        flow.append(enum_field("subscriber.plan", tuple(enums["plan"]), "plan"))
+    for addon in enums.get("addon") or ():
         flow.append(Field(ADDON_PREFIX + addon, "bool", 1))
+    for enum in ("zone", "apn"):
+        if enum in enums:
+            flow.append(enum_field(DECLARABLE[enum], tuple(enums[enum]), enum))
     flow += [
         Field("subscriber.usage", "volume", VOLUME_MAX),
         Field("subscriber.roaming", "bool", 1),
+        enum_field("subscriber.rat", RATS, "rat"),
+        Field("network.congested", "bool", 1),
         Field("time.hour", "hour", 23),
+        enum_field("time.day", DAYS, "day"),
     ]
     outcome = (
         enum_field("action", ACTIONS, "action", outcome=True),
@@ -140,7 +174,7 @@ def build_schema(catalogue: Catalogue, plans: tuple[str, ...] | None, addons: tu
         enum_field("scope", SCOPES, "scope", outcome=True),
         enum_field("purpose", PURPOSES, "purpose", outcome=True),
     )
-    schema = Schema(tuple(flow), outcome, catalogue, tuple(addons or ()))
+    schema = Schema(tuple(flow), outcome, catalogue, tuple(enums.get("addon") or ()))
     return schema if domains is None else with_domains(schema, domains)
 
 

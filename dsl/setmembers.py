@@ -17,7 +17,7 @@ from .intervals import IntervalSet
 from .lintcodes import LintFinding
 from .loader import PlacedItem
 from .parser import string_body
-from .schema import LABEL, PROTOCOLS, SNI, Field, Schema
+from .schema import ENGINE_VIEWS, PROTOCOLS, SNI, Field, Schema
 from .values import RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity, value_set_texts
 
 _PAIRS_CAP = 100_000          # overlapping pairs examined per set (a pathological set stops there)
@@ -101,7 +101,7 @@ def set_member_findings(placed: list[PlacedItem], schema: Schema, catalogue: Cat
 def _field(schema: Schema, name: str | None) -> Field | None:
     if name is None:
         return None
-    return schema.field("app" if name == LABEL else name)
+    return schema.field(ENGINE_VIEWS.get(name, name))
 
 
 def _guess(schema: Schema, catalogue: Catalogue, value: ast.SetLiteral) -> Field | None:

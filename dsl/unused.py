@@ -2,9 +2,9 @@
 
 A set is used when some rule, invariant or test reaches it, directly or through other sets: the
 checker records exactly those (`Policy.named_sets`). An enum is used when a condition mentions
-its field (`subscriber.plan`, `subscriber.addons`). An import is used when the file it names,
-or a file that one imports, holds a rule, an invariant, a test, the default or the header, or
-declares a used set or enum.
+its field (`subscriber.plan`, `subscriber.addons`, `subscriber.zone`, `subscriber.apn`). An
+import is used when the file it names, or a file that one imports, holds a rule, an invariant,
+a test, the default or the header, or declares a used set or enum.
 
 A file that only declares sets and enums, imported rather than named on the command line, is a
 library shared by several policies: its unused declarations are not reported one by one (each
@@ -19,12 +19,11 @@ from . import ast, typed
 from .lintcodes import LintFinding
 from .loader import FileStart, PlacedItem
 from .parser import parse_source
-from .schema import ADDON_PREFIX
+from .schema import ADDON_PREFIX, DECLARABLE
 from .source import SourceFile, Span, file_from_text
 
 _IMPORT = re.compile(r'^[ \t]*import[ \t]+("(?:[^"\\\n]|\\.)*")', re.M)
 _BEHAVIOUR = (ast.RuleDecl, ast.InvariantDecl, ast.TestDecl, ast.DefaultDecl, ast.PolicyDecl)
-_ENUM_FIELDS = {"plan": "`subscriber.plan`", "addon": "`subscriber.addons`"}
 
 
 def imports_of(file: SourceFile) -> list[tuple[Span, Path]]:
@@ -51,8 +50,8 @@ def used_enums(policy: typed.Policy) -> set[str]:
     """Enums of fields some condition mentions, and the enums of the outcome's parts that some
     action gives (the default gives every declared one)."""
     conds = conditions(policy)
-    fields = {"plan": frozenset({"subscriber.plan"}),
-              "addon": frozenset(ADDON_PREFIX + a for a in policy.schema.addons)}
+    fields = {enum: frozenset(ADDON_PREFIX + a for a in policy.schema.addons) if enum == "addon"
+              else frozenset({field}) for enum, field in DECLARABLE.items()}
     parts = {part for action in [r.action for r in policy.rules] + [policy.default] for part, _ in action.parts()}
     return parts | {enum for enum, names in fields.items() if names and any(typed.mentions(c, names) for c in conds)}
 
@@ -129,7 +128,7 @@ def _unused_declarations(items, used_sets, enums, set_users, specs_given) -> lis
         elif isinstance(item, ast.EnumDecl) and item.name.text not in enums:
             out.append(LintFinding(
                 "L202", f"enum `{item.name.text}` is never used: no rule, invariant or test mentions "
-                f"{_ENUM_FIELDS.get(item.name.text, 'it')}", item.name.span, item=item.span, label="unused enum",
+                f"`{DECLARABLE[item.name.text]}`", item.name.span, item=item.span, label="unused enum",
                 hint="remove the declaration" + _spec_hint(specs_given)))
     return out
 

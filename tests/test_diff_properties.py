@@ -307,8 +307,11 @@ def policy_pairs(draw) -> tuple[Case, Case, str]:
     plans = "subscriber.plan" in used or draw(st.booleans())
     addons = any(f.startswith("subscriber.addons:") for f in used) or draw(st.booleans())
     names = "tls.sni" in used           # the same patterns on both sides, as the same enums
-    old = Case(old_rules, old_default, old_at, [], [], plans, addons, False, parts=parts, server_names=names)
-    new = Case(new_rules, new_default, new_at, [], [], plans, addons, False, parts=parts, server_names=names)
+    zones, apns = ("subscriber.zone" in used or draw(st.booleans()), "subscriber.apn" in used or draw(st.booleans()))
+    old = Case(old_rules, old_default, old_at, [], [], plans, addons, False, parts=parts, server_names=names,
+               zones=zones, apns=apns)
+    new = Case(new_rules, new_default, new_at, [], [], plans, addons, False, parts=parts, server_names=names,
+               zones=zones, apns=apns)
     return old, new, how
 
 

@@ -166,7 +166,8 @@ def test_E404_unknown_field():
     assert [(c, w, h) for c, w, _, h in found] == [
         ("E404", "engine.yaml:3:16", "did you mean `smtp.auth`?"),
         ("E404", "engine.yaml:3:28", "fields: " + ", ".join(
-            ["proto", "src.ip", "src.port", "dst.ip", "dst.port", "direction", "tls", "smtp.auth", "tls.sni"])),
+            ["proto", "src.ip", "src.port", "dst.ip", "dst.port", "direction", "tls", "smtp.auth", "tls.sni",
+             "flow.tethered"])),
         ("E404", "engine.yaml:6:40", "did you mean `dst.port`?")]
 
 

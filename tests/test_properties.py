@@ -230,6 +230,8 @@ class Case:
     spec_file: bool        # invariants and tests in a separate spec file
     parts: bool = False    # the policy declares `enum charge` and `enum priority`
     server_names: bool = False     # declare every name of SERVER_NAMES, so two versions share their values
+    zones: bool = False
+    apns: bool = False
 
     def texts(self) -> tuple[str, str | None]:
         head = ["policy prop version \"1\"" if self.plans else "# random policy"]
@@ -241,6 +243,10 @@ class Case:
         if self.parts:
             head.append(f"enum charge {{ {', '.join(CHARGES)} }}")
             head.append(f"enum priority {{ {', '.join(PRIORITIES)} }}")
+        if self.zones:
+            head.append("enum zone { " + ", ".join(ENUMS["subscriber.zone"][0]) + " }")
+        if self.apns:
+            head.append("enum apn { " + ", ".join(ENUMS["subscriber.apn"][0]) + " }")
         head += [f"set {name} = {{ {text} }}" for name, text, _ in NAMED_SETS]
         if self.server_names:
             head.append("set server_names = { " + ", ".join(f'"{p}"' for p in SERVER_NAMES if p != "none") + " }")
@@ -335,6 +341,7 @@ NAMED_SETS = [   # (name, text, (kind, value set))
     ("operator_mail", "10.1.0.0/16, 192.168.0.0/16, 2001:db8::/32",
      ("ip", (ip("10.1.0.0/16"), ip("192.168.0.0/16"), ip("2001:db8::/32")))),
     ("vpn_apps", "openvpn, wireguard", ("app", ("openvpn", "wireguard"))),
+    ("weekend", "sat, sun", ("day", ("sat", "sun"))),
 ]
 PLAN_SETS = [("paid_plans", ("monthly", "business"))]
 
@@ -366,13 +373,19 @@ ENUMS = {   # field: (member pool, named sets / categories as (text, names))
             [("vpn_apps", ("openvpn", "wireguard")),
              ("category.vpn", CATALOGUE.category("vpn")), ("category.email", CATALOGUE.category("email"))]),
     "subscriber.plan": (("payg", "monthly", "business"), PLAN_SETS),
+    "time.day": (("mon", "tue", "fri", "sat", "sun"), [("weekend", ("sat", "sun"))]),
+    "subscriber.rat": (("geran", "utran", "eutran", "nr", "wlan"), []),
+    "subscriber.zone": (("home", "national", "abroad"), []),      # declared only when used (Case.zones)
+    "subscriber.apn": (("internet", "ims", "corporate"), []),
 }
-BOOLS = ("tls", "smtp.auth", "subscriber.roaming", "logged")
+BOOLS = ("tls", "smtp.auth", "subscriber.roaming", "network.congested", "flow.tethered", "logged")
 MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 OPS = list(MIRROR)
 
 RULE_FIELDS = ["proto", "dst.port", "src.port", "dst.ip", "src.ip", "direction", "app", "tls",
-               "subscriber.plan", "addons", "subscriber.usage", "subscriber.roaming", "time.hour", "tls.sni"]
+               "subscriber.plan", "addons", "subscriber.usage", "subscriber.roaming", "time.hour", "tls.sni",
+               "time.day", "network.congested", "flow.tethered", "subscriber.zone", "subscriber.apn",
+               "subscriber.rat"]
 SERVER_NAMES = ["spotify.com", "*.spotify.com", "a.b.spotify.com", "*.b.spotify.com", "Scdn.co.", "none"]
 SPEC_FIELDS = RULE_FIELDS + ["smtp.auth"]
 
@@ -603,8 +616,10 @@ def cases(draw, with_parts: bool = True) -> Case:
         used |= fields_of(c)
     plans = "subscriber.plan" in used or draw(st.booleans())
     addons = any(f.startswith("subscriber.addons:") for f in used) or draw(st.booleans())
+    zones = "subscriber.zone" in used or draw(st.booleans())
+    apns = "subscriber.apn" in used or draw(st.booleans())
     return Case(rules, default, draw(st.integers(0, n_rules)), invariants, tests, plans, addons,
-                draw(st.booleans()), parts)
+                draw(st.booleans()), parts=parts, zones=zones, apns=apns)
 
 
 # ----- running the pipeline ------------------------------------------------------------------

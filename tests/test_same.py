@@ -28,7 +28,7 @@ from dpipolicy.verifier.solve import Limits
 from helpers import ROOT, TimedOutScope, run_cli, write_policy
 
 import brute
-from test_properties import (RULE_FIELDS, SPEC_FIELDS, action, check_text, condition, fields_of, flow_atom,
+from test_properties import (ENUMS, NAMED_SETS, RULE_FIELDS, SPEC_FIELDS, action, check_text, condition, fields_of, flow_atom,
                              outcome_atoms, render)
 
 EXAMPLES = int(os.environ.get("DPIPOLICY_PROPERTY_EXAMPLES", "500"))
@@ -73,10 +73,10 @@ def same_cases(draw) -> str:
         head.append("enum plan { payg, monthly, business }\nset paid_plans = { monthly, business }")
     if any(f.startswith("subscriber.addons") or f == "addons" for f in used):
         head.append("enum addon { vpn, tethering }")
-    head.append("set mail_ports = { 25, 465, 587 }\nset high_ports = { 1024..65535 }\n"
-                "set mail_or_imaps = { mail_ports, 993 }\n"
-                "set operator_mail = { 10.1.0.0/16, 192.168.0.0/16, 2001:db8::/32 }\n"
-                "set vpn_apps = { openvpn, wireguard }")
+    for field, enum in (("subscriber.zone", "zone"), ("subscriber.apn", "apn")):
+        if field in used:
+            head.append(f"enum {enum} {{ {', '.join(ENUMS[field][0])} }}")
+    head += [f"set {name} = {{ {text} }}" for name, text, _ in NAMED_SETS]
     return "\n".join(head + lines) + "\n"
 
 

@@ -181,3 +181,38 @@ def test_icmp_and_raw_protocols():
 def test_a_script_that_does_not_load_is_an_error_with_nfts_message():
     with pytest.raises(netns.NamespaceError, match="syntax error"):
         probe("table inet dpipolicy { chain rules { no such rule } }", flow("any"))
+
+
+def test_meta_day_follows_the_flows_day():
+    """Whatever day it is in the kernel, a flow of Saturday meets the Saturday rule and a flow
+    of Monday the rule of the days holding Monday: the worker rotates the script's days so
+    that the kernel's today stands for the flow's day."""
+    text = script(("saturday", 'meta day "Saturday" counter drop'),
+                  ("early_week", 'meta day { "Monday", "Tuesday" } counter reject with tcp reset'))
+    days = ("Saturday", "Monday", "Tuesday", "Wednesday", "Sunday")
+    found = probe(text, *(flow(day, day=day) for day in days))
+    assert {day: found[day]["observed"] for day in days} == {
+        "Saturday": "dropped", "Monday": "reset", "Tuesday": "reset", "Wednesday": "accepted", "Sunday": "accepted"}
+    assert comments(found["Monday"]) == ["dpipolicy rule early_week #1"]
+
+
+def test_the_congestion_and_tethering_bits_of_the_mark():
+    text = script(("congested", "ct mark and 0x1000 == 0x1000 counter drop"),
+                  ("tethered", "ct mark and 0x2000 == 0x2000 counter reject with tcp reset"))
+    found = probe(text, flow("congested", mark=0x1000), flow("tethered", mark=0x2000), flow("both", mark=0x3000),
+                  flow("neither", mark=0x400))
+    assert {id: found[id]["observed"] for id in found} == {
+        "congested": "dropped", "tethered": "reset", "both": "dropped", "neither": "accepted"}
+
+
+def test_days_are_rotated_only_in_day_tests():
+    """Only the quoted days of lines that test `meta day` move; a rule named like a day keeps
+    its comment and log prefix."""
+    text = ('    set days_1 { typeof meta day; elements = { "Saturday", "Sunday" } }\n'
+            '        meta day != "Sunday" counter log prefix "dpipolicy Monday " accept'
+            ' comment "dpipolicy rule Monday #0"\n'
+            '        ct mark and 0x3ff == 0x1 counter drop comment "dpipolicy rule Sunday #1"\n')
+    assert trafficworker._rotated_days(text, 1) == text.replace('"Saturday", "Sunday"', '"Sunday", "Monday"') \
+        .replace('!= "Sunday"', '!= "Monday"')
+    assert trafficworker._rotated_days(text, 0) is text
+    assert trafficworker._rotated_days(text, -6) == trafficworker._rotated_days(text, 1)

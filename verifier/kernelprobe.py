@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from dpipolicy.compiler.backends import Compiled
-from dpipolicy.compiler.backends.contract import TCP, unseen_flows
+from dpipolicy.compiler.backends.contract import DAY_NAMES, TCP, unseen_flows
 from dpipolicy.compiler.boxes import subtract_all
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import IPV6_BASE
@@ -170,7 +170,7 @@ def job(compiled: Compiled, flows: list[ProbeFlow], timeout: float) -> dict:
         jobs.append({"id": f.id, "family": family, "proto": p["proto"], "src": src, "sport": p["src.port"],
                      "dst": dst, "dport": p["dst.port"], "mark": mark,
                      "subscriber": src if p["direction"] == 0 else dst, "sets": sets,
-                     "hour": p["time.hour"], "burst": burst})
+                     "hour": p["time.hour"], "day": DAY_NAMES[p["time.day"]], "burst": burst})
     return {"script": compiled.text, "table": contract.table, "chain": contract.chain, "timeout": timeout,
             "flows": jobs}
 

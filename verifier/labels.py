@@ -1,16 +1,24 @@
-"""A policy as a DPI engine with a given profile runs it (language.md, section 8).
+"""A policy as a DPI engine with a given profile runs it (language.md, sections 3 and 8).
 
-Rules see the engine's label, the spec speaks of the application really in use. So under a
-profile the table's `app` becomes the field `dpi.app`, the spec keeps `app` (and may name
-`dpi.app`), and every invariant and test is restricted to the flows the profile allows: the
-(application, label) pairs of its entries, as boxes over app, dpi.app, proto, dst.port, tls.
+Rules see what the engine says, the spec speaks of what is true. So under a profile the
+table's `app` becomes the field `dpi.app` (the engine's label) and, when the profile lists
+mistakes in detecting tethering, its `flow.tethered` becomes `dpi.tethered` (the engine's
+detection); the spec keeps `app` and `flow.tethered` (and may name `dpi.app`, `dpi.tethered`),
+and every invariant and test is restricted to the flows the profile allows: the (application,
+label) pairs of its label entries, as boxes over app, dpi.app, proto, dst.port, tls, and the
+(truth, detection) pairs of its tethering entries, over flow.tethered, dpi.tethered and the
+same traffic fields.
 
 A real application may get every label whose entry's `when` holds for the flow; where no
 entry holds (and for an application the profile does not list) it is labelled as itself.
+Tethering is detected as it is, except on the flows of a `missed` (a tethered flow taken for
+the phone's own) or `flagged` (the reverse) entry, where the detection may be either.
 """
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
+from typing import Callable, Mapping
 
 from dpipolicy.compiler.boxes import Box, merge, normalized, subtract_all
 from dpipolicy.compiler.retarget import joint_schema, retarget
@@ -19,7 +27,8 @@ from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.profiles import Profile
 from dpipolicy.dsl import domains
-from dpipolicy.dsl.schema import LABEL, NEW_LABEL, OLD_LABEL, SNI, Schema, build_schema, parts_of
+from dpipolicy.dsl.schema import (DETECTED_FIELDS, ENGINE_VIEWS, LABEL, LABEL_FIELDS, SNI, TETHERED, Schema, build_schema,
+                                  parts_of)
 from dpipolicy.dsl.typed import Action, All, Any_, Atom, Cond, Not, Origin, Policy
 
 from .properties import InternalError
@@ -27,28 +36,31 @@ from .properties import InternalError
 
 def labelled_schema(schema: Schema) -> Schema:
     """The schema with `dpi.app` (the engine's label) next to `app` (the real application)."""
-    return schema if schema.field(LABEL) is not None else _with_labels(schema, (LABEL,))
+    return _with_views(schema, {"app": (LABEL,)})
 
 
-def _with_labels(schema: Schema, labels) -> Schema:
-    """Label fields (enums over the applications) inserted right after `app`."""
+def _with_views(schema: Schema, views: Mapping[str, tuple[str, ...]]) -> Schema:
+    """Fields for the engine's view of a real field (copies of it, renamed), each inserted right
+    after the real field; one the schema has already is kept."""
     fields = list(schema.flow_fields)
-    at = [f.name for f in fields].index("app") + 1
-    fields[at:at] = [dataclasses.replace(schema.field("app"), name=label) for label in labels]
+    for real, names in views.items():
+        at = [f.name for f in fields].index(real) + 1
+        fields[at:at] = [dataclasses.replace(schema.field(real), name=n) for n in names if schema.field(n) is None]
     return dataclasses.replace(schema, flow_fields=tuple(fields))
 
 
-def _relabelled(table: RuleTable, label: str, schema: Schema, before: tuple[MatchRule, ...] = ()) -> RuleTable:
-    """The table on `schema` with its rules' `app` (the engine's label) renamed `label`, after
-    the rules `before`, each rule renumbered."""
-    rules = tuple(dataclasses.replace(r, matches=tuple((label if n == "app" else n, v) for n, v in r.matches))
+def _relabelled(table: RuleTable, views: Mapping[str, str], schema: Schema,
+                before: tuple[MatchRule, ...] = ()) -> RuleTable:
+    """The table on `schema` with its rules' real fields (`app`: the engine's label) renamed to
+    their view (`views`: real field -> view field), after the rules `before`, each rule renumbered."""
+    rules = tuple(dataclasses.replace(r, matches=tuple((views.get(n, n), v) for n, v in r.matches))
                   for r in table.rules)
     numbered = tuple(dataclasses.replace(r, index=i) for i, r in enumerate(before + rules))
-    named = tuple((n, label if f == "app" else f, v) for n, f, v in table.named_sets)
+    named = tuple((n, views.get(f, f), v) for n, f, v in table.named_sets)
     return dataclasses.replace(table, schema=schema, rules=numbered, named_sets=named)
 
 
-def relation(profile: Profile, schema: Schema) -> list[Box]:
+def relation(profile: Profile, schema: Schema, label: str = LABEL) -> list[Box]:
     """The (application, label) pairs the profile allows, with the flows each needs, as boxes."""
     fields = {f.name: f for f in schema.flow_fields}
     members = schema.field("app").members
@@ -61,9 +73,31 @@ def relation(profile: Profile, schema: Schema) -> list[Box]:
         for entry in entries:
             condition = entry.condition()
             conditions.append(condition)
-            boxes.append(normalized({"app": real, LABEL: IntervalSet.point(index[entry.label]), **condition}, fields))
-        boxes += [dict(piece, **{LABEL: real}) for piece in _minus({"app": real}, conditions, fields)]
+            boxes.append(normalized({"app": real, label: IntervalSet.point(index[entry.label]), **condition}, fields))
+        boxes += [dict(piece, **{label: real}) for piece in _minus({"app": real}, conditions, fields)]
     return merge(boxes, fields)
+
+
+def tethering_relation(profile: Profile, schema: Schema, detected: str = DETECTED_FIELDS[0]) -> list[Box]:
+    """The (truth, detection) pairs of tethering the profile allows, with the flows each needs:
+    the detection is right on every flow, and wrong on the flows of each of its mistakes."""
+    fields = {f.name: f for f in schema.flow_fields}
+    boxes = [{TETHERED: IntervalSet.point(t), detected: IntervalSet.point(t)} for t in (0, 1)]
+    boxes += [normalized({TETHERED: IntervalSet.point(e.truth), detected: IntervalSet.point(1 - e.truth),
+                          **e.condition()}, fields) for e in profile.tethering]
+    return merge(boxes, fields)
+
+
+@dataclass(frozen=True)
+class _View:
+    """What the engine says about a real field: rules read it, specs name it `names[0]`; in a
+    diff of two engines each may have its own field (`names[1]`, `names[2]`)."""
+    real: str
+    names: tuple[str, str, str]
+    uncertain: Callable[[Profile], bool]            # may the engine's view differ from the truth?
+    relation: Callable[[Profile, Schema, str], list[Box]]
+    complement: Callable[[list[Box], Mapping], list[Box]]
+    guard: str                     # in a diff of two engines, the rule taking what an engine never says
 
 
 def _listed(profile: Profile, app: str) -> bool:
@@ -74,39 +108,53 @@ def _as_cond(boxes: list[Box]) -> Cond:
     return Any_(tuple(All(tuple(Atom(n, v) for n, v in box.items())) for box in boxes))
 
 
-def _renamed(cond: Cond, old: str, new: str) -> Cond:
+def _renamed(cond: Cond, names: Mapping[str, str]) -> Cond:
     match cond:
-        case Atom(field, values) if field == old:
-            return Atom(new, values)
+        case Atom(field, values) if field in names:
+            return Atom(names[field], values)
         case Not(operand):
-            return Not(_renamed(operand, old, new))
+            return Not(_renamed(operand, names))
         case All(operands):
-            return All(tuple(_renamed(c, old, new) for c in operands))
+            return All(tuple(_renamed(c, names) for c in operands))
         case Any_(operands):
-            return Any_(tuple(_renamed(c, old, new) for c in operands))
+            return Any_(tuple(_renamed(c, names) for c in operands))
     return cond
 
 
-def without_profile(spec: Policy) -> Policy:
-    """The exact engine: the label is the application, so `dpi.app` in the spec means `app`."""
-    def exact(c: Cond) -> Cond:
-        return _renamed(c, LABEL, "app")
-    invariants = tuple(dataclasses.replace(i, when=exact(i.when), require=exact(i.require) if i.require else None,
-                                           exists=exact(i.exists) if i.exists else None)
+def _spec_renamed(spec: Policy, names: Mapping[str, str], allowed: Cond | None = None,
+                  schema: Schema | None = None) -> Policy:
+    """The spec with fields renamed, each invariant's `when` and test's `given` conjoined with
+    `allowed` (when given), on `schema` (when given)."""
+    def renamed(c: Cond) -> Cond:
+        return _renamed(c, names) if names else c
+
+    def restricted(c: Cond) -> Cond:
+        return All((allowed, renamed(c))) if allowed is not None else renamed(c)
+    invariants = tuple(dataclasses.replace(i, when=restricted(i.when),
+                                           require=renamed(i.require) if i.require else None,
+                                           exists=renamed(i.exists) if i.exists else None)
                        for i in spec.invariants)
-    tests = tuple(dataclasses.replace(t, given=exact(t.given)) for t in spec.tests)
-    return dataclasses.replace(spec, invariants=invariants, tests=tests)
+    tests = tuple(dataclasses.replace(t, given=restricted(t.given)) for t in spec.tests)
+    return dataclasses.replace(spec, invariants=invariants, tests=tests, schema=schema or spec.schema)
+
+
+def without_profile(spec: Policy) -> Policy:
+    """The exact engine: the label is the application and the detection of tethering the truth,
+    so `dpi.app` in the spec means `app`, and `dpi.tethered` means `flow.tethered`."""
+    return _spec_renamed(spec, ENGINE_VIEWS)
 
 
 def under_profile(table: RuleTable, spec: Policy, profile: Profile) -> tuple[RuleTable, Policy]:
-    """The table matching on labels and the spec restricted to the flows the profile allows
-    (check `unobservable_rules` first: a rule on a field the engine cannot see means nothing here)."""
-    schema = labelled_schema(table.schema)
-    allowed = _as_cond(relation(profile, schema))
-    relabelled = _relabelled(table, LABEL, schema)
-    invariants = tuple(dataclasses.replace(i, when=All((allowed, i.when))) for i in spec.invariants)
-    tests = tuple(dataclasses.replace(t, given=All((allowed, t.given))) for t in spec.tests)
-    return relabelled, dataclasses.replace(spec, schema=schema, invariants=invariants, tests=tests)
+    """The table matching on the engine's view and the spec restricted to the flows the profile
+    allows (check `unobservable_rules` first: a rule on a field the engine cannot see means
+    nothing here). What the profile is exact on keeps one field for the view and the truth."""
+    views = [v for v in _VIEWS if v.uncertain(profile)]
+    schema = _with_views(table.schema, {v.real: v.names[:1] for v in views})
+    conditions = tuple(_as_cond(v.relation(profile, schema, v.names[0])) for v in views)
+    allowed = conditions[0] if len(conditions) == 1 else All(conditions)
+    relabelled = _relabelled(table, {v.real: v.names[0] for v in views}, schema)
+    exact = {v.names[0]: v.real for v in _VIEWS if v not in views}
+    return relabelled, _spec_renamed(spec, exact, allowed, schema)
 
 
 def unobservable_rules(table: RuleTable, profile: Profile) -> None:
@@ -128,6 +176,7 @@ def unobservable_rules(table: RuleTable, profile: Profile) -> None:
 
 
 NO_SUCH_FLOW = "(label the engine never gives)"
+NO_SUCH_DETECTION = "(detection of tethering the engine never gives)"
 
 
 def under_two_profiles(old_table: RuleTable, new_table: RuleTable, old: Profile,
@@ -135,39 +184,54 @@ def under_two_profiles(old_table: RuleTable, new_table: RuleTable, old: Profile,
     """Two versions, each run by its own engine profile, as two tables over the same flows.
 
     A flow carries the real application and the label each engine gives it (one label when
-    both run the same profile). Both tables start with the same rules taking every flow with
-    a label its engine never gives; the diff reports only differing outcomes, so it speaks of
-    flows the engines can produce only.
+    both run the same profile), and, when a profile lists mistakes in detecting tethering,
+    each engine's detection likewise. Both tables start with the same rules taking every flow
+    with a label or detection its engine never gives; the diff reports only differing
+    outcomes, so it speaks of flows the engines can produce only.
     """
     for table, profile in ((old_table, old), (new_table, new)):
         unobservable_rules(table, profile)
     base = joint_schema(old_table.schema, new_table.schema)
-    rules = base.field("rule").members[:-1] + (NO_SUCH_FLOW,)
-    schema = build_schema(base.catalogue, getattr(base.field("subscriber.plan"), "members", None), base.addons,
-                          rules, base.field("target").members[1:], parts=parts_of(base),
+    # the label always (each engine's, even an exact one's); the detection of tethering when it may be wrong
+    views = [v for v in _VIEWS if v.real == "app" or v.uncertain(old) or v.uncertain(new)]
+    rules = base.field("rule").members[:-1] + tuple(v.guard for v in views)
+    schema = build_schema(base.catalogue, base.declared_enums(), rules, base.field("target").members[1:],
+                          parts=parts_of(base),
                           domains=base.field(SNI).members[domains.FIRST_PATTERN:] if base.field(SNI) else None)
-    sides = ((LABEL, old), (LABEL, new)) if old.source == new.source else ((OLD_LABEL, old), (NEW_LABEL, new))
-    schema = _with_labels(schema, dict(sides))
-    labelled = labelled_schema(base)
-    labelled_fields = {f.name: f for f in labelled.flow_fields}
-    impossible = [_renamed_box(b, LABEL, label) for label, profile in dict(sides).items()
-                  for b in _complement(relation(profile, labelled), labelled_fields)]
-    guard = tuple(MatchRule(0, tuple(box.items()), Action("block"), Origin(NO_SUCH_FLOW, None)) for box in impossible)
-    return tuple(_relabelled(retarget(table, base), label, schema, guard)
-                 for table, (label, _) in zip((old_table, new_table), sides))
+    same = old.source == new.source
+    sides = {v.real: (v.names[0], v.names[0]) if same else v.names[1:] for v in views}
+    schema = _with_views(schema, {real: tuple(dict.fromkeys(names)) for real, names in sides.items()})
+    one = _with_views(base, {v.real: v.names[:1] for v in views})
+    fields = {f.name: f for f in one.flow_fields}
+    guard = tuple(MatchRule(0, tuple(_renamed_box(box, v.names[0], name).items()), Action("block"),
+                            Origin(v.guard, None))
+                  for v in views for name, profile in dict(zip(sides[v.real], (old, new))).items()
+                  for box in v.complement(v.relation(profile, one, v.names[0]), fields))
+    return tuple(_relabelled(retarget(table, base), {real: names[k] for real, names in sides.items()}, schema, guard)
+                 for k, table in enumerate((old_table, new_table)))
 
 
 def _renamed_box(box: Box, old: str, new: str) -> Box:
     return {new if n == old else n: v for n, v in box.items()}
 
 
-def _complement(boxes: list[Box], fields) -> list[Box]:
+def _label_complement(boxes: list[Box], fields) -> list[Box]:
     """The flows outside the relation, per real application (each application's part is small)."""
     out: list[Box] = []
     for a in range(fields["app"].hi + 1):
         mine = [b for b in boxes if a in b.get("app", fields["app"].domain)]
         out += _minus({"app": IntervalSet.point(a)}, mine, fields)
     return merge(out, fields)
+
+
+def _tethering_complement(boxes: list[Box], fields) -> list[Box]:
+    """The flows outside the relation: a few boxes of wrong detections, less the mistakes."""
+    return merge(_minus({}, boxes, fields), fields)
+
+
+_VIEWS = (_View("app", LABEL_FIELDS, lambda p: bool(p.labels), relation, _label_complement, NO_SUCH_FLOW),
+          _View(TETHERED, DETECTED_FIELDS, lambda p: bool(p.tethering), tethering_relation, _tethering_complement,
+                NO_SUCH_DETECTION))
 
 
 def _minus(region: Box, others: list[Box], fields) -> list[Box]:

@@ -11,7 +11,10 @@ and opens each flow with real sockets, so the kernel itself says what the script
   conntrack) writes the flow's connection mark, as the DPI engine would;
 - before each flow the subscriber sets hold only that flow's subscriber, and when the flow
   names an hour the script is loaded with a TZ in which now is half past that hour (nft
-  turns `meta hour` into UTC with the TZ of the process that loads it).
+  turns `meta hour` into UTC with the TZ of the process that loads it);
+- the kernel keeps the day of the week of `meta day` in its own time zone, which neither a TZ
+  nor a namespace changes, so for a script that tests days the worker asks the kernel which
+  day it is now and loads the script with its days rotated so that today is the flow's day.
 
 The worker needs only the standard library and runs as a plain script (`python -I FILE`, or
 `python -m dpipolicy.verifier.trafficworker`); probe_flows() starts it from the parent.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import select
 import socket
 import struct
@@ -35,6 +39,9 @@ PAYLOAD = b"dpipolicy probe"
 PORTED = {6, 17, 33, 132, 136}          # the protocols with ports (docs/enforcement.md)
 DATAGRAM = {17, 136}                    # UDP and UDP-Lite: datagram sockets of their own
 VERDICTS = ("accept", "drop", "reject", "goto", "jump", "return", "queue", "continue")
+DAY_TABLE = "dpipolicy_day"
+NFT_DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")     # meta day 0..6
+_DAY_VALUE = re.compile(r'"(' + "|".join(NFT_DAYS) + r')"')
 
 
 def probe_flows(job: dict, timeout: float | None = None) -> dict:
@@ -77,9 +84,9 @@ def _nft_json(commands: list[dict]) -> None:
     _run(["nft", "-j", "-f", "-"], input=json.dumps({"nftables": commands}))
 
 
-def _load(job: dict, hour: int | None) -> None:
-    """Load the script afresh (its counters, sets and policer state start empty) and hook its
-    policy chain on `output`.
+def _load(job: dict, hour: int | None, days_shift: int = 0) -> None:
+    """Load the script afresh (its counters, sets and policer state start empty), its days
+    rotated by `days_shift`, and hook its policy chain on `output`.
 
     Packets of state `related` pass before the policy: they are the RST or ICMP error a
     reject rule sends, which conntrack files under the connection they refuse. On a router
@@ -89,7 +96,7 @@ def _load(job: dict, hour: int | None) -> None:
     env = dict(os.environ)
     if hour is not None:
         env["TZ"] = _tz_at(hour)
-    _run(["nft", "-f", "-"], input=job["script"], env=env)
+    _run(["nft", "-f", "-"], input=_rotated_days(job["script"], days_shift), env=env)
     table = {"family": "inet", "table": job["table"]}
     _nft_json([
         {"add": {"chain": {**table, "name": ENTRY_CHAIN, "type": "filter", "hook": "output",
@@ -111,6 +118,36 @@ def _tz_at(hour: int) -> str:
     sign = "-" if offset >= 0 else "+"
     h, rest = divmod(abs(offset), 3600)
     return f"PRB{sign}{h}:{rest // 60:02}:{rest % 60:02}"
+
+
+def _rotated_days(script: str, shift: int) -> str:
+    """The script with every day of its `meta day` tests (and of its sets of days) moved on by
+    `shift` days. The script quotes a day's name nowhere else: names of rules and sets are bare
+    words, so a rule named `Monday` appears only unquoted or inside a longer comment."""
+    if not shift:
+        return script
+
+    def moved(day: re.Match) -> str:
+        return f'"{NFT_DAYS[(NFT_DAYS.index(day[1]) + shift) % 7]}"'
+    return "\n".join(_DAY_VALUE.sub(moved, line) if "meta day" in line else line for line in script.split("\n"))
+
+
+def _today() -> int:
+    """The kernel's day of the week now, as `meta day` numbers it: which of seven counters, one
+    per day, a datagram to the discard port of 127.0.0.1 meets."""
+    counters = "\n".join(f"    meta day \"{day}\" counter" for day in NFT_DAYS)
+    _run(["nft", "-f", "-"], input=(
+        f"table inet {DAY_TABLE}\ndelete table inet {DAY_TABLE}\ntable inet {DAY_TABLE} {{\n"
+        f"  chain today {{\n    type filter hook output priority -200; policy accept;\n{counters}\n  }}\n}}\n"))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        _send_noting(probe.sendto, PAYLOAD, ("127.0.0.1", 9))
+    listing = json.loads(_run(["nft", "-j", "list", "table", "inet", DAY_TABLE]))["nftables"]
+    _run(["nft", "delete", "table", "inet", DAY_TABLE])
+    met = [k for k, rule in enumerate(item["rule"] for item in listing if "rule" in item)
+           if next(e["counter"]["packets"] for e in rule["expr"] if "counter" in e)]
+    if len(met) != 1:
+        raise SystemExit(f"cannot tell the kernel's day of the week: the datagram met {len(met)} of 7 day counters")
+    return met[0]
 
 
 def _classify(flow: dict) -> None:
@@ -407,13 +444,19 @@ def run(job: dict) -> dict:
         if done.returncode != 0 and "File exists" not in done.stderr:   # lo has 127.0.0.1, ::1
             raise SystemExit(f"{' '.join(argv)} failed: {done.stderr.strip()}")
     results = []
+    days = "meta day" in job["script"]
     for flow in job["flows"]:
-        _classify(flow)
-        _load(job, flow.get("hour"))
-        _fill_sets(job, flow)
-        before = _rules(job)
-        observed, detail = _observe(flow, timeout)
-        rules = _grown(before, _rules(job))
+        for _ in range(2):             # once more if midnight (the kernel's) fell within the flow
+            today = _today() if days and flow.get("day") else None
+            shift = 0 if today is None else today - NFT_DAYS.index(flow["day"])
+            _classify(flow)
+            _load(job, flow.get("hour"), shift)
+            _fill_sets(job, flow)
+            before = _rules(job)
+            observed, detail = _observe(flow, timeout)
+            rules = _grown(before, _rules(job))
+            if today is None or _today() == today:
+                break
         results.append({"id": flow["id"], "observed": observed, "detail": detail, "rules": rules,
                         "policer_drops": sum(rule["packets"] for rule in rules
                                              if rule["chain"].startswith("throttle_")

@@ -7,7 +7,8 @@ from typing import Mapping
 from dpipolicy.dsl import domains
 from dpipolicy.dsl.catalogue import Application
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import ADDON_PREFIX, IPV6_BASE, LABEL_FIELDS, PROTOCOLS, SNI, Schema
+from dpipolicy.dsl.schema import (ADDON_PREFIX, DETECTED_FIELDS, IPV6_BASE, LABEL_FIELDS, PROTOCOLS, RATS, SNI,
+                                  TETHERED, Schema)
 from dpipolicy.dsl.values import parse_ip
 
 # Well-known public servers first (Google's mail front end, as in the 2011 reports), then
@@ -33,7 +34,11 @@ _SUBSCRIBERS = tuple(parse_ip(t)[0] for t in _SUBSCRIBER_ADDRESSES)
 
 _APPLICATION_FIELDS = ("app", "proto", "dst.port", "tls", "smtp.auth")
 _PREFERRED = {"src.port": ((50000, 40000, 1024), False), "dst.ip": (_SERVERS, True),
-              "src.ip": (_SUBSCRIBERS, True), "time.hour": ((12,), False)}
+              "src.ip": (_SUBSCRIBERS, True), "time.hour": ((12,), False),
+              "subscriber.rat": ((RATS.index("eutran"),), False)}
+# The values a flow's text leaves out, as it leaves out uplink, no TLS and no usage: Monday
+# (the smallest day, which a witness takes where the day does not matter) and 4G radio.
+USUAL = {"time.day": 0, "subscriber.rat": RATS.index("eutran")}
 
 
 class _Chooser:
@@ -44,7 +49,8 @@ class _Chooser:
     def __init__(self, schema: Schema):
         self.whole = {f.name: f.domain for f in schema.flow_fields}
         self.labels = tuple(name for name in LABEL_FIELDS if name in self.whole)
-        chosen = set(_APPLICATION_FIELDS) | set(_PREFERRED) | set(LABEL_FIELDS) | {SNI}
+        self.detections = tuple(name for name in DETECTED_FIELDS if name in self.whole)
+        chosen = set(_APPLICATION_FIELDS) | set(_PREFERRED) | set(LABEL_FIELDS) | set(DETECTED_FIELDS) | {SNI}
         self.least = tuple(name for name in self.whole if name not in chosen)
         self.picks: dict[str, dict] = {name: {} for name in _PREFERRED}
         self.applications: dict[tuple, tuple[int, ...]] = {}
@@ -69,11 +75,14 @@ class _Chooser:
             flow[SNI] = sni = _server_name(box.get(SNI) or whole[SNI], tls)
             if sni != domains.NONE and not tls and 1 in (box.get("tls") or whole["tls"]):
                 flow["tls"] = 1          # a client that sends a server name speaks TLS
-        flow["time.hour"] = self._picked("time.hour", box.get("time.hour") or whole["time.hour"])
+        for name in ("time.hour", "subscriber.rat"):
+            flow[name] = self._picked(name, box.get(name) or whole[name])
         for name in self.labels:
             flow[name] = _pick(box.get(name) or whole[name], (app,))     # the engine's label: right, where it can be
         for name in self.least:
             flow[name] = (box.get(name) or whole[name]).intervals[0][0]   # smallest usage, no add-on, not roaming, uplink
+        for name in self.detections:
+            flow[name] = _pick(box.get(name) or whole[name], (flow[TETHERED],))    # the engine's detection, likewise
         return flow
 
     def _picked(self, name: str, values: IntervalSet) -> int:
@@ -141,18 +150,32 @@ def flow_text(schema: Schema, flow: Mapping[str, int]) -> str:
     labels = [n for n in LABEL_FIELDS if n in flow]     # under engine profiles
     if labels and any(flow[n] != flow["app"] for n in labels):
         words.append("labelled " + " -> ".join(value_text(f(n), flow[n]) for n in labels))
-    for name in ("tls", "smtp.auth", "subscriber.roaming"):
+    for name in ("tls", "smtp.auth", TETHERED):
         if flow[name]:
             words.append(name.split(".")[-1] if name != "smtp.auth" else "smtp.auth")
     if SNI in flow and flow[SNI] != domains.NONE:
         words.append(f"{SNI}={server_name(schema, flow)}")
+    detections = [n for n in DETECTED_FIELDS if n in flow]       # under a profile that may get tethering wrong
+    if any(flow[n] != flow[TETHERED] for n in detections):
+        words += [f"{n}={value_text(f(n), flow[n])}" for n in detections]
+    if flow["subscriber.roaming"]:
+        words.append("roaming")
     if schema.field("subscriber.plan"):
         words.append(f"plan={value_text(f('subscriber.plan'), flow['subscriber.plan'])}")
     if schema.addons:
         words.append("addons={" + ",".join(addons_of(schema, flow)) + "}")
+    for name in ("subscriber.zone", "subscriber.apn"):        # like the plan: whenever declared
+        if schema.field(name):
+            words.append(f"{name.split('.')[1]}={value_text(f(name), flow[name])}")
     if flow["subscriber.usage"]:
         words.append(f"usage={value_text(f('subscriber.usage'), flow['subscriber.usage'])}")
+    if flow["subscriber.rat"] != USUAL["subscriber.rat"]:
+        words.append(f"rat={value_text(f('subscriber.rat'), flow['subscriber.rat'])}")
+    if flow["network.congested"]:
+        words.append("congested")
     words.append(f"hour={flow['time.hour']}")
+    if flow["time.day"] != USUAL["time.day"]:
+        words.append(f"day={value_text(f('time.day'), flow['time.day'])}")
     if flow["direction"]:
         words.append("downlink")
     return " ".join(words)

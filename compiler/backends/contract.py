@@ -20,6 +20,8 @@ VERSION = 1
 # protocol has source and destination port 0 (docs/enforcement.md, "The flows a kernel sees").
 PORT_PROTOCOLS = {6: "tcp", 17: "udp", 33: "dccp", 132: "sctp", 136: "udplite"}
 TCP = 6
+# nft's names of the days of `meta day`, in the order of `time.day` (nft numbers them from Sunday, 0).
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 # Each address family's part of the shared address dimension (dsl/schema.py).
 FAMILY_SPACE = {4: IntervalSet.span(0, IPV6_BASE - 1), 6: IntervalSet.span(IPV6_BASE, IP_MAX)}
 
@@ -35,7 +37,13 @@ class MarkField:
 # `tls.sni` is the value of the server name's most specific declared pattern (dsl/domains.py):
 # 0 no name sent, 1 a name under no declared pattern, 2 the first pattern of the contract, ...
 SNI_MARK = MarkField(SNI, 0xFFC000, 14)
-MARK_FIELDS = (MarkField("app", 0x3FF, 0), MarkField("tls", 0x400, 10), MarkField("direction", 0x800, 11), SNI_MARK)
+MARK_FIELDS = (MarkField("app", 0x3FF, 0), MarkField("tls", 0x400, 10), MarkField("direction", 0x800, 11),
+               MarkField("network.congested", 0x1000, 12), MarkField("flow.tethered", 0x2000, 13), SNI_MARK)
+# Subscriber attributes with a set per member (a partition: each subscriber in one), named
+# PREFIX_MEMBER: plans, zones and APNs when the policy declares them, the radio access
+# technology when a rule tests it.
+PARTITIONS = {"subscriber.plan": "plan", "subscriber.zone": "zone", "subscriber.apn": "apn", "subscriber.rat": "rat"}
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +114,8 @@ class Contract:
                 "app": {"0": "not classified", **{str(self.label_number(i)): name for i, name in enumerate(self.labels)}},
                 "tls": {"0": "not encrypted", "1": "encrypted"},
                 "direction": {"0": "uplink", "1": "downlink"},
+                "network.congested": {"0": "the cell or link is not congested", "1": "congested now"},
+                "flow.tethered": {"0": "the phone's own traffic", "1": "from a device tethered to the phone"},
                 **({SNI: {"0": "no server name sent", "1": "a server name under none of the patterns below",
                           **{str(n): p for n, p in enumerate(self.server_names) if n > 1}},
                     "tls.sni_value": "the number of the most specific pattern the name (lower case, without a "
@@ -145,16 +155,23 @@ def usage_tiers(boxes, hi: int) -> tuple[IntervalSet, ...]:
 
 
 def build_contract(schema: Schema, boxes: list, table_name: str) -> Contract:
-    """The contract of a table whose match boxes are `boxes`: sets for every plan and add-on the
-    policy declares, for roaming and the usage tiers when a rule tests them."""
-    sets: list[SubscriberSet] = []
-    plan = schema.field("subscriber.plan")
-    if plan is not None:
-        sets += [SubscriberSet(f"plan_{m}", plan.name, IntervalSet.point(i), True) for i, m in enumerate(plan.members)]
+    """The contract of a table whose match boxes are `boxes`: sets for every plan, add-on, zone
+    and APN the policy declares, for roaming, the radio access technology and the usage tiers
+    when a rule tests them."""
+    def partition(name: str) -> list[SubscriberSet]:
+        f = schema.field(name)
+        return [SubscriberSet(f"{PARTITIONS[name]}_{m}", name, IntervalSet.point(i), True)
+                for i, m in enumerate(f.members)] if f is not None else []
+
+    tested = {name for b in boxes for name in b}
+    sets = partition("subscriber.plan")
     sets += [SubscriberSet(f"addon_{a}", ADDON_PREFIX + a, IntervalSet.point(1), False) for a in schema.addons]
-    if any("subscriber.roaming" in b for b in boxes):
+    sets += partition("subscriber.zone") + partition("subscriber.apn")
+    if "subscriber.roaming" in tested:
         sets.append(SubscriberSet("roaming", "subscriber.roaming", IntervalSet.point(1), False))
-    if any("subscriber.usage" in b for b in boxes):
+    if "subscriber.rat" in tested:
+        sets += partition("subscriber.rat")
+    if "subscriber.usage" in tested:
         tiers = usage_tiers(boxes, schema.field("subscriber.usage").hi)
         sets += [SubscriberSet(f"usage_{k}", "subscriber.usage", tier, True) for k, tier in enumerate(tiers)]
     sni = schema.field(SNI)

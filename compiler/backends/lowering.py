@@ -18,12 +18,16 @@ from dpipolicy.dsl.typed import Action, Origin
 from dpipolicy.dsl.source import Span
 
 from ..table import MatchRule
-from .contract import FAMILY_SPACE, PORT_PROTOCOLS, TCP, Approximation, Contract, SubscriberSet
+from .contract import FAMILY_SPACE, MARK_FIELDS, PORT_PROTOCOLS, TCP, Approximation, Contract, SubscriberSet
 
 PORTED = IntervalSet.of((p, p) for p in PORT_PROTOCOLS)
 ALL_PROTOCOLS = IntervalSet.span(0, 255)
 PORT_DOMAIN = IntervalSet.span(0, 65535)
-_SUBSCRIBER_FIELDS = ("subscriber.plan", "subscriber.roaming", "subscriber.usage")
+_SUBSCRIBER_FIELDS = ("subscriber.plan", "subscriber.zone", "subscriber.apn", "subscriber.roaming", "subscriber.rat",
+                      "subscriber.usage")
+# The one-bit fields of the mark a rule tests as they are (`direction` also picks the subscriber's side).
+_FLAGS = tuple(m.field for m in MARK_FIELDS if m.field not in ("app", "direction", SNI))   # bits tested as they are
+DAY_DOMAIN = IntervalSet.span(0, 6)
 
 
 def _compact(key: str, values: IntervalSet, domain: IntervalSet) -> "Test":
@@ -41,9 +45,10 @@ def _uses_sets(box) -> bool:
 @dataclass(frozen=True, slots=True)
 class Test:
     """One test of a kernel rule. `key` is `family`, `proto`, `src.ip`/`dst.ip` (addresses of
-    the rule's family, in the shared address dimension), `src.port`/`dst.port`, `hour`, a mark
-    field (`app` as label numbers, `tls`, `direction`) or `subscriber` (membership of the flow's
-    subscriber address in the named set `set_name`, on side `side`: `src` or `dst`)."""
+    the rule's family, in the shared address dimension), `src.port`/`dst.port`, `hour`, `day`
+    (the days of `time.day`, Monday 0), a mark field (`app` as label numbers, `tls`,
+    `direction`, `network.congested`, `flow.tethered`) or `subscriber` (membership of the
+    flow's subscriber address in the named set `set_name`, on side `side`: `src` or `dst`)."""
     key: str
     values: IntervalSet | None = None
     negated: bool = False
@@ -214,9 +219,10 @@ class Lowering:
 
     def _subscriber_tests(self, box) -> list[tuple[SubscriberSet, bool]]:
         """The subscriber sets a rule tests, each with whether it is negated (placed on a side
-        and a family per kernel rule). A partition (plans, usage tiers) holds every subscriber
-        once, so `in one of some members' sets` is `in that member's set` for one member and
-        `in none of the other members' sets` for several: one kernel rule either way."""
+        and a family per kernel rule). A partition (plans, zones, APNs, radios, usage tiers)
+        holds every subscriber once, so `in one of some members' sets` is `in that member's
+        set` for one member and `in none of the other members' sets` for several: one kernel
+        rule either way."""
         out: list[tuple[SubscriberSet, bool]] = []
         for name, values in box.items():
             sets = self.contract.sets_of(name)
@@ -252,10 +258,13 @@ class Lowering:
             labels = IntervalSet.of((self.contract.label_number(lo), self.contract.label_number(hi))
                                     for lo, hi in app.intervals)
             out.append(_compact("app", labels, IntervalSet.span(1, len(self.contract.labels))))
-        if "tls" in box:
-            out.append(Test("tls", box["tls"]))
+        out += [Test(name, box[name]) for name in _FLAGS if name in box]
         if SNI in box:
             out.append(_compact(SNI, box[SNI], self.schema.field(SNI).domain))
         if "time.hour" in box:
             out.append(Test("hour", box["time.hour"]))
+        if "time.day" in box:
+            days = box["time.day"]
+            others = DAY_DOMAIN.difference(days)
+            out.append(Test("day", others, negated=True) if others.size() < days.size() else Test("day", days))
         return out

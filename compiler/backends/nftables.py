@@ -16,7 +16,7 @@ from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
 
 from ..table import RuleTable
 from . import Compiled, Options
-from .contract import MARK_FIELDS, PORT_PROTOCOLS, SNI_MARK, Contract, build_contract
+from .contract import DAY_NAMES, MARK_FIELDS, PORT_PROTOCOLS, SNI_MARK, Contract, build_contract
 from .lowering import KernelRule, Lowering, Test, Unsupported, Verdict
 
 _MASKS = {m.field: m for m in MARK_FIELDS}
@@ -36,7 +36,7 @@ class ValueSets:
     (docs/performance.md)."""
 
     WORDS = {"inet_proto": "protocols", "inet_service": "ports", "ipv4_addr": "addresses_v4",
-             "ipv6_addr": "addresses_v6", "mark": "marks", "hour": "hours"}
+             "ipv6_addr": "addresses_v6", "mark": "marks", "hour": "hours", "day": "days"}
 
     def __init__(self) -> None:
         self.names: dict[tuple[str, tuple[str, ...]], str] = {}
@@ -56,8 +56,9 @@ class ValueSets:
     def declarations(self) -> list[str]:
         out = []
         for (kind, items), name in self.names.items():
-            what = "typeof meta hour" if kind == "hour" else f"type {kind}"
-            out.append(f"    set {name} {{ {what}; flags interval; elements = {{ {', '.join(items)} }} }}")
+            what = f"typeof meta {kind}" if kind in ("hour", "day") else f"type {kind}"
+            flags = "" if kind == "day" else " flags interval;"       # days are single values
+            out.append(f"    set {name} {{ {what};{flags} elements = {{ {', '.join(items)} }} }}")
         return out
 
 
@@ -164,13 +165,16 @@ def _test_text(test: Test, family: int | None, values: ValueSets) -> str:
             return f"ct original {_FAMILY_WORD[family]} {side} {op}{values.ref(f'ipv{family}_addr', items)}"
         case "src.port" | "dst.port":
             return f"ct original {_PORT_WORD[test.key]} {op}{values.ref('inet_service', _range_items(test.values))}"
-        case "app" | "tls" | "direction" | "tls.sni":
-            mark = _MASKS[test.key]
+        case key if key in _MASKS:
+            mark = _MASKS[key]
             shifted = IntervalSet.of((lo << mark.shift, hi << mark.shift) for lo, hi in test.values.intervals)
             items = _range_items(shifted, hexadecimal=True)
             return f"ct mark and 0x{mark.mask:x} {'!=' if test.negated else '=='} {values.ref('mark', items)}"
         case "hour":
             return f"meta hour {op}{values.ref('hour', _hour_items(test.values))}"
+        case "day":
+            days = [f'"{DAY_NAMES[d]}"' for lo, hi in test.values.intervals for d in range(lo, hi + 1)]
+            return f"meta day {op}{values.ref('day', days)}"
         case "subscriber":
             return f"ct original {_FAMILY_WORD[family]} {_SIDE_WORD[test.side]} {op}@{test.set_name}"
     raise AssertionError(test.key)

@@ -15,7 +15,7 @@ import re
 import socket
 from functools import partial
 
-from dpipolicy.compiler.backends.contract import FAMILY_SPACE, MARK_FIELDS, PORT_PROTOCOLS, Contract
+from dpipolicy.compiler.backends.contract import DAY_NAMES, FAMILY_SPACE, MARK_FIELDS, PORT_PROTOCOLS, Contract
 from dpipolicy.compiler.boxes import Box, normalized
 from dpipolicy.compiler.table import MatchRule, RuleTable
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
@@ -35,6 +35,7 @@ RATE_UNITS = {"bytes": 1, "kbytes": 1024, "mbytes": 1024 ** 2}     # as nft 1.0.
 # nft 1.0.6 prints ports inside an anonymous set of `ct original proto-dst` as `0x19 [invalid type]`.
 _UNTYPED = re.compile(r"^0x([0-9a-f]+) \[invalid type\]$")
 _HOUR = re.compile(r"^(\d\d):(\d\d)(?::(\d\d))?$")
+_NFT_DAYS = DAY_NAMES[-1:] + DAY_NAMES[:-1]         # as nft numbers them: Sunday 0 .. Saturday 6
 _COMMENT = re.compile(r"^dpipolicy rule (?P<name>\S+)(?: #(?P<index>\d+))?$")
 _COUNTER = "counter"
 
@@ -260,6 +261,8 @@ class _Reader:
             _restrict(box, "proto", protos.complement(0, 255) if negated else protos)
         elif left == {"meta": {"key": "hour"}}:
             _restrict(box, "time.hour", self.hours(right, here, negated))
+        elif left == {"meta": {"key": "day"}}:
+            _restrict(box, "time.day", self.days(right, here, negated))
         elif isinstance(left, dict) and set(left) == {"ct"} and isinstance(left["ct"], dict) \
                 and left["ct"].get("dir") == "original" and len(left["ct"]) == 2:
             key = left["ct"].get("key")
@@ -336,6 +339,13 @@ class _Reader:
                 raise _Unread(CONDITION, here, f"`meta hour` matches part of hour {h} ({shown}): a rule of the "
                                                f"table matches whole hours")
         return IntervalSet.of(hours)
+
+    def days(self, right, here: str, negated: bool) -> IntervalSet:
+        """The days `meta day` matches, in the order of `time.day` (nft counts from Sunday, 0)."""
+        numbers = self.values(right, here, _day)
+        if negated:
+            numbers = numbers.complement(0, 6)
+        return IntervalSet.of(((n + 6) % 7,) * 2 for lo, hi in numbers.intervals for n in range(lo, hi + 1))
 
     def values(self, right, path: str, point, prefix=None) -> IntervalSet:
         """A value, range, prefix or anonymous set of them as one set of integers. nft prints a
@@ -480,6 +490,13 @@ def _second(value, path: str) -> int:
     if found is None or int(found[1]) > 23 or int(found[2]) > 59 or int(found[3] or 0) > 59:
         raise _Unread(MATCH, path, f"`{_short(value)}` is not a time of day HH:MM or HH:MM:SS")
     return int(found[1]) * 3600 + int(found[2]) * 60 + int(found[3] or 0)
+
+
+def _day(value, path: str) -> int:
+    """A day as nft prints it (`"Saturday"`), as nft's number for it: Sunday 0 .. Saturday 6."""
+    if value not in _NFT_DAYS:
+        raise _Unread(MATCH, path, f"`{_short(value)}` is not a day of the week as nft names it (Sunday .. Saturday)")
+    return _NFT_DAYS.index(value)
 
 
 def _clock(second: int) -> str:
