@@ -480,12 +480,14 @@ class _Checker:
             f = self.schema.field(ident.text)
             if ident.text == "subscriber.addons" and self.schema.addons:
                 named = [self.schema.addon_field(a) for a in self.schema.addons]
-            elif ident.text == LABEL:
-                self.sink.error("E184", "`across dpi.app` alone is not supported", ident.span,
-                                "the engine's label varies with the application",
-                                notes=("two flows of one application may get different labels only under an "
-                                       "engine profile, and without one the label is the application",),
-                                help="write `across app`: under a profile each flow then gets a label of its own")
+            elif ident.text in ENGINE_VIEWS:
+                real = ENGINE_VIEWS[ident.text]
+                self.sink.error("E184", f"`across {ident.text}` alone is not supported", ident.span,
+                                f"the engine's view varies with `{real}`",
+                                notes=(f"two flows alike in `{real}` may be seen differently only under an engine "
+                                       f"profile, and without one the engine sees `{real}` as it is",),
+                                help=f"write `across {real}`: under a profile each flow then gets the engine's "
+                                     "view of its own")
                 continue
             elif f is not None and f.outcome and f.name != "target":
                 self.sink.error("E182", f"`{ident.text}` is an outcome, not a field of a flow", ident.span,

@@ -233,6 +233,7 @@ def test_capped_region_is_said(tmp_path):
     ("same outcome, rate across app", "E183", "outcome part `rate` is named twice"),
     ("same action across app, app", "E183", "field `app` is named twice"),
     ("same action across dpi.app", "E184", "`across dpi.app` alone is not supported"),
+    ("same action across dpi.tethered", "E184", "`across dpi.tethered` alone is not supported"),
     ("same action across dst.prt", "E101", "unknown field `dst.prt`"),
     ("same action across subscriber.addons", "E104", "`subscriber.addons` needs `enum addon` to be declared"),
 ])

@@ -38,7 +38,7 @@ import dataclasses
 from dpipolicy.compiler.boxes import Box, contains, hull, intersect, subtract_all
 from dpipolicy.dsl import typed
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import LABEL, Field
+from dpipolicy.dsl.schema import ENGINE_VIEWS, Field
 
 from . import encode
 from .index import BoxIndex
@@ -52,12 +52,12 @@ SUBTRACTIONS = 2_000   # work allowed for a candidate pair's exact boxes before 
 
 
 # A field of the flow's truth, and the field of the engine's label for it under a profile.
-LABELLED = {"app": LABEL}
+LABELLED = {real: view for view, real in ENGINE_VIEWS.items()}     # app: dpi.app, flow.tethered: dpi.tethered
 
 
 def varied_fields(model: TableModel, across: tuple[str, ...]) -> tuple[str, ...]:
-    """The fields that may differ: `across`, with the engine's label beside what it labels
-    (`dpi.app` beside `app`) under a profile."""
+    """The fields that may differ: `across`, with the engine's view beside what it sees
+    (`dpi.app` beside `app`, `dpi.tethered` beside `flow.tethered`) under a profile."""
     labels = tuple(LABELLED[n] for n in across if n in LABELLED and LABELLED[n] in model.fields)
     return across + tuple(label for label in labels if label not in across)
 
