@@ -13,6 +13,13 @@ EXAMPLES = ROOT / "examples" / "uk-mobile"
 FIXTURES = ROOT.parent / "shared" / "fixtures"
 
 
+def first_block(path: Path, heading: str) -> str:
+    """The first fenced block of a page after a heading (a page's example, as written)."""
+    import re
+    text = path.read_text(encoding="utf-8")
+    return re.search(r"```[a-z]*\n(.*?)```", text[text.index(heading):], re.S).group(1)
+
+
 def run_cli(*argv: str, env_no_color: bool = True) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = main([str(a) for a in argv], out, err)

@@ -16,7 +16,7 @@ from dpipolicy.dsl.schema import PROTOCOLS
 from dpipolicy.dsl.typed import Action, decide
 from dpipolicy.dsl.values import parse_ip
 
-from helpers import run_cli, write_policy
+from helpers import first_block, run_cli, write_policy
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "diagnostics"
 LANGUAGE_MD = Path(__file__).resolve().parents[2] / "shared" / "design" / "language.md"
@@ -491,9 +491,7 @@ def test_golden_cases_exist():
 
 # ----- the contract's example -----------------------------------------------------------------
 def contract_example() -> str:
-    text = LANGUAGE_MD.read_text(encoding="utf-8")
-    section = text[text.index("## 2. Items"):]
-    return re.search(r"```[a-z]*\n(.*?)```", section, re.S).group(1)
+    return first_block(LANGUAGE_MD, "## 2. Items")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ and the nftables target; and every error of them at its place."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from dpipolicy.dsl.diagnostics import DiagnosticError
 from dpipolicy.dsl.frontend import load_policy
 from dpipolicy.dsl.typed import Action, decide
 
-from helpers import run_cli, write_policy
+from helpers import ROOT, first_block, run_cli, write_policy
 from test_diagnostics import LANGUAGE_MD, flow_of, table_decide
 
 PARTS = """enum charge   { standard, zero_rated }
@@ -23,9 +22,7 @@ enum priority { high, normal, low }
 
 
 def section_9_example() -> str:
-    text = LANGUAGE_MD.read_text(encoding="utf-8")
-    section = text[text.index("## 9. Outcomes"):]
-    return re.search(r"```[a-z]*\n(.*?)```", section, re.S).group(1)
+    return first_block(LANGUAGE_MD, "## 9. Outcomes")
 
 
 @pytest.fixture(scope="module")
@@ -221,9 +218,7 @@ def test_the_nftables_target_names_each_part_it_cannot_carry_out(tmp_path):
 
 
 def test_the_example_of_docs_language_md_checks_as_the_page_says(tmp_path):
-    text = (Path(__file__).resolve().parents[1] / "docs" / "language.md").read_text(encoding="utf-8")
-    section = text[text.index("## 9. Outcomes with parts"):]
-    example = re.search(r"```\n(.*?)```", section, re.S).group(1)
+    example = first_block(ROOT / "docs" / "language.md", "## 9. Outcomes with parts")
     policy = load_policy(write_policy(tmp_path, example))
     assert decide(policy, flow_of(policy, app="bittorrent")) == \
         ("p2p", Action("throttle", 10**6, charge="standard", priority="low", scope="subscriber", purpose="congestion"))
