@@ -341,12 +341,17 @@ class _Checker:
                 case ast.Not(operand):
                     visit(operand)
 
+        def may_name(expr) -> bool:       # most conditions hold no string: skip walking them
+            text = expr.span.text
+            return '"' in text or SNI in text
+
         d = self.decls
         for decl in d.sets.values():
-            visit(decl.value)
+            if may_name(decl.value):
+                visit(decl.value)
         for item in d.rules + d.invariants + d.tests + self.duplicates:
             for expr in (getattr(item, k, None) for k in ("when", "require", "exists", "given")):
-                if expr is not None:
+                if expr is not None and may_name(expr):
                     visit(expr)
             same = getattr(item, "same", None)
             for field in same.across if same is not None else ():

@@ -80,6 +80,9 @@ class Action:
 
     def inheriting(self, default: "Action") -> "Action":
         """This rule's action with the parts it does not write taken from the default's."""
+        if (self.charge is not None or default.charge is None) and \
+                (self.priority is not None or default.priority is None):
+            return self         # nothing to take (a policy without parts): no copy per rule
         from dataclasses import replace
         return replace(self, charge=self.charge if self.charge is not None else default.charge,
                        priority=self.priority if self.priority is not None else default.priority)
