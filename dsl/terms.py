@@ -127,7 +127,7 @@ class _Reader(NodeReader):
             self.fail("E608", node, f"clause `{id_}` names no invariant or test",
                       help="list under `invariants` or `tests` the names, from the spec files, that state it")
             return None
-        return Clause(id_, text, source, invariants, tests, self.at(node))
+        return Clause(id_.strip(), text.strip(), source.strip(), invariants, tests, self.at(node))
 
     def names(self, node, key: str) -> tuple[Cited, ...]:
         out: list[Cited] = []
