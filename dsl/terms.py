@@ -114,10 +114,10 @@ class _Reader(NodeReader):
         return tuple(out.values())
 
     def clause(self, node) -> Clause | None:
+        errors = len(self.errors)         # an unknown key (a misspelt `invariants`) is said once, alone
         keys = self.mapping(node, "a clause", _CLAUSE_REQUIRED, _CLAUSE_OPTIONAL)
         if not isinstance(node, yaml.MappingNode):
             return None
-        errors = len(self.errors)
         id_, text, source = (self.string(keys[k][1], f"`{k}`") if k in keys else None for k in _CLAUSE_REQUIRED)
         invariants = self.names(keys["invariants"][1], "invariants") if "invariants" in keys else ()
         tests = self.names(keys["tests"][1], "tests") if "tests" in keys else ()
