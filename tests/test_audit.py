@@ -272,3 +272,31 @@ def test_examples_terms_quote_what_their_policies_quote(case):
     for clause in terms["clauses"]:
         words = " ".join(clause["text"].split())
         assert "aphrased" in words or words in comment, clause["id"]
+
+
+def test_html_of_an_equal_treatment_clause_shows_both_flows_and_their_rules():
+    code, out, _ = run_cli("audit", ROOT / "examples/terms/eu-zero-rating-cap-faulty.dpi",
+                           "--terms", ROOT / "examples/terms/eu-zero-rating-cap.terms.yaml", "--format", "html")
+    assert code == 1
+    page = _Page()
+    page.feed(out)
+    text = " ".join(page.text)
+    for words in ("Two flows that differ only in app are treated differently", "First flow", "Second flow",
+                  "rule music_free", "rule over_cap", "after the 20GB allowance every service is slowed to 64kbps",
+                  "« tarif nul »"):
+        assert words in text
+
+
+def test_several_jobs_give_the_same_audit():
+    argv = ("audit", ROOT / "examples/uk-mobile/policy-2011-09.dpi", "--terms", ROOT / "examples/uk-mobile/terms.yaml",
+            "--format", "json")
+    assert run_cli(*argv, "--jobs", "1") == run_cli(*argv, "--jobs", "2")
+
+
+def test_the_format_follows_the_output_suffix_unless_given():
+    audit("-o", "report.md")
+    assert Path("report.md").read_text(encoding="utf-8").startswith("## Audit: Example terms\n")
+    audit("-o", "report.json")
+    assert json.loads(Path("report.json").read_text(encoding="utf-8"))["format"] == "dpipolicy-audit"
+    audit("-o", "report.txt", "--format", "html")
+    assert Path("report.txt").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
