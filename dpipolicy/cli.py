@@ -1,4 +1,4 @@
-"""Command line: `dpipolicy check | compile | explain | probe | diff | replay | fmt | lint`. Thin: parsing arguments, rendering, exit codes.
+"""Command line: `dpipolicy check | compile | explain | probe | diff | replay | audit | fmt | lint`. Thin: parsing arguments, rendering, exit codes.
 
 Exit codes: 0 all hold and pass; 1 something violated or failed; 2 bad input; 3 some result
 unknown and nothing violated; 4 an internal error (a dpipolicy bug).
@@ -14,6 +14,7 @@ import traceback
 from pathlib import Path
 from typing import TextIO
 
+from dpipolicy.auditformats import FORMATS as AUDIT_FORMATS
 from dpipolicy.ciformats import FORMATS as CI_FORMATS     # the CI formats every reporting command offers
 
 EXIT_OK, EXIT_VIOLATED, EXIT_BAD_INPUT, EXIT_UNKNOWN, EXIT_INTERNAL = 0, 1, 2, 3, 4
@@ -156,6 +157,16 @@ def _parser() -> argparse.ArgumentParser:
     lint.add_argument("--strict", action="store_true", help="warnings fail too (exit 1), not only errors")
     lint.add_argument("--format", choices=("text", "json", *CI_FORMATS), default="text", help=FORMAT_HELP)
     common(lint)
+    audit = sub.add_parser("audit", help="each clause of published terms: held, violated or unknown (docs/audit.md)")
+    audit.add_argument("policy", type=Path, help="a .dpi policy or a JSON rule table")
+    audit.add_argument("--terms", required=True, type=Path, metavar="FILE",
+                       help="the terms file (YAML): the clauses, and the specs whose invariants and tests state them")
+    audit.add_argument("--format", choices=AUDIT_FORMATS, default=None,
+                       help="default: from the suffix of -o (.html, .md, .json), else text")
+    audit.add_argument("-o", "--output", type=Path, help="output file (default: standard output)")
+    audit.add_argument("--profile", metavar="NAME|FILE", help=PROFILE_HELP)
+    audit.add_argument("--jobs", type=_jobs, default=None, metavar="N|auto", help=JOBS_HELP)
+    common(audit)
     fmt = sub.add_parser("fmt", help="rewrite .dpi files in the canonical layout (docs/fmt.md)")
     fmt.add_argument("files", nargs="+", type=Path, metavar="FILE", help="a .dpi policy or spec file")
     fmt.add_argument("--check", action="store_true",
@@ -254,6 +265,29 @@ def _check(args, stdout: TextIO, stderr: TextIO) -> int:
     else:
         stdout.write(TextReport(table.schema, _colour(stdout), table.named_sets).render(report) + "\n")
     return report.exit_code()
+
+
+def _audit(args, stdout: TextIO, stderr: TextIO) -> int:
+    """`check` with the terms' specs, its results mapped onto the terms' clauses."""
+    from dpipolicy import api
+    from dpipolicy.auditformats import SUFFIXES, render, summary_line
+    from dpipolicy.dsl.terms import check_names, read_terms
+    from dpipolicy.verifier.audit import audit
+    limits = _limits(args)
+    fmt = args.format or SUFFIXES.get(args.output.suffix.lower() if args.output else "", "text")
+    terms = read_terms(args.terms)
+    loaded = api.load(args.policy, terms.specs, tuple(args.catalogue))
+    check_names(terms, tuple(i.name for i in loaded.spec.invariants), tuple(t.name for t in loaded.spec.tests))
+    deployed = api.as_deployed(loaded, _profile(args.profile, loaded))
+    jobs = args.jobs or automatic_jobs(len(loaded.table.rules))
+    from dpipolicy.progress import Progress
+    with Progress(stderr) as progress:
+        result = audit(terms, api.check(loaded, limits, deployed, jobs, progress))
+    table = deployed[0]
+    _write(args.output, render(fmt, result, table.schema, table.named_sets), stdout)
+    if args.output is not None:
+        stderr.write(f"wrote the audit to {args.output}: {summary_line(result)}\n")
+    return result.exit_code()
 
 
 def _compile(args, stdout: TextIO, stderr: TextIO) -> int:
@@ -529,7 +563,7 @@ def _lint(args, stdout: TextIO, stderr: TextIO) -> int:
 
 
 _COMMANDS = {"check": _check, "compile": _compile, "explain": _explain, "probe": _probe, "diff": _diff,
-             "replay": _replay,
+             "replay": _replay, "audit": _audit,
              "fmt": _fmt, "lint": _lint}
 
 

@@ -17,6 +17,7 @@ from .catalogue import Catalogue
 from .diagnostics import Diagnostic, DiagnosticError, did_you_mean
 from .intervals import IntervalSet
 from .schema import PROTOCOLS
+from .yamlnodes import Codes, NodeReader, compose
 
 SHIPPED = ("exact", "ndpi-4.2", "ndpi-5.0")
 HOWS = ("detected", "other", "port", "undetected")
@@ -138,88 +139,18 @@ def load_profile(name_or_path: str | Path, catalogue: Catalogue) -> Profile:
 
 def parse_profile(text: str, where: str, catalogue: Catalogue) -> Profile:
     """Raises DiagnosticError with every problem found."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        location = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
-        raise DiagnosticError([Diagnostic("E400", f"invalid YAML: {getattr(exc, 'problem', exc)}", None,
-                                          location_text=location)]) from None
-    return _Reader(where, catalogue).profile(root)
+    return _Reader(where, catalogue).profile(compose(text, where, PROFILE_CODES))
 
 
-class _Reader:
-    """Walks the YAML node tree (so every value has a line and column) and collects errors."""
+PROFILE_CODES = Codes(unreadable="E400", missing="E402", unknown_key="E403", wrong_type="E405", duplicate="E408")
+
+
+class _Reader(NodeReader):
+    """A profile's node tree, read with the profile codes; the catalogue names labels."""
 
     def __init__(self, where: str, catalogue: Catalogue):
-        self.where = where
+        super().__init__(where, PROFILE_CODES)
         self.apps = catalogue.app_names
-        self.errors: list[tuple[tuple[int, int], Diagnostic]] = []   # (line, column) for sorting
-        self._scalars = yaml.SafeLoader("")      # the safe constructor, for typed scalar values
-
-    def at(self, node) -> str:
-        if node is None:
-            return self.where
-        return f"{self.where}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
-
-    def fail(self, code: str, node, message: str, help: str | None = None) -> None:
-        order = (node.start_mark.line, node.start_mark.column) if node is not None else (0, 0)
-        self.errors.append((order, Diagnostic(code, message, None, help=help, location_text=self.at(node))))
-
-    def value(self, node):
-        """A scalar's value (str, int, bool, ...), or the node itself for a list or mapping."""
-        if not isinstance(node, yaml.ScalarNode):
-            return node
-        try:
-            return self._scalars.construct_object(node)
-        except yaml.YAMLError as exc:    # a tag the safe loader refuses (`!!python/...`)
-            self.fail("E405", node, f"cannot read this value: {getattr(exc, 'problem', exc)}")
-            return None
-
-    def shown(self, node) -> str:
-        if isinstance(node, yaml.ScalarNode):
-            return f"`{node.value}`"
-        return "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
-
-    def string(self, node, what: str) -> str | None:
-        value = self.value(node)
-        if not isinstance(value, str) or not value.strip():
-            self.fail("E405", node, f"{what} must be a non-empty string")
-            return None
-        return value
-
-    def sequence(self, node, what: str) -> list:
-        if not isinstance(node, yaml.SequenceNode):
-            self.fail("E405", node, f"{what} must be a list")
-            return []
-        return node.value
-
-    def mapping(self, node, what: str, required=(), optional=None) -> dict:
-        """Key text -> (key node, value node). `optional=None` allows any key."""
-        if not isinstance(node, yaml.MappingNode):
-            self.fail("E405", node, f"{what} must be a mapping")
-            return {}
-        out: dict = {}
-        for key_node, value_node in node.value:
-            key = self.value(key_node)
-            if not isinstance(key, str):
-                self.fail("E405", key_node, f"a key of {what} must be a string, not {self.shown(key_node)}")
-                continue
-            if key in out:
-                first = out[key][0]
-                self.fail("E408", key_node, f"`{key}` appears twice in {what}",
-                          help=f"first at line {first.start_mark.line + 1}; keep one")
-                continue
-            if optional is not None and key not in required and key not in optional:
-                allowed = tuple(required) + tuple(optional)
-                self.fail("E403", key_node, f"unknown key `{key}` in {what}",
-                          help=did_you_mean(key, allowed) or "keys: " + ", ".join(allowed))
-                continue
-            out[key] = (key_node, value_node)
-        for key in required:
-            if key not in out:
-                self.fail("E402", node, f"{what} has no `{key}`")
-        return out
 
     def app_name(self, node, what: str) -> str | None:
         name = self.value(node)
@@ -248,8 +179,7 @@ class _Reader:
         names = self.ndpi_names(top["ndpi_names"][1]) if "ndpi_names" in top else ()
         labels = self.labels(top["labels"][1]) if "labels" in top else ()
         tethering = self.tethering(top["tethering"][1]) if "tethering" in top else ()
-        if self.errors:
-            raise DiagnosticError(d for _, d in sorted(self.errors, key=lambda e: e[0]))
+        self.raise_errors()
         return Profile(name, engine, description, self.where, unobservable, names, labels, tethering)
 
     def unobservable(self, node) -> frozenset[str]:

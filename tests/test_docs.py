@@ -61,7 +61,7 @@ from dpipolicy.cli import main
 from helpers import FIXTURES, ROOT
 
 PAGES = ("docs/getting-started.md", "docs/diff.md", "docs/firmware.md", "docs/profiles.md", "docs/enforcement.md",
-         "docs/errors.md", "docs/language.md")
+         "docs/errors.md", "docs/language.md", "docs/audit.md")
 NOT_CHECKABLE = {
     ". .venv/bin/activate",
     "dpipolicy check examples/uk-mobile/policy-2011-08.dpi --spec examples/uk-mobile/spec.dpi --timeout 0.001",

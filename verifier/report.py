@@ -161,7 +161,7 @@ class TextReport:
 
     def pair_details(self, r: Result) -> list[str]:
         """A violated equal-treatment invariant: its two flows, then every violating pair."""
-        out = [f"two flows that differ only in {', '.join(_shown_fields(r.across))} are treated differently:"]
+        out = [f"two flows that differ only in {', '.join(shown_fields(r.across))} are treated differently:"]
         for word, d in (("first", r.counterexample), ("second", r.pair)):
             out.append(f"{word + ':':<7} {flow_text(self.schema, d.flow)}")
             out.append(f"gets:   {decision_line(d)}")
@@ -180,7 +180,7 @@ class TextReport:
         return out
 
 
-def _shown_fields(across: tuple[str, ...]) -> list[str]:
+def shown_fields(across: tuple[str, ...]) -> list[str]:
     """The fields a pair may differ in as written: the add-ons as `subscriber.addons`."""
     return list(dict.fromkeys("subscriber.addons" if n.startswith(ADDON_PREFIX) else n for n in across))
 

@@ -1,0 +1,63 @@
+"""An audit: the results of a check mapped onto the clauses of published terms (dsl/terms.py).
+
+A clause holds only when every invariant and test stating it was proved (holds, passed) on a
+table proved equal to its policy; it is violated when any of them is violated or failed; else
+it is unknown. The reports are rendered by dpipolicy/auditformats.py."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dpipolicy.dsl.terms import Clause, Terms
+
+from .results import FAILED, HOLDS, UNKNOWN, VIOLATED, Report, Result
+
+
+@dataclass(frozen=True)
+class ClauseVerdict:
+    clause: Clause
+    verdict: str                   # holds, violated or unknown
+    items: tuple[Result, ...]      # its invariants, then its tests, in the order the terms list them
+    reason: str | None = None      # why unknown, when no item is
+
+
+@dataclass(frozen=True)
+class Audit:
+    terms: Terms
+    report: Report
+    clauses: tuple[ClauseVerdict, ...]
+    uncited: tuple[Result, ...]    # invariants and tests no clause names: shown, never dropped
+
+    def summary(self) -> dict[str, int]:
+        verdicts = [c.verdict for c in self.clauses]
+        return {"clauses": len(verdicts), "holds": verdicts.count(HOLDS), "violated": verdicts.count(VIOLATED),
+                "unknown": verdicts.count(UNKNOWN)}
+
+    def exit_code(self) -> int:
+        """As `check`'s on the same policy and specs."""
+        return self.report.exit_code()
+
+
+def audit(terms: Terms, report: Report) -> Audit:
+    """Each clause's verdict from the results of its invariants and tests (names checked by
+    dsl.terms.check_names before the check)."""
+    by_name = {(r.kind, r.name): r for r in report.results}
+    validated = report.validation is None or report.validation.status == "proved"
+    verdicts = []
+    cited: set[tuple[str, str]] = set()
+    for clause in terms.clauses:
+        keys = [("invariant", c.name) for c in clause.invariants] + [("test", c.name) for c in clause.tests]
+        cited.update(keys)
+        items = tuple(by_name[k] for k in keys)
+        verdicts.append(_verdict(clause, items, validated, report))
+    uncited = tuple(r for r in report.results if (r.kind, r.name) not in cited)
+    return Audit(terms, report, tuple(verdicts), uncited)
+
+
+def _verdict(clause: Clause, items: tuple[Result, ...], validated: bool, report: Report) -> ClauseVerdict:
+    if any(r.status in (VIOLATED, FAILED) for r in items):
+        return ClauseVerdict(clause, VIOLATED, items)
+    if any(r.status == UNKNOWN for r in items):
+        return ClauseVerdict(clause, UNKNOWN, items)
+    if not validated:      # every item holds, but of a table that may not be the policy
+        return ClauseVerdict(clause, UNKNOWN, items, report.validation.text())
+    return ClauseVerdict(clause, HOLDS, items)
