@@ -39,7 +39,7 @@ def flow(id, proto=6, dport=443, family=4, **fields):
 
 def probe(text, *flows, timeout=0.4):
     """Each flow's result, by id."""
-    result = trafficworker.probe_flows({"script": text, "table": "dpipolicy", "chain": CHAIN,
+    result = trafficworker.probe_flows({"scripts": [text], "table": "dpipolicy", "chain": CHAIN,
                                         "timeout": timeout, "flows": list(flows)})
     assert result["nft_version"]
     return {found["id"]: found for found in result["flows"]}

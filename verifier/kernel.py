@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 
 from dpipolicy.compiler.backends import Compiled
 from dpipolicy.compiler.backends.contract import unseen_flows
+from dpipolicy.compiler.backends.nftables import batches
 from dpipolicy.compiler.boxes import normalized, subtract_all
 from dpipolicy.compiler.importers.nftjson import read_kernel_rules
 from dpipolicy.compiler.table import MatchRule, RuleTable
@@ -22,7 +24,7 @@ from dpipolicy.dsl.typed import Action, Origin
 from dpipolicy.dsl.words import counted
 
 from .diff import diff_tables
-from .netns import NamespaceError, nft_failure, run_in_namespace
+from .netns import NamespaceError, nft_failure, run_in_namespace, unprivileged
 from .solve import Limits
 from .validate import MistranslationError
 from .witness import flow_text
@@ -48,16 +50,30 @@ class KernelCheck:
         return f"the kernel's copy was not proved equal to the compiled table: {self.reason}"
 
 
+def load_scripts(compiled: Compiled) -> list[str]:
+    """The `nft -f` runs that load the script here: one as root, as it is deployed; in a user
+    namespace the batches its small netlink buffer can take (nftables.batches)."""
+    return batches(compiled.text, compiled.contract) if unprivileged() else [compiled.text]
+
+
 def kernel_copy(compiled: Compiled) -> tuple[RuleTable, tuple]:
     """Load the script with `nft -f` in a fresh namespace and read the kernel's JSON back as a
     rule table under the script's contract, with each rule's tag (nftjson.read_kernel_rules).
     Times are read in UTC both ways (`meta hour`)."""
     table = compiled.contract.table
-    try:
-        done = run_in_namespace(["sh", "-c", f'nft -f - && nft -j list table inet {table}'],
-                                input=compiled.text.encode(), timeout=LOAD_TIMEOUT_S, env={**os.environ, "TZ": "UTC"})
-    except NamespaceError as exc:
-        raise KernelMismatch(f"the kernel check could not run: {exc}") from None
+    scripts = load_scripts(compiled)
+    with tempfile.TemporaryDirectory() as folder:
+        paths = []
+        for k, script in enumerate(scripts):
+            paths.append(os.path.join(folder, f"part{k}.nft"))
+            with open(paths[-1], "w", encoding="utf-8") as out:
+                out.write(script)
+        load = 'for f in "$@"; do nft -f "$f" || exit 1; done'
+        try:
+            done = run_in_namespace(["sh", "-c", f'{load} && nft -j list table inet {table}', "sh", *paths],
+                                    timeout=LOAD_TIMEOUT_S, env={**os.environ, "TZ": "UTC"})
+        except NamespaceError as exc:
+            raise KernelMismatch(f"the kernel check could not run: {exc}") from None
     if done.returncode != 0:
         raise KernelMismatch("the kernel refused the compiled script: "
                              + nft_failure(done.stderr.decode(errors="replace").strip()[:2000]))

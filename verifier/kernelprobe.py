@@ -19,7 +19,7 @@ from dpipolicy.dsl.schema import IPV6_BASE
 from dpipolicy.dsl.typed import Origin
 from dpipolicy.dsl.values import ip_text, parse_ip
 
-from .kernel import behind
+from .kernel import behind, load_scripts
 from .properties import TableModel, uncovered_point
 from .results import Decision, Result
 from .solve import Answer, Limits, Scope
@@ -171,7 +171,7 @@ def job(compiled: Compiled, flows: list[ProbeFlow], timeout: float) -> dict:
                      "dst": dst, "dport": p["dst.port"], "mark": mark,
                      "subscriber": src if p["direction"] == 0 else dst, "sets": sets,
                      "hour": p["time.hour"], "day": DAY_NAMES[p["time.day"]], "burst": burst})
-    return {"script": compiled.text, "table": contract.table, "chain": contract.chain, "timeout": timeout,
+    return {"scripts": load_scripts(compiled), "table": contract.table, "chain": contract.chain, "timeout": timeout,
             "flows": jobs}
 
 

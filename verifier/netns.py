@@ -17,9 +17,14 @@ class NamespaceError(Exception):
     """A fresh network namespace could not be had, or a command in it could not finish."""
 
 
+def unprivileged() -> bool:
+    """Not root: the namespace is also a user namespace, where nft's netlink buffer is small."""
+    return os.geteuid() != 0
+
+
 def _unshare() -> list[str]:
     """The unshare command for this user: root needs no user namespace."""
-    return ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]
+    return ["unshare", "-rn"] if unprivileged() else ["unshare", "-n"]
 
 
 def run_in_namespace(argv: list[str], input: bytes | None = None, timeout: float = 60,
@@ -76,11 +81,12 @@ def nft_failure(stderr: str) -> str:
     """nft's own message, with what to do when the cause is this module's namespace.
 
     nft sends a script as one netlink batch. In a user namespace (not root) it cannot enlarge
-    its socket's buffer, so a script of more than roughly net.core.wmem_default bytes of
-    rules (212,992 by default; a few hundred kernel rules) is refused as "Message too long".
+    its socket's buffer, so a batch of more than roughly net.core.wmem_default bytes
+    (212,992 by default) is refused as "Message too long": the kernel check and `probe` load
+    in batches there (nftables.batches), and only a part too big even alone meets this.
     """
-    if "Message too long" in stderr and os.geteuid() != 0:
-        stderr += ("\n(nft could not send the script in one batch: without root, in a user namespace, "
+    if "Message too long" in stderr and unprivileged():
+        stderr += ("\n(nft could not send a batch of the script: without root, in a user namespace, "
                    "its netlink buffer is net.core.wmem_default bytes. Run as root (CI does), or "
                    "have root raise it, e.g. `sysctl -w net.core.wmem_default=67108864`, or skip "
                    "the kernel check with --validate=off)")

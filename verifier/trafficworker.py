@@ -96,7 +96,8 @@ def _load(job: dict, hour: int | None, days_shift: int = 0) -> None:
     env = dict(os.environ)
     if hour is not None:
         env["TZ"] = _tz_at(hour)
-    _run(["nft", "-f", "-"], input=_rotated_days(job["script"], days_shift), env=env)
+    for script in job["scripts"]:       # one, or the batches a user namespace needs (nftables.batches)
+        _run(["nft", "-f", "-"], input=_rotated_days(script, days_shift), env=env)
     table = {"family": "inet", "table": job["table"]}
     _nft_json([
         {"add": {"chain": {**table, "name": ENTRY_CHAIN, "type": "filter", "hook": "output",
@@ -444,7 +445,7 @@ def run(job: dict) -> dict:
         if done.returncode != 0 and "File exists" not in done.stderr:   # lo has 127.0.0.1, ::1
             raise SystemExit(f"{' '.join(argv)} failed: {done.stderr.strip()}")
     results = []
-    days = "meta day" in job["script"]
+    days = any("meta day" in script for script in job["scripts"])
     for flow in job["flows"]:
         for _ in range(2):             # once more if midnight (the kernel's) fell within the flow
             today = _today() if days and flow.get("day") else None

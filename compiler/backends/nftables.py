@@ -101,6 +101,35 @@ def render(table: RuleTable, contract: Contract, rules: list[KernelRule], source
     return "\n".join(lines) + "\n"
 
 
+BATCH_BYTES = 40_000      # of script text per `nft -f` run when loading in batches (below)
+
+
+def batches(script: str, contract: Contract, limit: int = BATCH_BYTES) -> list[str]:
+    """The script as several `nft -f` runs, each below `limit` bytes of text, that leave the
+    kernel with the same table: the table with its sets and every chain but the match rules,
+    then the match rules appended in order (`add rule`). Without root, nft cannot enlarge its
+    netlink buffer (about net.core.wmem_default, 212,992 bytes, some 60 kB of this text), so
+    the kernel check and `probe` load a bigger script this way; as root the whole script is
+    one transaction, as it is deployed."""
+    if len(script.encode()) <= limit:
+        return [script]
+    lines = script.split("\n")
+    start = lines.index(f"    chain {contract.chain} {{")
+    end = lines.index("    }", start)
+    rules = [f"add rule inet {contract.table} {contract.chain} {line.strip()}" for line in lines[start + 1:end]]
+    out = ["\n".join(lines[:start + 1] + lines[end:])]
+    chunk: list[str] = []
+    size = 0
+    for rule in rules:
+        cost = len(rule.encode()) + 1
+        if chunk and size + cost > limit:
+            out.append("\n".join(chunk) + "\n")
+            chunk, size = [], 0
+        chunk.append(rule)
+        size += cost
+    return out + (["\n".join(chunk) + "\n"] if chunk else [])
+
+
 def _policy_words(table: RuleTable) -> str:
     words = f"policy {table.policy_name or '(unnamed)'}"
     return words + (f" version {table.policy_version}" if table.policy_version else "")
