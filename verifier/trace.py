@@ -77,8 +77,16 @@ def trace(terms: Terms, table: RuleTable, spec: Policy) -> Trace:
         try:
             if not typed.mentions(cond, outcome_names):
                 return [(None, b) for b in to_boxes(cond, fields)]
-            return [(i, b) for i, (box, action, rule) in enumerate(entries)
-                    for b in _meet(box, to_boxes(typed.partial(cond, typed.outcome_values(schema, action, rule)), fields))]
+            by_outcome: dict[tuple, list[Box]] = {}      # entries sharing an outcome share the work
+            by_rule = typed.mentions(cond, frozenset({"rule"}))
+            out = []
+            for i, (box, action, rule) in enumerate(entries):
+                outcome = typed.outcome_values(schema, action, rule)
+                key = tuple(sorted((k, v) for k, v in outcome.items() if by_rule or k != "rule"))
+                if key not in by_outcome:
+                    by_outcome[key] = to_boxes(typed.partial(cond, outcome), fields)
+                out += [(i, b) for b in _meet(box, by_outcome[key])]
+            return out
         except ExpansionTooLarge:
             too_large.append(name)
             return []
