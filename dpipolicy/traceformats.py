@@ -30,6 +30,10 @@ def _uncovered(t: Trace, schema: Schema, names: Names) -> list[str]:
     return [box_text(schema, b, names) for b in t.uncovered] + ([] if t.uncovered_complete else [f"({_CAPPED})"])
 
 
+def _too_large(t: Trace) -> str:
+    return f"conditions too large to flatten, taken to constrain nothing: {', '.join(t.too_large)}"
+
+
 def limits_lines(audit: Audit, fmt: str) -> list[str]:
     """The terms' own statement of what the check cannot show, for the top of a report."""
     limits = audit.terms.limits
@@ -53,7 +57,7 @@ def trace_text(audit: Audit, schema: Schema, names: Names = ()) -> list[str]:
         lines += ["coverage: flows no invariant or test constrains:",
                   *(f"  - {line}" for line in _uncovered(t, schema, names))]
     if t.too_large:
-        lines.append(f"  (conditions too large to flatten, taken to constrain nothing: {', '.join(t.too_large)})")
+        lines.append(f"  ({_too_large(t)})")
     return lines
 
 
@@ -70,6 +74,8 @@ def trace_markdown(audit: Audit, schema: Schema, names: Names = ()) -> list[str]
     if t.uncovered:
         lines += ["", "Flows no invariant or test constrains:", "", "```",
                   *(f"- {line}" for line in _uncovered(t, schema, names)), "```"]
+    if t.too_large:
+        lines += ["", _too_large(t) + "."]
     return lines
 
 
@@ -88,6 +94,8 @@ def trace_html(audit: Audit, schema: Schema, names: Names = ()) -> list[str]:
     if t.uncovered:
         items = "".join(f'<li class="flow">{escape(line)}</li>' for line in _uncovered(t, schema, names))
         out.append(f"<p>Flows no invariant or test constrains:</p><ul>{items}</ul>")
+    if t.too_large:
+        out.append(f"<p>{escape(_too_large(t))}.</p>")
     return out + ["</section>"]
 
 

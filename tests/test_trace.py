@@ -186,3 +186,15 @@ def test_a_file_of_the_shipped_name_wins_over_the_shipped_terms(tmp_path, monkey
 def test_an_unknown_terms_name_is_e600_naming_the_shipped_terms(tmp_path):
     code, out, err = run_cli("audit", write_policy(tmp_path, POLICY), "--terms", "eu-open-internets")
     assert code == 2 and "E600" in err and "eu-open-internet" in err and "Traceback" not in err
+
+
+def test_a_condition_too_large_to_flatten_is_said_and_constrains_nothing(terms, monkeypatch):
+    def too_large(cond, fields, limit=0):
+        raise trace_module.ExpansionTooLarge(5000)
+    monkeypatch.setattr(trace_module, "to_boxes", too_large)
+    policy, terms_file = terms
+    code, t = _traceability(policy, terms_file)
+    assert t["too_large"] == ["relay_is_blocked", "music_counts_nothing"]
+    assert sorted(t["findings"]) == ["music_free", "relay_only", "slow_p2p"]
+    for fmt in ("text", "markdown", "html"):
+        assert "too large to flatten" in run_cli("audit", policy, "--terms", terms_file, "--format", fmt)[1]
