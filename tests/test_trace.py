@@ -146,6 +146,7 @@ PACK = {   # policy: the clauses it violates (all others hold)
     "examples/terms/ee-p2p-peak.dpi": {"congestion-while-congested",        # by the clock, not by congestion
                                        "zero-rating-after-cap"},
     "examples/terms/tmobile-video-faulty.dpi": {"equal-treatment", "zero-rating-after-cap"},
+    "examples/uk-mobile/policy-2011-08.dpi": {"equal-treatment", "exceptions-only", "zero-rating-after-cap"},
     "examples/uk-mobile/policy-2011-09.dpi": {"equal-treatment", "exceptions-only", "zero-rating-after-cap"},
 }
 
