@@ -14,9 +14,14 @@ _NO_CLAUSE = '<span class="verdict violated">no clause (finding)</span>'
 _CAPPED = "the list is capped: more flows are unconstrained"
 
 
-def _rule_line(r: RuleTrace) -> str:
-    clauses = ", ".join(r.clauses) if r.clauses else "no clause (finding)"
-    return f"{r.rule} ({r.action})  {r.location}: {clauses}"
+def _clauses(audit: Audit, r: RuleTrace) -> str:
+    """The clauses constraining a rule, each with its verdict: what the rule is answerable to."""
+    verdicts = {c.clause.id: c.verdict for c in audit.clauses}
+    return ", ".join(f"{c} ({verdicts[c]})" for c in r.clauses)
+
+
+def _rule_line(audit: Audit, r: RuleTrace) -> str:
+    return f"{r.rule} ({r.action})  {r.location}: {_clauses(audit, r) or 'no clause (finding)'}"
 
 
 def _summary(t: Trace) -> str:
@@ -49,7 +54,7 @@ def trace_text(audit: Audit, schema: Schema, names: Names = ()) -> list[str]:
     if t is None:
         return []
     lines = ["", f"traceability: {_summary(t)}"]
-    lines += [f"  {_rule_line(r)}" for r in t.rules if r.interferes]
+    lines += [f"  {_rule_line(audit, r)}" for r in t.rules if r.interferes]
     if t.unconstrained_rules:
         lines += ["coverage: rules no invariant or test constrains:",
                   *(f"  {name}" for name in t.unconstrained_rules)]
@@ -67,7 +72,7 @@ def trace_markdown(audit: Audit, schema: Schema, names: Names = ()) -> list[str]
         return []
     lines = ["", "### Traceability and coverage", "", f"{_summary(t)}.", "",
               "| interfering rule | outcome | clauses |", "|---|---|---|"]
-    lines += [f"| `{r.rule}` | `{r.action}` | {', '.join(f'`{c}`' for c in r.clauses) or '❌ no clause (finding)'} |"
+    lines += [f"| `{r.rule}` | `{r.action}` | {_clauses(audit, r) or '❌ no clause (finding)'} |"
               for r in t.rules if r.interferes]
     if t.unconstrained_rules:
         lines += ["", "Rules no invariant or test constrains: " + ", ".join(f"`{n}`" for n in t.unconstrained_rules)]
@@ -84,7 +89,7 @@ def trace_html(audit: Audit, schema: Schema, names: Names = ()) -> list[str]:
     if t is None:
         return []
     rows = "".join(f"<tr><td><code>{escape(r.rule)}</code></td><td><code>{escape(r.action)}</code></td>"
-                   f"<td>{escape(', '.join(r.clauses)) or _NO_CLAUSE}</td></tr>" for r in t.rules if r.interferes)
+                   f"<td>{escape(_clauses(audit, r)) or _NO_CLAUSE}</td></tr>" for r in t.rules if r.interferes)
     out = ['<section class="clause" id="traceability">', "<h2>Traceability and coverage</h2>",
             f"<p>{escape(_summary(t))}.</p>",
             f"<table><tr><th>interfering rule</th><th>outcome</th><th>clauses</th></tr>{rows}</table>"]

@@ -82,6 +82,7 @@ def test_an_interfering_rule_no_clause_constrains_is_a_finding_and_strict_exits_
     assert code == 1
     code, out, _ = run_cli("audit", policy, "--terms", terms_file)
     assert "block_udp (block, charge standard)" in out and "no clause (finding)" in out
+    assert "music_free (allow, charge zero_rated)" in out and ": relays (holds), music (holds)" in out
 
 
 def test_strict_without_findings_keeps_the_exit_code_of_check(terms):
