@@ -9,6 +9,7 @@ from html import escape
 
 from dpipolicy.dsl.schema import Schema
 from dpipolicy.dsl.words import counted
+from dpipolicy.traceformats import limits_lines, trace_html, trace_json, trace_markdown, trace_text
 from dpipolicy.verifier.audit import Audit, ClauseVerdict
 from dpipolicy.verifier.report import (Names, TextReport, box_text, decision_line, pair_box_text, report_json,
                                        shown_fields)
@@ -45,7 +46,8 @@ def _item_lines(text: TextReport, r: Result) -> list[str]:
 def render_text(audit: Audit, schema: Schema, names: Names = ()) -> str:
     text = TextReport(schema, False, names)
     lines = [f"audit of {audit.report.policy_name or 'the policy'} against {audit.terms.title} ({audit.terms.where})",
-             f"summary: {summary_line(audit)}", f"translation validation: {_validation(audit)}"]
+             f"summary: {summary_line(audit)}", f"translation validation: {_validation(audit)}",
+             *limits_lines(audit, "text")]
     for c in audit.clauses:
         lines += ["", f"clause {c.clause.id}: {c.verdict}", f'  "{c.clause.text.strip()}"',
                   f"  source: {c.clause.source}"]
@@ -57,6 +59,7 @@ def render_text(audit: Audit, schema: Schema, names: Names = ()) -> str:
         lines += ["", "not named by any clause:"]
         for r in audit.uncited:
             lines += ["  " + line for line in _item_lines(text, r)]
+    lines += trace_text(audit, schema, names)
     return "\n".join(lines) + "\n"
 
 
@@ -67,7 +70,7 @@ def render_markdown(audit: Audit, schema: Schema, names: Names = ()) -> str:
     text = TextReport(schema, False, names)
     lines = [f"## Audit: {audit.terms.title}", "",
              f"`{audit.report.policy_name or 'the policy'}` against `{audit.terms.where}`: **{summary_line(audit)}**.",
-             f"Translation validation: {_validation(audit)}.", "",
+             f"Translation validation: {_validation(audit)}.", "", *limits_lines(audit, "markdown"),
              "| clause | verdict | invariants and tests |", "|---|---|---|"]
     for c in audit.clauses:
         items = ", ".join(f"{_MARK[r.status]} `{r.name}`" for r in c.items)
@@ -82,6 +85,7 @@ def render_markdown(audit: Audit, schema: Schema, names: Names = ()) -> str:
     if audit.uncited:
         lines += ["", "### Not named by any clause", "", "```",
                   *(line for r in audit.uncited for line in _item_lines(text, r)), "```"]
+    lines += trace_markdown(audit, schema, names)
     return "\n".join(lines) + "\n"
 
 
@@ -180,7 +184,7 @@ def render_html(audit: Audit, schema: Schema, names: Names = ()) -> str:
            f"<div><strong>{s['violated']}</strong>violated</div>",
            f"<div><strong>{s['unknown']}</strong>unknown</div>",
            f"<div><strong>{s['clauses']}</strong>{'clause' if s['clauses'] == 1 else 'clauses'}</div>", "</div>",
-           f"<p>Translation validation: {escape(_validation(audit))}.</p>",
+           f"<p>Translation validation: {escape(_validation(audit))}.</p>", *limits_lines(audit, "html"),
            f"<table><tr><th>clause</th><th>verdict</th></tr>{rows}</table>"]
     for c in audit.clauses:
         out += _clause_html(c, schema, names)
@@ -189,6 +193,7 @@ def render_html(audit: Audit, schema: Schema, names: Names = ()) -> str:
         for r in audit.uncited:
             out += _item_html(r, schema, names)
         out.append("</section>")
+    out += trace_html(audit, schema, names)
     return "\n".join(out + ["</body>", "</html>"]) + "\n"
 
 
@@ -215,4 +220,5 @@ def render_json(audit: Audit, schema: Schema, names: Names = ()) -> dict:
                      **({"reason": c.reason} if c.reason else {}),
                      "results": [item(r) for r in c.items]} for c in audit.clauses],
         "uncited": [item(r) for r in audit.uncited],
+        **trace_json(audit, schema, names),
     }

@@ -159,8 +159,11 @@ def _parser() -> argparse.ArgumentParser:
     common(lint)
     audit = sub.add_parser("audit", help="each clause of published terms: held, violated or unknown (docs/audit.md)")
     audit.add_argument("policy", type=Path, help="a .dpi policy or a JSON rule table")
-    audit.add_argument("--terms", required=True, type=Path, metavar="FILE",
-                       help="the terms file (YAML): the clauses, and the specs whose invariants and tests state them")
+    audit.add_argument("--terms", required=True, type=Path, metavar="FILE|NAME",
+                       help="the terms file (YAML): the clauses, and the specs whose invariants and tests state them; "
+                            "or shipped terms: eu-open-internet")
+    audit.add_argument("--strict", action="store_true",
+                       help="exit 1 when an interfering rule is constrained by no clause (a traceability finding)")
     audit.add_argument("--format", choices=AUDIT_FORMATS, default=None,
                        help="default: from the suffix of -o (.html, .md, .json), else text")
     audit.add_argument("-o", "--output", type=Path, help="output file (default: standard output)")
@@ -271,23 +274,24 @@ def _audit(args, stdout: TextIO, stderr: TextIO) -> int:
     """`check` with the terms' specs, its results mapped onto the terms' clauses."""
     from dpipolicy import api
     from dpipolicy.auditformats import SUFFIXES, render, summary_line
-    from dpipolicy.dsl.terms import check_names, read_terms
+    from dpipolicy.dsl.terms import check_names, read_terms, terms_path
     from dpipolicy.verifier.audit import audit
+    from dpipolicy.verifier.trace import trace
     limits = _limits(args)
     fmt = args.format or SUFFIXES.get(args.output.suffix.lower() if args.output else "", "text")
-    terms = read_terms(args.terms)
+    terms = read_terms(terms_path(args.terms))
     loaded = api.load(args.policy, terms.specs, tuple(args.catalogue))
     check_names(terms, tuple(i.name for i in loaded.spec.invariants), tuple(t.name for t in loaded.spec.tests))
     deployed = api.as_deployed(loaded, _profile(args.profile, loaded))
     jobs = args.jobs or automatic_jobs(len(loaded.table.rules))
     from dpipolicy.progress import Progress
     with Progress(stderr) as progress:
-        result = audit(terms, api.check(loaded, limits, deployed, jobs, progress))
+        result = audit(terms, api.check(loaded, limits, deployed, jobs, progress), trace(terms, loaded.table, loaded.spec))
     table = deployed[0]
     _write(args.output, render(fmt, result, table.schema, table.named_sets), stdout)
     if args.output is not None:
         stderr.write(f"wrote the audit to {args.output}: {summary_line(result)}\n")
-    return result.exit_code()
+    return result.exit_code(args.strict)
 
 
 def _compile(args, stdout: TextIO, stderr: TextIO) -> int:

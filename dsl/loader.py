@@ -38,7 +38,15 @@ class PlacedItem:
     role: str            # "policy" or "spec": which command-line file it came through
 
 
+_SHIPPED = Path(__file__).resolve().parent / "data"   # shipped terms and specs: named as in the source tree
+
+
 def display_name(path: Path) -> str:
+    """A path as messages show it: relative to the current folder when below it; a shipped file
+    (dsl/data/) as `dsl/data/...` wherever the package is installed."""
+    shipped = path.resolve()
+    if shipped.is_relative_to(_SHIPPED):
+        return "dsl/data/" + shipped.relative_to(_SHIPPED).as_posix()
     try:
         rel = os.path.relpath(path)
     except ValueError:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -14,6 +15,8 @@ from .yamlnodes import Codes, NodeReader, compose
 
 TERMS_CODES = Codes(unreadable="E600", missing="E602", unknown_key="E603", wrong_type="E604", duplicate="E605")
 _TOP_REQUIRED = ("version", "title", "specs", "clauses")
+_TOP_OPTIONAL = ("limits",)
+SHIPPED_TERMS = ("eu-open-internet",)   # dsl/data/terms/NAME.yaml, for `audit --terms NAME`
 _CLAUSE_REQUIRED = ("id", "text", "source")
 _CLAUSE_OPTIONAL = ("invariants", "tests")
 
@@ -41,6 +44,14 @@ class Terms:
     where: str                     # the terms file, as shown in messages
     specs: tuple[Path, ...]        # the spec files, resolved against the terms file's folder
     clauses: tuple[Clause, ...]
+    limits: str = ""               # what a check of these terms cannot show, said in every report
+
+
+def terms_path(name: Path) -> Path:
+    """A terms file, or the shipped terms of that name when no such file exists."""
+    if not name.exists() and str(name) in SHIPPED_TERMS:
+        return Path(str(resources.files(__package__).joinpath(f"data/terms/{name}.yaml")))
+    return name
 
 
 def read_terms(path: Path) -> Terms:
@@ -54,7 +65,8 @@ def read_terms(path: Path) -> Terms:
     except OSError as exc:
         raise DiagnosticError([Diagnostic("E600", f"cannot read terms file `{where}`: {(exc.strerror or str(exc)).lower()}",
                                           None, location_text=where,
-                                          help="give the path of a terms file (docs/audit.md)")]) from None
+                                          help="give the path of a terms file (docs/audit.md), or the name of shipped terms: "
+                                               + ", ".join(SHIPPED_TERMS))]) from None
     return _Reader(where, path.resolve().parent).terms(compose(text, where, TERMS_CODES))
 
 
@@ -67,7 +79,7 @@ class _Reader(NodeReader):
         if root is None:
             raise DiagnosticError([Diagnostic("E602", "the terms file is empty", None, location_text=self.where,
                                               help="a terms file needs `version: 1`, `title`, `specs` and `clauses`")])
-        top = self.mapping(root, "the terms file", _TOP_REQUIRED, ())
+        top = self.mapping(root, "the terms file", _TOP_REQUIRED, _TOP_OPTIONAL)
         if "version" in top and self.value(top["version"][1]) != 1:
             node = top["version"][1]
             self.fail("E601", node, f"terms file version {self.shown(node)} is not supported",
@@ -75,8 +87,9 @@ class _Reader(NodeReader):
         title = (self.string(top["title"][1], "`title`") or "") if "title" in top else ""
         specs = self.specs(top["specs"][1]) if "specs" in top else ()
         clauses = self.clauses(top["clauses"][1]) if "clauses" in top else ()
+        limits = (self.string(top["limits"][1], "`limits`") or "") if "limits" in top else ""
         self.raise_errors()
-        return Terms(title, self.where, specs, clauses)
+        return Terms(title, self.where, specs, clauses, limits.strip())
 
     def specs(self, node) -> tuple[Path, ...]:
         out: list[Path] = []

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from dpipolicy.dsl.terms import Clause, Terms
 
+from .trace import Trace
 from .results import FAILED, HOLDS, UNKNOWN, VIOLATED, Report, Result
 
 
@@ -26,18 +27,21 @@ class Audit:
     report: Report
     clauses: tuple[ClauseVerdict, ...]
     uncited: tuple[Result, ...]    # invariants and tests no clause names: shown, never dropped
+    trace: Trace | None = None     # traceability and coverage (verifier/trace.py)
 
     def summary(self) -> dict[str, int]:
         verdicts = [c.verdict for c in self.clauses]
         return {"clauses": len(verdicts), "holds": verdicts.count(HOLDS), "violated": verdicts.count(VIOLATED),
                 "unknown": verdicts.count(UNKNOWN)}
 
-    def exit_code(self) -> int:
-        """As `check`'s on the same policy and specs."""
-        return self.report.exit_code()
+    def exit_code(self, strict: bool = False) -> int:
+        """As `check`'s on the same policy and specs; with `strict`, a traceability finding
+        counts as a violation."""
+        code = self.report.exit_code()
+        return 1 if strict and code in (0, 3) and self.trace is not None and self.trace.findings else code
 
 
-def audit(terms: Terms, report: Report) -> Audit:
+def audit(terms: Terms, report: Report, trace: Trace | None = None) -> Audit:
     """Each clause's verdict from the results of its invariants and tests (names checked by
     dsl.terms.check_names before the check)."""
     by_name = {(r.kind, r.name): r for r in report.results}
@@ -50,7 +54,7 @@ def audit(terms: Terms, report: Report) -> Audit:
         items = tuple(by_name[k] for k in keys)
         verdicts.append(_verdict(clause, items, validated, report))
     uncited = tuple(r for r in report.results if (r.kind, r.name) not in cited)
-    return Audit(terms, report, tuple(verdicts), uncited)
+    return Audit(terms, report, tuple(verdicts), uncited, trace)
 
 
 def _verdict(clause: Clause, items: tuple[Result, ...], validated: bool, report: Report) -> ClauseVerdict:
