@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from html import escape
 
+from dpipolicy.auditsections import upgrade_html, upgrade_json, upgrade_markdown, upgrade_text
 from dpipolicy.dsl.schema import Schema
 from dpipolicy.dsl.words import counted
 from dpipolicy.verifier.audit import Audit, ClauseVerdict
@@ -45,7 +46,8 @@ def _item_lines(text: TextReport, r: Result) -> list[str]:
 def render_text(audit: Audit, schema: Schema, names: Names = ()) -> str:
     text = TextReport(schema, False, names)
     lines = [f"audit of {audit.report.policy_name or 'the policy'} against {audit.terms.title} ({audit.terms.where})",
-             f"summary: {summary_line(audit)}", f"translation validation: {_validation(audit)}"]
+             f"summary: {summary_line(audit)}", f"translation validation: {_validation(audit)}",
+             *upgrade_text(audit)]
     for c in audit.clauses:
         lines += ["", f"clause {c.clause.id}: {c.verdict}", f'  "{c.clause.text.strip()}"',
                   f"  source: {c.clause.source}"]
@@ -67,7 +69,7 @@ def render_markdown(audit: Audit, schema: Schema, names: Names = ()) -> str:
     text = TextReport(schema, False, names)
     lines = [f"## Audit: {audit.terms.title}", "",
              f"`{audit.report.policy_name or 'the policy'}` against `{audit.terms.where}`: **{summary_line(audit)}**.",
-             f"Translation validation: {_validation(audit)}.", "",
+             f"Translation validation: {_validation(audit)}.", *upgrade_markdown(audit), "",
              "| clause | verdict | invariants and tests |", "|---|---|---|"]
     for c in audit.clauses:
         items = ", ".join(f"{_MARK[r.status]} `{r.name}`" for r in c.items)
@@ -181,7 +183,7 @@ def render_html(audit: Audit, schema: Schema, names: Names = ()) -> str:
            f"<div><strong>{s['unknown']}</strong>unknown</div>",
            f"<div><strong>{s['clauses']}</strong>{'clause' if s['clauses'] == 1 else 'clauses'}</div>", "</div>",
            f"<p>Translation validation: {escape(_validation(audit))}.</p>",
-           f"<table><tr><th>clause</th><th>verdict</th></tr>{rows}</table>"]
+           f"<table><tr><th>clause</th><th>verdict</th></tr>{rows}</table>", *upgrade_html(audit, _verdict_span)]
     for c in audit.clauses:
         out += _clause_html(c, schema, names)
     if audit.uncited:
@@ -214,5 +216,5 @@ def render_json(audit: Audit, schema: Schema, names: Names = ()) -> dict:
                      "location": c.clause.location, "verdict": c.verdict,
                      **({"reason": c.reason} if c.reason else {}),
                      "results": [item(r) for r in c.items]} for c in audit.clauses],
-        "uncited": [item(r) for r in audit.uncited],
+        "uncited": [item(r) for r in audit.uncited], **upgrade_json(audit),
     }

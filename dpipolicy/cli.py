@@ -165,6 +165,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="default: from the suffix of -o (.html, .md, .json), else text")
     audit.add_argument("-o", "--output", type=Path, help="output file (default: standard output)")
     audit.add_argument("--profile", metavar="NAME|FILE", help=PROFILE_HELP)
+    audit.add_argument("--profile-old", metavar="NAME|FILE",
+                       help="with --profile-new: audit under both engines, and name the clauses the upgrade breaks")
+    audit.add_argument("--profile-new", metavar="NAME|FILE", help="the engine after the upgrade (default: exact)")
     audit.add_argument("--jobs", type=_jobs, default=None, metavar="N|auto", help=JOBS_HELP)
     common(audit)
     fmt = sub.add_parser("fmt", help="rewrite .dpi files in the canonical layout (docs/fmt.md)")
@@ -278,11 +281,27 @@ def _audit(args, stdout: TextIO, stderr: TextIO) -> int:
     terms = read_terms(args.terms)
     loaded = api.load(args.policy, terms.specs, tuple(args.catalogue))
     check_names(terms, tuple(i.name for i in loaded.spec.invariants), tuple(t.name for t in loaded.spec.tests))
-    deployed = api.as_deployed(loaded, _profile(args.profile, loaded))
+    upgrading = args.profile_old is not None or args.profile_new is not None
+    if upgrading and args.profile is not None:
+        from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
+        raise DiagnosticError([Diagnostic("E639", "--profile cannot be given with --profile-old/--profile-new", None,
+                                          location_text="--profile",
+                                          help="give one engine with --profile, or the two of an upgrade with "
+                                               "--profile-old and --profile-new")])
+    profile = _profile(args.profile_new if upgrading else args.profile, loaded)
+    deployed = api.as_deployed(loaded, profile)
     jobs = args.jobs or automatic_jobs(len(loaded.table.rules))
     from dpipolicy.progress import Progress
     with Progress(stderr) as progress:
+        if upgrading:
+            from dpipolicy.verifier.auditupgrade import upgrade
+            old = _profile(args.profile_old, loaded)
+            before = audit(terms, api.check(loaded, limits, api.as_deployed(loaded, old), jobs, progress))
+            up = upgrade(old.name if old else "exact", profile.name if profile else "exact", before)
         result = audit(terms, api.check(loaded, limits, deployed, jobs, progress))
+        if upgrading:
+            from dataclasses import replace
+            result = replace(result, upgrade=up)
     table = deployed[0]
     _write(args.output, render(fmt, result, table.schema, table.named_sets), stdout)
     if args.output is not None:

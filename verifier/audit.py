@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from dpipolicy.dsl.terms import Clause, Terms
 
+from .auditupgrade import Upgrade
 from .results import FAILED, HOLDS, UNKNOWN, VIOLATED, Report, Result
 
 
@@ -26,6 +27,7 @@ class Audit:
     report: Report
     clauses: tuple[ClauseVerdict, ...]
     uncited: tuple[Result, ...]    # invariants and tests no clause names: shown, never dropped
+    upgrade: Upgrade | None = None  # with two engine profiles: the verdicts under the old one
 
     def summary(self) -> dict[str, int]:
         verdicts = [c.verdict for c in self.clauses]
