@@ -82,3 +82,61 @@ def upgrade_json(audit: Audit) -> dict:
                         "clauses": [{"id": c.clause, "before": c.before, "after": c.after} for c in moved],
                         "broken": [c.clause for c in moved if c.broken],
                         "fixed": [c.clause for c in moved if c.fixed]}}
+
+
+# ----- waivers (verifier/waivers.py) ---------------------------------------------------------------
+def _waiver_words(w) -> str:
+    return f'{w.kind} {w.name}, owner {w.owner}, expires {w.expires.isoformat()}: "{w.reason}" ({w.location})'
+
+
+def waiver_headline(audit: Audit) -> list[str]:
+    """The waivers' findings, said at the top: an expired waiver, or one that matches nothing."""
+    rv = audit.waivers
+    if rv is None:
+        return []
+    lines = [f"waivers: {rv.where} (today is {rv.today.isoformat()}): {counted(len(rv.expired), 'expired waiver')}, "
+             f"{len(rv.unmatched)} matching no violation"]
+    lines += [f"  EXPIRED on {w.expires.isoformat()}, no longer applies: waiver of {_waiver_words(w)}" for w in rv.expired]
+    lines += [f"  MATCHES NO VIOLATION: waiver of {_waiver_words(w)}, accepting {w.accepts()}"
+              for w in rv.unmatched]
+    return lines
+
+
+def waiver_clause_lines(audit: Audit, clause_id: str, region_text) -> list[str]:
+    """Under a clause: each waiver that accepts its violations, with who and why, and each
+    violated item not (wholly) waived, with the part no waiver accepts."""
+    if audit.waivers is None:
+        return []
+    lines = []
+    for item in audit.waivers.items.get(clause_id, ()):
+        r = item.result
+        for w in item.waivers:
+            lines.append(f"{'waived' if item.waived else 'partly waived'}: {r.kind} {r.name} by the waiver of "
+                         f"{_waiver_words(w)}")
+            lines.append(f"    accepting {w.accepts()}")
+        if item.why_not:
+            lines.append(f"not waived: {r.kind} {r.name}: {item.why_not}")
+        elif item.rest and item.waivers:
+            lines.append(f"not waived: {r.kind} {r.name}: these violating flows are outside every waiver "
+                         f"({counted(len(item.rest), 'box')}):")
+            lines += [f"    - {region_text(box)}  [decided by {rule}]" for box, rule in item.rest]
+    return lines
+
+
+def waivers_json(audit: Audit, clause_id: str | None = None, region_text=None) -> dict:
+    """`waivers` of a clause (with `clause_id`) or of the report, in the JSON of docs/audit.md."""
+    rv = audit.waivers
+    if rv is None:
+        return {}
+
+    def one(w) -> dict:
+        return {"kind": w.kind, "name": w.name, "rule": w.rule, "region": w.region, "owner": w.owner,
+                "reason": w.reason, "expires": w.expires.isoformat(), "location": w.location}
+    if clause_id is not None:
+        return {"waivers": [{"item": i.result.name, "kind": i.result.kind, "waived": i.waived,
+                             "by": [one(w) for w in i.waivers],
+                             **({"why_not": i.why_not} if i.why_not else {}),
+                             "not_waived": [{"rule": rule, "text": region_text(box)} for box, rule in i.rest]}
+                            for i in rv.items.get(clause_id, ())]}
+    return {"waivers": {"file": rv.where, "today": rv.today.isoformat(), "expired": [one(w) for w in rv.expired],
+                        "unmatched": [one(w) for w in rv.unmatched]}}

@@ -6,17 +6,21 @@ it is unknown. The reports are rendered by dpipolicy/auditformats.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dpipolicy.dsl.terms import Clause, Terms
 
 from .auditupgrade import Upgrade
 from .results import FAILED, HOLDS, UNKNOWN, VIOLATED, Report, Result
 
+if TYPE_CHECKING:
+    from .waivers import Review
+
 
 @dataclass(frozen=True)
 class ClauseVerdict:
     clause: Clause
-    verdict: str                   # holds, violated or unknown
+    verdict: str                   # holds, violated or unknown (or waived: verifier/waivers.py)
     items: tuple[Result, ...]      # its invariants, then its tests, in the order the terms list them
     reason: str | None = None      # why unknown, when no item is
 
@@ -28,14 +32,19 @@ class Audit:
     clauses: tuple[ClauseVerdict, ...]
     uncited: tuple[Result, ...]    # invariants and tests no clause names: shown, never dropped
     upgrade: Upgrade | None = None  # with two engine profiles: the verdicts under the old one
+    waivers: Review | None = None   # with a waiver file: how its waivers meet the violations
 
     def summary(self) -> dict[str, int]:
         verdicts = [c.verdict for c in self.clauses]
         return {"clauses": len(verdicts), "holds": verdicts.count(HOLDS), "violated": verdicts.count(VIOLATED),
-                "unknown": verdicts.count(UNKNOWN)}
+                "unknown": verdicts.count(UNKNOWN),
+                **({"waived": verdicts.count("waived")} if self.waivers is not None else {})}
 
     def exit_code(self) -> int:
-        """As `check`'s on the same policy and specs."""
+        """As `check`'s on the same policy and specs; with waivers, verifier/waivers.py's."""
+        if self.waivers is not None:
+            from .waivers import exit_code
+            return exit_code(self)
         return self.report.exit_code()
 
 
