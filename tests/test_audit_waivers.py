@@ -162,3 +162,13 @@ def test_waiver_file_errors_have_codes_and_locations(text, code, location, messa
 def test_a_missing_waiver_file_is_e630():
     rc, _, err = run_cli("audit", "policy.dpi", "--terms", "terms.yaml", "--waivers", "none.yaml")
     assert rc == 2 and "error[E630]: cannot read waiver file `none.yaml`: no such file or directory" in err
+
+
+def test_an_equal_treatment_violation_is_not_waived_and_says_why(tmp_path):
+    Path("w.yaml").write_text(waiver(target="clause: binge-on-speed", scope="rule: other_video"), encoding="utf-8")
+    code, out, _ = run_cli("audit", ROOT / "examples/terms/tmobile-video-faulty.dpi",
+                           "--terms", ROOT / "examples/terms/tmobile-video.terms.yaml", "--waivers", "w.yaml",
+                           "--today", "2011-10-01")
+    assert code == 1 and "clause binge-on-speed: violated" in out
+    assert ("  not waived: invariant video_services_alike: a violated equal-treatment invariant is a pair of flows: "
+            "it cannot be waived") in out
