@@ -64,7 +64,8 @@ def upgrade_html(audit: Audit, verdict_span) -> list[str]:
                    for c in changes(up, audit))
     out = ['<section class="upgrade">', f"<h2>Engine upgrade {escape(up.old)} &rarr; {escape(up.new)}</h2>",
            f"<p>{escape(_upgrade_headline(audit))}.</p>",
-           f"<table><tr><th>clause</th><th>under {escape(up.old)}</th><th>under {escape(up.new)}</th></tr>{rows}</table>"]
+           f"<table><tr><th>clause</th><th>under {escape(up.old)}</th><th>under {escape(up.new)}</th></tr>"
+           f"{rows}</table>"]
     for c in changes(up, audit):
         if c.broken:
             out += [f"<p>The upgrade breaks clause <code>{escape(c.clause)}</code>:</p>",
@@ -96,7 +97,8 @@ def waiver_headline(audit: Audit) -> list[str]:
         return []
     lines = [f"waivers: {rv.where} (today is {rv.today.isoformat()}): {counted(len(rv.expired), 'expired waiver')}, "
              f"{len(rv.unmatched)} matching no violation"]
-    lines += [f"  EXPIRED on {w.expires.isoformat()}, no longer applies: waiver of {_waiver_words(w)}" for w in rv.expired]
+    lines += [f"  EXPIRED on {w.expires.isoformat()}, no longer applies: waiver of {_waiver_words(w)}"
+              for w in rv.expired]
     lines += [f"  MATCHES NO VIOLATION: waiver of {_waiver_words(w)}, accepting {w.accepts()}"
               for w in rv.unmatched]
     return lines

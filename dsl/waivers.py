@@ -93,7 +93,8 @@ class _Reader(NodeReader):
         if len(targets) != 1:
             self.fail("E638", node, "a waiver names " + ("nothing it waives" if not targets else
                                                          "more than one of " + ", ".join(f"`{t}`" for t in targets)),
-                      help="give one `clause`, `invariant` or `test`: the clause or the item whose violation it accepts")
+                      help="give one `clause`, `invariant` or `test`: the clause, or the item, whose violation "
+                           "it accepts")
         if not any(k in keys for k in _SCOPES):
             self.fail("E638", node, "a waiver says no flows it accepts",
                       help="give `rule: NAME` (flows that rule decides), `region: CONDITION`, or both")

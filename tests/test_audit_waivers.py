@@ -52,7 +52,8 @@ def in_tmp_path(tmp_path, monkeypatch):
 
 def audit(waivers: str, *extra: str, today: str = "2011-10-01"):
     Path("waivers.yaml").write_text(waivers, encoding="utf-8")
-    return run_cli("audit", "policy.dpi", "--terms", "terms.yaml", "--waivers", "waivers.yaml", "--today", today, *extra)
+    return run_cli("audit", "policy.dpi", "--terms", "terms.yaml", "--waivers", "waivers.yaml", "--today", today,
+                   *extra)
 
 
 def test_a_waived_clause_is_shown_with_who_why_and_until_when_and_does_not_fail():
@@ -104,7 +105,8 @@ def test_a_waiver_that_matches_no_violation_is_a_finding():
     code, out, _ = audit(waiver(target="clause: mail", scope="rule: relay_only"))
     assert code == 1
     assert ("  MATCHES NO VIOLATION: waiver of clause mail, owner Video team, expires 2011-12-31: "
-            '"the optimiser is being renegotiated" (waivers.yaml:3:5), accepting flows decided by rule `relay_only`') in out
+            '"the optimiser is being renegotiated" (waivers.yaml:3:5), '
+            "accepting flows decided by rule `relay_only`") in out
 
 
 def test_a_waiver_of_the_item_waives_its_clause():
