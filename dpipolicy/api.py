@@ -48,32 +48,32 @@ class Memo:
 
 
 def load(path: Path, specs: tuple[Path, ...] = (), catalogues: tuple[Path, ...] = (),
-         memo: Memo | None = None) -> Loaded:
+         memo: Memo | None = None, extra: tuple = ()) -> Loaded:
     """Read a `.dpi` policy (compiling it) or a JSON rule table, with spec files. Raises DiagnosticError.
     Loads sharing a `memo` parse, check and lower only what the earlier ones did not (two
     versions for a diff); one that finds errors after reusing items is done again without it,
     since a reused item keeps the spans of its first parse inside it (reuse.py), and errors
-    must point here."""
+    must point here. `extra` are spec items parsed elsewhere (a waiver file's regions)."""
     catalogue = load_catalogue(catalogues)
     reused = memo.parse.reused if memo is not None else 0
     try:
-        return _load(path, specs, catalogue, memo)
+        return _load(path, specs, catalogue, memo, extra)
     except DiagnosticError:
         if memo is None or memo.parse.reused == reused:
             raise
-    return _load(path, specs, catalogue, None)
+    return _load(path, specs, catalogue, None, extra)
 
 
-def _load(path: Path, specs: tuple[Path, ...], catalogue: Catalogue, memo: Memo | None) -> Loaded:
+def _load(path: Path, specs: tuple[Path, ...], catalogue: Catalogue, memo: Memo | None, extra: tuple = ()) -> Loaded:
     parse = memo.parse if memo is not None else None
     if is_table(path):
         table = read_table(path, catalogue)
         spec_items = load_items(specs[0], specs[1:], parse)[0] if specs else []
-        spec = check_spec_items(spec_items, catalogue, table.schema)
+        spec = check_spec_items(spec_items + list(extra), catalogue, table.schema)
         # specs may add server-name patterns (dsl/domains.py): the table moves onto their schema
         return Loaded(table if spec.schema is table.schema else retarget(table, spec.schema), spec, None)
     items, _ = load_items(path, specs, parse)
-    policy = check_items(items, catalogue, memo.rules if memo is not None else None)
+    policy = check_items(items + list(extra), catalogue, memo.rules if memo is not None else None)
     return Loaded(lower(policy, memo.boxes if memo is not None else None), policy, policy)
 
 

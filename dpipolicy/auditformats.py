@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from html import escape
 
+from dpipolicy.auditsections import (upgrade_html, upgrade_json, upgrade_markdown, upgrade_text, waiver_clause_lines,
+                                     waiver_headline, waivers_json)
 from dpipolicy.dsl.schema import Schema
 from dpipolicy.dsl.words import counted
 from dpipolicy.traceformats import limits_lines, trace_html, trace_json, trace_markdown, trace_text
@@ -30,7 +32,7 @@ def render(fmt: str, audit: Audit, schema: Schema, names: Names = ()) -> str:
 def summary_line(audit: Audit) -> str:
     s = audit.summary()
     return (f"{counted(s['clauses'], 'clause')}: {s['holds']} held, {s['violated']} violated, "
-            f"{s['unknown']} unknown")
+            f"{s['unknown']} unknown" + (f", {s['waived']} waived" if "waived" in s else ""))
 
 
 def _validation(audit: Audit) -> str:
@@ -47,12 +49,13 @@ def render_text(audit: Audit, schema: Schema, names: Names = ()) -> str:
     text = TextReport(schema, False, names)
     lines = [f"audit of {audit.report.policy_name or 'the policy'} against {audit.terms.title} ({audit.terms.where})",
              f"summary: {summary_line(audit)}", f"translation validation: {_validation(audit)}",
-             *limits_lines(audit, "text")]
+             *limits_lines(audit, "text"), *upgrade_text(audit), *waiver_headline(audit)]
     for c in audit.clauses:
         lines += ["", f"clause {c.clause.id}: {c.verdict}", f'  "{c.clause.text.strip()}"',
                   f"  source: {c.clause.source}"]
         if c.reason:
             lines.append(f"  {c.reason}")
+        lines += ["  " + line for line in waiver_clause_lines(audit, c.clause.id, _region_text(schema, names))]
         for r in c.items:
             lines += ["  " + line for line in _item_lines(text, r)]
     if audit.uncited:
@@ -63,7 +66,11 @@ def render_text(audit: Audit, schema: Schema, names: Names = ()) -> str:
     return "\n".join(lines) + "\n"
 
 
-_MARK = {"holds": "✅", "passed": "✅", "violated": "❌", "failed": "❌", "unknown": "❔"}
+_MARK = {"holds": "✅", "passed": "✅", "violated": "❌", "failed": "❌", "unknown": "❔", "waived": "☑️"}
+
+
+def _region_text(schema: Schema, names: Names):
+    return lambda box: box_text(schema, box, names)
 
 
 def render_markdown(audit: Audit, schema: Schema, names: Names = ()) -> str:
@@ -71,6 +78,8 @@ def render_markdown(audit: Audit, schema: Schema, names: Names = ()) -> str:
     lines = [f"## Audit: {audit.terms.title}", "",
              f"`{audit.report.policy_name or 'the policy'}` against `{audit.terms.where}`: **{summary_line(audit)}**.",
              f"Translation validation: {_validation(audit)}.", "", *limits_lines(audit, "markdown"),
+             *upgrade_markdown(audit),
+             *(["", "```", *waiver_headline(audit), "```"] if audit.waivers is not None else []), "",
              "| clause | verdict | invariants and tests |", "|---|---|---|"]
     for c in audit.clauses:
         items = ", ".join(f"{_MARK[r.status]} `{r.name}`" for r in c.items)
@@ -80,6 +89,9 @@ def render_markdown(audit: Audit, schema: Schema, names: Names = ()) -> str:
                   *("> " + line for line in c.clause.text.strip().splitlines()), "", f"Source: {c.clause.source}"]
         if c.reason:
             lines += ["", c.reason]
+        waived = waiver_clause_lines(audit, c.clause.id, _region_text(schema, names))
+        if waived:
+            lines += ["", "```", *waived, "```"]
         if any(text.details(r) for r in c.items):
             lines += ["", "```", *(line for r in c.items for line in _item_lines(text, r)), "```"]
     if audit.uncited:
@@ -102,6 +114,7 @@ blockquote { border-left: 4px solid #bbb; margin: 0.5em 0; padding: 0.2em 1em; f
 .holds, .passed { background: #dfd; color: #060; }
 .violated, .failed { background: #fdd; color: #900; }
 .unknown { background: #ffd; color: #750; }
+.waived { background: #def; color: #035; }
 code, .flow { font-family: monospace; font-size: 0.95em; }
 dl { margin: 0.3em 0 0.3em 1em; } dt { font-weight: bold; margin-top: 0.4em; } dd { margin-left: 1.5em; }
 table { border-collapse: collapse; } td, th { border: 1px solid #bbb; padding: 0.2em 0.6em; text-align: left; }
@@ -157,13 +170,16 @@ def _item_html(r: Result, schema: Schema, names: Names) -> list[str]:
             f"<p>Stated at <code>{escape(r.location)}</code></p>", *_evidence_html(r, schema, names)]
 
 
-def _clause_html(c: ClauseVerdict, schema: Schema, names: Names) -> list[str]:
+def _clause_html(c: ClauseVerdict, schema: Schema, names: Names, audit: Audit) -> list[str]:
     out = [f'<section class="clause" id="clause-{escape(c.clause.id)}">',
            f"<h2>Clause <code>{escape(c.clause.id)}</code>: {_verdict_span(c.verdict)}</h2>",
            f"<blockquote>{escape(c.clause.text.strip())}</blockquote>",
            f"<p>Source: {escape(c.clause.source)}</p>"]
     if c.reason:
         out.append(f"<p>{escape(c.reason)}</p>")
+    waived = waiver_clause_lines(audit, c.clause.id, _region_text(schema, names))
+    if waived:
+        out.append(f'<pre class="waivers">{escape(chr(10).join(waived))}</pre>')
     for r in c.items:
         out += _item_html(r, schema, names)
     return out + ["</section>"]
@@ -183,11 +199,14 @@ def render_html(audit: Audit, schema: Schema, names: Names = ()) -> str:
            f"<div><strong>{s['holds']}</strong>held</div>",
            f"<div><strong>{s['violated']}</strong>violated</div>",
            f"<div><strong>{s['unknown']}</strong>unknown</div>",
+           *([f"<div><strong>{s['waived']}</strong>waived</div>"] if "waived" in s else []),
            f"<div><strong>{s['clauses']}</strong>{'clause' if s['clauses'] == 1 else 'clauses'}</div>", "</div>",
            f"<p>Translation validation: {escape(_validation(audit))}.</p>", *limits_lines(audit, "html"),
-           f"<table><tr><th>clause</th><th>verdict</th></tr>{rows}</table>"]
+           f"<table><tr><th>clause</th><th>verdict</th></tr>{rows}</table>", *upgrade_html(audit, _verdict_span),
+           *([f'<pre class="waivers">{escape(chr(10).join(waiver_headline(audit)))}</pre>']
+             if audit.waivers is not None else [])]
     for c in audit.clauses:
-        out += _clause_html(c, schema, names)
+        out += _clause_html(c, schema, names, audit)
     if audit.uncited:
         out += ['<section class="clause">', "<h2>Invariants and tests no clause names</h2>"]
         for r in audit.uncited:
@@ -218,7 +237,8 @@ def render_json(audit: Audit, schema: Schema, names: Names = ()) -> dict:
         "clauses": [{"id": c.clause.id, "text": c.clause.text, "source": c.clause.source,
                      "location": c.clause.location, "verdict": c.verdict,
                      **({"reason": c.reason} if c.reason else {}),
+                     **waivers_json(audit, c.clause.id, _region_text(schema, names)),
                      "results": [item(r) for r in c.items]} for c in audit.clauses],
-        "uncited": [item(r) for r in audit.uncited],
+        "uncited": [item(r) for r in audit.uncited], **upgrade_json(audit), **waivers_json(audit),
         **trace_json(audit, schema, names),
     }

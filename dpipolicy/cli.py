@@ -168,7 +168,14 @@ def _parser() -> argparse.ArgumentParser:
                        help="default: from the suffix of -o (.html, .md, .json), else text")
     audit.add_argument("-o", "--output", type=Path, help="output file (default: standard output)")
     audit.add_argument("--profile", metavar="NAME|FILE", help=PROFILE_HELP)
+    audit.add_argument("--profile-old", metavar="NAME|FILE",
+                       help="with --profile-new: audit under both engines, and name the clauses the upgrade breaks")
+    audit.add_argument("--profile-new", metavar="NAME|FILE", help="the engine after the upgrade (default: exact)")
     audit.add_argument("--jobs", type=_jobs, default=None, metavar="N|auto", help=JOBS_HELP)
+    audit.add_argument("--waivers", type=Path, metavar="FILE",
+                       help="a waiver file (YAML): violations accepted for a time, with owner and reason")
+    audit.add_argument("--today", metavar="YYYY-MM-DD",
+                       help="the date waivers expire against (default: $DPIPOLICY_TODAY, else today)")
     common(audit)
     fmt = sub.add_parser("fmt", help="rewrite .dpi files in the canonical layout (docs/fmt.md)")
     fmt.add_argument("files", nargs="+", type=Path, metavar="FILE", help="a .dpi policy or spec file")
@@ -272,26 +279,74 @@ def _check(args, stdout: TextIO, stderr: TextIO) -> int:
 
 def _audit(args, stdout: TextIO, stderr: TextIO) -> int:
     """`check` with the terms' specs, its results mapped onto the terms' clauses."""
+    from dataclasses import replace
+
     from dpipolicy import api
     from dpipolicy.auditformats import SUFFIXES, render, summary_line
     from dpipolicy.dsl.terms import check_names, read_terms, terms_path
+    from dpipolicy.dsl.waivers import read_waivers
     from dpipolicy.verifier.audit import audit
     from dpipolicy.verifier.trace import trace
+    from dpipolicy.verifier.waivers import check_waiver_names, review, split_regions
     limits = _limits(args)
     fmt = args.format or SUFFIXES.get(args.output.suffix.lower() if args.output else "", "text")
     terms = read_terms(terms_path(args.terms))
-    loaded = api.load(args.policy, terms.specs, tuple(args.catalogue))
-    check_names(terms, tuple(i.name for i in loaded.spec.invariants), tuple(t.name for t in loaded.spec.tests))
-    deployed = api.as_deployed(loaded, _profile(args.profile, loaded))
+    waivers = read_waivers(args.waivers) if args.waivers is not None else None
+    today = _today(args) if waivers is not None else None
+    loaded = api.load(args.policy, terms.specs, tuple(args.catalogue), extra=waivers.regions if waivers else ())
+    spec, _ = split_regions(loaded.spec)
+    invariants, tests = tuple(i.name for i in spec.invariants), tuple(t.name for t in spec.tests)
+    check_names(terms, invariants, tests)
+    if waivers is not None:
+        check_waiver_names(waivers, tuple(c.id for c in terms.clauses), invariants, tests,
+                           tuple(r.origin.name for r in loaded.table.rules) + ("default",))
+    upgrading = args.profile_old is not None or args.profile_new is not None
+    if upgrading and args.profile is not None:
+        from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
+        raise DiagnosticError([Diagnostic("E639", "--profile cannot be given with --profile-old/--profile-new", None,
+                                          location_text="--profile",
+                                          help="give one engine with --profile, or the two of an upgrade with "
+                                               "--profile-old and --profile-new")])
+
+    def deployed_under(profile):        # the table and spec an engine runs, and the waivers' regions
+        table, deployed_spec = api.as_deployed(loaded, profile)
+        rest, regions = split_regions(deployed_spec)
+        return (table, rest), regions
+
+    profile = _profile(args.profile_new if upgrading else args.profile, loaded)
+    deployed, regions = deployed_under(profile)
     jobs = args.jobs or automatic_jobs(len(loaded.table.rules))
     from dpipolicy.progress import Progress
     with Progress(stderr) as progress:
-        result = audit(terms, api.check(loaded, limits, deployed, jobs, progress), trace(terms, loaded.table, loaded.spec))
+        if upgrading:
+            from dpipolicy.verifier.auditupgrade import upgrade
+            old = _profile(args.profile_old, loaded)
+            before = audit(terms, api.check(loaded, limits, deployed_under(old)[0], jobs, progress))
+            up = upgrade(old.name if old else "exact", profile.name if profile else "exact", before)
+        result = audit(terms, api.check(loaded, limits, deployed, jobs, progress), trace(terms, loaded.table, spec))
+        if upgrading:
+            result = replace(result, upgrade=up)
     table = deployed[0]
+    if waivers is not None:
+        result = review(result, waivers, regions, {f.name: f for f in table.schema.flow_fields}, today)
     _write(args.output, render(fmt, result, table.schema, table.named_sets), stdout)
     if args.output is not None:
         stderr.write(f"wrote the audit to {args.output}: {summary_line(result)}\n")
     return result.exit_code(args.strict)
+
+
+def _today(args):
+    """The date waivers expire against: --today, else $DPIPOLICY_TODAY (for CI), else the clock."""
+    import datetime
+    given, where = (args.today, "--today") if args.today else (os.environ.get("DPIPOLICY_TODAY"), "DPIPOLICY_TODAY")
+    if not given:
+        return datetime.date.today()
+    try:
+        return datetime.date.fromisoformat(given)
+    except ValueError:
+        from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
+        raise DiagnosticError([Diagnostic("E636", f"{where} must be a date written YYYY-MM-DD, not `{given}`", None,
+                                          location_text=where, help="for example 2011-10-01")]) from None
 
 
 def _compile(args, stdout: TextIO, stderr: TextIO) -> int:

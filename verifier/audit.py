@@ -6,17 +6,22 @@ it is unknown. The reports are rendered by dpipolicy/auditformats.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dpipolicy.dsl.terms import Clause, Terms
 
+from .auditupgrade import Upgrade
 from .trace import Trace
 from .results import FAILED, HOLDS, UNKNOWN, VIOLATED, Report, Result
+
+if TYPE_CHECKING:
+    from .waivers import Review
 
 
 @dataclass(frozen=True)
 class ClauseVerdict:
     clause: Clause
-    verdict: str                   # holds, violated or unknown
+    verdict: str                   # holds, violated or unknown (or waived: verifier/waivers.py)
     items: tuple[Result, ...]      # its invariants, then its tests, in the order the terms list them
     reason: str | None = None      # why unknown, when no item is
 
@@ -28,16 +33,23 @@ class Audit:
     clauses: tuple[ClauseVerdict, ...]
     uncited: tuple[Result, ...]    # invariants and tests no clause names: shown, never dropped
     trace: Trace | None = None     # traceability and coverage (verifier/trace.py)
+    upgrade: Upgrade | None = None  # with two engine profiles: the verdicts under the old one
+    waivers: Review | None = None   # with a waiver file: how its waivers meet the violations
 
     def summary(self) -> dict[str, int]:
         verdicts = [c.verdict for c in self.clauses]
         return {"clauses": len(verdicts), "holds": verdicts.count(HOLDS), "violated": verdicts.count(VIOLATED),
-                "unknown": verdicts.count(UNKNOWN)}
+                "unknown": verdicts.count(UNKNOWN),
+                **({"waived": verdicts.count("waived")} if self.waivers is not None else {})}
 
     def exit_code(self, strict: bool = False) -> int:
-        """As `check`'s on the same policy and specs; with `strict`, a traceability finding
-        counts as a violation."""
-        code = self.report.exit_code()
+        """As `check`'s on the same policy and specs (with waivers, verifier/waivers.py's); with
+        `strict`, a traceability finding counts as a violation."""
+        if self.waivers is not None:
+            from .waivers import exit_code
+            code = exit_code(self)
+        else:
+            code = self.report.exit_code()
         return 1 if strict and code in (0, 3) and self.trace is not None and self.trace.findings else code
 
 

@@ -1,0 +1,144 @@
+"""The parts of an audit report beyond the clauses' own evidence, in each format of
+auditformats.py: the engine upgrade (verifier/auditupgrade.py), clause by clause."""
+from __future__ import annotations
+
+from html import escape
+
+from dpipolicy.dsl.words import counted
+from dpipolicy.verifier.audit import Audit
+from dpipolicy.verifier.auditupgrade import changes
+
+
+def _words(audit: Audit) -> dict[str, str]:
+    return {c.clause.id: c.clause.text.strip() for c in audit.clauses}
+
+
+def _upgrade_headline(audit: Audit) -> str:
+    up = audit.upgrade
+    moved = changes(up, audit)
+    broken = [c.clause for c in moved if c.broken]
+    fixed = [c.clause for c in moved if c.fixed]
+    return (f"engine upgrade {up.old} -> {up.new}: breaks {counted(len(broken), 'clause')}"
+            f"{': ' + ', '.join(broken) if broken else ''}; fixes {counted(len(fixed), 'clause')}"
+            f"{': ' + ', '.join(fixed) if fixed else ''} (the evidence below is under {up.new})")
+
+
+def upgrade_text(audit: Audit) -> list[str]:
+    """Lines for the text report: the headline, each clause's verdict under both engines, and the
+    words of each clause the upgrade breaks."""
+    if audit.upgrade is None:
+        return []
+    up, words = audit.upgrade, _words(audit)
+    lines = [_upgrade_headline(audit)]
+    for c in changes(up, audit):
+        lines.append(f"  clause {c.clause}: {c.before} under {up.old}, {c.after} under {up.new}"
+                     f"{'  (broken by the upgrade)' if c.broken else '  (fixed by the upgrade)' if c.fixed else ''}")
+    for c in changes(up, audit):
+        if c.broken:
+            lines.append(f'  the upgrade breaks clause {c.clause}: "{words[c.clause]}"')
+    return lines
+
+
+def upgrade_markdown(audit: Audit) -> list[str]:
+    if audit.upgrade is None:
+        return []
+    up, words = audit.upgrade, _words(audit)
+    lines = ["", f"**{_upgrade_headline(audit)}**", "", f"| clause | under `{up.old}` | under `{up.new}` |",
+             "|---|---|---|"]
+    for c in changes(up, audit):
+        note = " (broken by the upgrade)" if c.broken else " (fixed by the upgrade)" if c.fixed else ""
+        lines.append(f"| `{c.clause}` | {c.before} | {c.after}{note} |")
+    for c in changes(up, audit):
+        if c.broken:
+            lines += ["", f"The upgrade breaks `{c.clause}`:", "", f"> {words[c.clause]}"]
+    return lines
+
+
+def upgrade_html(audit: Audit, verdict_span) -> list[str]:
+    if audit.upgrade is None:
+        return []
+    up, words = audit.upgrade, _words(audit)
+    rows = "".join(f'<tr><td><a href="#clause-{escape(c.clause)}">{escape(c.clause)}</a></td>'
+                   f"<td>{verdict_span(c.before)}</td><td>{verdict_span(c.after)}"
+                   f"{' broken by the upgrade' if c.broken else ' fixed by the upgrade' if c.fixed else ''}</td></tr>"
+                   for c in changes(up, audit))
+    out = ['<section class="upgrade">', f"<h2>Engine upgrade {escape(up.old)} &rarr; {escape(up.new)}</h2>",
+           f"<p>{escape(_upgrade_headline(audit))}.</p>",
+           f"<table><tr><th>clause</th><th>under {escape(up.old)}</th><th>under {escape(up.new)}</th></tr>"
+           f"{rows}</table>"]
+    for c in changes(up, audit):
+        if c.broken:
+            out += [f"<p>The upgrade breaks clause <code>{escape(c.clause)}</code>:</p>",
+                    f"<blockquote>{escape(words[c.clause])}</blockquote>"]
+    return out + ["</section>"]
+
+
+def upgrade_json(audit: Audit) -> dict:
+    """`upgrade` of the JSON report (docs/audit.md), only with two engine profiles."""
+    if audit.upgrade is None:
+        return {}
+    up = audit.upgrade
+    moved = changes(up, audit)
+    return {"upgrade": {"old_profile": up.old, "new_profile": up.new,
+                        "clauses": [{"id": c.clause, "before": c.before, "after": c.after} for c in moved],
+                        "broken": [c.clause for c in moved if c.broken],
+                        "fixed": [c.clause for c in moved if c.fixed]}}
+
+
+# ----- waivers (verifier/waivers.py) ---------------------------------------------------------------
+def _waiver_words(w) -> str:
+    return f'{w.kind} {w.name}, owner {w.owner}, expires {w.expires.isoformat()}: "{w.reason}" ({w.location})'
+
+
+def waiver_headline(audit: Audit) -> list[str]:
+    """The waivers' findings, said at the top: an expired waiver, or one that matches nothing."""
+    rv = audit.waivers
+    if rv is None:
+        return []
+    lines = [f"waivers: {rv.where} (today is {rv.today.isoformat()}): {counted(len(rv.expired), 'expired waiver')}, "
+             f"{len(rv.unmatched)} matching no violation"]
+    lines += [f"  EXPIRED on {w.expires.isoformat()}, no longer applies: waiver of {_waiver_words(w)}"
+              for w in rv.expired]
+    lines += [f"  MATCHES NO VIOLATION: waiver of {_waiver_words(w)}, accepting {w.accepts()}"
+              for w in rv.unmatched]
+    return lines
+
+
+def waiver_clause_lines(audit: Audit, clause_id: str, region_text) -> list[str]:
+    """Under a clause: each waiver that accepts its violations, with who and why, and each
+    violated item not (wholly) waived, with the part no waiver accepts."""
+    if audit.waivers is None:
+        return []
+    lines = []
+    for item in audit.waivers.items.get(clause_id, ()):
+        r = item.result
+        for w in item.waivers:
+            lines.append(f"{'waived' if item.waived else 'partly waived'}: {r.kind} {r.name} by the waiver of "
+                         f"{_waiver_words(w)}")
+            lines.append(f"    accepting {w.accepts()}")
+        if item.why_not:
+            lines.append(f"not waived: {r.kind} {r.name}: {item.why_not}")
+        elif item.rest and item.waivers:
+            lines.append(f"not waived: {r.kind} {r.name}: these violating flows are outside every waiver "
+                         f"({counted(len(item.rest), 'box')}):")
+            lines += [f"    - {region_text(box)}  [decided by {rule}]" for box, rule in item.rest]
+    return lines
+
+
+def waivers_json(audit: Audit, clause_id: str | None = None, region_text=None) -> dict:
+    """`waivers` of a clause (with `clause_id`) or of the report, in the JSON of docs/audit.md."""
+    rv = audit.waivers
+    if rv is None:
+        return {}
+
+    def one(w) -> dict:
+        return {"kind": w.kind, "name": w.name, "rule": w.rule, "region": w.region, "owner": w.owner,
+                "reason": w.reason, "expires": w.expires.isoformat(), "location": w.location}
+    if clause_id is not None:
+        return {"waivers": [{"item": i.result.name, "kind": i.result.kind, "waived": i.waived,
+                             "by": [one(w) for w in i.waivers],
+                             **({"why_not": i.why_not} if i.why_not else {}),
+                             "not_waived": [{"rule": rule, "text": region_text(box)} for box, rule in i.rest]}
+                            for i in rv.items.get(clause_id, ())]}
+    return {"waivers": {"file": rv.where, "today": rv.today.isoformat(), "expired": [one(w) for w in rv.expired],
+                        "unmatched": [one(w) for w in rv.unmatched]}}
