@@ -18,7 +18,7 @@ def _upgrade_headline(audit: Audit) -> str:
     moved = changes(up, audit)
     broken = [c.clause for c in moved if c.broken]
     fixed = [c.clause for c in moved if c.fixed]
-    return (f"engine upgrade {up.old} -> {up.new}: breaks {counted(len(broken), 'clause')}"
+    return (f"{up.what} {up.old} -> {up.new}: breaks {counted(len(broken), 'clause')}"
             f"{': ' + ', '.join(broken) if broken else ''}; fixes {counted(len(fixed), 'clause')}"
             f"{': ' + ', '.join(fixed) if fixed else ''} (the evidence below is under {up.new})")
 
@@ -62,7 +62,7 @@ def upgrade_html(audit: Audit, verdict_span) -> list[str]:
                    f"<td>{verdict_span(c.before)}</td><td>{verdict_span(c.after)}"
                    f"{' broken by the upgrade' if c.broken else ' fixed by the upgrade' if c.fixed else ''}</td></tr>"
                    for c in changes(up, audit))
-    out = ['<section class="upgrade">', f"<h2>Engine upgrade {escape(up.old)} &rarr; {escape(up.new)}</h2>",
+    out = ['<section class="upgrade">', f"<h2>{escape(up.what.capitalize())} {escape(up.old)} &rarr; {escape(up.new)}</h2>",
            f"<p>{escape(_upgrade_headline(audit))}.</p>",
            f"<table><tr><th>clause</th><th>under {escape(up.old)}</th><th>under {escape(up.new)}</th></tr>"
            f"{rows}</table>"]
@@ -79,7 +79,8 @@ def upgrade_json(audit: Audit) -> dict:
         return {}
     up = audit.upgrade
     moved = changes(up, audit)
-    return {"upgrade": {"old_profile": up.old, "new_profile": up.new,
+    policies = {"old_policy": up.old_policy, "new_policy": up.new_policy} if up.old_policy is not None else {}
+    return {"upgrade": {"old_profile": up.old_profile, "new_profile": up.new_profile, **policies,
                         "clauses": [{"id": c.clause, "before": c.before, "after": c.after} for c in moved],
                         "broken": [c.clause for c in moved if c.broken],
                         "fixed": [c.clause for c in moved if c.fixed]}}

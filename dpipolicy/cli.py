@@ -171,6 +171,9 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--profile-old", metavar="NAME|FILE",
                        help="with --profile-new: audit under both engines, and name the clauses the upgrade breaks")
     audit.add_argument("--profile-new", metavar="NAME|FILE", help="the engine after the upgrade (default: exact)")
+    audit.add_argument("--policy-old", type=Path, metavar="FILE",
+                       help="the policy before the upgrade, audited under --profile-old, when the upgrade brings "
+                            "new rules too (default: POLICY itself)")
     audit.add_argument("--jobs", type=_jobs, default=None, metavar="N|auto", help=JOBS_HELP)
     audit.add_argument("--waivers", type=Path, metavar="FILE",
                        help="a waiver file (YAML): violations accepted for a time, with owner and reason")
@@ -300,29 +303,28 @@ def _audit(args, stdout: TextIO, stderr: TextIO) -> int:
     if waivers is not None:
         check_waiver_names(waivers, tuple(c.id for c in terms.clauses), invariants, tests,
                            tuple(r.origin.name for r in loaded.table.rules) + ("default",))
-    upgrading = args.profile_old is not None or args.profile_new is not None
+    upgrading = args.profile_old is not None or args.profile_new is not None or args.policy_old is not None
     if upgrading and args.profile is not None:
         from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
-        raise DiagnosticError([Diagnostic("E639", "--profile cannot be given with --profile-old/--profile-new", None,
-                                          location_text="--profile",
+        raise DiagnosticError([Diagnostic("E639", "--profile cannot be given with --profile-old/--profile-new "
+                                          "or --policy-old", None, location_text="--profile",
                                           help="give one engine with --profile, or the two of an upgrade with "
                                                "--profile-old and --profile-new")])
 
-    def deployed_under(profile):        # the table and spec an engine runs, and the waivers' regions
-        table, deployed_spec = api.as_deployed(loaded, profile)
-        rest, regions = split_regions(deployed_spec)
-        return (table, rest), regions
-
     profile = _profile(args.profile_new if upgrading else args.profile, loaded)
-    deployed, regions = deployed_under(profile)
+    deployed_table, deployed_spec = api.as_deployed(loaded, profile)
+    rest, regions = split_regions(deployed_spec)        # the waivers' regions are not checked
+    deployed = (deployed_table, rest)
     jobs = args.jobs or automatic_jobs(len(loaded.table.rules))
     from dpipolicy.progress import Progress
     with Progress(stderr) as progress:
         if upgrading:
             from dpipolicy.verifier.auditupgrade import upgrade
-            old = _profile(args.profile_old, loaded)
-            before = audit(terms, api.check(loaded, limits, deployed_under(old)[0], jobs, progress))
-            up = upgrade(old.name if old else "exact", profile.name if profile else "exact", before)
+            earlier = loaded if args.policy_old is None else api.load(args.policy_old, terms.specs, tuple(args.catalogue))
+            old = _profile(args.profile_old, earlier)
+            before = audit(terms, api.check(earlier, limits, api.as_deployed(earlier, old), jobs, progress))
+            up = upgrade(old.name if old else "exact", profile.name if profile else "exact", before,
+                         None if args.policy_old is None else (str(args.policy_old), str(args.policy)))
         result = audit(terms, api.check(loaded, limits, deployed, jobs, progress), trace(terms, loaded.table, spec))
         if upgrading:
             result = replace(result, upgrade=up)

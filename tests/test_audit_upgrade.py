@@ -1,5 +1,6 @@
-"""`dpipolicy audit --profile-old A --profile-new B`: each clause judged under both engines, the
-clauses the upgrade breaks and fixes, in every format (docs/audit.md, "An engine upgrade")."""
+"""`dpipolicy audit --profile-old A --profile-new B [--policy-old FILE]`: each clause judged before
+and after an upgrade of the engine (and of the rules), the clauses the upgrade breaks and fixes,
+in every format (docs/audit.md, "An engine upgrade")."""
 from __future__ import annotations
 
 import json
@@ -62,5 +63,54 @@ def test_one_profile_alone_is_compared_with_the_exact_engine():
 
 def test_profile_with_an_upgrade_is_e639():
     code, _, err = upgrade("ndpi-4.2", "ndpi-5.0", "--profile", "ndpi-5.0")
-    assert code == 2 and "error[E639]: --profile cannot be given with --profile-old/--profile-new" in err
+    assert code == 2 and "error[E639]: --profile cannot be given with --profile-old/--profile-new or --policy-old" in err
     assert "Traceback" not in err
+
+
+SEPTEMBER = ROOT / "examples/uk-mobile/policy-2011-09.dpi"
+
+
+def incident(*extra):
+    """The 2011 upgrade: new firmware (nDPI 4.2 -> 5.0 here) bringing its own anti-spam rules."""
+    return run_cli("audit", SEPTEMBER, "--terms", TERMS, "--policy-old", POLICY,
+                   "--profile-old", "ndpi-4.2", "--profile-new", "ndpi-5.0", *extra)
+
+
+def test_the_2011_incident_names_the_broken_clauses_in_the_operators_words():
+    code, out, _ = incident()
+    assert code == 1
+    assert ("upgrade policy-2011-08.dpi under ndpi-4.2 -> policy-2011-09.dpi under ndpi-5.0: breaks 3 clauses: "
+            "email-submission, port-25-relays, vpn-addon; fixes 1 clause: fair-use") in out
+    assert ('  the upgrade breaks clause email-submission: "We never block or interrupt email you send through a '
+            'mail provider of your choice when you sign in to it (authenticated submission on ports 465 and 587)."') in out
+    mail = out.split("clause email-submission: violated\n", 1)[1].split("\nclause ", 1)[0]
+    assert ":587 app=submission" in mail and "gets:  reset (rule antispam_smtp_family" in mail
+    vpn = out.split("clause vpn-addon: violated\n", 1)[1].split("\nclause ", 1)[0]
+    assert "app=openvpn labelled smtps" in vpn and "addons={vpn}" in vpn and "reset (rule antispam_smtp_family" in vpn
+
+
+def test_a_policy_upgrade_alone_is_judged_under_the_exact_engine():
+    code, out, _ = run_cli("audit", SEPTEMBER, "--terms", TERMS, "--policy-old", POLICY)
+    assert code == 1
+    assert ("upgrade policy-2011-08.dpi under exact -> policy-2011-09.dpi under exact: breaks 2 clauses: "
+            "email-submission, port-25-relays; fixes 0 clauses") in out
+    assert "  clause vpn-addon: holds under policy-2011-08.dpi under exact, holds under policy-2011-09.dpi" in out
+
+
+def test_the_incident_in_json_names_both_policies_and_validates():
+    _, out, _ = incident("--format", "json")
+    data = json.loads(out)
+    jsonschema.validate(data, _schema())
+    up = data["upgrade"]
+    assert (up["old_policy"], up["new_policy"]) == (str(POLICY), str(SEPTEMBER))
+    assert (up["old_profile"], up["new_profile"]) == ("ndpi-4.2", "ndpi-5.0")
+    assert up["broken"] == ["email-submission", "port-25-relays", "vpn-addon"] and up["fixed"] == ["fair-use"]
+    _, md, _ = incident("--format", "markdown")
+    assert "| clause | under `policy-2011-08.dpi under ndpi-4.2` | under `policy-2011-09.dpi under ndpi-5.0` |" in md
+
+
+def test_an_old_policy_with_an_error_is_reported_at_its_place(tmp_path):
+    broken = tmp_path / "old.dpi"
+    broken.write_text('policy p version "1"\ndefault allow\nrule r when dst.port == 70000 then block\n', encoding="utf-8")
+    code, _, err = run_cli("audit", SEPTEMBER, "--terms", TERMS, "--policy-old", broken)
+    assert code == 2 and f"{broken}:3:" in err and "Traceback" not in err
