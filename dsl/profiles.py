@@ -166,10 +166,7 @@ class _Reader(NodeReader):
             raise DiagnosticError([Diagnostic("E402", "the profile is empty", None, location_text=self.where,
                                               help="a profile needs at least `version: 1` and `name`")])
         top = self.mapping(root, "the profile", _TOP_REQUIRED, _TOP_OPTIONAL)
-        if "version" in top and self.value(top["version"][1]) != 1:
-            node = top["version"][1]
-            self.fail("E401", node, f"profile version {self.shown(node)} is not supported",
-                      help="this dpipolicy reads version 1")
+        self.check_version(top, "E401", "profile")
 
         def text(key: str) -> str:
             return (self.string(top[key][1], f"`{key}`") or "") if key in top else ""

@@ -11,7 +11,7 @@ import yaml
 
 from .diagnostics import Diagnostic, DiagnosticError, did_you_mean
 from .loader import display_name
-from .yamlnodes import Codes, NodeReader, compose
+from .yamlnodes import Codes, NodeReader, compose, read_file
 
 TERMS_CODES = Codes(unreadable="E600", missing="E602", unknown_key="E603", wrong_type="E604", duplicate="E605")
 _TOP_REQUIRED = ("version", "title", "specs", "clauses")
@@ -57,16 +57,9 @@ def terms_path(name: Path) -> Path:
 def read_terms(path: Path) -> Terms:
     """Read and validate a terms file. Raises DiagnosticError with every problem found."""
     where = display_name(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise DiagnosticError([Diagnostic("E600", f"terms file `{where}` is not valid UTF-8", None,
-                                          location_text=where, help="save the file as UTF-8")]) from None
-    except OSError as exc:
-        raise DiagnosticError([Diagnostic("E600", f"cannot read terms file `{where}`: {(exc.strerror or str(exc)).lower()}",
-                                          None, location_text=where,
-                                          help="give the path of a terms file (docs/audit.md), or the name of shipped terms: "
-                                               + ", ".join(SHIPPED_TERMS))]) from None
+    text = read_file(path, where, "terms file", TERMS_CODES,
+                     "give the path of a terms file (docs/audit.md), or the name of shipped terms: "
+                     + ", ".join(SHIPPED_TERMS))
     return _Reader(where, path.resolve().parent).terms(compose(text, where, TERMS_CODES))
 
 
@@ -80,10 +73,7 @@ class _Reader(NodeReader):
             raise DiagnosticError([Diagnostic("E602", "the terms file is empty", None, location_text=self.where,
                                               help="a terms file needs `version: 1`, `title`, `specs` and `clauses`")])
         top = self.mapping(root, "the terms file", _TOP_REQUIRED, _TOP_OPTIONAL)
-        if "version" in top and self.value(top["version"][1]) != 1:
-            node = top["version"][1]
-            self.fail("E601", node, f"terms file version {self.shown(node)} is not supported",
-                      help="this dpipolicy reads version 1")
+        self.check_version(top, "E601", "terms file")
         title = (self.string(top["title"][1], "`title`") or "") if "title" in top else ""
         specs = self.specs(top["specs"][1]) if "specs" in top else ()
         clauses = self.clauses(top["clauses"][1]) if "clauses" in top else ()

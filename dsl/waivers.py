@@ -15,7 +15,7 @@ from .diagnostics import Diagnostic, DiagnosticError
 from .loader import PlacedItem, display_name
 from .parser import parse_source
 from .source import SourceFile
-from .yamlnodes import Codes, NodeReader, compose
+from .yamlnodes import Codes, NodeReader, compose, read_file
 
 WAIVER_CODES = Codes(unreadable="E630", missing="E632", unknown_key="E633", wrong_type="E634", duplicate="E635")
 _TARGETS = ("clause", "invariant", "test")
@@ -53,15 +53,7 @@ def read_waivers(path: Path) -> Waivers:
     """Read and validate a waiver file (regions only parsed: the checker types them with the
     policy). Raises DiagnosticError with every problem found."""
     where = display_name(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise DiagnosticError([Diagnostic("E630", f"waiver file `{where}` is not valid UTF-8", None,
-                                          location_text=where, help="save the file as UTF-8")]) from None
-    except OSError as exc:
-        raise DiagnosticError([Diagnostic("E630", f"cannot read waiver file `{where}`: "
-                                                  f"{(exc.strerror or str(exc)).lower()}", None, location_text=where,
-                                          help="give the path of a waiver file (docs/audit.md)")]) from None
+    text = read_file(path, where, "waiver file", WAIVER_CODES, "give the path of a waiver file (docs/audit.md)")
     return _Reader(where).waivers(compose(text, where, WAIVER_CODES))
 
 
@@ -75,10 +67,7 @@ class _Reader(NodeReader):
             raise DiagnosticError([Diagnostic("E632", "the waiver file is empty", None, location_text=self.where,
                                               help="a waiver file needs `version: 1` and `waivers`")])
         top = self.mapping(root, "the waiver file", ("version", "waivers"), ())
-        if "version" in top and self.value(top["version"][1]) != 1:
-            node = top["version"][1]
-            self.fail("E631", node, f"waiver file version {self.shown(node)} is not supported",
-                      help="this dpipolicy reads version 1")
+        self.check_version(top, "E631", "waiver file")
         items = self.sequence(top["waivers"][1], "`waivers`") if "waivers" in top else []
         waivers = tuple(w for w in (self.waiver(item) for item in items) if w is not None)
         self.raise_errors()

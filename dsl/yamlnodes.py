@@ -1,9 +1,11 @@
 """Reading YAML with a line and column for every value: the node tree of yaml.compose (safe
 loader), walked by a reader that collects every problem as a diagnostic at its node. Engine
-profiles (profiles.py) and terms files (terms.py) read this way, each with its own codes."""
+profiles (profiles.py), terms files (terms.py) and waiver files (waivers.py) read this way,
+each with its own codes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
@@ -19,6 +21,20 @@ class Codes:
     unknown_key: str
     wrong_type: str
     duplicate: str
+
+
+def read_file(path: Path, where: str, kind: str, codes: Codes, help: str) -> str:
+    """The text of a YAML file; one that cannot be read, or is not UTF-8, is `codes.unreadable`
+    at the file, with `help` saying what to give."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DiagnosticError([Diagnostic(codes.unreadable, f"{kind} `{where}` is not valid UTF-8", None,
+                                          location_text=where, help="save the file as UTF-8")]) from None
+    except OSError as exc:
+        raise DiagnosticError([Diagnostic(codes.unreadable, f"cannot read {kind} `{where}`: "
+                                          f"{(exc.strerror or str(exc)).lower()}", None, location_text=where,
+                                          help=help)]) from None
 
 
 def compose(text: str, where: str, codes: Codes):
@@ -54,6 +70,13 @@ class NodeReader:
         """Every problem found, in the order of the file."""
         if self.errors:
             raise DiagnosticError(d for _, d in sorted(self.errors, key=lambda e: e[0]))
+
+    def check_version(self, top: dict, code: str, kind: str) -> None:
+        """Files of each kind are at version 1; another version is `code` at its value."""
+        if "version" in top and self.value(top["version"][1]) != 1:
+            node = top["version"][1]
+            self.fail(code, node, f"{kind} version {self.shown(node)} is not supported",
+                      help="this dpipolicy reads version 1")
 
     def value(self, node):
         """A scalar's value (str, int, bool, ...), or the node itself for a list or mapping."""

@@ -64,3 +64,16 @@ def name_matches(name: str, pattern: str) -> bool:
         suffix = want[1:]
         return len(labels) > len(suffix) and labels[len(labels) - len(suffix):] == suffix
     return labels == want
+
+
+# The small mail policy and spec the audit tests share (test_audit.py, test_audit_waivers.py).
+AUDIT_POLICY = """policy mail version "1"
+default allow
+rule relay_only when proto == tcp and dst.port == 25 then block because "port 25 is for our relays"
+rule slow_video when app == youtube then throttle 1Mbps because "video is optimised"
+"""
+AUDIT_INVARIANTS = """invariant submission_open "Mail submission is never blocked"
+    when dst.port == 587 and app == submission require action == allow
+invariant video_untouched "Video is never slowed"
+    when app == youtube and dst.port == 443 require action == allow
+"""

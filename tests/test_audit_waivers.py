@@ -9,18 +9,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from helpers import ROOT, run_cli, write_policy
+from helpers import AUDIT_INVARIANTS, AUDIT_POLICY, ROOT, run_cli, write_policy
 
-POLICY = """policy mail version "1"
-default allow
-rule relay_only when proto == tcp and dst.port == 25 then block because "port 25 is for our relays"
-rule slow_video when app == youtube then throttle 1Mbps because "video is optimised"
-"""
-SPEC = """invariant submission_open "Mail submission is never blocked"
-    when dst.port == 587 and app == submission require action == allow
-invariant video_untouched "Video is never slowed"
-    when app == youtube and dst.port == 443 require action == allow
-"""
+POLICY, SPEC = AUDIT_POLICY, AUDIT_INVARIANTS
 TERMS = """version: 1
 title: Example terms
 specs: [spec.dpi]
