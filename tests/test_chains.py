@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from dpipolicy.compiler.importers.chains import CONTINUE, Chain, ChainRule, Ruleset, Verdict, flatten
+from dpipolicy.compiler.importers.chains import CONTINUE, Chain, ChainRule, Ruleset, Verdict, flatten, schema_for
 from dpipolicy.compiler.boxes import point_in
 from dpipolicy.dsl.catalogue import load_catalogue
 from dpipolicy.dsl.diagnostics import DiagnosticError
@@ -18,8 +18,8 @@ PORTS = (22, 80, 443, 8080)
 CATALOGUE = load_catalogue(())
 
 
-def schema(names=()):
-    return build_schema(CATALOGUE, {}, tuple(names), ())
+def schema():
+    return build_schema(CATALOGUE, {}, (), ())
 
 
 def box(proto=None, ports=None, negate_ports=False):
@@ -113,8 +113,7 @@ FLOWS = [{"proto": p, "dst.port": port} for p in PROTOS + (47,) for port in PORT
 @pytest.mark.parametrize("seed", range(300))
 def test_the_table_decides_every_flow_as_the_chains_do(seed):
     ruleset = random_ruleset(random.Random(seed))
-    names = [r.name for c in ruleset.chains for r in c.rules] + [f"{c.name} policy" for c in ruleset.chains]
-    table, _ = flatten(ruleset, "input", schema(names))
+    table, _ = flatten(ruleset, "input", schema_for(ruleset, CATALOGUE))
     for flow in FLOWS:
         full = {f.name: 0 for f in table.schema.flow_fields} | flow
         assert decide(table, full) == interpret(ruleset, "input", full), (seed, flow)

@@ -26,7 +26,8 @@ from dpipolicy.compiler.boxes import Box, intersect, normalized, subtract
 from dpipolicy.compiler.table import MatchRule, RuleTable
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import PROTOCOLS, Schema
+from dpipolicy.dsl.catalogue import Catalogue
+from dpipolicy.dsl.schema import PROTOCOLS, Schema, build_schema
 from dpipolicy.dsl.typed import Action, Origin
 
 Condition = tuple[Box, ...]         # a union of boxes: ({},) holds for every flow, () for none
@@ -92,6 +93,18 @@ class Ruleset:
 
 
 Path = list[tuple[Box, bool]]       # the flows still in a chain, each piece with whether it was logged
+
+
+def rule_names(ruleset: Ruleset) -> tuple[str, ...]:
+    """Every name a rule of the flattened table can have: the rules', and each base chain's policy."""
+    names = [r.name for c in ruleset.chains for r in c.rules]
+    names += [f"{c.name} policy" for c in ruleset.chains if c.hook is not None]
+    return tuple(dict.fromkeys(names))
+
+
+def schema_for(ruleset: Ruleset, catalogue: Catalogue) -> Schema:
+    """The fields an imported rule set is checked over: the language's, with its rule names."""
+    return build_schema(catalogue, {}, rule_names(ruleset), ())
 
 
 def flatten(ruleset: Ruleset, hook: str, schema: Schema, approximate: bool = False,
