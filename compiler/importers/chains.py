@@ -1,0 +1,260 @@
+"""Rule sets as a Linux packet filter holds them, and their flattening into one first-match rule
+table (compiler/table.py) that gives every flow the verdict the kernel gives it at one hook.
+
+The frontends (nftables JSON and text, iptables-save) read a file into this model: chains of
+rules, each rule a condition (a union of boxes, so negations and concatenated sets stay exact),
+non-terminal statements (log) and a verdict. The flattening follows the kernel:
+
+- the base chains attached to the chosen hook run in order of priority; a packet one of them
+  accepts goes on to the next, one it drops or rejects stops there; what falls off a base
+  chain's end gets that chain's policy;
+- `jump` runs a user chain and comes back after the rule; `goto` runs it and comes back to the
+  caller's caller; `return`, or the end of a user chain, goes back to where it was called from;
+- `log` is kept: every flow that passes a logging rule is logged, whatever decides it later.
+
+Rules are inlined in order, each under the flows still in its chain at that point (its "path"):
+a flow that leaves a chain without a verdict the table shows (a return, a goto, an accept that
+only passes it to the next base chain) is subtracted from the path by exact box algebra, so the
+table's first match is the kernel's verdict. Every source rule keeps its name and location, so
+lint sees rules that never decide a flow.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dpipolicy.compiler.boxes import Box, intersect, normalized, subtract
+from dpipolicy.compiler.table import MatchRule, RuleTable
+from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
+from dpipolicy.dsl.intervals import IntervalSet
+from dpipolicy.dsl.catalogue import Catalogue
+from dpipolicy.dsl.schema import PROTOCOLS, Schema, build_schema
+from dpipolicy.dsl.typed import Action, Origin
+
+Condition = tuple[Box, ...]         # a union of boxes: ({},) holds for every flow, () for none
+EVERY_FLOW: Condition = ({},)
+TERMINAL = ("accept", "drop", "reject")
+_TCP = {"proto": IntervalSet.point(PROTOCOLS["tcp"])}
+MAX_DEPTH = 64                      # jumps within jumps; the kernel's own limit is lower (nft: 16)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: str                       # accept, drop, reject, jump, goto, return, or continue (none)
+    chain: str | None = None        # the chain a jump or goto goes to
+    tcp_reset: bool = False         # reject: with a TCP reset; else with an ICMP error
+
+
+CONTINUE = Verdict("continue")
+
+
+@dataclass(frozen=True)
+class Approximation:
+    """Something in a rule the model does not hold exactly, accepted with --approximate."""
+    rule: str
+    location: str
+    what: str                       # what the kernel does
+    instead: str                    # what the table says instead
+
+
+@dataclass(frozen=True)
+class ChainRule:
+    condition: Condition
+    verdict: Verdict
+    name: str                       # for reports: the rule's comment, or chain and position
+    location: str                   # file:line, or the JSON path of the rule
+    log: bool = False               # a log statement before the verdict
+    approximations: tuple[Approximation, ...] = ()
+
+
+@dataclass(frozen=True)
+class Chain:
+    name: str                       # qualified: "inet filter input", "filter INPUT"
+    rules: tuple[ChainRule, ...]
+    hook: str | None = None         # base chains only: prerouting, input, forward, output, postrouting
+    priority: int = 0
+    policy: str = "accept"          # base chains: the verdict for what falls off the end
+    location: str = ""
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    chains: tuple[Chain, ...]       # in the order of the file
+    source: str                     # the file, for messages
+
+    def chain(self, name: str) -> Chain | None:
+        return next((c for c in self.chains if c.name == name), None)
+
+    def hooks(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.hook for c in self.chains if c.hook is not None))
+
+    def base_chains(self, hook: str) -> tuple[Chain, ...]:
+        """The base chains on `hook`, in the order the kernel runs them (priority, then file order)."""
+        return tuple(sorted((c for c in self.chains if c.hook == hook), key=lambda c: c.priority))
+
+
+Path = list[tuple[Box, bool]]       # the flows still in a chain, each piece with whether it was logged
+
+
+def rule_names(ruleset: Ruleset) -> tuple[str, ...]:
+    """Every name a rule of the flattened table can have: the rules', and each base chain's policy."""
+    names = [r.name for c in ruleset.chains for r in c.rules]
+    names += [f"{c.name} policy" for c in ruleset.chains if c.hook is not None]
+    return tuple(dict.fromkeys(names))
+
+
+def schema_for(ruleset: Ruleset, catalogue: Catalogue) -> Schema:
+    """The fields an imported rule set is checked over: the language's, with its rule names."""
+    return build_schema(catalogue, {}, rule_names(ruleset), ())
+
+
+def flatten(ruleset: Ruleset, hook: str, schema: Schema, approximate: bool = False,
+            name: str | None = None) -> tuple[RuleTable, tuple[Approximation, ...]]:
+    """The rule table deciding every flow as `ruleset` does at `hook`. Raises DiagnosticError
+    for what it cannot hold exactly, unless `approximate`: then those are returned."""
+    bases = ruleset.base_chains(hook)
+    if not bases:
+        raise DiagnosticError([Diagnostic(
+            "E710", f"no base chain of {ruleset.source} is on the {hook} hook", None, location_text=ruleset.source,
+            help="pick one with --chain: " + (", ".join(ruleset.hooks()) or "this rule set has no base chain"))])
+    flattener = _Flattener(ruleset, schema)
+    path: Path = [({}, False)]
+    for k, base in enumerate(bases):
+        final = k == len(bases) - 1
+        flattener.accepted = []
+        rest = flattener.run(base, path, final, (base.name,))
+        policy = Origin(f"{base.name} policy", None, base.location)
+        if final:           # the table's default, but for logged flows
+            flattener.emit_all([p for p in rest if p[1]], Action("block" if base.policy == "drop" else "allow"),
+                               policy)
+        elif base.policy == "drop":
+            flattener.emit_all(rest, Action("block"), policy)
+        else:
+            flattener.accepted += rest
+        path = flattener.accepted
+    default = Action("block" if bases[-1].policy == "drop" else "allow")
+    approximations = tuple(dict.fromkeys(flattener.approximations))
+    if approximations and not approximate:
+        raise DiagnosticError([Diagnostic("E711", f"{a.what}, which the rule table cannot hold exactly", None,
+                                          location_text=a.location,
+                                          help=f"pass --approximate to read it as: {a.instead}")
+                               for a in approximations])
+    table = RuleTable(name or ruleset.source, None, schema, tuple(flattener.rules), default)
+    return table, approximations
+
+
+class _Flattener:
+    def __init__(self, ruleset: Ruleset, schema: Schema):
+        self.ruleset = ruleset
+        self.fields = {f.name: f for f in schema.flow_fields}
+        self.rules: list[MatchRule] = []
+        self.approximations: list[Approximation] = []
+        self.accepted: Path = []     # flows a base chain before the last accepts: on to the next one
+        self._disjoint: dict[int, Condition] = {}
+
+    def run(self, chain: Chain, path: Path, final: bool, stack: tuple[str, ...]) -> Path:
+        """Inline `chain` for the flows of `path`; the flows that leave it without a verdict
+        (a return, its end) are returned, with the pieces gone to a goto's chain and back."""
+        back: Path = []
+        for rule in chain.rules:
+            if not path:
+                break
+            verdict = rule.verdict
+            self.approximations += rule.approximations
+            if verdict.kind == "continue":
+                path = self.logged(path, rule.condition) if rule.log else path
+            elif verdict.kind in ("drop", "reject") or (verdict.kind == "accept" and final):
+                self.decide(path, rule)
+            elif verdict.kind == "accept":            # on to the next base chain
+                self.accepted += self.within(path, rule.condition, rule.log)
+                path = self.outside(path, rule.condition)
+            elif verdict.kind == "return":
+                back += self.within(path, rule.condition, rule.log)
+                path = self.outside(path, rule.condition)
+            else:                                     # jump, goto
+                target = self.target(rule, stack)
+                came_back = self.run(target, self.within(path, rule.condition, rule.log), final,
+                                     stack + (target.name,))
+                path = self.outside(path, rule.condition)
+                if verdict.kind == "jump":
+                    path = path + came_back
+                else:
+                    back += came_back
+        return back + path
+
+    def target(self, rule: ChainRule, stack: tuple[str, ...]) -> Chain:
+        name = rule.verdict.chain
+        chain = self.ruleset.chain(name)
+        if chain is None:
+            raise DiagnosticError([Diagnostic("E712", f"`{rule.verdict.kind} {name}`: there is no chain `{name}`",
+                                              None, location_text=rule.location,
+                                              help="the rule set must hold every chain its rules jump to")])
+        if name in stack or len(stack) >= MAX_DEPTH:
+            raise DiagnosticError([Diagnostic("E713", f"`{rule.verdict.kind} {name}` loops: "
+                                              + " -> ".join(stack + (name,)), None, location_text=rule.location,
+                                              help="the kernel refuses a rule set whose jumps loop")])
+        return chain
+
+    def decide(self, path: Path, rule: ChainRule) -> None:
+        """Emit the rule's verdict for its flows in `path` (first match keeps them from later rules)."""
+        origin = Origin(rule.name, None, rule.location)
+        if rule.verdict.kind == "accept":
+            self.emit_all(self.within(path, rule.condition, rule.log), Action("allow"), origin)
+        elif rule.verdict.kind == "drop":
+            self.emit_all(self.within(path, rule.condition, rule.log), Action("block"), origin)
+        elif rule.verdict.tcp_reset:                  # the frontends make sure only TCP reaches it
+            self.emit_all(self.within(path, rule.condition, rule.log), Action("reset"), origin)
+        else:
+            self.reject_with_icmp(path, rule, origin)
+
+    def reject_with_icmp(self, path: Path, rule: ChainRule, origin: Origin) -> None:
+        """An ICMP error is the loud refusal of a non-TCP flow: the language's `reset` (as the
+        nftables backend compiles it). A TCP flow refused that way gets no reset: approximated."""
+        flows = self.within(path, rule.condition, rule.log)
+        tcp = self.within(flows, (_TCP,), False)
+        if tcp:
+            self.approximations.append(Approximation(
+                rule.name, rule.location, "the rule answers TCP flows with an ICMP error",
+                "`reset` (a TCP reset) for them"))
+        self.emit_all(flows, Action("reset"), origin)
+
+    def emit_all(self, path: Path, action: Action, origin: Origin) -> None:
+        for box, logged in path:
+            with_log = Action(action.kind, log=True) if logged else action
+            matches = tuple(sorted(normalized(box, self.fields).items()))
+            self.rules.append(MatchRule(len(self.rules), matches, with_log, origin))
+
+    def within(self, path: Path, condition: Condition, log: bool) -> Path:
+        """The pieces of `path` inside `condition`, logged when `log`: disjoint when the pieces of
+        `path` are, so a path never holds a flow twice."""
+        out: Path = []
+        for box, logged in path:
+            for part in self.disjoint(condition):
+                both = intersect(box, part)
+                if both is not None:
+                    out.append((both, logged or log))
+        return out
+
+    def disjoint(self, condition: Condition) -> Condition:
+        """The same union as disjoint boxes (each part minus the parts before it)."""
+        if len(condition) < 2:
+            return condition
+        done = self._disjoint.get(id(condition))
+        if done is None:
+            pieces: list[Box] = []
+            for part in condition:
+                rest = [part]
+                for earlier in pieces:
+                    rest = [p for r in rest for p in subtract(r, earlier, self.fields)]
+                pieces += rest
+            done = self._disjoint[id(condition)] = tuple(pieces)
+        return done
+
+    def outside(self, path: Path, condition: Condition) -> Path:
+        """The pieces of `path` outside `condition`, exactly."""
+        for part in condition:
+            path = [(piece, logged) for box, logged in path for piece in subtract(box, part, self.fields)]
+        return path
+
+    def logged(self, path: Path, condition: Condition) -> Path:
+        """A log statement without a verdict: the flows inside `condition` are logged, and go on."""
+        return self.within(path, condition, True) + self.outside(path, condition)
