@@ -17,17 +17,26 @@ a flow that leaves a chain without a verdict the table shows (a return, a goto, 
 only passes it to the next base chain) is subtracted from the path by exact box algebra, so the
 table's first match is the kernel's verdict. Every source rule keeps its name and location, so
 lint sees rules that never decide a flow.
+
+What the rule set never sees (an `ip` table, or an iptables dump, sees no IPv6 packet) is
+decided first, with the kernel's outcome for it (`Ruleset.unseen`). What the table cannot hold
+exactly is an Approximation: the frontend's (a match it does not model), an ICMP reject of TCP,
+a rewrite of the packet before later chains of the hook, a base chain's policy the file does
+not give. Each carries the flows it may decide otherwise (the part of the path that meets the
+rule), which the verifier uses to mark the results that depend on it; one no flow reaches
+changes nothing and is dropped.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dpipolicy.compiler.boxes import Box, intersect, normalized, subtract
-from dpipolicy.compiler.table import MatchRule, RuleTable
+from dpipolicy.compiler.boxes import Box, intersect, merge, normalized, subtract, subtract_all
+from dpipolicy.compiler.table import Approximation, MatchRule, RuleTable
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.catalogue import Catalogue
 from dpipolicy.dsl.schema import PROTOCOLS, Schema, build_schema
+from dpipolicy.dsl.source import Span
 from dpipolicy.dsl.typed import Action, Origin
 
 Condition = tuple[Box, ...]         # a union of boxes: ({},) holds for every flow, () for none
@@ -35,6 +44,7 @@ EVERY_FLOW: Condition = ({},)
 TERMINAL = ("accept", "drop", "reject")
 _TCP = {"proto": IntervalSet.point(PROTOCOLS["tcp"])}
 MAX_DEPTH = 64                      # jumps within jumps; the kernel's own limit is lower (nft: 16)
+REGION_BOXES, REGION_BUDGET = 256, 20_000   # an approximation's flows less those decided before it: else all
 
 
 @dataclass(frozen=True)
@@ -42,18 +52,10 @@ class Verdict:
     kind: str                       # accept, drop, reject, jump, goto, return, or continue (none)
     chain: str | None = None        # the chain a jump or goto goes to
     tcp_reset: bool = False         # reject: with a TCP reset; else with an ICMP error
+    rewrites: str = ""              # accept after rewriting the packet (NAT): "destination", "source"
 
 
 CONTINUE = Verdict("continue")
-
-
-@dataclass(frozen=True)
-class Approximation:
-    """Something in a rule the model does not hold exactly, accepted with --approximate."""
-    rule: str
-    location: str
-    what: str                       # what the kernel does
-    instead: str                    # what the table says instead
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class ChainRule:
     location: str                   # file:line, or the JSON path of the rule
     log: bool = False               # a log statement before the verdict
     approximations: tuple[Approximation, ...] = ()
+    span: Span | None = None        # the rule's text, when the file is text (for lint and errors)
 
 
 @dataclass(frozen=True)
@@ -74,12 +77,14 @@ class Chain:
     priority: int = 0
     policy: str = "accept"          # base chains: the verdict for what falls off the end
     location: str = ""
+    policy_approximation: Approximation | None = None   # the file does not give the policy: assumed
 
 
 @dataclass(frozen=True)
 class Ruleset:
     chains: tuple[Chain, ...]       # in the order of the file
     source: str                     # the file, for messages
+    unseen: tuple[ChainRule, ...] = ()   # flows no chain sees, decided first (accept: the kernel lets them by)
 
     def chain(self, name: str) -> Chain | None:
         return next((c for c in self.chains if c.name == name), None)
@@ -97,7 +102,7 @@ Path = list[tuple[Box, bool]]       # the flows still in a chain, each piece wit
 
 def rule_names(ruleset: Ruleset) -> tuple[str, ...]:
     """Every name a rule of the flattened table can have: the rules', and each base chain's policy."""
-    names = [r.name for c in ruleset.chains for r in c.rules]
+    names = [r.name for r in ruleset.unseen] + [r.name for c in ruleset.chains for r in c.rules]
     names += [f"{c.name} policy" for c in ruleset.chains if c.hook is not None]
     return tuple(dict.fromkeys(names))
 
@@ -110,7 +115,8 @@ def schema_for(ruleset: Ruleset, catalogue: Catalogue) -> Schema:
 def flatten(ruleset: Ruleset, hook: str, schema: Schema, approximate: bool = False,
             name: str | None = None) -> tuple[RuleTable, tuple[Approximation, ...]]:
     """The rule table deciding every flow as `ruleset` does at `hook`. Raises DiagnosticError
-    for what it cannot hold exactly, unless `approximate`: then those are returned."""
+    for what it cannot hold exactly, unless `approximate`: then those are returned (each with
+    the flows it may decide otherwise) and kept in the table."""
     bases = ruleset.base_chains(hook)
     if not bases:
         raise DiagnosticError([Diagnostic(
@@ -118,11 +124,16 @@ def flatten(ruleset: Ruleset, hook: str, schema: Schema, approximate: bool = Fal
             help="pick one with --chain: " + (", ".join(ruleset.hooks()) or "this rule set has no base chain"))])
     flattener = _Flattener(ruleset, schema)
     path: Path = [({}, False)]
+    for rule in ruleset.unseen:
+        flattener.decide(path, rule)
+        path = flattener.outside(path, rule.condition)
     for k, base in enumerate(bases):
         final = k == len(bases) - 1
         flattener.accepted = []
         rest = flattener.run(base, path, final, (base.name,))
         policy = Origin(f"{base.name} policy", None, base.location)
+        if base.policy_approximation is not None:
+            flattener.approximated(base.policy_approximation, rest)
         if final:           # the table's default, but for logged flows
             flattener.emit_all([p for p in rest if p[1]], Action("block" if base.policy == "drop" else "allow"),
                                policy)
@@ -132,13 +143,14 @@ def flatten(ruleset: Ruleset, hook: str, schema: Schema, approximate: bool = Fal
             flattener.accepted += rest
         path = flattener.accepted
     default = Action("block" if bases[-1].policy == "drop" else "allow")
-    approximations = tuple(dict.fromkeys(flattener.approximations))
+    approximations = flattener.found()
     if approximations and not approximate:
         raise DiagnosticError([Diagnostic("E711", f"{a.what}, which the rule table cannot hold exactly", None,
                                           location_text=a.location,
                                           help=f"pass --approximate to read it as: {a.instead}")
                                for a in approximations])
-    table = RuleTable(name or ruleset.source, None, schema, tuple(flattener.rules), default)
+    table = RuleTable(name or ruleset.source, None, schema, tuple(flattener.rules), default,
+                      approximations=approximations)
     return table, approximations
 
 
@@ -147,7 +159,8 @@ class _Flattener:
         self.ruleset = ruleset
         self.fields = {f.name: f for f in schema.flow_fields}
         self.rules: list[MatchRule] = []
-        self.approximations: list[Approximation] = []
+        # by Approximation.key(): the approximation, and its flows with the number of rules emitted before them
+        self.regions: dict[tuple, tuple[Approximation, list[tuple[Box, int]]]] = {}
         self.accepted: Path = []     # flows a base chain before the last accepts: on to the next one
         self._disjoint: dict[int, Condition] = {}
 
@@ -159,13 +172,20 @@ class _Flattener:
             if not path:
                 break
             verdict = rule.verdict
-            self.approximations += rule.approximations
+            for approximation in rule.approximations:
+                self.approximated(approximation, self.within(path, rule.condition, False))
             if verdict.kind == "continue":
                 path = self.logged(path, rule.condition) if rule.log else path
             elif verdict.kind in ("drop", "reject") or (verdict.kind == "accept" and final):
                 self.decide(path, rule)
             elif verdict.kind == "accept":            # on to the next base chain
-                self.accepted += self.within(path, rule.condition, rule.log)
+                passed = self.within(path, rule.condition, rule.log)
+                if verdict.rewrites:
+                    self.approximated(Approximation(
+                        rule.name, rule.location, f"the rule rewrites the packet's {verdict.rewrites} address, "
+                        "which the later chains of the hook see", "those chains seeing the packet as it came"),
+                        passed)
+                self.accepted += passed
                 path = self.outside(path, rule.condition)
             elif verdict.kind == "return":
                 back += self.within(path, rule.condition, rule.log)
@@ -194,9 +214,31 @@ class _Flattener:
                                               help="the kernel refuses a rule set whose jumps loop")])
         return chain
 
+    def approximated(self, approximation: Approximation, flows: Path) -> None:
+        """Record that these flows of the path meet something the table does not hold exactly."""
+        if flows:
+            _, boxes = self.regions.setdefault(approximation.key(), (approximation, []))
+            boxes += [(box, len(self.rules)) for box, _ in flows]
+
+    def found(self) -> tuple[Approximation, ...]:
+        """The approximations some flow reaches, in the order met, each with the flows it may
+        decide otherwise: a path keeps the flows earlier rules decide (the table's first match
+        hides them), so those are subtracted here, exactly where that takes little work; where
+        it takes more, the region keeps them (it is then larger than it need be, never smaller)."""
+        out = []
+        for approximation, flows in self.regions.values():
+            region: list[Box] = []
+            for box, before in flows:
+                earlier = [r.box() for r in self.rules[:before] if intersect(r.box(), box) is not None]
+                pieces, complete = subtract_all(box, earlier, self.fields, REGION_BOXES, REGION_BUDGET)
+                region += pieces if complete else [box]
+            if region:
+                out.append(Approximation(*approximation.key(), tuple(merge(region, self.fields))))
+        return tuple(out)
+
     def decide(self, path: Path, rule: ChainRule) -> None:
         """Emit the rule's verdict for its flows in `path` (first match keeps them from later rules)."""
-        origin = Origin(rule.name, None, rule.location)
+        origin = Origin(rule.name, rule.span, rule.location)
         if rule.verdict.kind == "accept":
             self.emit_all(self.within(path, rule.condition, rule.log), Action("allow"), origin)
         elif rule.verdict.kind == "drop":
@@ -210,11 +252,8 @@ class _Flattener:
         """An ICMP error is the loud refusal of a non-TCP flow: the language's `reset` (as the
         nftables backend compiles it). A TCP flow refused that way gets no reset: approximated."""
         flows = self.within(path, rule.condition, rule.log)
-        tcp = self.within(flows, (_TCP,), False)
-        if tcp:
-            self.approximations.append(Approximation(
-                rule.name, rule.location, "the rule answers TCP flows with an ICMP error",
-                "`reset` (a TCP reset) for them"))
+        self.approximated(Approximation(rule.name, rule.location, "the rule answers TCP flows with an ICMP error",
+                                        "`reset` (a TCP reset) for them"), self.within(flows, (_TCP,), False))
         self.emit_all(flows, Action("reset"), origin)
 
     def emit_all(self, path: Path, action: Action, origin: Origin) -> None:
