@@ -28,6 +28,7 @@ changes nothing and is dropped.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from dpipolicy.compiler.boxes import Box, intersect, merge, normalized, subtract, subtract_all
@@ -53,6 +54,7 @@ class Verdict:
     chain: str | None = None        # the chain a jump or goto goes to
     tcp_reset: bool = False         # reject: with a TCP reset; else with an ICMP error
     rewrites: str = ""              # accept after rewriting the packet (NAT): "destination", "source"
+    outcome: Action | None = None   # accept: the table's action instead of allow (a contract's throttle, redirect)
 
 
 CONTINUE = Verdict("continue")
@@ -78,13 +80,22 @@ class Chain:
     policy: str = "accept"          # base chains: the verdict for what falls off the end
     location: str = ""
     policy_approximation: Approximation | None = None   # the file does not give the policy: assumed
+    approximations: tuple[Approximation, ...] = ()      # of every flow the chain sees (a nat chain's)
 
 
 @dataclass(frozen=True)
 class Ruleset:
+    """The chains, and what the flow fields of their conditions are built from beside the
+    catalogue: an engine contract's enums (plan, addon, zone, apn) and redirect targets, the
+    optional fields the rules test (with their names and patterns: schema.optional_of), and
+    the application labels `app` values number (None: any)."""
     chains: tuple[Chain, ...]       # in the order of the file
     source: str                     # the file, for messages
     unseen: tuple[ChainRule, ...] = ()   # flows no chain sees, decided first (accept: the kernel lets them by)
+    enums: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    redirect_targets: tuple[str, ...] = ()
+    optional: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    labels: tuple[str, ...] | None = None
 
     def chain(self, name: str) -> Chain | None:
         return next((c for c in self.chains if c.name == name), None)
@@ -109,7 +120,10 @@ def rule_names(ruleset: Ruleset) -> tuple[str, ...]:
 
 def schema_for(ruleset: Ruleset, catalogue: Catalogue) -> Schema:
     """The fields an imported rule set is checked over: the language's, with its rule names."""
-    return build_schema(catalogue, {}, rule_names(ruleset), ())
+    if ruleset.labels is not None and ruleset.labels != catalogue.app_names:
+        raise ValueError(f"{ruleset.source} was read with other application labels than this catalogue's")
+    return build_schema(catalogue, dict(ruleset.enums), rule_names(ruleset), ruleset.redirect_targets,
+                        optional=dict(ruleset.optional))
 
 
 def flatten(ruleset: Ruleset, hook: str, schema: Schema, approximate: bool = False,
@@ -168,6 +182,8 @@ class _Flattener:
         """Inline `chain` for the flows of `path`; the flows that leave it without a verdict
         (a return, its end) are returned, with the pieces gone to a goto's chain and back."""
         back: Path = []
+        for approximation in chain.approximations:
+            self.approximated(approximation, path)
         for rule in chain.rules:
             if not path:
                 break
@@ -180,6 +196,12 @@ class _Flattener:
                 self.decide(path, rule)
             elif verdict.kind == "accept":            # on to the next base chain
                 passed = self.within(path, rule.condition, rule.log)
+                if verdict.outcome is not None and passed:
+                    raise DiagnosticError([Diagnostic(
+                        "E755", f"`{verdict.outcome.text()}` before another base chain on the same hook", None,
+                        location_text=rule.location,
+                        help="the table would have to carry the outcome through the later base chains' verdicts; "
+                             "flatten the rule set at a hook where it is in the last base chain")])
                 if verdict.rewrites:
                     self.approximated(Approximation(
                         rule.name, rule.location, f"the rule rewrites the packet's {verdict.rewrites} address, "
@@ -240,7 +262,7 @@ class _Flattener:
         """Emit the rule's verdict for its flows in `path` (first match keeps them from later rules)."""
         origin = Origin(rule.name, rule.span, rule.location)
         if rule.verdict.kind == "accept":
-            self.emit_all(self.within(path, rule.condition, rule.log), Action("allow"), origin)
+            self.emit_all(self.within(path, rule.condition, rule.log), rule.verdict.outcome or Action("allow"), origin)
         elif rule.verdict.kind == "drop":
             self.emit_all(self.within(path, rule.condition, rule.log), Action("block"), origin)
         elif rule.verdict.tcp_reset:                  # the frontends make sure only TCP reaches it
@@ -258,7 +280,7 @@ class _Flattener:
 
     def emit_all(self, path: Path, action: Action, origin: Origin) -> None:
         for box, logged in path:
-            with_log = Action(action.kind, log=True) if logged else action
+            with_log = dataclasses.replace(action, log=True) if logged else action
             matches = tuple(sorted(normalized(box, self.fields).items()))
             self.rules.append(MatchRule(len(self.rules), matches, with_log, origin))
 

@@ -122,6 +122,7 @@ class Decoder:
         payload = left.get("payload") if isinstance(left, dict) and set(left) == {"payload"} else None
         if left == {"ct": {"key": "state"}}:
             self.known(CT_STATE, where)
+            right = {"set": right} if isinstance(right, list) else right     # `ct state established,related`
             states = self.values(right, here, _state)
             restrict(box, CT_STATE, states.complement(0, len(CT_STATES) - 1) if negated else states)
         elif isinstance(left, dict) and set(left) == {"meta"} and left["meta"] in ({"key": k} for k in NAME_KEYS):
