@@ -84,6 +84,11 @@ def read_nft_text(path, contract: Contract | None = None, catalogue: Catalogue |
     """The rule set of an `nft -f` file: nft loads it into a fresh network namespace and lists
     it back as JSON, so that the text means what the kernel makes of it. Errors are nft's own,
     at the file's line and column; without nft, an error saying so."""
+    return read_nft_json(kernel_listing(path), os.fspath(path), contract, catalogue)
+
+
+def kernel_listing(path) -> dict:
+    """`nft -j list ruleset` of the `nft -f` file loaded into a fresh network namespace."""
     from dpipolicy.verifier.netns import NamespaceError, run_in_namespace     # the kernel's side of the import
     name = os.fspath(path)
     try:
@@ -104,7 +109,7 @@ def read_nft_text(path, contract: Contract | None = None, catalogue: Catalogue |
                                           help="give the JSON of `nft -j list ruleset` instead")]) from None
     if done.returncode != 0:
         raise DiagnosticError(_refusals(name, done.stderr.decode(errors="replace")))
-    return read_nft_json(json.loads(done.stdout), name, contract, catalogue)
+    return json.loads(done.stdout)
 
 
 _NFT_ERROR = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<column>\d+)(?:-\d+)?: Error: (?P<message>.*)$")
@@ -560,9 +565,10 @@ class _Reader:
             return self.concat(left["concat"], right, op, where, table, decoder)
         if isinstance(left, dict) and isinstance(left.get("meta"), dict) and left["meta"].get("key") in INDEX_KEYS:
             words = INDEX_KEYS[left["meta"]["key"]]
-            self.rule.approximate(f"{where}.match.left", f"`{_text(left)}` tests the interface's index, which the "
-                                                         f"kernel took from its name when the rule set was loaded",
-                                  f"`{words}`, the interface's name")
+            if m.get("right") != "lo":      # the loopback is made with its namespace, index 1, for its life
+                self.rule.approximate(f"{where}.match.left",
+                                      f"`{_text(left)}` tests the interface's index, which the kernel took from "
+                                      f"its name when the rule set was loaded", f"`{words}`, the interface's name")
             left = {"meta": {"key": words}}
             m = {**m, "left": left}
         key = self.key(left, f"{where}.match.left", table)
