@@ -20,6 +20,7 @@ from dpipolicy.compiler.importers.chains import Ruleset
 from dpipolicy.compiler.table import RuleTable
 from dpipolicy.dsl import icmp
 from dpipolicy.dsl.interfaces import name_value
+from dpipolicy.dsl.patterns import encoding_of
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import CT_STATE, CT_STATES, ICMP_TYPE, IFACE_IN, IFACE_OUT, IPV6_BASE
 from dpipolicy.dsl.values import ip_text, parse_ip
@@ -39,18 +40,19 @@ VERDICTS = {"allow": "accept", "block": "drop", "reset": "reject"}
 class Probe:
     flow: str                       # as an operator writes it
     why: str
-    predicted: tuple                # (verdict, chain or None, handle, "policy" or None)
+    predicted: tuple                # (verdict, chain or None, handle or "policy")
     observed: tuple
     delivered: bool | None
     sent: str
 
     @property
     def agrees(self) -> bool:
-        verdict, chain, handle = self.predicted
-        kernel = self.observed
+        verdict, chain, _ = self.predicted
+        if self.delivered is not None and self.delivered != (verdict == "accept"):
+            return False
         if chain is None:           # the prediction is that of a chain the packet never meets
-            return verdict == kernel[0]
-        return self.predicted == kernel and (self.delivered is None or self.delivered == (verdict == "accept"))
+            return verdict == self.observed[0]
+        return self.predicted == self.observed
 
 
 def reasons(table: RuleTable, hook: str) -> list:
@@ -119,9 +121,10 @@ def prediction(ruleset: Ruleset, table: RuleTable, listing: dict, hook: str, flo
 
 def decision(ruleset: Ruleset, hook: str, events: list[dict]) -> tuple:
     """The kernel's verdict at the hook from the trace: the first drop, else the last accept,
-    each by a rule (chain, handle) or a chain's policy."""
+    each by a rule (chain, handle) or a chain's policy; an accept by no chain when no chain of
+    the hook saw the packet (a table of the other family)."""
     hooks = {c.name: c.hook for c in ruleset.chains if c.hook is not None}
-    current, last = None, ("none", None, None)
+    current, last = None, ("accept", None, None)
     for event in events:
         current = hooks.get(event["chain"], current)
         if current != hook:
@@ -149,8 +152,7 @@ def probe(path: Path, ruleset: Ruleset, table: RuleTable, hook: str, listing: di
     for n, (why, flow) in enumerate(flows):
         job = {"id": f"f{n}", "family": 4 if flow["src.ip"] < IPV6_BASE else 6, "proto": flow["proto"],
                "src": ip_text(flow["src.ip"]), "dst": ip_text(flow["dst.ip"]), "sport": flow["src.port"],
-               "dport": flow["dst.port"], "iif": _name(schema, flow, IFACE_IN, "eth0"),
-               "oif": _name(schema, flow, IFACE_OUT, "eth1")}
+               "dport": flow["dst.port"], **_interfaces(schema, flow)}
         if job["src"] == job["dst"] or (hook == "forward" and job["iif"] == job["oif"]):
             unsent.append((why, "the sender needs two addresses and two interfaces"))
             continue
@@ -170,8 +172,21 @@ def probe(path: Path, ruleset: Ruleset, table: RuleTable, hook: str, listing: di
     return out, unsent
 
 
-def _name(schema, flow: dict, field: str, fallback: str) -> str:
-    return shown_name(schema, flow, field) if field in flow else fallback
+def _interfaces(schema, flow: dict) -> dict:
+    """The interfaces' names: the flow's, else any; two that differ when the flow's allow it."""
+    names = {}
+    for key, field, fallback in (("iif", IFACE_IN, "in0"), ("oif", IFACE_OUT, "out0")):
+        if field not in flow:
+            names[key] = fallback
+            continue
+        name = shown_name(schema, flow, field)
+        encoding = encoding_of(schema.field(field))
+        if name == names.get("iif") and (flow[field] == 0 or encoding.text(flow[field]).endswith("*")):
+            # a name under no pattern, or under this pattern, other than the input's
+            name = next((n for n in encoding.candidates(flow[field]) if n not in ("lo", name)
+                         and encoding.encode(n) == flow[field]), name)
+        names[key] = name
+    return names
 
 
 def _rules(listing: dict) -> list:

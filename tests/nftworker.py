@@ -4,8 +4,8 @@ It runs inside a fresh network namespace (the router, R), reads one JSON job on 
 writes one JSON result on stdout. It loads the rule set as it is, then for each flow:
 
 - makes a client namespace (C) joined to R by a veth pair whose end in R carries the flow's
-  input interface name, and (hook forward) a dummy interface named as its output interface
-  that R routes the destination to; static neighbours, so no ARP or ND packet meets the rules;
+  input interface name, and (hook forward) a second pair whose end in R is named as its
+  output interface, which R routes the destination to (the packets it forwards end in C); static neighbours, so no ARP or ND packet meets the rules;
 - marks the flow's first packet for tracing (`meta nftrace set 1` in a prerouting chain before
   every other), sends it from C with a real socket (a TCP SYN, a UDP datagram, an ICMP echo
   request: trafficworker's packets), and reads the kernel's own account of it from
@@ -27,7 +27,7 @@ import time
 from dpipolicy.verifier.trafficworker import PAYLOAD, _checksum, _run
 
 TRACE_TABLE = "dpipolicy_trace"
-CLIENT_END = "peer0"
+CLIENT_END, CLIENT_OUT = "peer0", "peer1"
 _EVENT = re.compile(r"^trace id (?P<id>\w+) (?P<family>\w+) (?P<table>\S+) (?P<chain>\S+) (?P<what>.*)$")
 _RULE = re.compile(r"^rule (?P<text>.*?)(?: # handle (?P<handle>\d+))? \(verdict (?P<verdict>[^)]*)\)$")
 
@@ -109,7 +109,7 @@ def _setup(flow: dict, hook: str) -> subprocess.Popen:
 
 def _links(flow: dict, hook: str, pid: int, plen: int) -> None:
     """R's end of a veth pair named as the input interface (C holds the other), routes and
-    static neighbours both ways, and at forward a dummy output interface for the destination."""
+    static neighbours both ways, and at forward a second pair for the output interface."""
     src, dst, inside = flow["src"], flow["dst"], flow["iif"]
     nodad = " nodad" if flow["family"] == 6 else ""
     _ip_batch([f"link add {inside} type veth peer name {CLIENT_END}", f"link set {CLIENT_END} netns {pid}",
@@ -117,14 +117,17 @@ def _links(flow: dict, hook: str, pid: int, plen: int) -> None:
     lines = [f"route add {src}/{plen} dev {inside}"]
     if hook == "input":
         lines.insert(0, f"addr add {dst}/{plen} dev {inside}{nodad}")
-    else:
-        lines = [f"link add {flow['oif']} type dummy", f"link set {flow['oif']} up",
-                 f"route add {dst}/{plen} dev {flow['oif']}"] + lines
+    else:                           # the output interface's other end is C's too, where forwarded packets end
+        lines = [f"link add {flow['oif']} type veth peer name {CLIENT_OUT}", f"link set {CLIENT_OUT} netns {pid}",
+                 f"link set {flow['oif']} up", f"route add {dst}/{plen} dev {flow['oif']}"] + lines
     _ip_batch(lines)
     _ip_batch(["link set lo up", f"link set {CLIENT_END} up", f"addr add {src}/{plen} dev {CLIENT_END}{nodad}",
                f"route add {dst}/{plen} dev {CLIENT_END}",
-               f"neigh replace {dst} lladdr {_mac(inside)} dev {CLIENT_END} nud permanent"], pid)
-    _ip_batch([f"neigh replace {src} lladdr {_mac(CLIENT_END, pid)} dev {inside} nud permanent"])
+               f"neigh replace {dst} lladdr {_mac(inside)} dev {CLIENT_END} nud permanent"]
+              + ([f"link set {CLIENT_OUT} up"] if hook == "forward" else []), pid)
+    _ip_batch([f"neigh replace {src} lladdr {_mac(CLIENT_END, pid)} dev {inside} nud permanent"]
+              + ([f"neigh replace {dst} lladdr {_mac(CLIENT_OUT, pid)} dev {flow['oif']} nud permanent"]
+                 if hook == "forward" else []))
 
 
 def _teardown(flow: dict, holder: subprocess.Popen, hook: str) -> None:

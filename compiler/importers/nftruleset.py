@@ -447,8 +447,14 @@ class _Reader:
 
     def guard(self, key: str, value, where: str, rest: list, cond: Condition, flush_log) -> Condition:
         """A rate limit, quota or connection count: a rule that stops there above it. Exact when
-        only a log follows it (it limits logging, not a verdict); otherwise read as below the limit."""
-        if all(isinstance(e, dict) and next(iter(e), None) in ("counter", "log") for e in rest):
+        only counters follow it; when only logs and counters do, it limits the logging, which is
+        read as logging every flow; otherwise the rule is read as below the limit."""
+        kinds = {next(iter(e), None) if isinstance(e, dict) else None for e in rest}
+        if kinds <= {"counter"}:
+            return cond
+        if kinds <= {"counter", "log"}:
+            self.rule.approximate(where, f"`{_statement_text(key, value)}` logs only part of the traffic",
+                                  "logging every flow the rule meets")
             return cond
         over = bool(value.get("inv")) if isinstance(value, dict) else False
         self.rule.approximate(where, f"`{_statement_text(key, value)}` decides by the rate or amount of traffic",
