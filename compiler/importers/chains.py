@@ -158,6 +158,7 @@ class _Flattener:
     def __init__(self, ruleset: Ruleset, schema: Schema):
         self.ruleset = ruleset
         self.fields = {f.name: f for f in schema.flow_fields}
+        self.order = {name: k for k, name in enumerate(self.fields)}     # matches in schema order, as lower writes them
         self.rules: list[MatchRule] = []
         # by Approximation.key(): the approximation, and its flows with the number of rules emitted before them
         self.regions: dict[tuple, tuple[Approximation, list[tuple[Box, int]]]] = {}
@@ -259,7 +260,7 @@ class _Flattener:
     def emit_all(self, path: Path, action: Action, origin: Origin) -> None:
         for box, logged in path:
             with_log = Action(action.kind, log=True) if logged else action
-            matches = tuple(sorted(normalized(box, self.fields).items()))
+            matches = tuple(sorted(normalized(box, self.fields).items(), key=lambda item: self.order[item[0]]))
             self.rules.append(MatchRule(len(self.rules), matches, with_log, origin))
 
     def within(self, path: Path, condition: Condition, log: bool) -> Path:
