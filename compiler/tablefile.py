@@ -300,8 +300,9 @@ class _TableReader:
         if data is None:
             self.unreadable += list(INTERFACE_FIELDS)
             return {}
-        return {field: patterns for field, values in data.items()
-                if (patterns := self.patterns(values, _at("interfaces", field), field)) is not None}
+        # an unknown key is reported by `obj`; only the interface fields are read
+        return {field: patterns for field, values in data.items() if field in INTERFACE_FIELDS
+                and (patterns := self.patterns(values, _at("interfaces", field), field)) is not None}
 
     def patterns(self, values, where: str, field: str) -> tuple[str, ...] | None:
         """The declared names and patterns of a pattern field, each once, in their canonical order
