@@ -123,9 +123,12 @@ def test_bad_names_say_what_is_wrong(text, message):
     assert message in err.value.message
 
 
-def test_a_name_is_no_pattern():
-    with pytest.raises(ValueError_, match="a pattern, not one name"):
-        interfaces.name("eth*")
+@pytest.mark.parametrize("text", ["eth*", "eth+"])
+def test_a_name_is_no_pattern(text):
+    """`+` too: where one name is meant (`--flow`), the help must not suggest a pattern."""
+    with pytest.raises(ValueError_, match="a pattern, not one name") as err:
+        interfaces.name(text)
+    assert err.value.help == "give the name of one interface, for example `eth0`"
 
 
 # ----- what importers call ------------------------------------------------------------------
