@@ -35,7 +35,8 @@ from dpipolicy.compiler.table import Approximation, MatchRule, RuleTable
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.catalogue import Catalogue
-from dpipolicy.dsl.schema import PROTOCOLS, Schema, build_schema
+from dpipolicy.dsl.patterns import union
+from dpipolicy.dsl.schema import PROTOCOLS, Field, Schema, build_schema, optional_field
 from dpipolicy.dsl.source import Span
 from dpipolicy.dsl.typed import Action, Origin
 
@@ -67,6 +68,9 @@ class ChainRule:
     log: bool = False               # a log statement before the verdict
     approximations: tuple[Approximation, ...] = ()
     span: Span | None = None        # the rule's text, when the file is text (for lint and errors)
+    # the flows its approximations speak of, when not its condition: a rule read as matching no
+    # packet (a match the table cannot hold) may decide the flows its other matches select
+    reach: Condition | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,9 @@ class Ruleset:
     chains: tuple[Chain, ...]       # in the order of the file
     source: str                     # the file, for messages
     unseen: tuple[ChainRule, ...] = ()   # flows no chain sees, decided first (accept: the kernel lets them by)
+    # the optional fields its conditions use (schema.OPTIONAL_FIELDS), each with the interface
+    # names and patterns it matches as the language writes them ("eth0", "tun*"; () for others)
+    fields: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def chain(self, name: str) -> Chain | None:
         return next((c for c in self.chains if c.name == name), None)
@@ -108,8 +115,20 @@ def rule_names(ruleset: Ruleset) -> tuple[str, ...]:
 
 
 def schema_for(ruleset: Ruleset, catalogue: Catalogue) -> Schema:
-    """The fields an imported rule set is checked over: the language's, with its rule names."""
-    return build_schema(catalogue, {}, rule_names(ruleset), ())
+    """The fields an imported rule set is checked over: the language's, with its rule names and
+    the optional fields it uses."""
+    return build_schema(catalogue, {}, rule_names(ruleset), (), optional=used_fields(ruleset.fields))
+
+
+def used_fields(fields) -> dict[str, tuple[str, ...]]:
+    """Optional fields and their patterns (canonical, in value order), as the schema has them."""
+    return union(dict(fields))
+
+
+def field_of(name: str, fields) -> Field:
+    """The optional field `name` as the schema of a rule set using these fields has it: what a
+    reader computes an interface's values with (dsl/interfaces.values_of)."""
+    return optional_field(name, used_fields(fields).get(name, ()))
 
 
 def flatten(ruleset: Ruleset, hook: str, schema: Schema, approximate: bool = False,
@@ -174,7 +193,8 @@ class _Flattener:
                 break
             verdict = rule.verdict
             for approximation in rule.approximations:
-                self.approximated(approximation, self.within(path, rule.condition, False))
+                reach = rule.condition if rule.reach is None else rule.reach
+                self.approximated(approximation, self.within(path, reach, False))
             if verdict.kind == "continue":
                 path = self.logged(path, rule.condition) if rule.log else path
             elif verdict.kind in ("drop", "reject") or (verdict.kind == "accept" and final):

@@ -19,7 +19,11 @@ from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.source import SourceFile, Span, file_from_text
 
-from .chains import Chain, ChainRule, Condition, Ruleset, Verdict
+from dpipolicy.dsl import interfaces
+from dpipolicy.dsl.schema import INTERFACE_FIELDS, OPTIONAL_FIELDS
+from dpipolicy.dsl.values import ValueError_
+
+from .chains import Chain, ChainRule, Condition, Ruleset, Verdict, field_of
 from .iptablesrule import (CHAIN_NAME_MAX, FAMILY_RANGE, TARGETS, Context, Pending, ReadRule, RuleError,
                            RuleReader, Token, conjunction)
 
@@ -240,13 +244,14 @@ class _Reader:
                     continue
                 if not rule.skipped:
                     read.append((table, chain, rule, span))
-        conditions = [self.condition(rule) for _, _, rule, _ in read]
+        fields = self.fields_used(read)
+        conditions = [self.condition(rule, fields) for _, _, rule, _ in read]
         self.raise_errors()
         names = self.names(read)
         chains: list[Chain] = []
         for table in self.tables:
             for chain in self.chain_order(table):
-                rules = tuple(self.chain_rule(rule, condition, name, span)
+                rules = tuple(self.chain_rule(rule, condition, name, span, fields)
                               for (t, c, rule, span), condition, name in zip(read, conditions, names)
                               if t is table and c == chain)
                 chains.append(self.chain_of(table, chain, rules))
@@ -255,17 +260,53 @@ class _Reader:
         words = "IPv6" if self.family == "ipv4" else "IPv4"
         never = ChainRule(({"src.ip": unseen}, {"dst.ip": unseen}), Verdict("accept"),
                           f"{words} packets: not seen by {self.tool}", self.file.display_name)
-        return Ruleset(tuple(chains), self.file.display_name, unseen=(never,))
+        return Ruleset(tuple(chains), self.file.display_name, unseen=(never,), fields=fields)
 
-    def condition(self, rule: ReadRule) -> Condition:
-        factors = []
-        for factor in rule.factors:
+    def fields_used(self, read: list[tuple[_Table, str, ReadRule, Span]]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """The optional fields the rules test, with the interface names and patterns they match
+        (`tun+` is the language's "tun*"); a name the language cannot hold is an error at it."""
+        used: dict[str, list[str]] = {}
+        first: dict[str, Span] = {}
+        for _, _, rule, _ in read:
+            for factor in rule.factors:
+                if isinstance(factor, Pending):
+                    first.setdefault(factor.field, factor.span)
+                    try:
+                        used.setdefault(factor.field, []).extend(interfaces.pattern(n) for n in factor.names)
+                    except ValueError_ as exc:
+                        self.error("E733", exc.message, factor.span, exc.label, exc.help)
+                else:
+                    for box in factor:
+                        used.update({name: used.get(name, []) for name in box if name in OPTIONAL_FIELDS})
+        fields = tuple((name, tuple(dict.fromkeys(patterns))) for name, patterns in used.items())
+        for name in INTERFACE_FIELDS:
+            if name in used:
+                try:
+                    interfaces.check_vacancy(field_of(name, fields))
+                except ValueError_ as exc:
+                    self.error("E733", exc.message, first[name], exc.label, exc.help)
+        return fields
+
+    def condition(self, rule: ReadRule, fields) -> Condition:
+        """The rule's condition (no flow when it is left out), its interface tests made values of
+        the fields every rule of the file shares."""
+        if rule.left_out:
+            return ()
+        return conjunction(self.resolved(rule.factors, fields))
+
+    def resolved(self, factors: list, fields) -> list[Condition]:
+        out = []
+        for factor in factors:
             if isinstance(factor, Pending):
-                self.error("E736", f"`{factor.span.text}` tests `{factor.field}`, a field this dpipolicy does not "
-                           "have yet", factor.span, "not modelled yet")
-                continue
-            factors.append(factor)
-        return conjunction(factors)
+                field = field_of(factor.field, fields)
+                try:
+                    values = interfaces.values_of(field, factor.names)
+                except ValueError_:
+                    continue                # reported by fields_used
+                out.append(({field.name: values.complement(0, field.hi) if factor.negated else values},))
+            else:
+                out.append(factor)
+        return out
 
     @staticmethod
     def chain_order(table: _Table) -> list[str]:
@@ -284,10 +325,11 @@ class _Reader:
         once = {c for c in comments if c is not None and comments.count(c) == 1 and c not in reserved and c.strip()}
         return [c if c in once else (f"{c} ({place})" if c else place) for c, place in zip(comments, places)]
 
-    def chain_rule(self, rule: ReadRule, condition: Condition, name: str, span: Span) -> ChainRule:
+    def chain_rule(self, rule: ReadRule, condition: Condition, name: str, span: Span, fields) -> ChainRule:
         approximations = tuple(Approximation(name, where.location(), what, instead)
                                for where, what, instead in rule.approximations)
-        return ChainRule(condition, rule.verdict, name, span.location(), rule.log, approximations, span)
+        reach = conjunction(self.resolved(rule.factors, fields)) if rule.left_out else None
+        return ChainRule(condition, rule.verdict, name, span.location(), rule.log, approximations, span, reach)
 
     def chain_of(self, table: _Table, name: str, rules: tuple[ChainRule, ...]) -> Chain:
         qualified = f"{table.name} {name}"

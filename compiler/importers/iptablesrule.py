@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from dpipolicy.compiler.boxes import intersect
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import IP_MAX, IPV6_BASE
+from dpipolicy.dsl.schema import CT_STATE, CT_STATES, ICMP_TYPE, IP_MAX, IPV6_BASE, ct_state_values
 from dpipolicy.dsl.source import Span
 
 from .chains import CONTINUE, EVERY_FLOW, Condition, Verdict
@@ -85,6 +85,32 @@ UNMODELLED_MATCHES = {
     "u32": "packet bytes", "unclean": "malformed packets",
 }
 STATES = ("INVALID", "ESTABLISHED", "NEW", "RELATED", "UNTRACKED")
+# The ICMP names iptables and ip6tables take (iptables -p icmp -h), each as (type,) or (type, code).
+ICMP_NAMES = {
+    "icmp": {"echo-reply": (0,), "pong": (0,), "destination-unreachable": (3,), "network-unreachable": (3, 0),
+             "host-unreachable": (3, 1), "protocol-unreachable": (3, 2), "port-unreachable": (3, 3),
+             "fragmentation-needed": (3, 4), "source-route-failed": (3, 5), "network-unknown": (3, 6),
+             "host-unknown": (3, 7), "network-prohibited": (3, 9), "host-prohibited": (3, 10),
+             "tos-network-unreachable": (3, 11), "tos-host-unreachable": (3, 12),
+             "communication-prohibited": (3, 13), "host-precedence-violation": (3, 14),
+             "precedence-cutoff": (3, 15), "source-quench": (4,), "redirect": (5,), "network-redirect": (5, 0),
+             "host-redirect": (5, 1), "tos-network-redirect": (5, 2), "tos-host-redirect": (5, 3),
+             "echo-request": (8,), "ping": (8,), "router-advertisement": (9,), "router-solicitation": (10,),
+             "time-exceeded": (11,), "ttl-exceeded": (11,), "ttl-zero-during-transit": (11, 0),
+             "ttl-zero-during-reassembly": (11, 1), "parameter-problem": (12,), "ip-header-bad": (12, 0),
+             "required-option-missing": (12, 1), "timestamp-request": (13,), "timestamp-reply": (14,),
+             "address-mask-request": (17,), "address-mask-reply": (18,)},
+    "icmp6": {"destination-unreachable": (1,), "no-route": (1, 0), "communication-prohibited": (1, 1),
+              "beyond-scope": (1, 2), "address-unreachable": (1, 3), "port-unreachable": (1, 4),
+              "failed-policy": (1, 5), "reject-route": (1, 6), "packet-too-big": (2,), "time-exceeded": (3,),
+              "ttl-exceeded": (3,), "ttl-zero-during-transit": (3, 0), "ttl-zero-during-reassembly": (3, 1),
+              "parameter-problem": (4,), "bad-header": (4, 0), "unknown-header-type": (4, 1),
+              "unknown-option": (4, 2), "echo-request": (128,), "ping": (128,), "echo-reply": (129,),
+              "pong": (129,), "mld-listener-query": (130,), "mld-listener-report": (131,),
+              "mld-listener-done": (132,), "mld-listener-reduction": (132,), "router-solicitation": (133,),
+              "router-advertisement": (134,), "neighbour-solicitation": (135,), "neighbor-solicitation": (135,),
+              "neighbour-advertisement": (136,), "neighbor-advertisement": (136,), "redirect": (137,)},
+}
 CT_ONLY_STATES = ("SNAT", "DNAT")           # --ctstate: the connection's addresses were translated
 
 # Targets, by what they do to the verdict, each with its options (name -> how many values).
@@ -184,9 +210,10 @@ class ReadRule:
     comment: str | None = None
     approximations: list[tuple[Span, str, str]] = field(default_factory=list)   # (where, what, instead)
     skipped: bool = False           # `-6` in an IPv4 dump (or `-4` in an IPv6 one): not loaded
+    left_out: bool = False          # a match the table cannot hold: read as matching no packet
 
 
-_WITHOUT_IT = "the rule without it, matching every packet its other matches select"
+_LEFT_OUT = "the rule matching no packet (left out)"
 
 
 class RuleReader:
@@ -273,8 +300,10 @@ class RuleReader:
                 raise RuleError("E721", "a rule has one of `-j` and `-g`, not both", token.span, "the second")
             self.target = (value.text, value) if option == "jump" else ("goto " + value.text, value)
         elif option == "fragment":
-            self.approximate(token.span, f"`{'! ' if negation else ''}{token.text}` matches fragments after the "
-                             "first, which is no flow", "the rule matching the packets of every flow it selects")
+            # conntrack reassembles packets before these tables: a later fragment is part of its flow
+            self.approximate(token.span, f"`{'! ' if negation else ''}{token.text}` tests whether a packet is a "
+                             "fragment after the first, which no flow field holds",
+                             "every packet of a flow its first" if negation else _LEFT_OUT, left_out=not negation)
         elif option == "set-counters":
             self.values(token, 2)
         elif option in ("ipv4", "ipv6"):
@@ -322,7 +351,7 @@ class RuleReader:
             return
         if name in UNMODELLED_MATCHES:
             span = Span(option.span.file, option.span.start, self.skip_options().span.end)
-            self.approximate(span, f"`{span.text}` matches {UNMODELLED_MATCHES[name]}", _WITHOUT_IT)
+            self.approximate(span, f"`{span.text}` matches {UNMODELLED_MATCHES[name]}", _LEFT_OUT, left_out=True)
             return
         raise RuleError("E726", f"`{module.text}` is not an iptables match", module.span, "unknown match",
                         help="the matches are iptables-extensions(8)'s; check the spelling")
@@ -365,7 +394,7 @@ class RuleReader:
             start = negation.span if negation is not None else token.span
             self.approximate(Span(token.span.file, start.start, end.end),
                              f"`{Span(token.span.file, start.start, end.end).text}` tests "
-                             f"{UNMODELLED_OPTIONS[option]}", _WITHOUT_IT)
+                             f"{UNMODELLED_OPTIONS[option]}", _LEFT_OUT, left_out=True)
             return
         negated = negation is not None
         if module in PORT_PROTOCOLS and module != "multiport":
@@ -405,8 +434,9 @@ class RuleReader:
         else:
             self.out.factors.append((box,))
 
-    def approximate(self, span: Span, what: str, instead: str) -> None:
+    def approximate(self, span: Span, what: str, instead: str, left_out: bool = False) -> None:
         self.out.approximations.append((span, what, instead))
+        self.out.left_out |= left_out
 
     # ----- values ---------------------------------------------------------------------------
     @staticmethod
@@ -549,13 +579,34 @@ class RuleReader:
                             token.span, "no state yet", help="match states in the mangle, nat or filter table")
         if any(name in CT_ONLY_STATES for name in names):
             self.approximate(token.span, f"`--ctstate {token.text}` tests whether the connection's addresses were "
-                             "translated", "the rule matching every connection state")
+                             "translated", _LEFT_OUT, left_out=True)
             return
-        self.out.factors.append(Pending("ct.state", tuple(n.lower() for n in dict.fromkeys(names)),
-                                        negation is not None, token.span))
+        values = ct_state_values(n.lower() for n in names)
+        self.factor({CT_STATE: self.complemented(values, negation, 0, len(CT_STATES) - 1)})
 
     def icmp_type(self, module: str, token: Token, negation: Token | None) -> None:
-        self.out.factors.append(Pending("icmp.type", (module, token.text), negation is not None, token.span))
+        """`--icmp-type TYPE[/CODE]` or a name iptables knows; `any` is every type. The table has
+        no field for the code: a code is an approximation."""
+        text = token.text.lower()
+        if text == "any":
+            return
+        named = ICMP_NAMES[module].get(text)
+        kind, slash, code = (str(named[0]), "/" if len(named) > 1 else "", str(named[-1])) if named \
+            else text.partition("/")
+        if not kind.isdigit() or (slash and not code.isdigit()):
+            raise RuleError("E731", f"`{token.text}` is not an {module} type", token.span, "unknown type",
+                            help=f"write TYPE or TYPE/CODE as numbers (8 is echo-request), or a name: "
+                                 + ", ".join(ICMP_NAMES[module]))
+        if int(kind) > 255 or (slash and int(code) > 255):
+            raise RuleError("E731", f"`{token.text}`: types and codes are 0..255", token.span, "out of range")
+        if slash:
+            self.approximate(token.span, f"`--icmp{'v6' if module == 'icmp6' else ''}-type {token.text}` tests the "
+                             f"ICMP code {code} too, which no flow field holds", "the rule matching every code of "
+                             f"type {kind}" if negation is None else _LEFT_OUT, left_out=negation is not None)
+            if negation is not None:
+                return
+        values = IntervalSet.point(int(kind))
+        self.factor({ICMP_TYPE: self.complemented(values, negation, 0, 255)})
 
     # ----- the target -----------------------------------------------------------------------
     def target_table(self) -> dict[str, int]:
@@ -611,7 +662,7 @@ class RuleReader:
 
     def limited(self) -> None:
         if self.limit is not None:
-            self.approximate(self.limit.span, "`-m limit` matches a packet rate", _WITHOUT_IT)
+            self.approximate(self.limit.span, "`-m limit` matches packets up to a rate", _LEFT_OUT, left_out=True)
 
     def user_chain(self, chain: str, token: Token, option: str) -> None:
         if chain not in self.context.user_chains:
