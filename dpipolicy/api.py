@@ -12,7 +12,7 @@ from dpipolicy.compiler.table import RuleTable
 from dpipolicy.compiler.tablefile import read_table
 from dpipolicy.dsl.catalogue import Catalogue, load_catalogue
 from dpipolicy.dsl.checker import RuleMemo, check_items, check_spec_items
-from dpipolicy.dsl.diagnostics import DiagnosticError
+from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
 from dpipolicy.dsl.loader import load_items
 from dpipolicy.dsl.profiles import Profile
 from dpipolicy.dsl.reuse import ParseMemo
@@ -39,7 +39,7 @@ class Loaded:
 class Reading:
     """How to read an input that is a rule set exported from a real enforcement point
     (docs/import.md): its format if detection is not wanted, the hook the table describes, and
-    whether approximations are accepted. A policy or rule table ignores `chain` and `approximate`."""
+    whether approximations are accepted (`chain` and `approximate` apply to rule sets only)."""
     format: str | None = None           # one of detect.FORMATS, or None: told by the content
     chain: str | None = None
     approximate: bool = False
@@ -94,15 +94,40 @@ def _load(path: Path, specs: tuple[Path, ...], catalogue: Catalogue, memo: Memo 
           reading: Reading = Reading()) -> Loaded:
     parse = memo.parse if memo is not None else None
     kind = input_format(path, reading)
+    if kind in (detect.POLICY, detect.TABLE) and (reading.chain is not None or reading.approximate):
+        flag = "--chain" if reading.chain is not None else "--approximate"
+        raise DiagnosticError([Diagnostic("E703", f"{flag} applies to rule sets exported from an enforcement point, "
+                                          f"and `{path}` is {detect.DESCRIBED[kind]}", None, location_text=flag,
+                                          help=f"leave {flag} out, or name the format with --input-format")])
     if kind != detect.POLICY:
         table = read_table(path, catalogue) if kind == detect.TABLE else import_table(path, catalogue, reading)
-        spec_items = load_items(specs[0], specs[1:], parse)[0] if specs else []
-        spec = check_spec_items(spec_items + list(extra), catalogue, table.schema)
-        # specs may add server-name patterns (dsl/domains.py): the table moves onto their schema
-        return Loaded(table if spec.schema is table.schema else retarget(table, spec.schema), spec, None)
+        return with_spec(table, specs, catalogue, parse, extra)
     items, _ = load_items(path, specs, parse)
     policy = check_items(items + list(extra), catalogue, memo.rules if memo is not None else None)
     return Loaded(lower(policy, memo.boxes if memo is not None else None), policy, policy)
+
+
+def with_spec(table: RuleTable, specs: tuple[Path, ...], catalogue: Catalogue, parse: ParseMemo | None = None,
+              extra: tuple = ()) -> Loaded:
+    """A rule table with spec files checked against it."""
+    spec_items = load_items(specs[0], specs[1:], parse)[0] if specs else []
+    spec = check_spec_items(spec_items + list(extra), catalogue, table.schema)
+    # specs may add names and patterns (server names, interfaces): the table moves onto their schema
+    return Loaded(table if spec.schema is table.schema else retarget(table, spec.schema), spec, None)
+
+
+def lint_ruleset(path: Path, specs: tuple[Path, ...], catalogues: tuple[Path, ...], limits: Limits,
+                 reading: Reading = Reading()):
+    """Lint a rule set exported from an enforcement point: its rules on the table of one hook
+    (verifier/rulesetlint.py), and its spec files."""
+    from dpipolicy.compiler.importers.imported import judged_table
+    from dpipolicy.verifier.rulesetlint import lint_imported
+    catalogue = load_catalogue(catalogues)
+    ruleset = detect.read_ruleset(path, input_format(path, reading))
+    table, judged = judged_table(ruleset, catalogue, reading.chain, reading.approximate)
+    loaded = with_spec(table, specs, catalogue)
+    placed = load_items(specs[0], specs[1:])[0] if specs else []
+    return lint_imported(loaded.table, judged, placed, loaded.spec, limits)
 
 
 def translation_validation(loaded: Loaded, limits: Limits, shared: frozenset[int] = frozenset()) -> Validation | None:
@@ -173,8 +198,9 @@ def check(loaded: Loaded, limits: Limits, deployed: tuple[RuleTable, Policy] | N
     """Translation validation, then every invariant and test on the deployed table (by default,
     as the exact engine runs it); `jobs` and `progress` as for `check_results`."""
     validation = translation_validation(loaded, limits)
-    results = check_results(deployed or as_deployed(loaded, None), limits, jobs, progress)
-    return Report(loaded.table.policy_name, results, validation)
+    deployed = deployed or as_deployed(loaded, None)
+    results = check_results(deployed, limits, jobs, progress)
+    return Report(loaded.table.policy_name, results, validation, deployed[0].approximations)
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ class Report:
     policy_name: str | None
     results: list[Result] = field(default_factory=list)
     validation: "Validation | None" = None   # None: the input was a rule table
+    approximations: tuple[Approximation, ...] = ()   # an imported table's, read with --approximate
 
     def summary(self) -> dict[str, int]:
         inv = [r for r in self.results if r.kind == "invariant"]

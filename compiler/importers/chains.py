@@ -136,7 +136,24 @@ def flatten(ruleset: Ruleset, hook: str, schema: Schema, approximate: bool = Fal
     """The rule table deciding every flow as `ruleset` does at `hook`. Raises DiagnosticError
     for what it cannot hold exactly, unless `approximate`: then those are returned (each with
     the flows it may decide otherwise) and kept in the table."""
-    bases = ruleset.base_chains(hook)
+    table, approximations, _ = flatten_judged(ruleset, hook, schema, approximate, name)
+    return table, approximations
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A rule whose verdict decides flows at the hook, met where it stands on a path (lint):
+    `before` match rules were emitted ahead of it; a rule met on no flow emits none."""
+    rule: ChainRule
+    before: int
+
+
+def flatten_judged(ruleset: Ruleset, hook: str, schema: Schema, approximate: bool = False, name: str | None = None
+                   ) -> tuple[RuleTable, tuple[Approximation, ...], tuple[Judged, ...]]:
+    """`flatten`, with every rule that gives a verdict at the hook, in the order met."""
+    # a base chain without rules that accepts changes no verdict: the chain before it decides
+    bases = tuple(b for b in ruleset.base_chains(hook) if b.rules or b.policy != "accept"
+                  or b.policy_approximation is not None) or ruleset.base_chains(hook)[-1:]
     if not bases:
         raise DiagnosticError([Diagnostic(
             "E710", f"no base chain of {ruleset.source} is on the {hook} hook", None, location_text=ruleset.source,
@@ -144,7 +161,7 @@ def flatten(ruleset: Ruleset, hook: str, schema: Schema, approximate: bool = Fal
     flattener = _Flattener(ruleset, schema)
     path: Path = [({}, False)]
     for rule in ruleset.unseen:
-        flattener.decide(path, rule)
+        flattener.decide(path, rule, judged=False)
         path = flattener.outside(path, rule.condition)
     for k, base in enumerate(bases):
         final = k == len(bases) - 1
@@ -170,7 +187,7 @@ def flatten(ruleset: Ruleset, hook: str, schema: Schema, approximate: bool = Fal
                                for a in approximations])
     table = RuleTable(name or ruleset.source, None, schema, tuple(flattener.rules), default,
                       approximations=approximations)
-    return table, approximations
+    return table, approximations, tuple(flattener.judged)
 
 
 class _Flattener:
@@ -182,14 +199,16 @@ class _Flattener:
         # by Approximation.key(): the approximation, and its flows with the number of rules emitted before them
         self.regions: dict[tuple, tuple[Approximation, list[tuple[Box, int]]]] = {}
         self.accepted: Path = []     # flows a base chain before the last accepts: on to the next one
+        self.judged: list[Judged] = []
         self._disjoint: dict[int, Condition] = {}
 
     def run(self, chain: Chain, path: Path, final: bool, stack: tuple[str, ...]) -> Path:
         """Inline `chain` for the flows of `path`; the flows that leave it without a verdict
         (a return, its end) are returned, with the pieces gone to a goto's chain and back."""
         back: Path = []
-        for rule in chain.rules:
-            if not path:
+        for k, rule in enumerate(chain.rules):
+            if not path:            # the rest decide no flow: lint says so
+                self.judged += [Judged(r, len(self.rules)) for r in chain.rules[k:] if self.decides(r, final)]
                 break
             verdict = rule.verdict
             for approximation in rule.approximations:
@@ -257,8 +276,14 @@ class _Flattener:
                 out.append(Approximation(*approximation.key(), tuple(merge(region, self.fields))))
         return tuple(out)
 
-    def decide(self, path: Path, rule: ChainRule) -> None:
+    @staticmethod
+    def decides(rule: ChainRule, final: bool) -> bool:
+        return rule.verdict.kind in ("drop", "reject") or (rule.verdict.kind == "accept" and final)
+
+    def decide(self, path: Path, rule: ChainRule, judged: bool = True) -> None:
         """Emit the rule's verdict for its flows in `path` (first match keeps them from later rules)."""
+        if judged:
+            self.judged.append(Judged(rule, len(self.rules)))
         origin = Origin(rule.name, rule.span, rule.location)
         if rule.verdict.kind == "accept":
             self.emit_all(self.within(path, rule.condition, rule.log), Action("allow"), origin)

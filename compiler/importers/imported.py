@@ -7,7 +7,7 @@ from dpipolicy.compiler.table import RuleTable
 from dpipolicy.dsl.catalogue import Catalogue
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError, did_you_mean
 
-from .chains import Ruleset, flatten, schema_for
+from .chains import Judged, Ruleset, flatten_judged, schema_for
 
 # The netfilter hooks a base chain can be on, in the order a packet meets them.
 HOOKS = ("ingress", "prerouting", "input", "forward", "output", "postrouting", "egress")
@@ -38,7 +38,13 @@ def chosen_hook(ruleset: Ruleset, given: str | None) -> str:
 def rule_table(ruleset: Ruleset, catalogue: Catalogue, hook: str | None = None,
                approximate: bool = False) -> RuleTable:
     """The rule table deciding every flow as the rule set does at the hook chosen."""
+    return judged_table(ruleset, catalogue, hook, approximate)[0]
+
+
+def judged_table(ruleset: Ruleset, catalogue: Catalogue, hook: str | None = None,
+                 approximate: bool = False) -> tuple[RuleTable, tuple[Judged, ...]]:
+    """`rule_table`, with the rules that give verdicts at the hook (for lint)."""
     chosen = chosen_hook(ruleset, hook)
-    table, _ = flatten(ruleset, chosen, schema_for(ruleset, catalogue), approximate,
-                       name=f"{ruleset.source}, {chosen} hook")
-    return table
+    table, _, judged = flatten_judged(ruleset, chosen, schema_for(ruleset, catalogue), approximate,
+                                      name=f"{ruleset.source}, {chosen} hook")
+    return table, judged
