@@ -66,12 +66,11 @@ def pattern(text: str) -> str:
 
 
 def name(text: str) -> str:
-    """A concrete interface name (no `*`), checked; raises ValueError_."""
-    canonical = pattern(text)
-    if canonical.endswith(WILDCARD):
+    """A concrete interface name (no `*`, nor iptables' `+`), checked; raises ValueError_."""
+    if text.endswith((WILDCARD, "+")) and len(text) > 1:
         raise ValueError_(f"`{text}` is a pattern, not one name", "a pattern",
-                          help="give the name of the interface, for example `eth0`")
-    return canonical
+                          help=f"give the name of one interface, for example `{text[:-1]}0`")
+    return pattern(text)
 
 
 class Interfaces(Encoding):

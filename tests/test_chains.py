@@ -44,7 +44,8 @@ def interpret(ruleset, hook, flow):
     """The kernel's walk, one flow at a time: (action, logged, deciding rule name)."""
     logged = False
     fate = None
-    bases = ruleset.base_chains(hook)
+    # an accepting base chain without rules changes no verdict: the one before it names the rule
+    bases = [b for b in ruleset.base_chains(hook) if b.rules or b.policy != "accept"] or ruleset.base_chains(hook)[-1:]
     for base in bases:
         fate, logged = _walk(ruleset, base, flow, logged)
         if fate is None:                          # fell off the end or returned: the policy

@@ -67,6 +67,7 @@ class LintResult:
     schema: Schema
     rules: int                           # source rules looked at
     queries: int = 0                     # z3 queries
+    approximations: tuple = ()           # an imported rule set's, read with --approximate (rulesetlint.py)
 
 
 @dataclass

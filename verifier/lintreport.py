@@ -7,7 +7,7 @@ from dpipolicy.dsl.source import Span
 from dpipolicy.dsl.words import counted
 
 from .lint import LintResult
-from .report import flow_json
+from .report import approximation_json, approximations_text, flow_json
 from .witness import flow_text
 
 LEVELS = ("error", "warning", "note")
@@ -51,7 +51,8 @@ def render_text(result: LintResult, strict: bool) -> str:
         line += f"; failed{' (--strict: warnings fail)' if strict and s['warnings'] else ''}"
     elif verdict == "unknown":
         line += "; unknown: the solver gave no answer for some checks"
-    return "\n\n".join(blocks + [line])
+    approximated = approximations_text(result.approximations)
+    return "\n\n".join(blocks + (["\n".join(approximated)] if approximated else []) + [line])
 
 
 def _place_json(span: Span | None) -> dict:
@@ -78,4 +79,6 @@ def render_json(result: LintResult, strict: bool) -> dict:
         "findings": [finding_json(result, f, strict) for f in result.findings],
         "undecided": [{"code": u.code, "message": u.message, **_place_json(u.span), "reason": u.reason}
                       for u in result.undecided],
+        **({"approximations": [approximation_json(a) for a in result.approximations]} if result.approximations
+           else {}),
     }

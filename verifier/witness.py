@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from dpipolicy.compiler.backends.contract import PORT_PROTOCOLS
 from dpipolicy.dsl import domains, icmp
 from dpipolicy.dsl.catalogue import Application
 from dpipolicy.dsl.intervals import IntervalSet
@@ -51,8 +52,8 @@ class _Chooser:
         self.whole = {f.name: f.domain for f in schema.flow_fields}
         self.labels = tuple(name for name in LABEL_FIELDS if name in self.whole)
         self.detections = tuple(name for name in DETECTED_FIELDS if name in self.whole)
-        chosen = set(_APPLICATION_FIELDS) | set(_PREFERRED) | set(LABEL_FIELDS) | set(DETECTED_FIELDS) | {SNI, ICMP_TYPE}
-        chosen |= set(INTERFACE_FIELDS)
+        chosen = set(_APPLICATION_FIELDS) | set(_PREFERRED) | set(LABEL_FIELDS) | set(DETECTED_FIELDS)
+        chosen |= {SNI, ICMP_TYPE, *INTERFACE_FIELDS}
         self.interfaces = tuple(name for name in INTERFACE_FIELDS if name in self.whole)
         self.encodings = {name: encoding_of(schema.field(name)) for name in self.interfaces}
         self.least = tuple(name for name in self.whole if name not in chosen)
@@ -77,6 +78,8 @@ class _Chooser:
         flow = {"app": app, "proto": proto, "dst.port": port}
         for name in ("src.port", "dst.ip", "src.ip"):
             flow[name] = self._picked(name, box.get(name) or whole[name])
+        if proto not in PORT_PROTOCOLS:     # ICMP, GRE, ...: no ports, where the box lets it
+            flow["src.port"] = _pick(box.get("src.port") or whole["src.port"], (0,))
         flow["tls"], flow["smtp.auth"] = tls, auth
         if ICMP_TYPE in whole:      # an echo request for ICMP, type 0 for the rest, where the box lets it
             flow[ICMP_TYPE] = _pick(box.get(ICMP_TYPE) or whole[ICMP_TYPE], (icmp.ECHO_REQUEST.get(proto, 0),))
@@ -122,7 +125,8 @@ class _Chooser:
         app = entries[chosen]
         app_ports = app.ports if app else ()
         proto = _pick(protos, [p for p, _, _ in app_ports] + [PROTOCOLS["tcp"], PROTOCOLS["udp"]])
-        port = _pick(ports, [port for p, lo, hi in app_ports if p == proto for port in (lo, hi)] + list(_COMMON_PORTS))
+        port = _pick(ports, [port for p, lo, hi in app_ports if p == proto for port in (lo, hi)] + list(_COMMON_PORTS)
+                     if proto in PORT_PROTOCOLS else (0,))
         name = app.name if app else ""
         return (chosen, proto, port, _pick(tls, (1, 0) if name in _TLS_APPS else (0, 1)),
                 _pick(auth, (1, 0) if name in _AUTH_APPS else (0, 1)))
@@ -165,8 +169,9 @@ def flow_text(schema: Schema, flow: Mapping[str, int]) -> str:
     """One line, the way an operator writes a flow: `tcp 10.0.0.7:50000 -> 74.125.206.108:465 app=smtps tls`."""
     from dpipolicy.dsl.values import value_text
     f = schema.field
-    words = [value_text(f("proto"), flow["proto"]),
-             f"{_endpoint(flow['src.ip'], flow['src.port'])} -> {_endpoint(flow['dst.ip'], flow['dst.port'])}"]
+    ports = flow["proto"] in PORT_PROTOCOLS or flow["src.port"] or flow["dst.port"]
+    source, destination = (_endpoint(flow[f"{end}.ip"], flow[f"{end}.port"], ports) for end in ("src", "dst"))
+    words = [value_text(f("proto"), flow["proto"]), f"{source} -> {destination}"]
     if ICMP_TYPE in flow and (flow["proto"] in icmp.PROTOCOL_WORDS or flow[ICMP_TYPE]):
         words.append(f"{ICMP_TYPE}={icmp_type_text(flow['proto'], flow[ICMP_TYPE])}")
     if CT_STATE in flow:
@@ -216,7 +221,10 @@ def addons_of(schema: Schema, flow: Mapping[str, int]) -> list[str]:
     return [a for a in schema.addons if flow.get(ADDON_PREFIX + a)]
 
 
-def _endpoint(ip: int, port: int) -> str:
+def _endpoint(ip: int, port: int, ports: bool) -> str:
+    """An address, with its port unless the flow's protocol has none (and the flow no port)."""
     from dpipolicy.dsl.values import ip_text
+    if not ports:
+        return ip_text(ip)
     return f"[{ip_text(ip)}]:{port}" if ip >= IPV6_BASE else f"{ip_text(ip)}:{port}"
 

@@ -36,7 +36,8 @@ from dpipolicy.compiler.table import Approximation, MatchRule, RuleTable
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.catalogue import Catalogue
-from dpipolicy.dsl.schema import PROTOCOLS, Schema, build_schema
+from dpipolicy.dsl.patterns import union
+from dpipolicy.dsl.schema import PROTOCOLS, Field, Schema, build_schema, optional_field
 from dpipolicy.dsl.source import Span
 from dpipolicy.dsl.typed import Action, Origin
 
@@ -69,6 +70,9 @@ class ChainRule:
     log: bool = False               # a log statement before the verdict
     approximations: tuple[Approximation, ...] = ()
     span: Span | None = None        # the rule's text, when the file is text (for lint and errors)
+    # the flows its approximations speak of, when not its condition: a rule read as matching no
+    # packet (a match the table cannot hold) may decide the flows its other matches select
+    reach: Condition | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,8 @@ class Ruleset:
     unseen: tuple[ChainRule, ...] = ()   # flows no chain sees, decided first (accept: the kernel lets them by)
     enums: tuple[tuple[str, tuple[str, ...]], ...] = ()
     redirect_targets: tuple[str, ...] = ()
+    # the optional fields its conditions use (schema.OPTIONAL_FIELDS), each with the names and
+    # patterns it matches as the language writes them ("eth0", "tun*"; () for others), canonical
     optional: tuple[tuple[str, tuple[str, ...]], ...] = ()
     labels: tuple[str, ...] | None = None
 
@@ -119,11 +125,23 @@ def rule_names(ruleset: Ruleset) -> tuple[str, ...]:
 
 
 def schema_for(ruleset: Ruleset, catalogue: Catalogue) -> Schema:
-    """The fields an imported rule set is checked over: the language's, with its rule names."""
+    """The fields an imported rule set is checked over: the language's, with its rule names, the
+    contract's enums and the optional fields it uses."""
     if ruleset.labels is not None and ruleset.labels != catalogue.app_names:
         raise ValueError(f"{ruleset.source} was read with other application labels than this catalogue's")
     return build_schema(catalogue, dict(ruleset.enums), rule_names(ruleset), ruleset.redirect_targets,
                         optional=dict(ruleset.optional))
+
+
+def used_fields(fields) -> dict[str, tuple[str, ...]]:
+    """Optional fields and their patterns (canonical, in value order), as the schema has them."""
+    return union(dict(fields))
+
+
+def field_of(name: str, fields) -> Field:
+    """The optional field `name` as the schema of a rule set using these fields has it: what a
+    reader computes an interface's values with (dsl/interfaces.values_of)."""
+    return optional_field(name, used_fields(fields).get(name, ()))
 
 
 def flatten(ruleset: Ruleset, hook: str, schema: Schema, approximate: bool = False,
@@ -131,7 +149,24 @@ def flatten(ruleset: Ruleset, hook: str, schema: Schema, approximate: bool = Fal
     """The rule table deciding every flow as `ruleset` does at `hook`. Raises DiagnosticError
     for what it cannot hold exactly, unless `approximate`: then those are returned (each with
     the flows it may decide otherwise) and kept in the table."""
-    bases = ruleset.base_chains(hook)
+    table, approximations, _ = flatten_judged(ruleset, hook, schema, approximate, name)
+    return table, approximations
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A rule whose verdict decides flows at the hook, met where it stands on a path (lint):
+    `before` match rules were emitted ahead of it; a rule met on no flow emits none."""
+    rule: ChainRule
+    before: int
+
+
+def flatten_judged(ruleset: Ruleset, hook: str, schema: Schema, approximate: bool = False, name: str | None = None
+                   ) -> tuple[RuleTable, tuple[Approximation, ...], tuple[Judged, ...]]:
+    """`flatten`, with every rule that gives a verdict at the hook, in the order met."""
+    # a base chain without rules that accepts changes no verdict: the chain before it decides
+    bases = tuple(b for b in ruleset.base_chains(hook) if b.rules or b.policy != "accept"
+                  or b.policy_approximation is not None) or ruleset.base_chains(hook)[-1:]
     if not bases:
         raise DiagnosticError([Diagnostic(
             "E710", f"no base chain of {ruleset.source} is on the {hook} hook", None, location_text=ruleset.source,
@@ -139,7 +174,7 @@ def flatten(ruleset: Ruleset, hook: str, schema: Schema, approximate: bool = Fal
     flattener = _Flattener(ruleset, schema)
     path: Path = [({}, False)]
     for rule in ruleset.unseen:
-        flattener.decide(path, rule)
+        flattener.decide(path, rule, judged=False)
         path = flattener.outside(path, rule.condition)
     for k, base in enumerate(bases):
         final = k == len(bases) - 1
@@ -165,17 +200,19 @@ def flatten(ruleset: Ruleset, hook: str, schema: Schema, approximate: bool = Fal
                                for a in approximations])
     table = RuleTable(name or ruleset.source, None, schema, tuple(flattener.rules), default,
                       approximations=approximations)
-    return table, approximations
+    return table, approximations, tuple(flattener.judged)
 
 
 class _Flattener:
     def __init__(self, ruleset: Ruleset, schema: Schema):
         self.ruleset = ruleset
         self.fields = {f.name: f for f in schema.flow_fields}
+        self.order = {name: k for k, name in enumerate(self.fields)}     # matches in schema order, as lower writes them
         self.rules: list[MatchRule] = []
         # by Approximation.key(): the approximation, and its flows with the number of rules emitted before them
         self.regions: dict[tuple, tuple[Approximation, list[tuple[Box, int]]]] = {}
         self.accepted: Path = []     # flows a base chain before the last accepts: on to the next one
+        self.judged: list[Judged] = []
         self._disjoint: dict[int, Condition] = {}
 
     def run(self, chain: Chain, path: Path, final: bool, stack: tuple[str, ...]) -> Path:
@@ -184,12 +221,14 @@ class _Flattener:
         back: Path = []
         for approximation in chain.approximations:
             self.approximated(approximation, path)
-        for rule in chain.rules:
-            if not path:
+        for k, rule in enumerate(chain.rules):
+            if not path:            # the rest decide no flow: lint says so
+                self.judged += [Judged(r, len(self.rules)) for r in chain.rules[k:] if self.decides(r, final)]
                 break
             verdict = rule.verdict
             for approximation in rule.approximations:
-                self.approximated(approximation, self.within(path, rule.condition, False))
+                reach = rule.condition if rule.reach is None else rule.reach
+                self.approximated(approximation, self.within(path, reach, False))
             if verdict.kind == "continue":
                 path = self.logged(path, rule.condition) if rule.log else path
             elif verdict.kind in ("drop", "reject") or (verdict.kind == "accept" and final):
@@ -258,8 +297,14 @@ class _Flattener:
                 out.append(Approximation(*approximation.key(), tuple(merge(region, self.fields))))
         return tuple(out)
 
-    def decide(self, path: Path, rule: ChainRule) -> None:
+    @staticmethod
+    def decides(rule: ChainRule, final: bool) -> bool:
+        return rule.verdict.kind in ("drop", "reject") or (rule.verdict.kind == "accept" and final)
+
+    def decide(self, path: Path, rule: ChainRule, judged: bool = True) -> None:
         """Emit the rule's verdict for its flows in `path` (first match keeps them from later rules)."""
+        if judged:
+            self.judged.append(Judged(rule, len(self.rules)))
         origin = Origin(rule.name, rule.span, rule.location)
         if rule.verdict.kind == "accept":
             self.emit_all(self.within(path, rule.condition, rule.log), rule.verdict.outcome or Action("allow"), origin)
@@ -281,7 +326,7 @@ class _Flattener:
     def emit_all(self, path: Path, action: Action, origin: Origin) -> None:
         for box, logged in path:
             with_log = dataclasses.replace(action, log=True) if logged else action
-            matches = tuple(sorted(normalized(box, self.fields).items()))
+            matches = tuple(sorted(normalized(box, self.fields).items(), key=lambda item: self.order[item[0]]))
             self.rules.append(MatchRule(len(self.rules), matches, with_log, origin))
 
     def within(self, path: Path, condition: Condition, log: bool) -> Path:
