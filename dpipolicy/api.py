@@ -217,7 +217,7 @@ def kernel_check(compiled, limits: Limits, mode: str = "auto"):
     """Load `compiled` (an nftables script) into a fresh network namespace, read the kernel's copy
     back and prove it equal to the table the script means (verifier/kernel.py). `mode` auto runs
     it when the kernel can be had here, required makes that an error, off skips it."""
-    from dpipolicy.verifier.netns import kernel_unavailable
+    from dpipolicy.compiler.netns import kernel_unavailable
     if mode == "off":
         return KernelSkipped("--validate=off")
     why = kernel_unavailable()

@@ -498,7 +498,7 @@ def _probe(args, stdout: TextIO, stderr: TextIO) -> int:
     from dpipolicy.compiler.backends import TARGETS, Options
     from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
     from dpipolicy.verifier import kernelprobe
-    from dpipolicy.verifier.netns import kernel_unavailable
+    from dpipolicy.compiler.netns import kernel_unavailable
     limits = _limits(args)
     if api.is_table(args.policy):
         raise DiagnosticError([Diagnostic("E321", "`probe` takes a .dpi policy, not a rule table", None,

@@ -25,7 +25,7 @@ from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import CT_STATE, CT_STATES, ICMP_TYPE, IFACE_IN, IFACE_OUT, IPV6_BASE
 from dpipolicy.dsl.values import ip_text, parse_ip
 from dpipolicy.verifier.kernelprobe import _UNSENDABLE, witness_flows
-from dpipolicy.verifier.netns import run_in_namespace
+from dpipolicy.compiler.netns import run_in_namespace
 from dpipolicy.verifier.properties import TableModel
 from dpipolicy.verifier.solve import Limits
 from dpipolicy.verifier.witness import flow_text, shown_name

@@ -24,7 +24,7 @@ from dpipolicy.dsl.typed import Action, Origin
 from dpipolicy.dsl.words import counted
 
 from .diff import diff_tables
-from .netns import NamespaceError, nft_failure, run_in_namespace, unprivileged
+from dpipolicy.compiler.netns import NamespaceError, nft_failure, run_in_namespace, unprivileged
 from .solve import Limits
 from .validate import MistranslationError
 from .witness import flow_text

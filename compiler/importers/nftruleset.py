@@ -89,7 +89,7 @@ def read_nft_text(path, contract: Contract | None = None, catalogue: Catalogue |
 
 def kernel_listing(path) -> dict:
     """`nft -j list ruleset` of the `nft -f` file loaded into a fresh network namespace."""
-    from dpipolicy.verifier.netns import NamespaceError, run_in_namespace     # the kernel's side of the import
+    from dpipolicy.compiler.netns import NamespaceError, run_in_namespace     # the kernel's side of the import
     name = os.fspath(path)
     try:
         with open(name, "rb"):
