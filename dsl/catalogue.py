@@ -9,7 +9,9 @@ from pathlib import Path
 
 import yaml
 
+from . import inputfile
 from .diagnostics import Diagnostic, DiagnosticError, byte_position, cannot_read
+from .yamlnodes import Codes, compose
 
 CATEGORIES = ("email", "vpn", "p2p", "web", "video", "voip", "messaging", "dns", "other")
 _PORT = re.compile(r"^(tcp|udp|sctp)/(\d+)(?:-(\d+))?$")
@@ -47,15 +49,19 @@ def _error(path: str, message: str, node=None, help: str | None = None) -> Diagn
     return Diagnostic("E050", message, None, help=help, location_text=where)
 
 
+_CODES = Codes(*["E050"] * 5)     # a catalogue has one code for every problem
+
+
 def _load_yaml(text: str, path: str):
-    """Safe-load the data and keep the node tree, so errors can point at lines."""
+    """The data and the node tree it was built from, so errors can point at lines; read with
+    the bounds of every YAML file (yamlnodes.compose)."""
+    tree = compose(text, path, _CODES)
     try:
-        return yaml.safe_load(text), yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
-        raise DiagnosticError([Diagnostic("E050", f"invalid YAML: {getattr(exc, 'problem', exc)}",
-                                          None, location_text=where)]) from None
+        return yaml.SafeLoader("").construct_document(tree) if tree is not None else None, tree
+    except yaml.MarkedYAMLError as exc:      # a tag the safe loader refuses (`!!python/...`)
+        mark = exc.problem_mark
+        raise DiagnosticError([Diagnostic("E050", f"invalid YAML: {exc.problem}", None,
+                                          location_text=f"{path}:{mark.line + 1}:{mark.column + 1}")]) from None
 
 
 def parse_catalogue(text: str, path: str) -> tuple[Application, ...]:
@@ -110,7 +116,7 @@ def load_catalogue(extra_files: tuple[Path, ...] = ()) -> Catalogue:
     apps = {a.name: a for a in shipped_applications()}
     for path in extra_files:
         try:
-            text = path.read_text(encoding="utf-8")
+            text = inputfile.read_text(path)
         except OSError as exc:
             raise DiagnosticError([cannot_read("E051", "catalogue", str(path), exc,
                                                "check the path given to `--catalogue`")]) from None
