@@ -33,6 +33,8 @@ _GITHUB = re.compile(r"^::(error|warning|notice)( [^\r\n]*)?::[^\r\n]*$")
 # the file whatever the code (there is no node to point at).
 WHOLE_FILE_CODES = frozenset({"E003", "E010", "E015", "E051", "E300", "E301", "E302", "E321", "E331", "E400",
                               "E600", "E630"})
+_NEWLINE = re.compile(rb"\n")
+_YAML_BREAKS = re.compile(rb"\r\n|\r|\n|\xc2\x85|\xe2\x80\xa8|\xe2\x80\xa9")     # YAML 1.1 counts all as line ends
 KEEP = 2000         # characters of output kept with a finding
 
 
@@ -127,7 +129,7 @@ def _bad_location(code: str, where: str, folder: Path) -> str | None:
         path = folder / m["file"]
         if path.is_file():
             text = path.read_bytes()
-            lines = text.split(b"\n")
+            lines = (_YAML_BREAKS if path.suffix == ".yaml" else _NEWLINE).split(text)
             line, col = int(m["line"]), int(m["col"])
             if not 1 <= line <= len(lines) or not 1 <= col <= len(lines[line - 1]) + 1:
                 return f"outside the file ({len(lines)} lines)"
