@@ -14,7 +14,7 @@ from .diagnostics import Diagnostic, DiagnosticError, byte_position, cannot_read
 from .yamlnodes import Codes, compose
 
 CATEGORIES = ("email", "vpn", "p2p", "web", "video", "voip", "messaging", "dns", "other")
-_PORT = re.compile(r"^(tcp|udp|sctp)/(\d+)(?:-(\d+))?$")
+_PORT = re.compile(r"^(tcp|udp|sctp)/(\d{1,5})(?:-(\d{1,5}))?$")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _PROTO_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132}
 
@@ -58,6 +58,9 @@ def _load_yaml(text: str, path: str):
     tree = compose(text, path, _CODES)
     try:
         return yaml.SafeLoader("").construct_document(tree) if tree is not None else None, tree
+    except ValueError:                        # an integer past Python's 4300 digits: no node says which
+        raise DiagnosticError([Diagnostic("E050", "a number too long to read (over 4300 digits)", None,
+                                          location_text=path)]) from None
     except yaml.MarkedYAMLError as exc:      # a tag the safe loader refuses (`!!python/...`)
         mark = exc.problem_mark
         raise DiagnosticError([Diagnostic("E050", f"invalid YAML: {exc.problem}", None,

@@ -146,6 +146,9 @@ class NodeReader:
         except yaml.YAMLError as exc:    # a tag the safe loader refuses (`!!python/...`)
             self.fail(self.codes.wrong_type, node, f"cannot read this value: {getattr(exc, 'problem', exc)}")
             return None
+        except ValueError:               # an integer past Python's 4300 digits
+            self.fail(self.codes.wrong_type, node, "cannot read this value: a number over 4300 digits long")
+            return None
 
     def shown(self, node) -> str:
         if isinstance(node, yaml.ScalarNode):
