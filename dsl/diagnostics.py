@@ -45,6 +45,7 @@ class Diagnostic:
             src = self.span.file.line_text(line).rstrip("\r")
             end_line, end_col = self.span.file.line_col(max(self.span.start, self.span.end - 1))
             width = (end_col - col + 1) if end_line == line else len(src) - col + 1
+            src, col, width = _window(src, col, width)
             # Tabs are shown as four spaces, on the source line and under it alike.
             pad = len(src[:col - 1].replace("\t", "    "))
             width = len(src[col - 1:col - 1 + max(1, width)].replace("\t", "    "))
@@ -121,6 +122,21 @@ class DiagnosticSink:
                                                         d.span.file.display_name if d.span else "",
                                                         d.span.start if d.span else 0))
             raise DiagnosticError(ordered)
+
+
+SHOWN_LINE = 200        # characters of a source line shown under a diagnostic; a longer line is cut around the caret
+
+
+def _window(src: str, col: int, width: int) -> tuple[str, int, int]:
+    """The part of a long line around columns col..col+width-1 (a minified or generated file can
+    put megabytes on one line), marked `...` where cut; the column and width within it."""
+    if len(src) <= SHOWN_LINE:
+        return src, col, width
+    width = min(width, SHOWN_LINE // 2)
+    start = max(0, min(col - 1 - SHOWN_LINE // 4, len(src) - SHOWN_LINE))
+    end = start + SHOWN_LINE
+    shown = ("..." if start else "") + src[start:end] + ("..." if end < len(src) else "")
+    return shown, col - start + (3 if start else 0), width
 
 
 def cannot_read(code: str, what: str, name: str, exc: OSError, help: str) -> Diagnostic:
