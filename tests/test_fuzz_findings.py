@@ -2,6 +2,7 @@
 smallest input that broke the promise, and the located error it gets now."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,30 @@ def test_yaml_nested_a_thousand_deep_is_an_error_not_an_internal_error(kind):
     assert code == 2 and "internal error" not in err
     assert f"error[{CODES[kind]}]: lists and mappings nested more than 100 deep\n" in err
     assert " --> file.yaml:" in err
+
+
+def test_a_spec_name_too_long_for_the_file_system_is_an_error_at_the_name():
+    """Input 2080 of seed 2 (a token of a terms file's `specs` repeated a hundred times): the
+    file system's ENAMETOOLONG left pathlib's is_file, an internal error (exit 4)."""
+    Path("terms.yaml").write_text(TERMS.replace("[spec.dpi]", "[" + "spec" * 100 + ".dpi]"), encoding="utf-8")
+    code, _, err = run_cli("audit", "policy.dpi", "--terms", "terms.yaml")
+    assert code == 2 and "internal error" not in err
+    assert "error[E607]: cannot read spec file `specspec" in err and ": file name too long\n --> terms.yaml:3:9" in err
+
+
+def test_a_diff_of_tables_where_a_rule_matches_no_flow():
+    """Input 8901 of seed 3 (a table's `"subscriber.zone": ["uk"]` made `[]`): the diff followed
+    the empty rule, found no rule of the other table holding its (empty) box, and stopped with
+    an internal error. The rule decides no flow: removing its match removes its flows."""
+    write_policy(Path("."), "default allow\nrule r when dst.port == 25 then block\nrule s when dst.port == 80 then reset\n",
+                 "p.dpi")
+    assert run_cli("compile", "p.dpi", "-o", "old.json")[0] == 0
+    table = json.loads(Path("old.json").read_text(encoding="utf-8"))
+    table["rules"][0]["match"]["dst.port"] = []
+    Path("new.json").write_text(json.dumps(table), encoding="utf-8")
+    for old, new, change in (("old.json", "new.json", "block -> allow"), ("new.json", "old.json", "allow -> block")):
+        code, out, err = run_cli("diff", old, new, "--format", "json")
+        assert code == 1 and err == ""
+        (group,) = json.loads(out)["groups"]
+        assert group["change"] == change and [r["text"] for r in group["regions"]] == ["dst.port == 25"]
+    assert run_cli("diff", "new.json", "new.json")[0] == 0
