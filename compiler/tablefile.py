@@ -191,8 +191,10 @@ class _TableReader:
         for i, entry in enumerate(entries):
             if entry is not None:
                 origin, action, match, because = entry
-                rules.append(MatchRule(len(rules), self.matches(match, fields, f"rules[{i}].match"), action,
-                                       origin, because))
+                box = self.matches(match, fields, f"rules[{i}].match")
+                if any(values.is_empty() for _, values in box):
+                    continue        # it matches no flow (`[]`): left out, so every box has flows; its name stays
+                rules.append(MatchRule(len(rules), box, action, origin, because))
         self.raise_errors()
         return RuleTable(name, version_text, schema, tuple(rules), default)
 

@@ -130,8 +130,6 @@ class _Walk:
     def run(self, c: int) -> None:
         own, other = self.own, self.other
         box = own.boxes[c]
-        if any(values.is_empty() for values in box.values()):
-            return          # a rule table's rule can match no flow (`"dst.port": []`): it decides none
         # The other table's rules meeting box_c up to the first holding all of it (the default
         # at the latest): every flow of box_c is decided by then.
         meeting = other.index.meeting(box)
