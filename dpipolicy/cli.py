@@ -648,9 +648,11 @@ def _profile_build(args, stdout: TextIO, stderr: TextIO) -> int:
     base = read_file(args.base, str(args.base), "base profile", PROFILE_CODES, "give the base profile's path")
     truth = merge([read_truth(path, catalogue) for path in args.truth])
     flows = [flow for path in args.flows for flow in read_flows(path, args.release)]
-    note = ("Label entries built by `dpipolicy profile build` from "
-            + ", ".join(p.name for p in args.flows) + " with the truth of " + ", ".join(p.name for p in args.truth)
-            + ";\nrebuild rather than edit them (docs/profiles.md, \"Building a profile\").")
+    import textwrap
+    note = "\n".join(textwrap.wrap(
+        "Label entries built by `dpipolicy profile build` from " + ", ".join(p.name for p in args.flows)
+        + " with the truth of " + ", ".join(p.name for p in args.truth)
+        + "; rebuild rather than edit them (docs/profiles.md, \"Building a profile\").", 92))
     built = build(flows, truth, base, str(args.base), catalogue, note)
     _write(args.output, built.text, stdout)
     stderr.write(built.summary() + "\n")
