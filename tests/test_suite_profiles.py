@@ -15,7 +15,7 @@ from dpipolicy.dsl.catalogue import load_catalogue
 from dpipolicy.dsl.flowcsv import read_flows
 from dpipolicy.dsl.profilebuild import build
 from dpipolicy.dsl.profiles import load_profile
-from dpipolicy.dsl.truth import merge, read_truth
+from dpipolicy.dsl.truth import merge, parse_truth, read_truth
 
 from helpers import ROOT, run_cli, write_policy
 
@@ -148,3 +148,12 @@ def test_the_label_change_shows_in_the_diff(tmp_path, old, new, app, flows, was,
     if "never_old" in changes:
         assert (changes["never_old"]["before"], changes["never_old"]["after"]) == ("violated", "holds")
         assert changes["never_old"]["before_counterexample"]["flow"]["dpi.app"] == was
+
+
+def test_the_truth_file_example_of_the_docs_reads():
+    """docs/profiles.md, "The truth file": the example is a truth file as the build reads it."""
+    page = (ROOT / "docs" / "profiles.md").read_text(encoding="utf-8")
+    example = page.split("### The truth file", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    truth = parse_truth(example, "docs/profiles.md", CATALOGUE)
+    assert [r.app for r in truth.rows] == ["openvpn", "whatsapp", "dns", None]
+    assert truth.not_decided == (("some_capture.pcap", "what it carries cannot be told from its name or ports"),)
