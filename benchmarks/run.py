@@ -1,11 +1,18 @@
 """Benchmark: parse, type-check, compile, translation validation and check of generated carrier
-policies at several sizes, the equal-treatment invariants of spec-equal.dpi on their own, the diff of each policy against a copy with 1% of its rules
-changed, serially and with `--jobs 2`, and the nftables target with its kernel check
-(compile, `nft -f` load, read back, proof; skipped where no kernel can be had). Prints a table and writes JSON (benchmarks/out/results.json),
-with the number of processes `--jobs auto` (the commands' default) gives each size here.
+policies at several sizes, against a floor (reading the file and splitting it into rules with
+plain string operations) and the lark parse; the parse cache's second run; the straightforward
+z3 encoding (benchmarks/baseline.py) on the same table; the equal-treatment invariants of
+spec-equal.dpi on their own; `lint` and `fmt --check`; the diff of each policy against a copy
+with 1% of its rules changed, serially and with `--jobs 2`; and the nftables target with its
+kernel check (compile, `nft -f` load, read back, proof; skipped where no kernel can be had).
+Prints a table and writes JSON (benchmarks/out/results.json), with the number of processes
+`--jobs auto` (the commands' default) gives each size here.
 
-Each size runs in its own process so peak memory (ru_maxrss) belongs to that size alone.
-Usage: python benchmarks/run.py [--sizes 1000 10000] [--seed 1] [--out benchmarks/out]
+Each part of each size runs in its own process, so its peak memory (ru_maxrss) is its own.
+Sizes from --check-only-from (default 1,000,000) run parse, compile and check only; the kernel
+check runs up to --nft-up-to rules (default 10,000: the kernel's listing grows with the square
+of its rules).
+Usage: python benchmarks/run.py [--sizes 1000 10000 100000] [--seed 1] [--out benchmarks/out]
 """
 from __future__ import annotations
 
@@ -14,12 +21,14 @@ import importlib.util
 import json
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+BASELINE_TIMEOUT_S = 60     # per invariant: past it the baseline's answer is unknown (its time a lower bound)
 NFT_PHASES = ("nft_compile", "nft_load", "nft_list", "read_back", "kernel_proof")
 
 
@@ -30,8 +39,47 @@ def _generator():
     return module
 
 
-def measure_one(n: int, seed: int, workdir: Path) -> dict:
-    """Time each phase of `dpipolicy check` on an n-rule policy, in this process."""
+def write_inputs(n: int, seed: int, workdir: Path) -> tuple[str, str]:
+    policy_text, spec_text = _generator().generate(n, seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "policy.dpi").write_text(policy_text)
+    (workdir / "spec.dpi").write_text(spec_text)
+    return policy_text, spec_text
+
+
+def measure_floor(path: Path) -> float:
+    """Reading the file and cutting it into its items with plain string operations: what any
+    reader of the file must spend, the floor under the parse."""
+    start = time.perf_counter()
+    text = path.read_text(encoding="utf-8")
+    items = [chunk.split(None, 2)[:2] for chunk in text.split("\nrule ")]
+    assert len(items) > 1
+    return time.perf_counter() - start
+
+
+def measure_parse_cache(workdir: Path) -> dict:
+    """The parse of the same files by a second run, through the parse cache (dsl/parsecache.py)
+    that a first run filled: a cache folder of its own, so it starts empty."""
+    import os
+
+    from dpipolicy.dsl.loader import load_items
+
+    os.environ["DPIPOLICY_CACHE"] = str(workdir / "parse-cache")
+    shutil.rmtree(workdir / "parse-cache", ignore_errors=True)
+    seconds = {}
+    for run in ("first_run", "second_run"):
+        start = time.perf_counter()
+        load_items(workdir / "policy.dpi", (workdir / "spec.dpi",))
+        seconds[run] = time.perf_counter() - start
+    del os.environ["DPIPOLICY_CACHE"]
+    return seconds
+
+
+def measure_check(n: int, seed: int, workdir: Path, full: bool) -> dict:
+    """Time each phase of `dpipolicy check` on an n-rule policy, in this process; then, unless
+    only the check is asked for, the equal-treatment invariants and the baseline encoding."""
+    import os
+
     from dpipolicy.cli import automatic_jobs, collect_garbage_less
     from dpipolicy.compiler.lower import lower
     from dpipolicy.dsl.catalogue import load_catalogue
@@ -42,12 +90,10 @@ def measure_one(n: int, seed: int, workdir: Path) -> dict:
     from dpipolicy.verifier.validate import validate
 
     collect_garbage_less()          # as the command line does
-    policy_text, spec_text = _generator().generate(n, seed)
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "policy.dpi").write_text(policy_text)
-    (workdir / "spec.dpi").write_text(spec_text)
+    write_inputs(n, seed, workdir)
+    os.environ["DPIPOLICY_CACHE"] = "off"       # the parse itself, as a first run does it
     limits = Limits()
-    times = {}
+    times = {"floor": measure_floor(workdir / "policy.dpi")}
     start = time.perf_counter()
     catalogue = load_catalogue()
     items, _ = load_items(workdir / "policy.dpi", (workdir / "spec.dpi",))
@@ -62,29 +108,103 @@ def measure_one(n: int, seed: int, workdir: Path) -> dict:
     validation = validate(policy, table, limits)
     times["validate"] = time.perf_counter() - t
     t = time.perf_counter()
-    results = check_spec(TableModel(table), policy, limits)
+    model = TableModel(table)
+    results = check_spec(model, policy, limits)
     times["verify"] = time.perf_counter() - t
     times["check_total"] = time.perf_counter() - start
-    times["equal_treatment"], equal = measure_equal_treatment(table, catalogue, workdir, limits)
-    nftables = measure_nftables(table, workdir, limits)
-    times["diff_total"], diff_figures = measure_diff(policy_text, n, seed, workdir, limits, 1)
-    times["diff_total_jobs2"], _ = measure_diff(policy_text, n, seed, workdir, limits, 2)
-    statuses = {}
+    out = {"rules": n, "match_rules": len(table.rules), "seed": seed, "seconds": times,
+           "validation": validation.status, "results": _statuses(results),
+           "queries": sum(r.queries for r in results), "auto_jobs": automatic_jobs(len(table.rules))}
+    if full:
+        times["equal_treatment"], out["equal_treatment"] = measure_equal_treatment(table, catalogue, workdir, limits)
+        out["baseline"] = measure_baseline(model, policy, limits)
+        out["parse_cache"] = measure_parse_cache(workdir)
+    out["peak_rss_mb"] = _peak_mb()
+    return out
+
+
+def measure_baseline(model, policy, limits) -> dict:
+    """dpipolicy's check of the spec's `require` invariants against the straightforward encoding
+    of the same table (benchmarks/baseline.py), one after the other in this process."""
+    import dataclasses
+
+    from dpipolicy.verifier.properties import check_spec
+
+    spec = dataclasses.replace(policy, invariants=tuple(i for i in policy.invariants if i.require is not None),
+                               tests=())
+    start = time.perf_counter()
+    ours = {r.name: r.status for r in check_spec(model, spec, limits)}
+    ours_seconds = time.perf_counter() - start
+    base = _baseline().check_baseline(model.table, spec, timeout_s=BASELINE_TIMEOUT_S)
+    answered = {k: v["status"] for k, v in base["invariants"].items() if v["status"] != "unknown"}
+    agree = all(ours[name] == status for name, status in answered.items())
+    return {"ours_seconds": ours_seconds, "baseline_seconds": base["seconds"],
+            "baseline_build_seconds": base["build_seconds"], "invariants": len(ours), "agree": agree,
+            "baseline_unknown": len(ours) - len(answered), "baseline_timeout_s": BASELINE_TIMEOUT_S,
+            "baseline": {k: v["status"] for k, v in base["invariants"].items()}}
+
+
+def measure_lint_fmt(n: int, seed: int, workdir: Path) -> dict:
+    """`dpipolicy lint` and `dpipolicy fmt --check` of the policy, each timed whole, in this process."""
+    import os
+
+    from dpipolicy.cli import collect_garbage_less
+    from dpipolicy.dsl.format import format_source
+    from dpipolicy.verifier.lint import lint_files
+    from dpipolicy.verifier.solve import Limits
+
+    collect_garbage_less()
+    write_inputs(n, seed, workdir)
+    os.environ["DPIPOLICY_CACHE"] = "off"
+    start = time.perf_counter()
+    lint_files(workdir / "policy.dpi", (workdir / "spec.dpi",), (), Limits())
+    lint = time.perf_counter() - start
+    start = time.perf_counter()
+    text = (workdir / "policy.dpi").read_text(encoding="utf-8")
+    formatted = format_source(text, "policy.dpi") == text
+    fmt = time.perf_counter() - start
+    return {"seconds": {"lint": lint, "fmt_check": fmt}, "formatted": formatted, "peak_rss_mb": _peak_mb()}
+
+
+def measure_diffs(n: int, seed: int, workdir: Path) -> dict:
+    from dpipolicy.cli import collect_garbage_less
+    from dpipolicy.verifier.solve import Limits
+
+    collect_garbage_less()
+    policy_text, _ = write_inputs(n, seed, workdir)
+    times = {}
+    times["diff_total"], figures = measure_diff(policy_text, n, seed, workdir, Limits(), 1)
+    times["diff_total_jobs2"], _ = measure_diff(policy_text, n, seed, workdir, Limits(), 2)
+    return {"seconds": times, "diff": figures, "peak_rss_mb": _peak_mb()}
+
+
+def measure_kernel(n: int, seed: int, workdir: Path) -> dict:
+    from dpipolicy import api
+    from dpipolicy.cli import collect_garbage_less
+    from dpipolicy.verifier.solve import Limits
+
+    collect_garbage_less()
+    write_inputs(n, seed, workdir)
+    loaded = api.load(workdir / "policy.dpi")
+    return measure_nftables(loaded.table, workdir, Limits())
+
+
+def _statuses(results) -> dict[str, int]:
+    statuses: dict[str, int] = {}
     for r in results:
         statuses[r.status] = statuses.get(r.status, 0) + 1
-    return {
-        "rules": n, "match_rules": len(table.rules), "seed": seed, "seconds": times,
-        "check_over_parse": times["check_total"] / times["parse"],
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "validation": validation.status, "results": statuses,
-        "queries": sum(r.queries for r in results),
-        "equal_treatment": equal,
-        "diff_over_parse": times["diff_total"] / times["parse"],
-        "diff_jobs2_over_parse": times["diff_total_jobs2"] / times["parse"], "diff": diff_figures,
-        "auto_jobs": automatic_jobs(len(table.rules)),
-        "nftables": nftables,
-        "nftables_over_parse": {k: v / times["parse"] for k, v in nftables.get("seconds", {}).items()},
-    }
+    return statuses
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _baseline():
+    spec = importlib.util.spec_from_file_location("baseline", HERE / "baseline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def measure_equal_treatment(table, catalogue, workdir: Path, limits) -> tuple[float, dict]:
@@ -163,40 +283,85 @@ def measure_diff(policy_text: str, n: int, seed: int, workdir: Path, limits, job
                      "validation": [v.status for v in validations]}
 
 
+PARTS = {"check": lambda n, seed, wd: measure_check(n, seed, wd, full=True),
+         "check_only": lambda n, seed, wd: measure_check(n, seed, wd, full=False),
+         "lint_fmt": measure_lint_fmt, "diff": measure_diffs, "nftables": measure_kernel}
+
+
+def run_size(n: int, args) -> dict:
+    """Every part of one size, each in a child process of its own."""
+    parts = ["check_only"] if n >= args.check_only_from else ["check", "lint_fmt", "diff"]
+    parts += ["nftables"] if n <= args.nft_up_to and n < args.check_only_from else []
+    row = {"rules": n}
+    for part in parts:
+        done = subprocess.run([sys.executable, __file__, "--one", str(n), "--part", part, "--seed", str(args.seed),
+                               "--out", str(args.out)], capture_output=True, text=True, check=True)
+        row["check" if part == "check_only" else part] = json.loads(done.stdout.strip().splitlines()[-1])
+    parse, floor = row["check"]["seconds"]["parse"], row["check"]["seconds"]["floor"]
+    row["over_parse"] = {k: v / parse for part in ("check", "lint_fmt", "diff") if part in row
+                         for k, v in row[part]["seconds"].items()}
+    row["over_floor"] = {k: v / floor for k, v in row["check"]["seconds"].items()}
+    if "nftables" in row and "seconds" in row["nftables"]:
+        row["nftables_over_parse"] = {k: v / parse for k, v in row["nftables"]["seconds"].items()}
+    return row
+
+
+def print_tables(rows: list[dict]) -> None:
+    phases = ("floor", "parse", "typecheck", "compile", "validate", "verify", "check_total")
+    print(f"{'rules':>9} {'match':>9} " + " ".join(f"{p:>11}" for p in phases)
+          + f" {'parse/floor':>11} {'check/floor':>11} {'check/parse':>11} {'peak MB':>8}")
+    for r in rows:
+        c = r["check"]
+        print(f"{r['rules']:>9} {c['match_rules']:>9} " + " ".join(f"{c['seconds'][p]:>10.2f}s" for p in phases)
+              + f" {r['over_floor']['parse']:>10.1f}x {r['over_floor']['check_total']:>10.1f}x"
+              f" {r['over_parse']['check_total']:>10.2f}x {c['peak_rss_mb']:>8.0f}")
+    full = [r for r in rows if "diff" in r]
+    if full:
+        print(f"\n{'rules':>9} " + " ".join(f"{p:>14}" for p in ("lint", "fmt --check", "diff", "diff -j2",
+                                                                    "equal treat.", "cache 2nd/1st"))
+              + f" {'diff MB':>8} {'ours':>8} {'baseline':>9} {'faster':>7}")
+        for r in full:
+            o, c, b = r["over_parse"], r["check"], r["check"]["baseline"]
+            cache = c["parse_cache"]["second_run"] / c["parse_cache"]["first_run"]
+            cells = [o["lint"], o["fmt_check"], o["diff_total"], o["diff_total_jobs2"],
+                     c["seconds"]["equal_treatment"] / c["seconds"]["parse"], cache]
+            print(f"{r['rules']:>9} " + " ".join(f"{x:>13.2f}x" for x in cells)
+                  + f" {r['diff']['peak_rss_mb']:>8.0f} {b['ours_seconds']:>7.2f}s {b['baseline_seconds']:>8.2f}s"
+                  f" {b['baseline_seconds'] / b['ours_seconds']:>6.1f}x" + ("" if b["agree"] else "  DISAGREE")
+                  + (f"  (baseline: {b['baseline_unknown']} unknown after {b['baseline_timeout_s']} s each,"
+                     " so at least that)" if b["baseline_unknown"] else ""))
+    kernel = [r for r in rows if "nftables" in r]
+    if kernel:
+        print(f"\n{'rules':>9} {'kernel':>7} " + " ".join(f"{p:>13}" for p in NFT_PHASES)
+              + f" {'all/parse':>10} {'ours/parse':>10}")
+    for r in kernel:
+        nft = r["nftables"]
+        if "skipped" in nft:
+            print(f"{r['rules']:>9} nftables skipped: {nft['skipped']}")
+            continue
+        print(f"{r['rules']:>9} {nft['kernel_rules']:>7} " + " ".join(f"{nft['seconds'][p]:>12.2f}s" for p in NFT_PHASES)
+              + f" {r['nftables_over_parse']['compile_and_kernel_check']:>9.2f}x"
+              f" {r['nftables_over_parse']['without_nft']:>9.2f}x")
+    print("--jobs auto (the default) here: "
+          + ", ".join(f"{r['check']['auto_jobs']} at {r['rules']:,} rules" for r in rows))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=HERE / "out")
-    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)   # child process: one size
+    parser.add_argument("--check-only-from", type=int, default=1_000_000,
+                        help="from this size on, only parse, compile and check")
+    parser.add_argument("--nft-up-to", type=int, default=10_000, help="the largest size given the kernel check")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)   # child process: one size, one part
+    parser.add_argument("--part", choices=tuple(PARTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure_one(args.one, args.seed, args.out / f"n{args.one}")))
+        print(json.dumps(PARTS[args.part](args.one, args.seed, args.out / f"n{args.one}")))
         return 0
-    rows = []
-    for n in args.sizes:
-        done = subprocess.run([sys.executable, __file__, "--one", str(n), "--seed", str(args.seed),
-                               "--out", str(args.out)], capture_output=True, text=True, check=True)
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    phases = ("parse", "typecheck", "compile", "validate", "verify", "check_total", "equal_treatment", "diff_total",
-              "diff_total_jobs2")
-    print(f"{'rules':>7} {'match':>7} " + " ".join(f"{p:>11}" for p in phases)
-          + f" {'check/parse':>11} {'diff/parse':>11} {'-j2/parse':>11} {'regions':>7} {'peak MB':>8}")
-    for r in rows:
-        print(f"{r['rules']:>7} {r['match_rules']:>7} " + " ".join(f"{r['seconds'][p]:>10.2f}s" for p in phases)
-              + f" {r['check_over_parse']:>10.2f}x {r['diff_over_parse']:>10.2f}x {r['diff_jobs2_over_parse']:>10.2f}x"
-              f" {r['diff']['regions']:>7} {r['peak_rss_mb']:>8.0f}")
-    print(f"\n{'rules':>7} {'kernel':>7} " + " ".join(f"{p:>13}" for p in NFT_PHASES)
-          + f" {'all/parse':>10} {'ours/parse':>10}")
-    for r in rows:
-        nft = r["nftables"]
-        if "skipped" in nft:
-            print(f"{r['rules']:>7} nftables skipped: {nft['skipped']}")
-            continue
-        print(f"{r['rules']:>7} {nft['kernel_rules']:>7} " + " ".join(f"{nft['seconds'][p]:>12.2f}s" for p in NFT_PHASES)
-              + f" {r['nftables_over_parse']['compile_and_kernel_check']:>9.2f}x"
-              f" {r['nftables_over_parse']['without_nft']:>9.2f}x")
-    print("--jobs auto (the default) here: " + ", ".join(f"{r['auto_jobs']} at {r['rules']:,} rules" for r in rows))
+    rows = [run_size(n, args) for n in args.sizes]
+    print_tables(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / "results.json"
     out.write_text(json.dumps({"machine": platform.platform(), "python": platform.python_version(),

@@ -10,7 +10,8 @@ read and imports that cannot be followed do stop it (what they would define is u
 `load_items` raises with those and every syntax error found so far.
 
 Given a `reuse.ParseMemo`, files are parsed through it: loading the next version of a policy
-parses only the items whose text changed (`dpipolicy diff`).
+parses only the items whose text changed (`dpipolicy diff`). Without one, a file parsed by an
+earlier run is read from the parse cache (parsecache.py).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from . import ast
 from .diagnostics import Diagnostic, DiagnosticError, cannot_read
+from .parsecache import cached
 from .parser import ErrorItem, parse_recovering
 from .reuse import ParseMemo
 from .source import SourceFile, Span
@@ -77,7 +79,7 @@ def read_source(path: Path, what: str) -> SourceFile:
 
 class _Loader:
     def __init__(self, memo: ParseMemo | None) -> None:
-        self.parse = parse_recovering if memo is None else memo.parse
+        self.parse = cached(parse_recovering) if memo is None else memo.parse
         self.loaded: set[Path] = set()
         self.errors: list[Diagnostic] = []
         self.files: list[SourceFile] = []
