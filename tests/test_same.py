@@ -22,7 +22,7 @@ from dpipolicy.dsl import typed
 from dpipolicy.dsl.profiles import load_profile
 from dpipolicy.dsl.schema import LABEL
 from dpipolicy.verifier import equal
-from dpipolicy.verifier.properties import TableModel
+from dpipolicy.verifier.properties import TableModel, check_property
 from dpipolicy.verifier.results import UNKNOWN
 from dpipolicy.verifier.solve import Limits
 
@@ -103,21 +103,27 @@ def meeting_cases(draw) -> str:
 
 @settings(max_examples=max(150, EXAMPLES // 4), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
-@given(meeting_cases(), st.booleans())
-def test_pairs_with_a_flow_meeting_a_condition_agree_with_brute_force(text: str, by_solver: bool):
-    """check_same with `meeting` (how audit waivers find the pairs a waiver accepts): violated
-    iff some violating pair has a flow that meets the condition; its pair and pair boxes only
-    such pairs, and every one of them when the list is complete."""
+@given(meeting_cases(), st.booleans(), st.booleans())
+def test_pairs_a_waiver_accepts_and_leaves_agree_with_brute_force(text: str, by_solver: bool, leaves: bool):
+    """The two questions audit waivers ask of an equal-treatment invariant (verifier/waivers.py),
+    through check_property as they ask them. With `meeting` (the pairs a waiver accepts):
+    violated iff some violating pair has a flow that meets the condition. With `within` its
+    negation (the pairs it leaves, `leaves`): violated iff some violating pair has neither flow
+    in it. Either way the pair and pair boxes are such pairs only, and every one of them when
+    the list is complete."""
     loaded, _ = run(text)
     table, spec = api.as_deployed(loaded, None)
     model = TableModel(table)
-    meeting = spec.tests[0].given
+    chosen = spec.tests[0].given
+    asked = {"within": typed.Not(chosen)} if leaves else {"meeting": chosen}
     with mock.patch.object(equal, "SUBTRACTIONS", 0 if by_solver else equal.SUBTRACTIONS):
-        results = [equal.check_same(model, inv, LIMITS, meeting) for inv in spec.invariants if inv.same is not None]
+        results = [check_property(model, spec, k, LIMITS, **asked) for k, inv in enumerate(spec.invariants)
+                   if inv.same is not None]
     ref = brute.typed_semantics(loaded.policy)
     env = brute.build_grid(table.schema, [ref], SimpleNamespace(results=results))
     decided = ref.decide(env)
     outcome_env = env.with_outcome(ref.outcomes, decided)
+    mask = brute.typed_mask(chosen)
 
     def check_decision(name, decision, what):
         entry = int(ref.decide(brute.Env.single(decision.flow))[0])
@@ -127,8 +133,11 @@ def test_pairs_with_a_flow_meeting_a_condition_agree_with_brute_force(text: str,
 
     for result in results:
         item = ref.items[result.name]
-        brute.verify_same(env, ref, decided, item.when(outcome_env), item.same, result, check_decision, text,
-                          brute.typed_mask(meeting))
+        when = item.when(outcome_env)
+        if leaves:
+            brute.verify_same(env, ref, decided, when & ~mask(outcome_env), item.same, result, check_decision, text)
+        else:
+            brute.verify_same(env, ref, decided, when, item.same, result, check_decision, text, mask)
 
 
 # ----- fixed examples ----------------------------------------------------------------------------
