@@ -186,6 +186,7 @@ def test_an_equal_treatment_violation_partly_waived_shows_the_pairs_left():
     code, out, _ = binge_on(waiver(target="invariant: video_services_alike", scope='region: "app == netflix"'))
     assert code == 1 and "clause binge-on-speed: violated" in out
     assert "  partly waived: invariant video_services_alike by the waiver of invariant video_services_alike" in out
+    assert "      accepting pairs with a flow where app == netflix" in out
     left = out.split("  not waived: invariant video_services_alike: these violating pairs are outside every waiver "
                      "(1 box):\n", 1)[1].splitlines()
     assert left[0] == ("      - every flow: first app == prime_video [decided by partner_video], second app in "
@@ -203,11 +204,16 @@ def test_an_equal_treatment_violation_partly_waived_shows_the_pairs_left():
                                    "text": "every flow: first app == prime_video [decided by partner_video], second "
                                            "app in {youtube, twitch, tiktok, rtsp} [decided by other_video]"}]
     assert item["rest"]["pair"]["flow"]["app"] == "youtube"
+    for fmt in ("markdown", "html"):
+        _, shown, _ = binge_on(waiver(target="invariant: video_services_alike", scope='region: "app == netflix"'),
+                               "--format", fmt)
+        assert "not waived: invariant video_services_alike: these violating pairs are outside every waiver" in shown
+        assert "first app == prime_video [decided by partner_video]" in shown
 
 
 def test_a_waiver_accepts_a_pair_by_either_flow():
-    """A waiver of the flows of one side only (youtube) accepts the pairs with a youtube flow; the
-    waiver of a video no pair has (hbo is not in the catalogue's video: so, no flow of it) none."""
+    """A waiver of the flows of one side only (the videos other than the partners') accepts every
+    pair, each having such a flow; a waiver of flows no pair has (https is not video) none."""
     code, out, _ = binge_on(waiver(target="invariant: video_services_alike",
                                    scope='region: "app in {youtube, twitch, tiktok, rtsp}"'))
     assert code == 1 and "  waived: invariant video_services_alike by the waiver of" in out
@@ -239,6 +245,17 @@ def test_a_violation_whose_list_is_capped_is_waived_by_proof():
     result = json.loads(out)["clauses"][0]["results"][0]
     assert result["status"] == "violated" and len(result["region"]) == 64 and result["region_complete"] is False
     assert code == 0 and json.loads(out)["clauses"][0]["verdict"] == "waived"
+    code, out, _ = web()
+    assert code == 0 and ("      its list of violating flows is capped: the waivers are proved to accept all of them, "
+                          "not only those listed") in out
+    Path("w.yaml").write_text(waiver(target="clause: web", scope='region: "dst.port <= 5"'), encoding="utf-8")
+    code, out, _ = web()
+    assert code == 1 and ("  not waived: invariant web_untouched: these violating flows are outside every waiver "
+                          "(64 boxes; list capped, more flows violate):") in out
+    code, out, _ = web("--format", "json")
+    (item,) = json.loads(out)["clauses"][0]["waivers"]
+    assert len(item["not_waived"]) == 64 and item["rest"]["region_complete"] is False
+    assert item["not_waived"][0] == {"rule": "p6", "text": "dst.port == 6 and app == http"}
     Path("w.yaml").write_text(waiver(target="clause: web", scope='region: "dst.port <= 70"'), encoding="utf-8")
     code, out, _ = web()
     assert code == 1 and "clause web: violated" in out
