@@ -191,7 +191,8 @@ def test_an_equal_treatment_violation_partly_waived_shows_the_pairs_left():
                      "(1 box):\n", 1)[1].splitlines()
     assert left[0] == ("      - every flow: first app == prime_video [decided by partner_video], second app in "
                        "{youtube, twitch, tiktok, rtsp} [decided by other_video]")
-    first, second = (next(line for line in left if line.startswith(f"      {side} tcp ")) for side in ("first: ", "second:"))
+    first, second = (next(line for line in left if line.startswith(f"      {side} tcp "))
+                     for side in ("first: ", "second:"))
     assert "app=prime_video" in first and "app=youtube" in second
     code, out, _ = binge_on(waiver(target="invariant: video_services_alike", scope='region: "app == netflix"'),
                             "--format", "json")
