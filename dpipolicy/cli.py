@@ -344,7 +344,7 @@ def _audit(args, stdout: TextIO, stderr: TextIO) -> int:
             result = replace(result, upgrade=up)
     table = deployed[0]
     if waivers is not None:
-        result = review(result, waivers, regions, {f.name: f for f in table.schema.flow_fields}, today)
+        result = review(result, waivers, regions, deployed, limits, today)
     _write(args.output, render(fmt, result, table.schema, table.named_sets), stdout)
     if args.output is not None:
         stderr.write(f"wrote the audit to {args.output}: {summary_line(result)}\n")
