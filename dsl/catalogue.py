@@ -58,13 +58,30 @@ def _load_yaml(text: str, path: str):
     tree = compose(text, path, _CODES)
     try:
         return yaml.SafeLoader("").construct_document(tree) if tree is not None else None, tree
-    except ValueError:                        # an integer past Python's 4300 digits: no node says which
-        raise DiagnosticError([Diagnostic("E050", "a number too long to read (over 4300 digits)", None,
-                                          location_text=path)]) from None
+    except (ValueError, IndexError, TypeError):
+        # an integer past Python's 4300 digits, or an empty tagged scalar (`!!float ""`) that
+        # PyYAML's constructors fail on: the scalar it was is found and shown
+        node = _unreadable_scalar(tree)
+        where = f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}" if node is not None else path
+        raise DiagnosticError([Diagnostic("E050", "cannot read this value (a number over 4300 digits, or an "
+                                          "empty value with a type tag)", None, location_text=where)]) from None
     except yaml.MarkedYAMLError as exc:      # a tag the safe loader refuses (`!!python/...`)
         mark = exc.problem_mark
         raise DiagnosticError([Diagnostic("E050", f"invalid YAML: {exc.problem}", None,
                                           location_text=f"{path}:{mark.line + 1}:{mark.column + 1}")]) from None
+
+
+def _unreadable_scalar(node):
+    """The first scalar under `node` that PyYAML's safe constructors cannot build, or None."""
+    if isinstance(node, yaml.ScalarNode):
+        try:
+            yaml.SafeLoader("").construct_object(node)
+        except (ValueError, IndexError, TypeError):
+            return node
+        return None
+    children = node.value if isinstance(node, yaml.SequenceNode) else \
+        [part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode) else []
+    return next((found for child in children if (found := _unreadable_scalar(child)) is not None), None)
 
 
 def parse_catalogue(text: str, path: str) -> tuple[Application, ...]:

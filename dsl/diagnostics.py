@@ -39,7 +39,7 @@ class Diagnostic:
     def render(self) -> str:
         """The diagnostic as a compiler prints it; `=` lines align with the `|` of the source lines."""
         gutter = " " * (len(str(self.span.line)) if self.span is not None else 1)
-        out = [f"{self.severity}[{self.code}]: {self.message}", f"{gutter}--> {self.location()}"]
+        out = [f"{self.severity}[{self.code}]: {_one_line(self.message)}", f"{gutter}--> {self.location()}"]
         if self.span is not None:
             line, col = self.span.file.line_col(self.span.start)
             src = self.span.file.line_text(line).rstrip("\r")
@@ -53,9 +53,9 @@ class Diagnostic:
             out.append(f"{line} | {src.replace(chr(9), '    ')}".rstrip())
             out.append(f"{gutter} | {' ' * pad}{'^' * max(1, width)} {self.label}".rstrip())
         for note in self.notes:
-            out.append(f"{gutter} = note: {note}")
+            out.append(f"{gutter} = note: {_one_line(note)}")
         if self.help:
-            out.append(f"{gutter} = help: {self.help}")
+            out.append(f"{gutter} = help: {_one_line(self.help)}")
         return "\n".join(out)
 
     def to_json(self) -> dict:
@@ -125,6 +125,12 @@ class DiagnosticSink:
 
 
 SHOWN_LINE = 200        # characters of a source line shown under a diagnostic; a longer line is cut around the caret
+
+
+def _one_line(text: str) -> str:
+    """A message on one line: a value quoted from the input may hold line breaks, which would
+    split the report's header from its `-->` location."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _window(src: str, col: int, width: int) -> tuple[str, int, int]:

@@ -77,3 +77,5 @@ def resolved(path: Path) -> tuple[Path | None, str | None]:
         return None, "its symbolic links form a loop"
     except OSError as exc:               # a name too long, a loop (Python 3.13)
         return None, (exc.strerror or str(exc)).lower()
+    except ValueError:                   # the operating system takes no NUL byte in a name
+        return None, "a file name cannot hold a NUL byte"

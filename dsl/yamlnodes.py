@@ -149,6 +149,9 @@ class NodeReader:
         except ValueError:               # an integer past Python's 4300 digits
             self.fail(self.codes.wrong_type, node, "cannot read this value: a number over 4300 digits long")
             return None
+        except (IndexError, TypeError):  # PyYAML's own constructors on an empty tagged scalar (`!!float ""`)
+            self.fail(self.codes.wrong_type, node, f"cannot read this value as {node.tag.rsplit(':', 1)[-1]}")
+            return None
 
     def shown(self, node) -> str:
         if isinstance(node, yaml.ScalarNode):
