@@ -13,6 +13,7 @@ from typing import Mapping
 
 import yaml
 
+from . import inputfile
 from .catalogue import Catalogue
 from .diagnostics import Diagnostic, DiagnosticError, did_you_mean
 from .intervals import IntervalSet
@@ -134,7 +135,7 @@ def load_profile(name_or_path: str | Path, catalogue: Catalogue) -> Profile:
         return parse_profile(data, f"dsl/data/profiles/{text}.yaml", catalogue)
     path = Path(name_or_path)
     try:
-        data = path.read_text(encoding="utf-8")
+        data = inputfile.read_text(path)
     except UnicodeDecodeError:
         raise DiagnosticError([Diagnostic("E400", f"profile `{text}` is not valid UTF-8", None,
                                           location_text=text, help="save the file as UTF-8")]) from None
@@ -196,7 +197,7 @@ class FlowValueReader(NodeReader):
             lo = hi = value
             if isinstance(value, str) and value.count("-") == 1:
                 low, high = value.split("-")
-                lo, hi = (int(low), int(high)) if low.isdigit() and high.isdigit() else (None, None)
+                lo, hi = (int(low), int(high)) if all(p.isdigit() and len(p) <= 5 for p in (low, high)) else (None, None)
             if not all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi)) or not 0 <= lo <= hi <= 65535:
                 self.fail(self.codes.wrong_type, item, f"{self.shown(item)} is not a port or a port range",
                           help='write a port 0..65535 or a range as a string, "6881-6889"')

@@ -7,7 +7,6 @@ enumeration. Fixed examples pin the contract's cases, the checker's errors and t
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -26,13 +25,12 @@ from dpipolicy.verifier.properties import TableModel, check_property
 from dpipolicy.verifier.results import UNKNOWN
 from dpipolicy.verifier.solve import Limits
 
-from helpers import ROOT, TimedOutScope, run_cli, write_policy
+from helpers import ROOT, TimedOutScope, examples, run_cli, write_policy
 
 import brute
 from test_properties import (ENUMS, LIMITS, NAMED_SETS, RULE_FIELDS, SPEC_FIELDS, action, check_text, condition, fields_of,
                              flow_atom, outcome_atoms, render, run)
 
-EXAMPLES = int(os.environ.get("DPIPOLICY_PROPERTY_EXAMPLES", "500"))
 PARTS = ["action", "rate", "logged", "scope", "purpose", "outcome"]
 WITH_ENUMS = ["charge", "priority"]              # parts of policies that declare `enum charge`, `enum priority`
 WRITTEN = {"addons": "subscriber.addons"}        # the drawn field's name as a policy writes it
@@ -81,7 +79,7 @@ def same_cases(draw) -> str:
     return "\n".join(head + lines) + "\n"
 
 
-@settings(max_examples=max(300, EXAMPLES // 2), deadline=None,
+@settings(max_examples=examples(300), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
 @given(same_cases(), st.booleans())
 def test_equal_treatment_agrees_with_brute_force(text: str, by_solver: bool):
