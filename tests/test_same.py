@@ -99,7 +99,7 @@ def meeting_cases(draw) -> str:
     return text + f"test meeting given {render(draw(condition(atoms, 2)))} expect allow\n"
 
 
-@settings(max_examples=max(150, EXAMPLES // 4), deadline=None,
+@settings(max_examples=examples(150), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
 @given(meeting_cases(), st.booleans(), st.booleans())
 def test_pairs_a_waiver_accepts_and_leaves_agree_with_brute_force(text: str, by_solver: bool, leaves: bool):
