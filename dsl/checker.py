@@ -17,8 +17,8 @@ from .parser import ITEM_START, ErrorItem, string_body
 from .patterns import encoding_of, syntax, union
 from .source import SourceFile, Span
 from .schema import (ACTIONS, CT_STATE, CT_STATES, DAYS, DECLARABLE, DIRECTIONS, ENGINE_VIEWS, INTERFACE_FIELDS,
-                     IPV6_BASE, LABEL, ORDERED_KINDS, OUTCOME_PARTS, PATTERN_FIELDS, PROTOCOLS, PURPOSES, RATE_MAX,
-                     RATS, SCOPES, Field, Schema, build_schema, optional_of, with_optional)
+                     IPV6_BASE, LABEL, OPTIONAL_FIELDS, ORDERED_KINDS, OUTCOME_PARTS, PATTERN_FIELDS, PROTOCOLS, PURPOSES,
+                     RATE_MAX, RATS, SCOPES, Field, Schema, build_schema, optional_of, with_optional)
 from .uses import may_name, used_fields
 from .values import RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity, units_help
 
@@ -639,8 +639,9 @@ class _Checker:
             else:
                 if ctx == "spec":
                     names += [x.name for x in self.schema.outcome_fields if x.name != "target"]
+                # the fields that exist only when used are spellings to suggest too (`iface.up`)
                 self.sink.error("E101", f"unknown field `{ident.text}`", ident.span, "not a field of a flow",
-                                help=did_you_mean(ident.text, names)
+                                help=did_you_mean(ident.text, names + list(OPTIONAL_FIELDS))
                                 or "the fields of a flow are " + ", ".join(f"`{n}`" for n in names))
             return None
         if ctx == "rule" and f.name in _ENUM_OF and not self._enum_visible(_ENUM_OF[f.name], ident):

@@ -102,6 +102,16 @@ def test_bad_values_are_errors_at_their_place(tmp_path, condition, code_, where,
     assert "Traceback" not in err
 
 
+def test_the_fields_are_known_where_a_policy_does_not_test_them(tmp_path):
+    """A misspelt one is suggested; a flow that gives one the policy does not test is told so."""
+    code, _, err = check(tmp_path, 'default allow\nrule r when proto == tcp and iface.up == "x" then block\n')
+    assert code == 2 and "error[E101]: unknown field `iface.up`" in err and "did you mean `iface.out`?" in err
+    path = write_policy(tmp_path, "default allow\nrule r when dst.port == 25 then block\n")
+    code, _, err = run_cli("explain", path, "--flow", "proto=tcp ct.state=new")
+    assert code == 2 and "error[E310]: the policy does not test `ct.state`" in err
+    assert "leave `ct.state` out of the flow" in err
+
+
 def test_patterns_that_leave_a_value_no_name_are_an_error_at_the_pattern(tmp_path):
     alphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-."
     many = ", ".join(['"ab"'] + [f'"ab{c}*"' for c in alphabet])
