@@ -2,18 +2,19 @@
 
 Two versions may declare different plans, add-ons, zones, APNs, charges or priorities; enum
 values are member indices, so a table is rewritten onto a joint schema whose members are the
-union (old order first). Server names (`tls.sni`) take the union of both versions' patterns: a
-value of the joint schema is a pattern (or none, or other), and the table's value for it is the
-most specific of the table's own patterns it falls under, so a table's value set becomes the
-joint values that map into it.
+union (old order first). The fields of declared names and patterns (`tls.sni`, `iface.in`,
+`iface.out`) take the union of both versions' patterns: a value of the joint schema is a
+pattern (or a special value: none, other), and the table's value for it is the most specific
+of the table's own patterns it falls under, so a table's value set becomes the joint values
+that map into it. A field only one version has (ct.state, ...) is free in the other.
 """
 from __future__ import annotations
 
 import dataclasses
 
-from dpipolicy.dsl import domains
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import DECLARABLE, SNI, Schema, build_schema, parts_of, with_domains
+from dpipolicy.dsl.patterns import encoding_of, union
+from dpipolicy.dsl.schema import DECLARABLE, PATTERN_FIELDS, Field, Schema, build_schema, optional_of, parts_of
 
 from .table import RuleTable
 
@@ -29,21 +30,18 @@ def joint_schema(a: Schema, b: Schema) -> Schema:
     rules = _union(a.field("rule").members[:-1], b.field("rule").members[:-1])
     targets = _union(a.field("target").members[1:], b.field("target").members[1:])
     parts = {part: _union(parts_of(a).get(part), parts_of(b).get(part)) for part in parts_of(a) | parts_of(b)}
-    joint = build_schema(a.catalogue, {enum: m for enum, m in enums.items() if m is not None}, rules, targets,
-                         parts=parts)
-    patterns = [p for s in (a, b) if s.field(SNI) for p in s.field(SNI).members[domains.FIRST_PATTERN:]]
-    return with_domains(joint, domains.ordered(patterns)) if a.field(SNI) or b.field(SNI) else joint
+    return build_schema(a.catalogue, {enum: m for enum, m in enums.items() if m is not None}, rules, targets,
+                        parts=parts, optional=union(optional_of(a), optional_of(b)))
 
 
-def _server_names(own: tuple[str, ...], joint: tuple[str, ...]) -> list[list[int]]:
-    """For each value of a `tls.sni` field with members `own`, the values of the joint field
-    (members `joint`) whose patterns have it as their most specific pattern in `own`."""
-    mine = domains.domains_of(own)
-    out: list[list[int]] = [[] for _ in own]
-    for value, text in enumerate(joint):
-        out[value if value < domains.FIRST_PATTERN else mine.encode(text)].append(value)
+def pattern_values(own: Field, joint: Field) -> list[list[int]]:
+    """For each value of a pattern field `own`, the values of the same field of the joint
+    schema whose patterns have it as their most specific pattern in `own`."""
+    mine = encoding_of(own)
+    out: list[list[int]] = [[] for _ in own.members]
+    for value, text in enumerate(joint.members):
+        out[value if value < mine.first else mine.encode(text)].append(value)
     return out
-
 
 
 def retarget(table: RuleTable, schema: Schema) -> RuleTable:
@@ -54,8 +52,8 @@ def retarget(table: RuleTable, schema: Schema) -> RuleTable:
         if f.kind == "enum" and joint.members != f.members:
             index = schema.member_index(f.name)
             remaps[f.name] = [[index[m]] for m in f.members]
-        if f.kind == "domain" and joint is not None and joint.members != f.members:
-            remaps[f.name] = _server_names(f.members, joint.members)
+        if f.name in PATTERN_FIELDS and joint is not None and joint.members != f.members:
+            remaps[f.name] = pattern_values(f, joint)
     if not remaps and schema.flow_fields == table.schema.flow_fields:
         return dataclasses.replace(table, schema=schema)
 

@@ -14,9 +14,12 @@ from pathlib import Path
 from dpipolicy.dsl.catalogue import Catalogue
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError, byte_position, cannot_read, did_you_mean
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl import domains, inputfile
-from dpipolicy.dsl.schema import (ADDON_PREFIX, DECLARABLE, OUTCOME_PARTS, PROTOCOLS, PURPOSES, RATE_MAX, SCOPES, SNI,
-                                  Field, build_schema)
+from dpipolicy.dsl import inputfile
+from dpipolicy.dsl.interfaces import check_vacancy
+from dpipolicy.dsl.patterns import syntax
+from dpipolicy.dsl.schema import (ADDON_PREFIX, DECLARABLE, INTERFACE_FIELDS, OPTIONAL_FIELDS, OUTCOME_PARTS,
+                                  PATTERN_FIELDS, PROTOCOLS, PURPOSES, RATE_MAX, SCOPES, SNI, Field, build_schema,
+                                  declared_patterns, optional_field)
 from dpipolicy.dsl.typed import Action, Origin
 from dpipolicy.dsl.values import (RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity, whole_number,
                                   value_set_texts)
@@ -60,7 +63,10 @@ def table_to_json(table: RuleTable) -> dict:
         "enums": {"plan": list(plan.members) if plan else None, "addon": list(schema.addons),
                   **{enum: list(schema.declared(enum)) for enum in _LATER_ENUMS if schema.declared(enum)},
                   **{part: list(schema.field(part).members) for part in OUTCOME_PARTS if schema.field(part)}},
-        **({"domains": list(sni.members[domains.FIRST_PATTERN:])} if (sni := schema.field(SNI)) else {}),
+        **({"fields": fixed} if (fixed := [n for n in _FIXED_FIELDS if schema.field(n)]) else {}),
+        **({"interfaces": {n: list(declared_patterns(schema.field(n))) for n in INTERFACE_FIELDS if schema.field(n)}}
+           if any(schema.field(n) for n in INTERFACE_FIELDS) else {}),
+        **({"domains": list(declared_patterns(sni))} if (sni := schema.field(SNI)) else {}),
         "default": action_json(table.default),
         "rules": [
             {
@@ -92,7 +98,11 @@ def write_table(table: RuleTable, path: Path) -> None:
 # ----- reading ------------------------------------------------------------------------------
 # The keys each object may have (required ones first); anything else is an error, so that a
 # misspelt key (`"mach"`) cannot turn a rule into one that matches every flow.
-_TOP_KEYS, _TOP_REQUIRED = ("format", "version", "policy", "enums", "domains", "default", "rules"), ("default", "rules")
+_TOP_KEYS = ("format", "version", "policy", "enums", "fields", "interfaces", "domains", "default", "rules")
+_TOP_REQUIRED = ("default", "rules")
+# The optional fields (schema.OPTIONAL_FIELDS) a table lists by name under `fields`: those of no
+# declared names or patterns (the others are listed with them, under `interfaces` and `domains`).
+_FIXED_FIELDS = tuple(n for n in OPTIONAL_FIELDS if n not in PATTERN_FIELDS)
 _RULE_KEYS, _RULE_REQUIRED = ("index", "rule", "source", "because", "action", "match"), ("rule", "action", "match")
 _ACTION_KEYS = {1: ("kind", "rate_bps", "target", "log"),
                 2: ("kind", "rate_bps", "target", "scope", "charge", "priority", "purpose", "log")}
@@ -173,7 +183,10 @@ class _TableReader:
                     for enum, field in DECLARABLE.items()}
         self.parts = {part: members for part in OUTCOME_PARTS
                       if (members := self.members((enums or {}).get(part), _at("enums", part), part)) is not None}
-        patterns = self.domains(data["domains"]) if "domains" in data else None
+        optional = self.fixed_fields(data["fields"]) if "fields" in data else {}
+        optional.update(self.interfaces(data["interfaces"]) if "interfaces" in data else {})
+        if "domains" in data and (patterns := self.patterns(data["domains"], "domains", SNI)) is not None:
+            optional[SNI] = patterns
         default = self.action(data["default"], "default") if "default" in data else Action("allow")
         rules_data = data.get("rules")
         if not isinstance(rules_data, list):
@@ -185,7 +198,7 @@ class _TableReader:
         targets = tuple(sorted({a.target for a in actions if a.kind == "redirect" and a.target}))
         schema = build_schema(self.catalogue, {enum: m for enum, m in declared.items() if m is not None},
                               tuple(dict.fromkeys(e[0].name for e in entries if e is not None)), targets,
-                              parts=self.parts, domains=patterns)
+                              parts=self.parts, optional=optional)
         fields = {f.name: f for f in schema.flow_fields}
         rules = []
         for i, entry in enumerate(entries):
@@ -270,30 +283,70 @@ class _TableReader:
             return None
         return tuple(names)
 
-    def domains(self, values) -> tuple[str, ...] | None:
-        """`domains`: the declared server-name patterns, each once, in their canonical order
-        (the order gives the values, see dsl/domains.py), so `tls.sni` has a field."""
+    def fixed_fields(self, values) -> dict[str, tuple[str, ...]]:
+        """`fields`: the optional fields the table has that declare no names (`ct.state`, `icmp.type`)."""
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            self.fail("fields", f"`fields` must be a list of field names, not {_type_words(values)}",
+                      help="for example " + json.dumps(list(_FIXED_FIELDS)))
+            self.unreadable += list(_FIXED_FIELDS)
+            return {}
+        for k, value in enumerate(values):
+            if value not in _FIXED_FIELDS:
+                self.fail(f"fields[{k}]", f"`{value}` is not a field a table lists under `fields`",
+                          help="these fields are " + ", ".join(_FIXED_FIELDS)
+                          + (f"; `{value}` is listed with its names under `interfaces`" if value in INTERFACE_FIELDS
+                             else "; `tls.sni` is listed with its patterns under `domains`" if value == SNI else ""))
+            elif value in values[:k]:
+                self.fail(f"fields[{k}]", f"`{value}` is listed twice")
+        return {value: () for value in values if value in _FIXED_FIELDS}
+
+    def interfaces(self, data) -> dict[str, tuple[str, ...]]:
+        """`interfaces`: per interface field the table has, its declared names and patterns."""
+        data = self.obj(data, "interfaces", INTERFACE_FIELDS, (), 'such as {"iface.in": ["eth0", "ppp*"]}')
+        if data is None:
+            self.unreadable += list(INTERFACE_FIELDS)
+            return {}
+        # an unknown key is reported by `obj`; only the interface fields are read
+        return {field: patterns for field, values in data.items() if field in INTERFACE_FIELDS
+                and (patterns := self.patterns(values, _at("interfaces", field), field)) is not None}
+
+    def patterns(self, values, where: str, field: str) -> tuple[str, ...] | None:
+        """The declared names and patterns of a pattern field, each once, in their canonical order
+        (the order gives the values: dsl/domains.py, dsl/interfaces.py)."""
+        encoding = syntax(PATTERN_FIELDS[field])
+        words = "domain names and patterns" if field == SNI else "interface names and patterns"
+        example = '["spotify.com", "*.spotify.com"]' if field == SNI else '["eth0", "ppp*"]'
         if not isinstance(values, list):
-            self.fail("domains", f"`domains` must be a list of domain names and patterns, not {_type_words(values)}",
-                      help='for example ["spotify.com", "*.spotify.com"]')
-            self.unreadable.append(SNI)
+            self.fail(where, f"`{where}` must be a list of {words}, not {_type_words(values)}",
+                      help=f"for example {example}")
+            self.unreadable.append(field)
             return None
         patterns = []
         for k, value in enumerate(values):
             try:
                 if not isinstance(value, str):
-                    raise ValueError_(f"a domain pattern must be a string, not {_type_words(value)}")
-                patterns.append(domains.pattern(value))
+                    raise ValueError_(f"a {'domain' if field == SNI else 'name or'} pattern must be a string, "
+                                      f"not {_type_words(value)}")
+                patterns.append(encoding.pattern(value))
             except ValueError_ as exc:
-                self.fail(f"domains[{k}]", exc.message, help=exc.help)
+                self.fail(f"{where}[{k}]", exc.message, help=exc.help)
         if len(patterns) != len(values):
-            self.unreadable.append(SNI)
+            self.unreadable.append(field)
             return None
-        if tuple(patterns) != domains.ordered(patterns):
-            self.fail("domains", "`domains` must list each pattern once, lower case, in the order of their labels "
-                      "read from the right", help="write " + json.dumps(list(domains.ordered(patterns))))
-            self.unreadable.append(SNI)
+        if tuple(patterns) != encoding.ordered(patterns):
+            order = ("lower case, in the order of their labels read from the right" if field == SNI
+                     else "each pattern right before the names that start with it")
+            self.fail(where, f"`{where}` must list each {'pattern' if field == SNI else 'name'} once, {order}",
+                      help="write " + json.dumps(list(encoding.ordered(patterns))))
+            self.unreadable.append(field)
             return None
+        if field in INTERFACE_FIELDS:
+            try:
+                check_vacancy(optional_field(field, tuple(patterns)))
+            except ValueError_ as exc:
+                self.fail(where, exc.message, help=exc.help)
+                self.unreadable.append(field)
+                return None
         return tuple(patterns)
 
     def rule(self, entry, i: int) -> tuple[Origin, Action, object, str | None] | None:
@@ -389,6 +442,8 @@ class _TableReader:
                     self.fail(_at(where, name), f"unknown field `{name}`", help=(
                         "plans, add-ons, zones and APNs are fields only when `enums` lists them" if declare
                         else "`tls.sni` is a field only when `domains` lists its patterns" if name == SNI
+                        else f"`{name}` is a field only when `interfaces` lists it" if name in INTERFACE_FIELDS
+                        else f"`{name}` is a field only when `fields` lists it" if name in _FIXED_FIELDS
                         else did_you_mean(name, fields) or "fields: " + ", ".join(fields)))
                 continue
             parsed = self.value_set(fields[name], values, _at(where, name))
@@ -429,11 +484,14 @@ def parse_value_text(field: Field, text: str) -> tuple[int, int]:
         return lo, hi
     if field.kind == "ip":
         return parse_ip(text)
-    if field.kind in ("enum", "domain"):
+    if field.kind in ("enum", "domain", "interface"):
         if text not in field.members:
             if field.kind == "domain":
                 raise ValueError_(f"`{text}` is not a value of `{field.name}`",
                                   help="its values are none, other and the patterns `domains` lists")
+            if field.kind == "interface":
+                raise ValueError_(f"`{text}` is not a value of `{field.name}`",
+                                  help="its values are other and the names and patterns `interfaces` lists for it")
             raise ValueError_(f"`{text}` is not a member of `{field.name}`",
                               help="members: " + ", ".join(field.members[:12]))
         n = field.index_of(text)

@@ -8,17 +8,18 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field as dc_field
 
-from . import ast, typed
-from . import domains
+from . import ast, domains, icmp, interfaces, typed
 from .catalogue import CATEGORIES, Catalogue
 from .diagnostics import DiagnosticSink, did_you_mean
 from .intervals import IntervalSet
 from .loader import FileStart, PlacedItem
 from .parser import ITEM_START, MAX_NESTING, ErrorItem, string_body
+from .patterns import encoding_of, syntax, union
 from .source import SourceFile, Span
-from .schema import (ACTIONS, DAYS, DECLARABLE, DIRECTIONS, ENGINE_VIEWS, IPV6_BASE, LABEL, ORDERED_KINDS,
-                     OUTCOME_PARTS, PROTOCOLS, PURPOSES, RATE_MAX, RATS, SCOPES, SNI, Field, Schema, build_schema,
-                     with_domains)
+from .schema import (ACTIONS, CT_STATE, CT_STATES, DAYS, DECLARABLE, DIRECTIONS, ENGINE_VIEWS, INTERFACE_FIELDS,
+                     IPV6_BASE, LABEL, OPTIONAL_FIELDS, ORDERED_KINDS, OUTCOME_PARTS, PATTERN_FIELDS, PROTOCOLS,
+                     PURPOSES, RATE_MAX, RATS, SCOPES, Field, Schema, build_schema, optional_of, with_optional)
+from .uses import may_name, used_fields
 from .values import RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity, units_help, whole_number
 
 _ENUM_OF = {field: enum for enum, field in DECLARABLE.items()}     # `subscriber.plan` -> `plan`
@@ -26,13 +27,16 @@ _MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _ENUM_EXAMPLES = {"plan": "payg, monthly", "addon": "vpn, tethering", "zone": "home, national, abroad",
                   "apn": "internet, ims", "charge": "standard, zero_rated", "priority": "high, normal, low"}
 # The enums the language fixes, by field: their members are names of values like an application's.
-_FIXED_ENUMS = {"direction": DIRECTIONS, "time.day": DAYS, "subscriber.rat": RATS}
-_FIXED_WORDS = {"direction": "a direction", "time.day": "a day", "subscriber.rat": "a radio access technology"}
+_FIXED_ENUMS = {"direction": DIRECTIONS, "time.day": DAYS, "subscriber.rat": RATS, CT_STATE: CT_STATES}
+_FIXED_WORDS = {"direction": "a direction", "time.day": "a day", "subscriber.rat": "a radio access technology",
+                CT_STATE: "a connection-tracking state"}
 _MEMBER_WORDS = {"geran": "geran (2G)", "utran": "utran (3G)", "eutran": "eutran (4G, LTE)", "nr": "nr (5G)",
                  "wlan": "wlan (Wi-Fi)"}
 _KIND_WORDS = {"port": "a port", "hour": "an hour", "protocol": "a protocol", "ip": "an address",
-               "volume": "a volume", "rate": "a rate", "bool": "true or false", "domain": "a domain name"}
-_KIND_PHRASES = {"enum": "an enum", "ip": "an address", "bool": "a boolean", "domain": "a domain name"}
+               "volume": "a volume", "rate": "a rate", "bool": "true or false", "domain": "a domain name",
+               "interface": "an interface name", "icmp": "an ICMP type"}
+_KIND_PHRASES = {"enum": "an enum", "ip": "an address", "bool": "a boolean", "domain": "a domain name",
+                 "interface": "an interface name"}
 
 
 def _word_span(spec: ast.ActionSpec) -> Span:
@@ -62,12 +66,12 @@ class _Declarations:
 @dataclass(frozen=True)
 class _RuleBody:
     """A rule's checked condition and action, from its `when` and `then` nodes, and the named
-    sets its condition looked up, as (field, name) in order."""
+    sets its condition looked up, as (field, name, the ICMP protocol pinned there) in order."""
     when: ast.Expr
     then: ast.ActionSpec
     cond: typed.Cond
     action: typed.Action
-    lookups: tuple[tuple[Field, ast.Ident], ...]
+    lookups: tuple[tuple[Field, ast.Ident, int | None], ...]
 
 
 class RuleMemo:
@@ -102,9 +106,10 @@ class _Checker:
         self.sink = DiagnosticSink()
         self.decls = _Declarations()
         self.used_sets: set[str] = set()
-        self._set_cache: dict[tuple[str, str], IntervalSet] = {}
+        self._set_cache: dict[tuple[str, str, int | None], IntervalSet] = {}    # (set, field, protocol)
         self._resolving: list[str] = []
-        self._lookups: list[tuple[Field, ast.Ident]] | None = None    # while a rule's body is checked
+        self._lookups: list[tuple[Field, ast.Ident, int | None]] | None = None    # while a rule's body is checked
+        self._protocol: int | None = None    # ICMP or ICMPv6, when the condition around pins it (icmp_name)
         # Items that failed to parse, as (kind, name): their names are not reported as unknown.
         self.broken: set[tuple[str, str | None]] = set()
         self.duplicates: list[ast.RuleDecl | ast.InvariantDecl | ast.TestDecl] = []
@@ -113,6 +118,7 @@ class _Checker:
         # Sets and enums declared only through spec files: the policy's rules cannot see them.
         self.spec_only: dict[tuple[str, str], ast.Ident] = {}
         self.first_declared: dict[tuple[str, str], ast.EnumDecl | ast.SetDecl] = {}   # see _restated
+        self.pattern_places: dict[tuple[str, str], Span] = {}     # (field, pattern) -> its first literal
 
     # ----- declarations -------------------------------------------------------------------
     def declare(self, placed: list[PlacedItem]) -> None:
@@ -324,56 +330,20 @@ class _Checker:
                  if name in members and ("enum", name) not in self.spec_only}
         return build_schema(self.catalogue, {enum: m for enum, m in members.items() if enum in DECLARABLE},
                             tuple(r.name.text for r in d.rules), tuple(targets), parts=parts,
-                            domains=self.declared_domains())
+                            optional=self.used_fields())
 
-    def declared_domains(self) -> tuple[str, ...] | None:
-        """The domain patterns the sets and conditions write (well-formed ones: a bad one is an
-        error where it is checked), in value order; None when nothing names `tls.sni` or a
-        pattern, so that a policy without server names has no such field."""
-        found: list[str] = []
-        named = False
-
-        def visit(node) -> None:
-            nonlocal named
-            match node:
-                case ast.Literal(kind="string", text=text):
-                    try:
-                        found.append(domains.pattern(string_body(text)))
-                    except ValueError_:
-                        pass
-                case ast.Ident(text=text):
-                    named = named or text == SNI
-                case ast.Compare(_, left, right):
-                    visit(left)
-                    visit(right)
-                case ast.Member(item, container):
-                    visit(item)
-                    visit(container)
-                case ast.Range(low, high):
-                    visit(low)
-                    visit(high)
-                case ast.SetLiteral(elements) | ast.And(elements) | ast.Or(elements):
-                    for e in elements:
-                        visit(e)
-                case ast.Not(operand):
-                    visit(operand)
-
-        def may_name(expr) -> bool:       # most conditions hold no string: skip walking them
-            text = expr.span.text
-            return '"' in text or SNI in text
-
-        d = self.decls
-        for decl in d.sets.values():
-            if may_name(decl.value):
-                visit(decl.value)
-        for item in d.rules + d.invariants + d.tests + self.duplicates:
-            for expr in (getattr(item, k, None) for k in ("when", "require", "exists", "given")):
-                if expr is not None and may_name(expr):
-                    visit(expr)
-            same = getattr(item, "same", None)
-            for field in same.across if same is not None else ():
-                visit(field)
-        return domains.ordered(found) if found or named else None
+    def used_fields(self) -> dict[str, tuple[str, ...]]:
+        """The optional fields the check uses, with their declared patterns (uses.py): a policy
+        that names none of them has none of them. Where each pattern is first written is kept
+        for errors about it."""
+        items = self.decls.rules + self.decls.invariants + self.decls.tests + self.duplicates
+        conditions = [expr for item in items for expr in (getattr(item, k, None) for k in
+                                                          ("when", "require", "exists", "given"))
+                      if expr is not None and may_name(expr)]
+        across = [ident for item in items if getattr(item, "same", None) is not None for ident in item.same.across]
+        uses = used_fields(self.decls.sets, conditions, across)
+        self.pattern_places = uses.places
+        return uses.fields
 
     # ----- policy ---------------------------------------------------------------------------
     def check(self, placed: list[PlacedItem], memo: RuleMemo | None = None) -> typed.Policy:
@@ -387,7 +357,7 @@ class _Checker:
         file here is a spec file (the loader reads the first as the main file): rules in them are
         E141, not silently ignored."""
         self.declare([dataclasses.replace(p, role="spec") for p in placed])
-        self.schema = _with_spec_domains(schema, self.declared_domains())
+        self.schema = _with_spec_fields(schema, self.used_fields())
         for name, decl in self.decls.enums.items():
             theirs = getattr(schema.field(name), "members", ()) if name in OUTCOME_PARTS else schema.declared(name) or ()
             if tuple(m.text for m in decl.members) != tuple(theirs):
@@ -427,14 +397,14 @@ class _Checker:
                       for t in self.decls.tests)
         self._check_duplicates()
         self._check_unused_sets()
+        self._check_vacancy()
         self.sink.raise_if_any()
         return invariants, tests
 
     def _definitions(self, placed: list[PlacedItem]) -> tuple:
         """What a rule's body is checked against: the catalogue, and each set and enum
         declaration as text, with its role (see RuleMemo)."""
-        field = self.schema.field(SNI)
-        return (self.catalogue, field and field.members) + tuple(
+        return (self.catalogue, tuple(optional_of(self.schema).items())) + tuple(
             (p.role, p.item.span.text) for p in placed if isinstance(p.item, ast.SetDecl | ast.EnumDecl))
 
     def _rule_body(self, rule: ast.RuleDecl, known: dict[int, _RuleBody]) -> _RuleBody:
@@ -442,8 +412,10 @@ class _Checker:
         named sets looked up again as the check did; else checked, its lookups noted."""
         body = known.get(id(rule.when))
         if body is not None and body.when is rule.when and body.then is rule.action:
-            for f, ident in body.lookups:
+            for f, ident, protocol in body.lookups:
+                self._protocol = protocol
                 self.named_set(f, ident)
+            self._protocol = None
             return body
         self._lookups = []
         cond, action = self.cond(rule.when, "rule"), self.action(rule.action)
@@ -453,7 +425,7 @@ class _Checker:
 
     def _named_sets(self) -> tuple[tuple[str, str, IntervalSet], ...]:
         """(set, field, values) for every named set used with a field: reports can name them."""
-        return tuple((name, field, values) for (name, field), values in self._set_cache.items())
+        return tuple((name, field, values) for (name, field, _), values in self._set_cache.items())
 
     def _policy_anchor(self, placed: list[PlacedItem]) -> Span | None:
         """Where to report something missing from the policy as a whole: its `policy` header, or
@@ -630,7 +602,12 @@ class _Checker:
     def cond(self, expr: ast.Expr, ctx: str) -> typed.Cond:
         match expr:
             case ast.And(operands):
-                return typed.All(tuple(self.cond(e, ctx) for e in operands))
+                outer = self._protocol
+                self._protocol = _pinned_protocol(operands) or outer
+                try:
+                    return typed.All(tuple(self.cond(e, ctx) for e in operands))
+                finally:
+                    self._protocol = outer
             case ast.Or(operands):
                 return typed.Any_(tuple(self.cond(e, ctx) for e in operands))
             case ast.Not(operand):
@@ -679,8 +656,9 @@ class _Checker:
             else:
                 if ctx == "spec":
                     names += [x.name for x in self.schema.outcome_fields if x.name != "target"]
+                # the fields that exist only when used are spellings to suggest too (`iface.up`)
                 self.sink.error("E101", f"unknown field `{ident.text}`", ident.span, "not a field of a flow",
-                                help=did_you_mean(ident.text, names)
+                                help=did_you_mean(ident.text, names + list(OPTIONAL_FIELDS))
                                 or "the fields of a flow are " + ", ".join(f"`{n}`" for n in names))
             return None
         if ctx == "rule" and f.name in _ENUM_OF and not self._enum_visible(_ENUM_OF[f.name], ident):
@@ -719,7 +697,7 @@ class _Checker:
 
     def _is_value_name(self, name: str, ctx: str) -> bool:
         """A name that stands for a value somewhere (an application, protocol, member, set, ...)."""
-        return (name in self.catalogue.app_names or name in PROTOCOLS or name in ACTIONS
+        return (name in self.catalogue.app_names or name in PROTOCOLS or name in ACTIONS or name in icmp.ALL_NAMES
                 or any(name in members for members in _FIXED_ENUMS.values())
                 or name in self.decls.sets or name.startswith("category.") or name == "default"
                 or any(name == m.text for d in self.decls.enums.values() for m in d.members)
@@ -874,8 +852,8 @@ class _Checker:
     def _member_name(self, f: Field, name: str) -> str | None:
         """What `name` is as a value of f (`an application`, ...), or None if it is not one."""
         if f.kind == "enum" and name in f.members:
-            return {"app": "an application", "rule": "a rule", "day": "a day", "rat": "a radio access technology"}.get(
-                f.enum, f"a member of `{f.enum}`")
+            return {"app": "an application", "rule": "a rule", "day": "a day", "rat": "a radio access technology",
+                    "state": "a connection-tracking state"}.get(f.enum, f"a member of `{f.enum}`")
         if f.kind == "protocol" and name in PROTOCOLS:
             return "a protocol"
         return None
@@ -912,10 +890,11 @@ class _Checker:
 
     def named_set(self, f: Field, ident: ast.Ident) -> IntervalSet | None:
         name = ident.text
+        protocol = self._protocol if f.kind == "icmp" else None
         if self._lookups is not None and not self._resolving:
-            self._lookups.append((f, ident))
+            self._lookups.append((f, ident, protocol))
         self.used_sets.add(name)
-        key = (name, f.name)
+        key = (name, f.name, protocol)
         if key in self._set_cache:
             return self._set_cache[key]
         if name in self.cyclic_sets:
@@ -961,17 +940,20 @@ class _Checker:
             return self.member_value(f, v)
         if f.kind == "domain" and isinstance(v, ast.Ident) and v.text == "none":
             return domains.NONE, domains.NONE
-        if f.kind == "domain" and isinstance(v, ast.Literal) and v.kind == "string":
-            return self.domain_pattern(f, v)
+        if f.name in PATTERN_FIELDS and isinstance(v, ast.Literal) and v.kind == "string":
+            return self.pattern_value(f, v)
         if isinstance(v, ast.Ident):
             if f.kind == "protocol" and v.text in PROTOCOLS:
                 n = PROTOCOLS[v.text]
                 return n, n
+            if f.kind == "icmp" and v.text in icmp.ALL_NAMES:
+                return self.icmp_name(v)
             if v.text in self.decls.sets:
                 self.sink.error("E127", f"`{v.text}` is a set", v.span, "a set, not one value",
                                 help=f"use `in`: `{f.name} in {v.text}`")
                 return None
-            extra = (did_you_mean(v.text, PROTOCOLS) if f.kind == "protocol" else None) or self._belongs_help(v.text)
+            known = PROTOCOLS if f.kind == "protocol" else icmp.ALL_NAMES if f.kind == "icmp" else None
+            extra = (did_you_mean(v.text, known) if known else None) or self._belongs_help(v.text)
             self.sink.error("E106", f"`{v.text}` is not {_KIND_WORDS.get(f.kind, f.kind)}", v.span,
                             f"`{f.name}` needs {_KIND_WORDS.get(f.kind, f.kind)}",
                             help=extra or self._kind_help(f))
@@ -980,10 +962,11 @@ class _Checker:
         try:
             if f.kind == "ip" and kind in ("ipv4", "ipv6"):
                 return parse_ip(v.text)
-            if f.kind in ("port", "hour", "protocol") and kind == "number":
+            if f.kind in ("port", "hour", "protocol", "icmp") and kind == "number":
                 n = whole_number(v.text)
                 if n > f.hi:
-                    self.sink.error("E111", f"{f.kind} {v.text} is out of range", v.span, f"{f.kind}s are 0..{f.hi}",
+                    what = "ICMP type" if f.kind == "icmp" else f.kind
+                    self.sink.error("E111", f"{what} {v.text} is out of range", v.span, f"{what}s are 0..{f.hi}",
                                     help=f"`{f.name}` takes values from 0 to {f.hi}")
                     return None
                 return n, n
@@ -1010,17 +993,35 @@ class _Checker:
                         f"`{f.name}` needs {_KIND_WORDS.get(f.kind, f.kind)}", help=self._kind_help(f))
         return None
 
-    def domain_pattern(self, f: Field, lit: ast.Literal) -> tuple[int, int] | None:
-        """The values a name or `*.` pattern stands for: those of the declared patterns under it."""
-        canonical = self.domain_literal(lit)
-        return None if canonical is None else domains.domains_of(f.members).meaning(canonical)
+    def pattern_value(self, f: Field, lit: ast.Literal) -> tuple[int, int] | None:
+        """The values a name or pattern of a pattern field stands for: those of the declared
+        patterns under it."""
+        canonical = self.pattern_literal(syntax(f.kind), lit)
+        return None if canonical is None else encoding_of(f).meaning(canonical)
 
-    def domain_literal(self, lit: ast.Literal) -> str | None:
+    def pattern_literal(self, kind, lit: ast.Literal) -> str | None:
+        """A string as a name or pattern of `kind` (patterns.Encoding), or None after its error."""
         try:
-            return domains.pattern(string_body(lit.text))
+            return kind.pattern(string_body(lit.text))
         except ValueError_ as exc:
-            self.sink.error("E195", exc.message, lit.span, exc.label, help=exc.help)
+            self.sink.error(kind.ERROR, exc.message, lit.span, exc.label, help=exc.help)
             return None
+
+    def icmp_name(self, v: ast.Ident) -> tuple[int, int] | None:
+        """An ICMP type's name, as the protocol the condition pins reads it (`_protocol`)."""
+        if self._protocol is None:
+            self.sink.error("E197", f"`{v.text}` names an ICMP type only once the protocol is known", v.span,
+                            "the condition does not pin `proto` to icmp or icmpv6",
+                            notes=(f"`{v.text}` is {icmp.meanings(v.text)}",),
+                            help=f"pin the protocol in the same condition (`proto == icmp and icmp.type == "
+                                 f"{v.text}`), or write the number")
+            return None
+        try:
+            n = icmp.type_number(self._protocol, v.text)
+        except ValueError_ as exc:
+            self.sink.error("E197", exc.message, v.span, exc.label, help=exc.help)
+            return None
+        return n, n
 
     @staticmethod
     def _kind_help(f: Field) -> str | None:
@@ -1030,7 +1031,10 @@ class _Checker:
                 "protocol": "write a protocol name (tcp, udp, ...) or a number 0..255",
                 "bool": "write `true` or `false`",
                 "domain": 'write the name in double quotes, for example `"spotify.com"` or `"*.spotify.com"`, '
-                          "or `none` for a flow that sends no server name"}.get(f.kind)
+                          "or `none` for a flow that sends no server name",
+                "interface": 'write the name in double quotes, for example `"eth0"`, or a pattern such as `"tun*"`',
+                "icmp": "write a number 0..255, or a type's name where the condition pins `proto` "
+                        "(`proto == icmp and icmp.type == echo-request`)"}.get(f.kind)
 
     def member_value(self, f: Field, v) -> tuple[int, int] | None:
         if isinstance(v, ast.Ident) and v.text in f.members:
@@ -1039,11 +1043,11 @@ class _Checker:
         text = v.text
         if f.enum == "rule" and self._missing_ok("rule", text):
             return None
-        what = {"app": "application", "rule": "rule", "day": "day", "rat": "radio access technology"}.get(
-            f.enum, f"`{f.enum}` member")
+        what = {"app": "application", "rule": "rule", "day": "day", "rat": "radio access technology",
+                "state": "connection-tracking state"}.get(f.enum, f"`{f.enum}` member")
         label = {"app": "not in the application catalogue", "rule": "no rule with this name",
-                 "day": "not a day of the week", "rat": "not a radio access technology"}.get(
-            f.enum, f"not a member of `{f.enum}`")
+                 "day": "not a day of the week", "rat": "not a radio access technology",
+                 "state": "not a connection-tracking state"}.get(f.enum, f"not a member of `{f.enum}`")
         help_text = self._wrong_enum_help(text, f.enum) or did_you_mean(text, f.members) or (
             f"`{f.name}` is one of " + ", ".join(_MEMBER_WORDS.get(m, m) for m in f.members)
             if f.name in _FIXED_ENUMS else None)
@@ -1075,6 +1079,9 @@ class _Checker:
         """For a name used as a port, address, ...: what it is, and how to test it instead."""
         if name in PROTOCOLS:
             return f"`{name}` is a protocol: write `proto == {name}`"
+        if name in icmp.ALL_NAMES:
+            return (f"`{name}` is an ICMP type ({icmp.meanings(name)}): write `icmp.type == {name}` where the "
+                    "condition pins `proto`")
         if name in self.catalogue.app_names:
             return f"`{name}` is an application: write `app == {name}`"
         for field, members in _FIXED_ENUMS.items():
@@ -1089,6 +1096,7 @@ class _Checker:
     def _check_unused_sets(self) -> None:
         """Sets that no condition uses are still checked: their names must mean something."""
         known = (set(self.catalogue.app_names) | set(PROTOCOLS) | set(ACTIONS) | set().union(*_FIXED_ENUMS.values())
+                 | set(icmp.ALL_NAMES)
                  | set(self.decls.sets) | {m.text for d in self.decls.enums.values() for m in d.members})
         names_may_be_missing = any(kind in ("set", "enum", "import", "*") for kind, _ in self.broken)
         for name, decl in self.decls.sets.items():
@@ -1101,7 +1109,7 @@ class _Checker:
                         self.sink.error("E101", f"unknown name `{part.text}` in set `{name}`", part.span,
                                         "not an application, enum member or set", help=did_you_mean(part.text, known))
                     elif isinstance(part, ast.Literal) and part.kind == "string":
-                        self.domain_literal(part)
+                        self._unused_string(part)
                     elif isinstance(part, ast.Literal) and part.kind in ("ipv4", "ipv6"):
                         try:
                             parse_ip(part.text)
@@ -1109,13 +1117,60 @@ class _Checker:
                             self.sink.error("E110", exc.message, part.span, exc.label, help=exc.help)
 
 
-def _with_spec_domains(schema: Schema, patterns: tuple[str, ...] | None) -> Schema:
-    """A table's schema, with the patterns the specs add to `tls.sni` (the table is moved onto it)."""
-    field = schema.field(SNI)
-    have = field.members[domains.FIRST_PATTERN:] if field is not None else ()
-    if patterns is None or field is not None and set(patterns) <= set(have):
-        return schema
-    return with_domains(schema, domains.ordered(have + patterns))
+    def _check_vacancy(self) -> None:
+        """Interface names and patterns that leave a value no name (E198), at the literal that
+        declares it (for `other`, at the first one of the field)."""
+        for name in INTERFACE_FIELDS:
+            field = self.schema.field(name)
+            if field is None:
+                continue
+            encoding = encoding_of(field)
+            for value in encoding.vacant():
+                problem = interfaces.vacancy(encoding, value)
+                text = encoding.text(value) if value != encoding.OTHER else encoding.patterns[0]
+                self.sink.error("E198", problem.message, self.pattern_places.get((name, text)), problem.label,
+                                help=problem.help)
+
+    def _unused_string(self, lit: ast.Literal) -> None:
+        """A string of a set that nothing uses: a server name or an interface name, or an error
+        of the one it looks like (a dot: a server name)."""
+        text = string_body(lit.text)
+        candidates = (domains.Domains, interfaces.Interfaces)
+        for encoding in candidates:
+            try:
+                encoding.pattern(text)
+                return
+            except ValueError_:
+                pass
+        self.pattern_literal(candidates[0] if "." in text else candidates[1], lit)
+
+
+def _with_spec_fields(schema: Schema, used: dict[str, tuple[str, ...]]) -> Schema:
+    """A table's schema, with the optional fields and patterns the specs add (the table is
+    moved onto it); the very schema when they add none."""
+    have = optional_of(schema)
+    joint = union(have, used)
+    return schema if joint == have else with_optional(schema, joint)
+
+
+def _pinned_protocol(operands) -> int | None:
+    """ICMP or ICMPv6 when one operand of a conjunction says `proto == icmp` (`icmpv6`, 1, 58, or
+    `proto in {...}` of one of them) and none another protocol: the protocol its ICMP type names
+    are read in."""
+    pinned = set()
+    for e in operands:
+        if isinstance(e, ast.Compare) and e.op == "==":
+            sides = (e.left, e.right)
+        elif isinstance(e, ast.Member) and not e.negated and isinstance(e.container, ast.SetLiteral) \
+                and len(e.container.elements) == 1:
+            sides = (e.item, e.container.elements[0])
+        else:
+            continue
+        words = [getattr(x, "text", None) for x in sides]
+        if "proto" in words:
+            other = words[1 - words.index("proto")]
+            pinned.add(PROTOCOLS.get(other, int(other) if other and other.isdigit() else None))
+    return pinned.pop() if len(pinned) == 1 and pinned <= {icmp.ICMP, icmp.ICMPV6} else None
 
 
 def check_items(placed: list[PlacedItem], catalogue: Catalogue, memo: RuleMemo | None = None) -> typed.Policy:

@@ -8,14 +8,15 @@ pattern). So a pattern literal means the values of the declared patterns that fa
 
 Patterns are numbered in the order of their labels read from the right (`com`, `spotify`, ...),
 with `*` before every other label: the patterns that fall under `*.x` are then exactly those
-right after it whose labels start with those of `x`, so every literal is one interval.
+right after it whose labels start with those of `x`, so every literal is one interval (the
+machinery is patterns.py's, which interface names share).
 """
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
-from functools import lru_cache
+from typing import Iterable, Iterator
 
+from .patterns import Encoding
 from .schema import DOMAIN_SPECIAL as SPECIAL
 from .values import ValueError_
 
@@ -90,93 +91,43 @@ def name(text: str) -> str:
     return canonical
 
 
-def _key(canonical: str) -> tuple[str, ...]:
-    return tuple(reversed(canonical.split(".")))
+class Domains(Encoding):
+    """Server names: `*.x` holds the names below x. Keys are the labels read from the right, with
+    `*` (which sorts before every other label) for the pattern itself."""
 
+    SPECIAL = SPECIAL
+    OTHER = OTHER
+    ERROR = "E195"
+    pattern = staticmethod(pattern)
+    name = staticmethod(name)
 
-def ordered(patterns) -> tuple[str, ...]:
-    """Canonical patterns, each once, in the order their values take."""
-    return tuple(sorted(set(patterns), key=_key))
+    @staticmethod
+    def key(canonical: str) -> tuple[str, ...]:
+        return tuple(reversed(canonical.split(".")))
 
-
-class Domains:
-    """The encoding of one set of declared patterns (`ordered`): a field's members are
-    `SPECIAL + patterns`, so a pattern's value is its index there."""
-
-    def __init__(self, patterns: tuple[str, ...]):
-        self.patterns = patterns
-        self.keys = [_key(p) for p in patterns]
-        self.value_of = {p: FIRST_PATTERN + i for i, p in enumerate(patterns)}
-
-    def meaning(self, canonical: str) -> tuple[int, int]:
-        """The values of the declared patterns that fall under a declared pattern, as one interval."""
-        key = _key(canonical)
+    @staticmethod
+    def bounds(canonical: str) -> tuple | None:
+        key = Domains.key(canonical)
         if key[-1] != WILDCARD:
-            value = self.value_of[canonical]
-            return value, value
-        below = key[:-1]
-        lo = bisect_left(self.keys, below + (WILDCARD,))
-        hi = bisect_left(self.keys, below + (_PAST_LAST_LABEL,)) - 1
-        return FIRST_PATTERN + lo, FIRST_PATTERN + hi
-
-    def encode(self, canonical_name: str) -> int:
-        """A concrete name's value: the name itself if declared, else the nearest `*.` suffix.
-        Given a pattern `*.x` (declared or not), the value of the names below x that no
-        pattern more specific than `*.x` takes."""
-        if canonical_name in self.value_of:
-            return self.value_of[canonical_name]
-        labels = canonical_name.split(".")
-        for i in range(1, len(labels)):
-            value = self.value_of.get(WILDCARD + "." + ".".join(labels[i:]))
-            if value is not None:
-                return value
-        return OTHER
-
-    def parent(self, value: int) -> int | None:
-        """The value of the most specific other declared pattern this pattern falls under."""
-        labels = self.text(value).split(".")
-        for i in range(2 if labels[0] == WILDCARD else 1, len(labels)):
-            found = self.value_of.get(WILDCARD + "." + ".".join(labels[i:]))
-            if found is not None:
-                return found
-        return None
-
-    def pieces(self, values) -> list[tuple[int, tuple[int, ...]]]:
-        """A set of values without `other` as literals: pairs (value, excluded values) whose
-        meanings, the value's less the excluded ones', are disjoint and make up the set exactly.
-        A value is a piece's head when its parent is not in the set; a piece excludes the
-        patterns below its head that are not in the set and whose parent is."""
-        members = {v for lo, hi in values.intervals for v in range(lo, hi + 1)}
-        out = []
-        for head in sorted(members):
-            if head >= FIRST_PATTERN and self.parent(head) in members:
-                continue
-            lo, hi = self.meaning(self.text(head)) if head >= FIRST_PATTERN else (head, head)
-            excluded = tuple(v for v in range(lo + 1, hi + 1) if v not in members and self.parent(v) in members)
-            out.append((head, excluded))
-        return out
-
-    def literal(self, value: int) -> str:
-        """A value as the language writes it: `none`, or the pattern in double quotes."""
-        return SPECIAL[value] if value < FIRST_PATTERN else f'"{self.text(value)}"'
-
-    def text(self, value: int) -> str:
-        return SPECIAL[value] if value < FIRST_PATTERN else self.patterns[value - FIRST_PATTERN]
-
-    def example(self, value: int) -> str | None:
-        """A real-looking name with this value (None for `none`): a declared name itself, for
-        `*.x` the first of `a.x`, `b.x`, ... that no more specific pattern takes, and for
-        `other` example.net (or another name under no declared pattern)."""
-        if value == NONE:
             return None
+        return key, key[:-1] + (_PAST_LAST_LABEL,)
+
+    @staticmethod
+    def covering(canonical: str) -> Iterator[str]:
+        """`a.b.c`, `*.b.c`, `*.c`; for `*.b.c`: itself, `*.c`."""
+        yield canonical
+        labels = canonical.split(".")
+        for i in range(2 if labels[0] == WILDCARD else 1, len(labels)):
+            yield WILDCARD + "." + ".".join(labels[i:])
+
+    def candidates(self, value: int) -> Iterable[str]:
+        """For `*.x` a.x, b.x, ...; for `other` example.net (or another name under no pattern);
+        none for `none`, which is no name."""
         if value == OTHER:
-            candidates = _OTHER_NAMES + tuple(f"example.test{k}" for k in range(len(self.patterns) + 1))
-        else:
-            text = self.text(value)
-            if not text.startswith(WILDCARD):
-                return text
-            candidates = (f"{label}.{text[2:]}" for label in _labels())
-        return next(c for c in candidates if self.encode(c) == value)
+            return _OTHER_NAMES + tuple(f"example.test{k}" for k in range(len(self.patterns) + 1))
+        if value == NONE:
+            return ()
+        return (f"{label}.{self.text(value)[2:]}" for label in _labels())
 
 
 def _labels():
@@ -189,7 +140,4 @@ def _labels():
         k += 1
 
 
-@lru_cache(maxsize=64)
-def domains_of(members: tuple[str, ...]) -> Domains:
-    """The encoding a `tls.sni` field's members describe (cached: witnesses ask per flow)."""
-    return Domains(members[FIRST_PATTERN:])
+ordered = Domains.ordered

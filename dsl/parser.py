@@ -27,7 +27,7 @@ MAX_SYNTAX_ERRORS = 50
 MAX_NESTING = 100
 
 _TOKEN_WORDS = {
-    "NAME": "a name", "NUMBER": "a number", "IPV4": "an IPv4 address", "IPV6": "an IPv6 address",
+    "NAME": "a name", "HYPHEN_NAME": "a name", "NUMBER": "a number", "IPV4": "an IPv4 address", "IPV6": "an IPv6 address",
     "VOLUME": "a volume such as `20GB`", "RATE": "a rate such as `128kbps`", "STRING": "a quoted string",
     "CMP": "a comparison (`==`, `!=`, `<`, `<=`, `>`, `>=`)", "$END": "end of file",
     "ACTION_WORD": "an action (`allow`, `block`, `reset`, `throttle`, `redirect`)",
@@ -207,7 +207,7 @@ class _ToAst(Transformer):
 
     def operand(self, tok):
         span = self._tok(tok)
-        if tok.type == "NAME":
+        if tok.type in ("NAME", "HYPHEN_NAME"):
             return ast.Ident(str(tok), span)
         if tok.type in ("TRUE", "FALSE"):
             return ast.Literal("bool", str(tok), span)
@@ -373,7 +373,7 @@ def _item_head(chunk: str) -> tuple[str | None, str | None]:
 _SOFT_KEYWORDS = frozenset({"when", "then", "because", "require", "exists", "given", "expect",
                             "version", "and", "or", "in", "same", "across"})
 _ACTION_WORDS = ("allow", "block", "reset", "throttle", "redirect")
-_OPERANDS = ("NAME", "NUMBER", "IPV4", "IPV6", "VOLUME", "RATE", "STRING", "TRUE", "FALSE")
+_OPERANDS = ("NAME", "HYPHEN_NAME", "NUMBER", "IPV4", "IPV6", "VOLUME", "RATE", "STRING", "TRUE", "FALSE")
 _ITEM_TERMINALS = tuple(k.upper() for k in ITEM_KEYWORDS)
 # What is missing after a token, by the token's type (for the keyword-read-as-a-name case).
 _MISSING_AFTER = {"CMP": "a value", "IN": "a set or value", "__ANON_0": "a value", "COMMA": "a value",

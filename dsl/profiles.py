@@ -17,7 +17,7 @@ from . import inputfile
 from .catalogue import Catalogue
 from .diagnostics import Diagnostic, DiagnosticError, did_you_mean
 from .intervals import IntervalSet
-from .schema import PROTOCOLS
+from .schema import CT_STATE, ICMP_TYPE, INTERFACE_FIELDS, PROTOCOLS
 from .yamlnodes import Codes, NodeReader, compose
 
 SHIPPED = ("exact", "ndpi-4.2", "ndpi-4.4", "ndpi-4.6", "ndpi-4.8", "ndpi-4.10", "ndpi-5.0")
@@ -26,6 +26,8 @@ WHEN_FIELDS = ("proto", "dst.port", "tls")
 # Fields read from the packets; the rest (subscriber.*, network.congested, time.*) come from elsewhere.
 TRAFFIC_FIELDS = ("proto", "src.ip", "src.port", "dst.ip", "dst.port", "direction", "tls", "smtp.auth", "tls.sni",
                   "flow.tethered")
+# Fields the firewall itself reads (language.md, "Firewall fields"): no engine profile changes them.
+FIREWALL_FIELDS = (CT_STATE, ICMP_TYPE) + INTERFACE_FIELDS
 _TOP_REQUIRED = ("version", "name")
 _TOP_OPTIONAL = ("engine", "description", "unobservable", "ndpi_names", "labels", "tethering")
 _ENTRY_REQUIRED = ("label", "how", "evidence")
@@ -242,7 +244,11 @@ class _Reader(FlowValueReader):
         seen: dict[str, object] = {}
         for item in self.sequence(node, "`unobservable`"):
             field = self.value(item)
-            if field not in TRAFFIC_FIELDS:
+            if field in FIREWALL_FIELDS:
+                self.fail("E404", item, f"{self.shown(item)} is read by the firewall, not by the DPI engine",
+                          help="a profile says what the classifier sees; the kernel reads the connection-tracking "
+                               "state, the interfaces and the ICMP type itself, whatever the engine")
+            elif field not in TRAFFIC_FIELDS:
                 self.fail("E404", item, f"{self.shown(item)} is not a field the engine reads from traffic",
                           help=did_you_mean(str(field), TRAFFIC_FIELDS) or "fields: " + ", ".join(TRAFFIC_FIELDS))
             elif field in seen:

@@ -2,7 +2,9 @@
 
 Addresses of both families share one dimension: IPv4 `a` is `a`, IPv6 `a` is `2**32 + a`, so a
 prefix of either family is one interval. Enums are member indices, booleans 0/1, and each add-on
-of `subscriber.addons` is its own boolean dimension (`subscriber.addons:vpn`).
+of `subscriber.addons` is its own boolean dimension (`subscriber.addons:vpn`). Some fields exist
+only when a policy, its specs or a table use them (OPTIONAL_FIELDS), so that what never names
+them reads, compiles and reports as if they did not exist.
 """
 from __future__ import annotations
 
@@ -45,13 +47,15 @@ RATS = ("geran", "utran", "eutran", "nr", "wlan")       # 2G, 3G, 4G, 5G radio, 
 # field per member). The field exists only when its enum is declared.
 DECLARABLE = {"plan": "subscriber.plan", "addon": "subscriber.addons", "zone": "subscriber.zone",
               "apn": "subscriber.apn"}
-ORDERED_KINDS = frozenset({"port", "volume", "hour", "protocol", "rate"})
+ORDERED_KINDS = frozenset({"port", "volume", "hour", "protocol", "rate", "icmp"})
 
 
 @dataclass(frozen=True, slots=True)
 class Field:
-    """One dimension. `kind` is protocol, ip, port, enum, bool, volume, hour, rate or domain
-    (`tls.sni`: its members are `none`, `other` and the declared patterns, see domains.py)."""
+    """One dimension. `kind` is protocol, ip, port, enum, bool, volume, hour, rate, icmp (an ICMP
+    type), domain (`tls.sni`: its members are `none`, `other` and the declared patterns, see
+    domains.py) or interface (`iface.in`, `iface.out`: `other` and the declared names and
+    patterns, see interfaces.py)."""
 
     name: str
     kind: str
@@ -127,15 +131,29 @@ SMTP_AUTH_WHY = ("once a session is encrypted nobody on the path can see whether
 
 SNI = "tls.sni"
 DOMAIN_SPECIAL = ("none", "other")      # the values of no name sent and of a name under no declared pattern
+# What a firewall matches besides the flow's addresses and ports (language.md, "Firewall fields"):
+# the connection-tracking state, the interfaces a packet comes in and goes out by, the ICMP type.
+CT_STATE, ICMP_TYPE, IFACE_IN, IFACE_OUT = "ct.state", "icmp.type", "iface.in", "iface.out"
+CT_STATES = ("new", "established", "related", "invalid", "untracked")
+INTERFACE_FIELDS = (IFACE_IN, IFACE_OUT)
+INTERFACE_SPECIAL = ("other",)          # the value of a name under no declared name or pattern
+# The fields whose values are declared names and patterns, by kind, and each kind's values that
+# are none of them.
+PATTERN_FIELDS = {SNI: "domain", IFACE_IN: "interface", IFACE_OUT: "interface"}
+SPECIALS = {"domain": DOMAIN_SPECIAL, "interface": INTERFACE_SPECIAL}
+# The fields that exist only when used, in schema order, each placed after the field named.
+OPTIONAL_FIELDS = {ICMP_TYPE: "dst.port", CT_STATE: "dst.port", IFACE_IN: "dst.port", IFACE_OUT: "dst.port",
+                   SNI: "smtp.auth"}
+Optional = Mapping[str, tuple[str, ...]]      # optional field -> its declared patterns (ordered; () if none)
 
 
 def build_schema(catalogue: Catalogue, enums: Mapping[str, tuple[str, ...]], rule_names: tuple[str, ...],
                  redirect_targets: tuple[str, ...], parts: Mapping[str, tuple[str, ...]] | None = None,
-                 domains: tuple[str, ...] | None = None) -> Schema:
+                 optional: Optional | None = None) -> Schema:
     """Fields in a fixed order. `enums` holds the declared enums (plan, addon, zone, apn) by name;
     the fields of an enum that is not declared do not exist. So do the outcome parts `charge`
-    and `priority` (`parts`: part name to members) and `tls.sni`, which exists only when the
-    policy or its specs use it (`domains`: the declared patterns, ordered)."""
+    and `priority` (`parts`: part name to members) and the optional fields, which exist only
+    when the policy or its specs use them (`optional`, as for `with_optional`)."""
     flow = [
         Field("proto", "protocol", 255),
         Field("src.ip", "ip", IP_MAX),
@@ -175,7 +193,7 @@ def build_schema(catalogue: Catalogue, enums: Mapping[str, tuple[str, ...]], rul
         enum_field("purpose", PURPOSES, "purpose", outcome=True),
     )
     schema = Schema(tuple(flow), outcome, catalogue, tuple(enums.get("addon") or ()))
-    return schema if domains is None else with_domains(schema, domains)
+    return with_optional(schema, optional) if optional else schema
 
 
 def parts_of(schema: Schema) -> dict[str, tuple[str, ...]]:
@@ -183,10 +201,43 @@ def parts_of(schema: Schema) -> dict[str, tuple[str, ...]]:
     return {part: schema.field(part).members for part in OUTCOME_PARTS if schema.field(part) is not None}
 
 
-def with_domains(schema: Schema, domains: tuple[str, ...]) -> Schema:
-    """The schema with `tls.sni` over these patterns (ordered, dsl/domains.py), after `smtp.auth`."""
-    sni = Field(SNI, "domain", len(DOMAIN_SPECIAL) + len(domains) - 1, DOMAIN_SPECIAL + tuple(domains))
-    flow = [f for f in schema.flow_fields if f.name != SNI]
-    at = next(i for i, f in enumerate(flow) if f.name == "smtp.auth") + 1
-    return Schema(tuple(flow[:at]) + (sni,) + tuple(flow[at:]), schema.outcome_fields, schema.catalogue,
-                  schema.addons)
+def optional_field(name: str, patterns: tuple[str, ...] = ()) -> Field:
+    """An optional field; a pattern field over these declared patterns (canonical and in value
+    order: dsl/domains.py, dsl/interfaces.py)."""
+    if name == CT_STATE:
+        return enum_field(CT_STATE, CT_STATES, "state")
+    if name == ICMP_TYPE:
+        return Field(ICMP_TYPE, "icmp", 255)
+    kind = PATTERN_FIELDS[name]
+    members = SPECIALS[kind] + tuple(patterns)
+    return Field(name, kind, len(members) - 1, members)
+
+
+def declared_patterns(field: Field) -> tuple[str, ...]:
+    """The declared names and patterns of a pattern field, in value order."""
+    return field.members[len(SPECIALS[field.kind]):]
+
+
+def optional_of(schema: Schema) -> dict[str, tuple[str, ...]]:
+    """The optional fields a schema has, with their patterns: what `with_optional` takes."""
+    return {name: declared_patterns(f) if name in PATTERN_FIELDS else ()
+            for name in OPTIONAL_FIELDS if (f := schema.field(name)) is not None}
+
+
+def with_optional(schema: Schema, optional: Optional) -> Schema:
+    """The schema with these optional fields too (a pattern field given again takes the patterns
+    given), each in its place: ct.state, icmp.type and the interfaces after `dst.port`, tls.sni
+    after `smtp.auth`."""
+    have = optional_of(schema) | dict(optional)
+    flow = []
+    for f in schema.flow_fields:
+        if f.name not in OPTIONAL_FIELDS:
+            flow.append(f)
+            flow += [optional_field(name, have[name]) for name, after in OPTIONAL_FIELDS.items()
+                     if after == f.name and name in have]
+    return Schema(tuple(flow), schema.outcome_fields, schema.catalogue, schema.addons)
+
+
+def ct_state_values(states) -> IntervalSet:
+    """The values of `ct.state` for these state names (`new`, `established`, ...)."""
+    return IntervalSet.of((CT_STATES.index(s), CT_STATES.index(s)) for s in states)

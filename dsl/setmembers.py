@@ -17,7 +17,8 @@ from .intervals import IntervalSet
 from .lintcodes import LintFinding
 from .loader import PlacedItem
 from .parser import string_body
-from .schema import ENGINE_VIEWS, PROTOCOLS, SNI, Field, Schema
+from .patterns import encoding_of, syntax
+from .schema import ENGINE_VIEWS, PATTERN_FIELDS, PROTOCOLS, SNI, Field, Schema
 from .values import RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity, value_set_texts
 
 _PAIRS_CAP = 100_000          # overlapping pairs examined per set (a pathological set stops there)
@@ -53,11 +54,12 @@ class _Resolver:
                 if f.kind == "domain" and e.text == "none":
                     return IntervalSet.point(domains.NONE)
                 return None
-            if e.kind == "string" and f.kind == "domain":     # `*.x` holds the patterns below x
-                return IntervalSet.span(*domains.domains_of(f.members).meaning(domains.pattern(string_body(e.text))))
+            if e.kind == "string" and f.name in PATTERN_FIELDS:     # `*.x` holds the patterns below x
+                canonical = syntax(f.kind).pattern(string_body(e.text))
+                return IntervalSet.span(*encoding_of(f).meaning(canonical))
             if e.kind in ("ipv4", "ipv6") and f.kind == "ip":
                 return IntervalSet.span(*parse_ip(e.text))
-            if e.kind == "number" and f.kind in ("port", "hour", "protocol"):
+            if e.kind == "number" and f.kind in ("port", "hour", "protocol", "icmp"):
                 return IntervalSet.point(int(e.text))
             if e.kind == "volume" and f.kind == "volume":
                 return IntervalSet.point(parse_quantity(e.text, VOLUME_UNITS, "volume"))

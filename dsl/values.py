@@ -118,7 +118,7 @@ def value_text(field: Field, value: int) -> str:
     kind = field.kind
     if kind == "ip":
         return ip_text(value)
-    if kind in ("enum", "domain"):
+    if kind in ("enum", "domain", "interface"):
         return field.members[value] if value < len(field.members) else str(value)
     if kind == "bool":
         return "true" if value else "false"
@@ -137,7 +137,7 @@ def value_set_texts(field: Field, values: IntervalSet) -> list[str]:
     for lo, hi in values.intervals:
         if field.kind == "ip":
             out.extend(ip_interval_texts(lo, hi))
-        elif field.kind in ("enum", "bool", "protocol") and hi - lo < 64 or field.kind == "domain":
+        elif field.kind in ("enum", "bool", "protocol") and hi - lo < 64 or field.kind in ("domain", "interface"):
             out.extend(value_text(field, v) for v in range(lo, hi + 1))
         elif lo == hi:
             out.append(value_text(field, lo))

@@ -122,7 +122,8 @@ def test_misspelt_or_repeated_keys_are_errors_not_ignored(tmp_path):
     found = [(d["path"], d["message"], d["help"]) for d in json.loads(out)["diagnostics"]]
     assert code == 2
     assert found == [
-        ("colour", "unknown key `colour`", "keys here: format, version, policy, enums, domains, default, rules"),
+        ("colour", "unknown key `colour`",
+         "keys here: format, version, policy, enums, fields, interfaces, domains, default, rules"),
         ("rules[0].mach", "unknown key `mach`", "did you mean `match`?"),
         ("rules[0]", "missing `match`", "keys here: index, rule, source, because, action, match"),
         ("rules[1].match.dst.port", "`dst.port` is given twice", "keep one of them"),

@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dpipolicy import api
 from dpipolicy.dsl import domains
+from dpipolicy.dsl.patterns import encoding_of
 from dpipolicy.dsl.catalogue import load_catalogue
 from dpipolicy.dsl.schema import ACTIONS, IPV6_BASE, RATE_MAX, VOLUME_MAX, Schema
 from dpipolicy.verifier.solve import Limits
@@ -144,7 +145,7 @@ def server_name_values(a: Atom, schema: Schema) -> set[int]:
     """The values of `tls.sni` whose real-looking name matches one of the atom's literals,
     by plain name matching (none only by `none`)."""
     f = schema.field(a.field)
-    encoding = domains.domains_of(f.members)
+    encoding = encoding_of(f)
 
     def matches(v: int, p: str) -> bool:
         if v == domains.NONE or p == "none":

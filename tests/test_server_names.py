@@ -68,10 +68,11 @@ def test_every_value_has_a_real_looking_name_of_its_own(patterns):
 @given(st.lists(PATTERNS, min_size=1, max_size=10), st.lists(PATTERNS, max_size=6), st.lists(NAMES, max_size=8))
 def test_a_table_moved_onto_more_patterns_keeps_each_names_meaning(own, more, names):
     """retarget: the joint value of any name maps back to the table's own value of that name."""
-    from dpipolicy.compiler.retarget import _server_names
+    from dpipolicy.compiler.retarget import pattern_values
+    from dpipolicy.dsl.schema import SNI, optional_field
     mine = domains.ordered(domains.pattern(p) for p in own)
     joint = domains.ordered(mine + tuple(domains.pattern(p) for p in more))
-    back = _server_names(domains.SPECIAL + mine, domains.SPECIAL + joint)
+    back = pattern_values(optional_field(SNI, mine), optional_field(SNI, joint))
     a, b = domains.Domains(mine), domains.Domains(joint)
     for name in names + [p.replace("*", "q") for p in joint]:
         assert b.encode(name) in back[a.encode(name)]

@@ -538,9 +538,9 @@ def diff_tables(old: RuleTable, new: RuleTable, limits: Limits, jobs: int = 1) -
     a, b = TableModel(retarget(old, schema)), TableModel(retarget(new, schema))
     tables = _Tables(a, b)
     changed_a, changed_b = (np.flatnonzero(partner < 0).tolist() for partner in tables.partner)
-    # enum and server-name values were renumbered onto the joint schema: only sets of other fields keep their meaning
+    # enum, server-name and interface values were renumbered onto the joint schema: only sets of other fields keep their meaning
     names = tuple(n for n in old.named_sets + new.named_sets
-                  if schema.field(n[1]).kind not in ("enum", "domain") or n[1] in ("app",) + LABEL_FIELDS)
+                  if schema.field(n[1]).kind not in ("enum", "domain", "interface") or n[1] in ("app",) + LABEL_FIELDS)
     result = Diff(schema, changed_rules=(len(changed_a), len(changed_b)), names=names)
     walks = [(True, i) for i in changed_a] + [(False, j) for j in changed_b]
     for found in map_in_processes(_walk, (a, b, tables, limits, Segments(a.fields, [a.boxes, b.boxes])),

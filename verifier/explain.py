@@ -10,9 +10,10 @@ from typing import NamedTuple
 from dpipolicy.compiler.boxes import Box, intersect, subtract
 from dpipolicy.compiler.table import RuleTable
 from dpipolicy.compiler.tablefile import parse_value_text
-from dpipolicy.dsl import domains
+from dpipolicy.dsl import domains, icmp
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
-from dpipolicy.dsl.schema import ADDON_PREFIX, Schema
+from dpipolicy.dsl.patterns import encoding_of, syntax
+from dpipolicy.dsl.schema import ADDON_PREFIX, OPTIONAL_FIELDS, PATTERN_FIELDS, PROTOCOLS, Schema
 from dpipolicy.dsl.typed import Action
 from dpipolicy.dsl.values import ValueError_, value_text
 
@@ -22,9 +23,12 @@ _ITEM = re.compile(r"\S+")
 
 
 def parse_flow(schema: Schema, text: str) -> dict[str, int]:
-    """`proto=tcp dst.port=465 tls` (a bool alone means true; add-ons as `subscriber.addons=vpn,roaming_eu`)."""
+    """`proto=tcp dst.port=465 tls` (a bool alone means true; add-ons as `subscriber.addons=vpn,roaming_eu`;
+    an ICMP type by its name in the protocol the flow gives, `proto=icmp icmp.type=echo-request`)."""
     pinned: dict[str, int] = {}
     errors = []
+    protocol = next((PROTOCOLS.get(m.group()[6:], m.group()[6:]) for m in _ITEM.finditer(text)
+                     if m.group().startswith("proto=")), None)
 
     def fail(match, message, help=None):
         errors.append(Diagnostic("E310", message, None, help=help,
@@ -41,6 +45,11 @@ def parse_flow(schema: Schema, text: str) -> dict[str, int]:
                 pinned[ADDON_PREFIX + addon] = int(addon in chosen)
             continue
         f = schema.field(key)
+        if f is None and key in OPTIONAL_FIELDS:
+            fail(m, f"the policy does not test `{key}`",
+                 help=f"`{key}` is a field only where a policy or spec tests it, and this one decides alike whatever "
+                      f"its value: leave `{key}` out of the flow")
+            continue
         if f is None or f.outcome or key.startswith(ADDON_PREFIX):
             names = [x.name for x in schema.flow_fields if ":" not in x.name] + ["subscriber.addons"]
             fail(m, f"unknown field `{key}`", help="fields: " + ", ".join(names))
@@ -48,7 +57,12 @@ def parse_flow(schema: Schema, text: str) -> dict[str, int]:
         if not value and f.kind == "bool":
             value = "true"
         try:
-            lo, hi = _server_name(f, value) if f.kind == "domain" else parse_value_text(f, value)
+            if f.name in PATTERN_FIELDS:
+                lo, hi = _pattern_name(f, value)
+            elif f.kind == "icmp" and not value.isdigit():
+                lo = hi = _icmp_name(protocol, value)
+            else:
+                lo, hi = parse_value_text(f, value)
         except ValueError_ as exc:
             fail(m, exc.message, exc.help)
             continue
@@ -61,15 +75,25 @@ def parse_flow(schema: Schema, text: str) -> dict[str, int]:
     return pinned
 
 
-def _server_name(f, text: str) -> tuple[int, int]:
-    """A name as a client sends it (`a.spotify.com`, or `none`): the value of the most specific
-    declared pattern it falls under. Quotes, as the language writes names, may stay."""
+def _pattern_name(f, text: str) -> tuple[int, int]:
+    """A server name as a client sends it (`a.spotify.com`, or `none`), or an interface's name
+    (`eth3`): the value of the most specific declared pattern it falls under. Quotes, as the
+    language writes names, may stay."""
     if len(text) > 1 and text[0] == text[-1] == '"':
         text = text[1:-1]
-    if text == "none":
+    if text == "none" and f.kind == "domain":
         return domains.NONE, domains.NONE
-    value = domains.domains_of(f.members).encode(domains.name(text))
+    value = encoding_of(f).encode(syntax(f.kind).name(text))
     return value, value
+
+
+def _icmp_name(protocol, text: str) -> int:
+    """An ICMP type's name, in the protocol the flow gives (`proto=icmp` or `proto=icmpv6`)."""
+    if protocol not in icmp.PROTOCOL_WORDS and str(protocol) not in ("1", "58"):
+        raise ValueError_(f"`{text}` names an ICMP type only with the protocol",
+                          help=f"give `proto=icmp` or `proto=icmpv6` too (`{text}` is {icmp.meanings(text)}), "
+                               "or the number" if text in icmp.ALL_NAMES else "give the type's number, 0..255")
+    return icmp.type_number(int(protocol), text)
 
 
 @dataclass

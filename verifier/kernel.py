@@ -88,7 +88,8 @@ def kernel_equivalence(table: RuleTable, kernel: tuple[RuleTable, tuple], limits
     rules, tags = kernel
     if _by_groups(table, rules, tags):
         return KernelCheck("proved", len(table.rules), len(rules.rules))
-    diff = diff_tables(behind(table, unseen_flows(), _UNSEEN), behind(rules, unseen_flows(), _UNSEEN), limits)
+    unseen = unseen_flows(table.schema)
+    diff = diff_tables(behind(table, unseen, _UNSEEN), behind(rules, unseen, _UNSEEN), limits)
     if diff.changes:
         change = diff.changes[0]
         raise KernelMismatch(
@@ -117,7 +118,7 @@ def _by_groups(table: RuleTable, kernel: RuleTable, tags: tuple) -> bool:
     very flows of the rule's box. Then the first run holding a flow is that of the first match
     rule holding it, so both give every seen flow one outcome. False: not shown this way."""
     fields = {f.name: f for f in table.schema.flow_fields}
-    unseen = list(unseen_flows())
+    unseen = list(unseen_flows(table.schema))
     runs: dict = {}
     order = []
     for rule, tag in zip(kernel.rules, tags):

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 from dpipolicy.compiler.backends import Compiled
 from dpipolicy.compiler.backends.contract import DAY_NAMES, TCP, unseen_flows
-from dpipolicy.compiler.boxes import subtract_all
+from dpipolicy.compiler.boxes import contains, intersect, point_in, subtract_all
+from dpipolicy.dsl import icmp
+from dpipolicy.dsl.interfaces import name_value
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import IPV6_BASE
+from dpipolicy.dsl.schema import CT_STATE, CT_STATES, ICMP_TYPE, IFACE_IN, IFACE_OUT, IPV6_BASE, Schema
 from dpipolicy.dsl.typed import Origin
 from dpipolicy.dsl.values import ip_text, parse_ip
 
@@ -72,15 +74,68 @@ class ProbeReport:
         return all(not o.disagreements for o in self.outcomes)
 
 
-def _unsendable() -> list[dict[str, IntervalSet]]:
-    """Boxes of the flows the probe cannot send: those no packet carries, unsendable addresses,
-    port 0 on TCP and UDP (a socket cannot bind it), and protocols it has no socket for."""
+def _unsendable(schema: Schema) -> list[tuple[dict[str, IntervalSet], str | None]]:
+    """Boxes of the flows the probe cannot send, each with why (None: no socket can): those no
+    packet carries, unsendable addresses, port 0 on TCP and UDP (a socket cannot bind it),
+    protocols it has no socket for; and where the policy tests them, interfaces other than the
+    host's own, states other than a connection's, ICMP other than an echo request."""
     addresses = IntervalSet.of(parse_ip(text) for text in _UNSENDABLE)
-    return list(unseen_flows()) + [{"src.ip": addresses}, {"dst.ip": addresses},
-                                   {"proto": _PORTED, "src.port": IntervalSet.point(0)},
-                                   {"proto": _PORTED, "dst.port": IntervalSet.point(0)},
-                                   {"proto": IntervalSet.span(0, 255).difference(
-                                       IntervalSet.of([(1, 1), (6, 6), (17, 17), (58, 58)]))}]
+    out = [(box, None) for box in unseen_flows(schema) + (
+        {"src.ip": addresses}, {"dst.ip": addresses}, {"proto": _PORTED, "src.port": IntervalSet.point(0)},
+        {"proto": _PORTED, "dst.port": IntervalSet.point(0)},
+        {"proto": IntervalSet.span(0, 255).difference(IntervalSet.of([(1, 1), (6, 6), (17, 17), (58, 58)]))})]
+    if schema.field(IFACE_IN):
+        out.append(({IFACE_IN: IntervalSet.span(1, schema.field(IFACE_IN).hi)},
+                    "the probe's packets start on the host itself, with no input interface (nft reads its name as "
+                    "empty, which no name or pattern of the policy matches): it cannot send one that comes in "
+                    "through an interface the policy names"))
+    if schema.field(IFACE_OUT):
+        lo = name_value(schema.field(IFACE_OUT), "lo")
+        out.append(({IFACE_OUT: IntervalSet.point(lo).complement(0, schema.field(IFACE_OUT).hi)},
+                    "the probe's packets leave through `lo`: it cannot send one that goes out through another "
+                    "interface"))
+    if schema.field(CT_STATE):
+        states = IntervalSet.span(CT_STATES.index("related"), len(CT_STATES) - 1)
+        out += [({CT_STATE: states}, "the probe opens connections, whose packets are new, then established: it "
+                                     "cannot send a packet of another state"),
+                ({CT_STATE: IntervalSet.point(CT_STATES.index("established")),
+                  "proto": IntervalSet.point(TCP).complement(0, 255)},
+                 "the probe sends one datagram or echo request of a flow that is not TCP, whose state is new")]
+    if schema.field(ICMP_TYPE):
+        out += [({"proto": IntervalSet.point(p), ICMP_TYPE: IntervalSet.point(t).complement(0, 255)},
+                 "the probe sends ICMP echo requests only (type 8, ICMPv6 128)") for p, t in icmp.ECHO_REQUEST.items()]
+    return out
+
+
+def unsendable_reason(model: TableModel, blockers, flow: dict[str, int]) -> str | None:
+    """Why the probe cannot send a flow, or None. A TCP connection's first packet is new and the
+    others established: with `ct.state` the flow is sent only when the table decides both alike."""
+    schema = model.table.schema
+    for box, reason in blockers:
+        if point_in(box, flow):
+            return reason or f"no socket can send it: {flow_text(schema, flow)}"
+    if schema.field(CT_STATE) and flow["proto"] == TCP:
+        rules = [model.decide({**flow, CT_STATE: CT_STATES.index(state)}) for state in ("new", "established")]
+        if rules[0] != rules[1]:
+            words = [f"#{model.table.rules[i].index}" if i < len(model.table.rules) else "the default" for i in rules]
+            return (f"a connection's first packet is new and the others established, which the table decides by "
+                    f"{words[0]} and {words[1]}: the probe sends whole connections")
+    return None
+
+
+# The interfaces of a probe's packets as its report shows them: none in (nft reads the name as
+# empty), `lo` out.
+SENT_INTERFACES = {IFACE_IN: '""', IFACE_OUT: "lo"}
+
+
+def _sendable(schema: Schema) -> dict[str, IntervalSet]:
+    """The interfaces a probe's flow has: none in (read as a name under no pattern), `lo` out."""
+    out = {}
+    if schema.field(IFACE_IN):
+        out[IFACE_IN] = IntervalSet.point(0)
+    if schema.field(IFACE_OUT):
+        out[IFACE_OUT] = IntervalSet.point(name_value(schema.field(IFACE_OUT), "lo"))
+    return out
 
 
 _UNSENT = Origin("(unsendable)", None, "probe")
@@ -89,8 +144,11 @@ _UNSENT = Origin("(unsendable)", None, "probe")
 def witness_flows(compiled: Compiled, limits: Limits) -> tuple[list[tuple[str, dict[str, int]]], list[tuple[str, str]]]:
     """A sendable flow decided by each match rule, and the rules that decide none."""
     table = compiled.table
-    blockers = _unsendable()
+    reasons = _unsendable(table.schema)
+    blockers = [box for box, _ in reasons]
     model = TableModel(behind(table, blockers, _UNSENT))
+    plain = TableModel(table)
+    sendable = _sendable(table.schema)
     scope = Scope()
     found, unsent = [], []
     names = [f"witness of rule {r.origin.name} #{r.index}" for r in table.rules] + ["witness of the default"]
@@ -98,15 +156,19 @@ def witness_flows(compiled: Compiled, limits: Limits) -> tuple[list[tuple[str, d
         box = model.boxes[i]
         earlier = model.index.overlapping(box, i) if box else list(range(i))
         pieces, _ = subtract_all(box, [model.boxes[j] for j in earlier], model.fields, cap=8, budget=2000)
-        candidates = [p for p in (realistic_point(table.schema, piece) for piece in [box] + pieces)
-                      if model.decide(p) == i]
+        narrowed = [b for piece in [box] + pieces for b in (intersect(piece, sendable), piece) if b is not None]
+        candidates = [p for p in (realistic_point(table.schema, b) for b in narrowed)
+                      if model.decide(p) == i and unsendable_reason(plain, reasons, p) is None]
         # a connection or a datagram reads more like the traffic the rule is about than ICMP
         point = next((p for p in candidates if p["proto"] in (6, 17)), candidates[0] if candidates else None)
         if point is None:
             answer = uncovered_point(model, box, earlier, limits, scope)
+            if answer.answer is Answer.UNSAT:
+                because = next((f": {r}" for b, r in reasons if r and contains(b, box)), "")
+                unsent.append((why, "it decides no flow a socket can send" + because))
+                continue
             if answer.answer is not Answer.SAT:
-                unsent.append((why, "it decides no flow a socket can send" if answer.answer is Answer.UNSAT
-                               else f"the solver gave no answer ({answer.reason})"))
+                unsent.append((why, f"the solver gave no answer ({answer.reason})"))
                 continue
             point = answer.model
         found.append((why, point))
@@ -124,10 +186,11 @@ def spec_flows(results: list[Result]) -> list[tuple[str, dict[str, int]]]:
 
 
 def given_flow(schema, text: str) -> dict[str, int]:
-    """A flow written as for `explain --flow`; the fields it leaves out take realistic values."""
+    """A flow written as for `explain --flow`; the fields it leaves out take realistic values, and
+    interfaces a probe's flow has."""
     from .explain import parse_flow
-    pinned = parse_flow(schema, text)
-    return realistic_point(schema, {name: IntervalSet.point(v) for name, v in pinned.items()})
+    pinned = {name: IntervalSet.point(v) for name, v in parse_flow(schema, text).items()}
+    return realistic_point(schema, {**_sendable(schema), **pinned})
 
 
 def expectation(decision: Decision, index: int | None) -> Expectation:
@@ -141,11 +204,12 @@ def probe_flows(compiled: Compiled, flows: list[tuple[str, dict[str, int]]]) -> 
     """The flows to send, each with its prediction; flows no socket can carry are set aside."""
     table = compiled.table
     model = TableModel(table)
-    blockers = TableModel(behind(dataclasses.replace(table, rules=()), _unsendable(), _UNSENT))
+    blockers = _unsendable(table.schema)
     out, unsent = [], []
     for n, (why, flow) in enumerate(flows):
-        if blockers.decide(flow) < len(blockers.boxes) - 1:
-            unsent.append((why, f"no socket can send it: {flow_text(table.schema, flow)}"))
+        reason = unsendable_reason(model, blockers, flow)
+        if reason is not None:
+            unsent.append((why, reason))
             continue
         i = model.decide(flow)
         index = table.rules[i].index if i < len(table.rules) else None
@@ -235,7 +299,7 @@ def report_text(schema, report: ProbeReport) -> str:
     for o in report.outcomes:
         e = o.flow.expectation
         mark = "ok  " if not o.disagreements else "DIFF"
-        lines.append(f"{mark} {flow_text(schema, o.flow.decision.flow)}")
+        lines.append(f"{mark} {flow_text(schema, o.flow.decision.flow, SENT_INTERFACES)}")
         lines.append(f"     {o.flow.why}: predicted {_words(e.observed, e.rule, e.logged)} "
                      f"({o.flow.decision.action.text()}); observed {_words(o.observed, o.rule, o.logged)}"
                      + (f", policer dropped {o.policer_drops} packets" if o.policer_drops else ""))
@@ -254,7 +318,7 @@ def _words(observed: str, rule: str, logged: bool) -> str:
 
 def report_json(schema, report: ProbeReport) -> dict:
     return {
-        "flows": [{"flow": flow_text(schema, o.flow.decision.flow), "why": o.flow.why,
+        "flows": [{"flow": flow_text(schema, o.flow.decision.flow, SENT_INTERFACES), "why": o.flow.why,
                    "action": o.flow.decision.action.text(),
                    "predicted": dataclasses.asdict(o.flow.expectation),
                    "observed": {"observed": o.observed, "rule": o.rule, "logged": o.logged,

@@ -26,9 +26,8 @@ from dpipolicy.compiler.table import MatchRule, RuleTable
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.profiles import Profile
-from dpipolicy.dsl import domains
-from dpipolicy.dsl.schema import (DETECTED_FIELDS, ENGINE_VIEWS, LABEL, LABEL_FIELDS, SNI, TETHERED, Schema, build_schema,
-                                  parts_of)
+from dpipolicy.dsl.schema import (DETECTED_FIELDS, ENGINE_VIEWS, LABEL, LABEL_FIELDS, TETHERED, Schema, build_schema,
+                                  optional_of, parts_of)
 from dpipolicy.dsl.typed import Action, All, Any_, Atom, Cond, Not, Origin, Policy
 from dpipolicy.dsl.waivers import REGION_PREFIX
 
@@ -200,8 +199,7 @@ def under_two_profiles(old_table: RuleTable, new_table: RuleTable, old: Profile,
     views = [v for v in _VIEWS if v.real == "app" or v.uncertain(old) or v.uncertain(new)]
     rules = base.field("rule").members[:-1] + tuple(v.guard for v in views)
     schema = build_schema(base.catalogue, base.declared_enums(), rules, base.field("target").members[1:],
-                          parts=parts_of(base),
-                          domains=base.field(SNI).members[domains.FIRST_PATTERN:] if base.field(SNI) else None)
+                          parts=parts_of(base), optional=optional_of(base))
     same = old.source == new.source
     sides = {v.real: (v.names[0], v.names[0]) if same else v.names[1:] for v in views}
     schema = _with_views(schema, {real: tuple(dict.fromkeys(names)) for real, names in sides.items()})

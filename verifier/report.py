@@ -4,14 +4,14 @@ from __future__ import annotations
 from typing import Mapping
 
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl import domains
-from dpipolicy.dsl.schema import ADDON_PREFIX, SNI, Schema
+from dpipolicy.dsl.patterns import encoding_of
+from dpipolicy.dsl.schema import ADDON_PREFIX, PATTERN_FIELDS, Schema
 from dpipolicy.dsl.typed import Action
 from dpipolicy.dsl.values import value_set_texts, value_text
 from dpipolicy.dsl.words import counted
 
 from .results import FAILED, HOLDS, PASSED, UNKNOWN, VIOLATED, Decision, PairBox, Report, Result
-from .witness import addons_of, flow_text, server_name
+from .witness import addons_of, flow_text, shown_name
 
 REGION_SHOWN = 10
 _COLOURS = {HOLDS: "32", PASSED: "32", VIOLATED: "31", FAILED: "31", UNKNOWN: "33"}
@@ -22,10 +22,12 @@ Names = tuple[tuple[str, str, IntervalSet], ...]     # (set name, field, values)
 
 def field_condition(schema: Schema, name: str, values: IntervalSet, names: Names = ()) -> str:
     """One field of a box as a condition in the language: by a named set of the policy when one
-    matches (`dst.ip not in operator_mail`), else with the shorter of the set and its complement."""
+    matches (`dst.ip not in operator_mail`), else with the shorter of the set and its complement.
+    ICMP types are numbers, never a set's name: a set of type names means other numbers in ICMP
+    and in ICMPv6."""
     f = schema.field(name)
     opposite = values.complement(0, f.hi)
-    for set_name, field, set_values in names:
+    for set_name, field, set_values in names if f.kind != "icmp" else ():
         if field == name and values == set_values:
             return f"{name} in {set_name}"
         if field == name and opposite == set_values:
@@ -35,15 +37,15 @@ def field_condition(schema: Schema, name: str, values: IntervalSet, names: Names
         return f"{addon} in subscriber.addons" if 1 in values else f"{addon} not in subscriber.addons"
     if f.kind == "bool":
         return name if 1 in values else f"not {name}"
-    if f.kind == "domain":
-        return _domain_condition(f, values)
+    if f.name in PATTERN_FIELDS:
+        return _pattern_condition(f, values)
     positive = value_set_texts(f, values)
     negative = value_set_texts(f, opposite)
     if len(positive) == 1 and ".." not in positive[0] and "/" not in positive[0]:
         return f"{name} == {positive[0]}"
     if len(negative) == 1 and ".." not in negative[0] and "/" not in negative[0]:
         return f"{name} != {negative[0]}"
-    if len(values.intervals) == 1 and f.kind in ("port", "volume", "hour", "rate", "protocol"):
+    if len(values.intervals) == 1 and f.kind in ("port", "volume", "hour", "rate", "protocol", "icmp"):
         lo, hi = values.intervals[0]
         if hi == f.hi:
             round_below = f.kind in ("volume", "rate") and lo > 1 and (lo - 1) % 1000 == 0
@@ -55,13 +57,13 @@ def field_condition(schema: Schema, name: str, values: IntervalSet, names: Names
     return f"{name} {word} {{{', '.join(shown)}}}"
 
 
-def _domain_condition(f, values: IntervalSet) -> str:
-    """`tls.sni` as the language says it: a pattern literal holds the patterns below it, so a
-    set of values is said as literals less the patterns below them that it lacks (dsl/domains.py).
-    `other` (a name under no declared pattern) has no literal: a set holding it is said by what
-    it lacks."""
-    encoding = domains.domains_of(f.members)
-    negated = domains.OTHER in values
+def _pattern_condition(f, values: IntervalSet) -> str:
+    """`tls.sni`, `iface.in` or `iface.out` as the language says it: a pattern literal holds the
+    patterns below it, so a set of values is said as literals less the patterns below them that
+    it lacks (dsl/patterns.py). `other` (a name under no declared pattern) has no literal: a set
+    holding it is said by what it lacks."""
+    encoding = encoding_of(f)
+    negated = encoding.OTHER in values
     pieces = encoding.pieces(values.complement(0, f.hi) if negated else values)
     whole = [encoding.literal(head) for head, excluded in pieces if not excluded]
     if len(whole) == len(pieces):
@@ -203,14 +205,14 @@ def flow_json(schema: Schema, flow: Mapping[str, int]) -> dict:
         if f.name.startswith(ADDON_PREFIX):
             continue
         v = flow[f.name]
-        if f.kind in ("port", "volume", "hour"):
+        if f.kind in ("port", "volume", "hour", "icmp"):
             out[f.name] = v
         elif f.kind == "bool":
             out[f.name] = bool(v)
         elif f.kind == "protocol":
             out[f.name] = value_text(f, v) if not value_text(f, v).isdigit() else v
-        elif f.name == SNI:
-            out[f.name] = server_name(schema, flow)
+        elif f.name in PATTERN_FIELDS:
+            out[f.name] = shown_name(schema, flow, f.name)
         else:
             out[f.name] = value_text(f, v)
     if schema.addons:

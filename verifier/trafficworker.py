@@ -438,6 +438,11 @@ def run(job: dict) -> dict:
     # a link's MTU, not loopback's 64 KiB: a TCP segment that big is larger than the bucket of
     # a policer of a few kB/s, so it would never pass where a real link's segments would
     _run(["ip", "link", "set", "lo", "mtu", "1500", "up"])
+    # the kernel's echo reply is an ICMP message of another type, which the policy may decide by
+    # another rule: the probe observes the echo request it sends, and the host answers none
+    for path in ("/proc/sys/net/ipv4/icmp_echo_ignore_all", "/proc/sys/net/ipv6/icmp/echo_ignore_all"):
+        with open(path, "w", encoding="ascii") as setting:
+            setting.write("1")
     for address in sorted({a for flow in job["flows"] for a in (flow["src"], flow["dst"])}):
         argv = (["ip", "-6", "addr", "add", f"{address}/128", "dev", "lo", "nodad"] if ":" in address
                 else ["ip", "addr", "add", f"{address}/32", "dev", "lo"])

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from dpipolicy.dsl import domains
+from dpipolicy.compiler.backends.contract import PORT_PROTOCOLS
+from dpipolicy.dsl import domains, icmp
 from dpipolicy.dsl.catalogue import Application
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import (ADDON_PREFIX, DETECTED_FIELDS, IPV6_BASE, LABEL_FIELDS, PROTOCOLS, RATS, SNI,
-                                  TETHERED, Schema)
+from dpipolicy.dsl.patterns import encoding_of
+from dpipolicy.dsl.schema import (ADDON_PREFIX, CT_STATE, DETECTED_FIELDS, ICMP_TYPE, INTERFACE_FIELDS, IPV6_BASE,
+                                  LABEL_FIELDS, PROTOCOLS, RATS, SNI, TETHERED, Schema)
 from dpipolicy.dsl.values import parse_ip
 
 # Well-known public servers first (Google's mail front end, as in the 2011 reports), then
@@ -50,7 +52,10 @@ class _Chooser:
         self.whole = {f.name: f.domain for f in schema.flow_fields}
         self.labels = tuple(name for name in LABEL_FIELDS if name in self.whole)
         self.detections = tuple(name for name in DETECTED_FIELDS if name in self.whole)
-        chosen = set(_APPLICATION_FIELDS) | set(_PREFERRED) | set(LABEL_FIELDS) | set(DETECTED_FIELDS) | {SNI}
+        chosen = set(_APPLICATION_FIELDS) | set(_PREFERRED) | set(LABEL_FIELDS) | set(DETECTED_FIELDS)
+        chosen |= {SNI, ICMP_TYPE, *INTERFACE_FIELDS}
+        self.interfaces = tuple(name for name in INTERFACE_FIELDS if name in self.whole)
+        self.encodings = {name: encoding_of(schema.field(name)) for name in self.interfaces}
         self.least = tuple(name for name in self.whole if name not in chosen)
         self.picks: dict[str, dict] = {name: {} for name in _PREFERRED}
         self.applications: dict[tuple, tuple[int, ...]] = {}
@@ -60,6 +65,9 @@ class _Chooser:
     def point(self, box: Mapping[str, IntervalSet]) -> dict[str, int]:
         whole = self.whole
         sets = [box.get(name) or whole[name] for name in _APPLICATION_FIELDS]
+        # a flow that must have an ICMP type is ICMP, if the box lets it (other protocols have type 0)
+        if ICMP_TYPE in box and 0 not in box[ICMP_TYPE] and sets[1].overlaps(_ICMP):
+            sets[1] = sets[1].intersect(_ICMP)
         # a flow that must send a server name goes to a web server, if the box lets it
         named = SNI in box and domains.NONE not in box[SNI]
         key = tuple(values.intervals for values in sets) + (named,)
@@ -70,7 +78,13 @@ class _Chooser:
         flow = {"app": app, "proto": proto, "dst.port": port}
         for name in ("src.port", "dst.ip", "src.ip"):
             flow[name] = self._picked(name, box.get(name) or whole[name])
+        if proto not in PORT_PROTOCOLS:     # ICMP, GRE, ...: no ports, where the box lets it
+            flow["src.port"] = _pick(box.get("src.port") or whole["src.port"], (0,))
         flow["tls"], flow["smtp.auth"] = tls, auth
+        if ICMP_TYPE in whole:      # an echo request for ICMP, type 0 for the rest, where the box lets it
+            flow[ICMP_TYPE] = _pick(box.get(ICMP_TYPE) or whole[ICMP_TYPE], (icmp.ECHO_REQUEST.get(proto, 0),))
+        for name in self.interfaces:
+            flow[name] = _declared_first(self.encodings[name], box.get(name) or whole[name])
         if SNI in whole:
             flow[SNI] = sni = _server_name(box.get(SNI) or whole[SNI], tls)
             if sni != domains.NONE and not tls and 1 in (box.get("tls") or whole["tls"]):
@@ -111,10 +125,20 @@ class _Chooser:
         app = entries[chosen]
         app_ports = app.ports if app else ()
         proto = _pick(protos, [p for p, _, _ in app_ports] + [PROTOCOLS["tcp"], PROTOCOLS["udp"]])
-        port = _pick(ports, [port for p, lo, hi in app_ports if p == proto for port in (lo, hi)] + list(_COMMON_PORTS))
+        port = _pick(ports, [port for p, lo, hi in app_ports if p == proto for port in (lo, hi)] + list(_COMMON_PORTS)
+                     if proto in PORT_PROTOCOLS else (0,))
         name = app.name if app else ""
         return (chosen, proto, port, _pick(tls, (1, 0) if name in _TLS_APPS else (0, 1)),
                 _pick(auth, (1, 0) if name in _AUTH_APPS else (0, 1)))
+
+
+_ICMP = IntervalSet.of([(icmp.ICMP, icmp.ICMP), (icmp.ICMPV6, icmp.ICMPV6)])
+
+
+def _declared_first(encoding, values: IntervalSet) -> int:
+    """A declared name or pattern's value first, then `other`: the policy's own names read best."""
+    declared = values.intersect(IntervalSet.span(encoding.first, values.hull()[1]))
+    return declared.min() if not declared.is_empty() else encoding.OTHER
 
 
 def _server_name(values: IntervalSet, tls: int) -> int:
@@ -127,9 +151,10 @@ def _server_name(values: IntervalSet, tls: int) -> int:
     return domains.NONE
 
 
-def server_name(schema: Schema, flow: Mapping[str, int]) -> str | None:
-    """The name a flow's client sends, as a real-looking name (None: it sends none)."""
-    return domains.domains_of(schema.field(SNI).members).example(flow[SNI])
+def shown_name(schema: Schema, flow: Mapping[str, int], name: str) -> str | None:
+    """A flow's server name (`tls.sni`) or interface (`iface.in`, `iface.out`) as a real-looking
+    name (None: it sends no server name)."""
+    return encoding_of(schema.field(name)).example(flow[name])
 
 
 def realistic_point(schema: Schema, box: Mapping[str, IntervalSet]) -> dict[str, int]:
@@ -140,13 +165,22 @@ def realistic_point(schema: Schema, box: Mapping[str, IntervalSet]) -> dict[str,
     return chooser.point(box)
 
 
-def flow_text(schema: Schema, flow: Mapping[str, int]) -> str:
-    """One line, the way an operator writes a flow: `tcp 10.0.0.7:50000 -> 74.125.206.108:465 app=smtps tls`."""
+def flow_text(schema: Schema, flow: Mapping[str, int], interfaces: Mapping[str, str] | None = None) -> str:
+    """One line, the way an operator writes a flow: `tcp 10.0.0.7:50000 -> 74.125.206.108:465 app=smtps tls`.
+    `interfaces`: the names to show for `iface.in` and `iface.out` when they are known (a probe's
+    packets), instead of an example name of their values."""
     from dpipolicy.dsl.values import value_text
     f = schema.field
-    words = [value_text(f("proto"), flow["proto"]),
-             f"{_endpoint(flow['src.ip'], flow['src.port'])} -> {_endpoint(flow['dst.ip'], flow['dst.port'])}",
-             f"app={value_text(f('app'), flow['app'])}"]
+    ports = flow["proto"] in PORT_PROTOCOLS or flow["src.port"] or flow["dst.port"]
+    source, destination = (_endpoint(flow[f"{end}.ip"], flow[f"{end}.port"], ports) for end in ("src", "dst"))
+    words = [value_text(f("proto"), flow["proto"]), f"{source} -> {destination}"]
+    if ICMP_TYPE in flow and (flow["proto"] in icmp.PROTOCOL_WORDS or flow[ICMP_TYPE]):
+        words.append(f"{ICMP_TYPE}={icmp_type_text(flow['proto'], flow[ICMP_TYPE])}")
+    if CT_STATE in flow:
+        words.append(f"{CT_STATE}={value_text(f(CT_STATE), flow[CT_STATE])}")
+    words += [f"{name}={(interfaces or {}).get(name) or shown_name(schema, flow, name)}"
+              for name in INTERFACE_FIELDS if name in flow]
+    words.append(f"app={value_text(f('app'), flow['app'])}")
     labels = [n for n in LABEL_FIELDS if n in flow]     # under engine profiles
     if labels and any(flow[n] != flow["app"] for n in labels):
         words.append("labelled " + " -> ".join(value_text(f(n), flow[n]) for n in labels))
@@ -154,7 +188,7 @@ def flow_text(schema: Schema, flow: Mapping[str, int]) -> str:
         if flow[name]:
             words.append(name.split(".")[-1] if name != "smtp.auth" else "smtp.auth")
     if SNI in flow and flow[SNI] != domains.NONE:
-        words.append(f"{SNI}={server_name(schema, flow)}")
+        words.append(f"{SNI}={shown_name(schema, flow, SNI)}")
     detections = [n for n in DETECTED_FIELDS if n in flow]       # under a profile that may get tethering wrong
     if any(flow[n] != flow[TETHERED] for n in detections):
         words += [f"{n}={value_text(f(n), flow[n])}" for n in detections]
@@ -181,11 +215,19 @@ def flow_text(schema: Schema, flow: Mapping[str, int]) -> str:
     return " ".join(words)
 
 
+def icmp_type_text(proto: int, value: int) -> str:
+    """An ICMP type as a flow's text shows it: by its name in the flow's protocol, if it has one."""
+    return (icmp.type_name(proto, value) if proto in icmp.PROTOCOL_WORDS else None) or str(value)
+
+
 def addons_of(schema: Schema, flow: Mapping[str, int]) -> list[str]:
     return [a for a in schema.addons if flow.get(ADDON_PREFIX + a)]
 
 
-def _endpoint(ip: int, port: int) -> str:
+def _endpoint(ip: int, port: int, ports: bool) -> str:
+    """An address, with its port unless the flow's protocol has none (and the flow no port)."""
     from dpipolicy.dsl.values import ip_text
+    if not ports:
+        return ip_text(ip)
     return f"[{ip_text(ip)}]:{port}" if ip >= IPV6_BASE else f"{ip_text(ip)}:{port}"
 

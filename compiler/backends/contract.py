@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import ADDON_PREFIX, IP_MAX, IPV6_BASE, SNI, Schema
+from dpipolicy.dsl.icmp import ICMP, ICMPV6
+from dpipolicy.dsl.schema import ADDON_PREFIX, ICMP_TYPE, IP_MAX, IPV6_BASE, SNI, Schema
 from dpipolicy.dsl.values import VOLUME_UNITS, quantity_text
 
 FORMAT = "dpipolicy-engine-contract"
@@ -20,6 +21,9 @@ VERSION = 1
 # protocol has source and destination port 0 (docs/enforcement.md, "The flows a kernel sees").
 PORT_PROTOCOLS = {6: "tcp", 17: "udp", 33: "dccp", 132: "sctp", 136: "udplite"}
 TCP = 6
+# Likewise only ICMP and ICMPv6 have a type, each in its own address family; a flow of any other
+# protocol has ICMP type 0.
+ICMP_FAMILIES = {ICMP: 4, ICMPV6: 6}
 # nft's names of the days of `meta day`, in the order of `time.day` (nft numbers them from Sunday, 0).
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 # Each address family's part of the shared address dimension (dsl/schema.py).
@@ -179,12 +183,20 @@ def build_contract(schema: Schema, boxes: list, table_name: str) -> Contract:
                     sni.members if sni is not None else None)
 
 
-def unseen_flows() -> tuple[dict[str, IntervalSet], ...]:
+def unseen_flows(schema: Schema) -> tuple[dict[str, IntervalSet], ...]:
     """Boxes of the flows no packet carries (docs/enforcement.md, "The flows a kernel sees"):
-    addresses of two families, and ports on a protocol that has none. Every claim about a
-    kernel is over the other flows."""
+    addresses of two families, and ports on a protocol that has none; when the schema has
+    `icmp.type`, a type on a protocol that has none, and ICMP in the other family than its own
+    (nft lists `icmp type` alike with and without the family, so the kernel's copy cannot tell
+    them apart). Every claim about a kernel is over the other flows."""
     v4, v6 = FAMILY_SPACE[4], FAMILY_SPACE[6]
     portless = IntervalSet.span(0, 255).difference(IntervalSet.of((p, p) for p in PORT_PROTOCOLS))
     some_port = IntervalSet.span(1, 65535)
-    return ({"src.ip": v4, "dst.ip": v6}, {"src.ip": v6, "dst.ip": v4},
-            {"proto": portless, "src.port": some_port}, {"proto": portless, "dst.port": some_port})
+    unseen = ({"src.ip": v4, "dst.ip": v6}, {"src.ip": v6, "dst.ip": v4},
+              {"proto": portless, "src.port": some_port}, {"proto": portless, "dst.port": some_port})
+    if schema.field(ICMP_TYPE) is None:
+        return unseen
+    typeless = IntervalSet.span(0, 255).difference(IntervalSet.of((p, p) for p in ICMP_FAMILIES))
+    other_family = {4: v6, 6: v4}
+    return unseen + ({"proto": typeless, ICMP_TYPE: IntervalSet.span(1, 255)},) + tuple(
+        {"proto": IntervalSet.point(p), "src.ip": other_family[family]} for p, family in ICMP_FAMILIES.items())

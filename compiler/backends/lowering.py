@@ -1,10 +1,11 @@
 """The shared lowering of match boxes to the tests and verdicts a packet engine evaluates.
 
 A box speaks of flows; an engine tests one address family, one transport protocol (for its
-ports) and sets of subscriber addresses on one side of the connection. So one match rule
-becomes consecutive kernel rules, each a conjunction of `Test`s ending in the rule's
-`Verdict`, whose union over the flows a kernel sees (docs/enforcement.md) is the box. A
-target renders them in its own syntax; nothing here knows any syntax.
+ports or ICMP type), sets of subscriber addresses on one side of the connection, and
+interface names by literal. So one match rule becomes consecutive kernel rules, each a
+conjunction of `Test`s ending in the rule's `Verdict`, whose union over the flows a kernel sees
+(docs/enforcement.md) is the box. A target renders them in its own syntax; nothing here knows
+any syntax.
 """
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import itertools
 from dataclasses import dataclass
 
 from dpipolicy.dsl.diagnostics import Diagnostic
+from dpipolicy.dsl.icmp import ICMP, ICMPV6
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import ADDON_PREFIX, SNI, Schema
+from dpipolicy.dsl.patterns import encoding_of
+from dpipolicy.dsl.schema import ADDON_PREFIX, CT_STATE, ICMP_TYPE, INTERFACE_FIELDS, SNI, Schema
 from dpipolicy.dsl.typed import Action, Origin
 from dpipolicy.dsl.source import Span
 
@@ -23,6 +26,11 @@ from .contract import FAMILY_SPACE, MARK_FIELDS, PORT_PROTOCOLS, TCP, Approximat
 PORTED = IntervalSet.of((p, p) for p in PORT_PROTOCOLS)
 ALL_PROTOCOLS = IntervalSet.span(0, 255)
 PORT_DOMAIN = IntervalSet.span(0, 65535)
+TYPE_DOMAIN = IntervalSet.span(0, 255)
+# The fields of a transport header and the protocols that have them: the kernel reads each from
+# one protocol's header at a time; under the contract every other protocol's value is 0.
+HEADER_FIELDS = {"src.port": tuple(PORT_PROTOCOLS), "dst.port": tuple(PORT_PROTOCOLS), ICMP_TYPE: (ICMP, ICMPV6)}
+TYPE_KEYS = {ICMP: "icmp.type", ICMPV6: "icmpv6.type"}      # the test of an ICMP type, by protocol
 _SUBSCRIBER_FIELDS = ("subscriber.plan", "subscriber.zone", "subscriber.apn", "subscriber.roaming", "subscriber.rat",
                       "subscriber.usage")
 # The one-bit fields of the mark a rule tests as they are (`direction` also picks the subscriber's side).
@@ -42,18 +50,30 @@ def _uses_sets(box) -> bool:
     return any(f in box for f in _SUBSCRIBER_FIELDS) or any(f.startswith(ADDON_PREFIX) for f in box)
 
 
+def _outermost(encoding, values: tuple[int, ...]) -> list[int]:
+    """The values under no other of them: the rest add nothing to a union of their literals (and
+    nft refuses a set of names whose patterns overlap)."""
+    def above(v: int):
+        while (v := encoding.parent(v)) not in (None, encoding.OTHER):
+            yield v
+    return [v for v in values if not any(a in values for a in above(v))]
+
+
 @dataclass(frozen=True, slots=True)
 class Test:
     """One test of a kernel rule. `key` is `family`, `proto`, `src.ip`/`dst.ip` (addresses of
-    the rule's family, in the shared address dimension), `src.port`/`dst.port`, `hour`, `day`
-    (the days of `time.day`, Monday 0), a mark field (`app` as label numbers, `tls`,
-    `direction`, `network.congested`, `flow.tethered`) or `subscriber` (membership of the
-    flow's subscriber address in the named set `set_name`, on side `side`: `src` or `dst`)."""
+    the rule's family, in the shared address dimension), `src.port`/`dst.port`, `icmp.type` or
+    `icmpv6.type` (the type of an ICMP or ICMPv6 header), `ct.state`, `hour`, `day` (the days of
+    `time.day`, Monday 0), a mark field (`app` as label numbers, `tls`, `direction`,
+    `network.congested`, `flow.tethered`), `iface.in`/`iface.out` (the interface's name matches
+    one of `names`: names, and patterns `p*`) or `subscriber` (membership of the flow's
+    subscriber address in the named set `set_name`, on side `side`: `src` or `dst`)."""
     key: str
     values: IntervalSet | None = None
     negated: bool = False
     set_name: str = ""
     side: str = ""
+    names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +121,9 @@ class Lowering:
         out = []
         member_tests = self._subscriber_tests(box)
         unsplit = self._mark_and_time_tests(box)
-        for family, proto_tests, (direction_tests, side) in itertools.product(
-                families, self._protocol_variants(box, match.action), self._directions(box)):
+        for family, proto_tests, (direction_tests, side), names in itertools.product(
+                families, self._protocol_variants(box, match.action), self._directions(box),
+                self._interface_variants(box)):
             kernel_verdict = verdict
             proto = proto_tests[0].values if proto_tests and proto_tests[0].key == "proto" else ALL_PROTOCOLS
             if verdict.kind == "reset-tcp" and not proto.issubset(IntervalSet.point(TCP)):
@@ -110,7 +131,7 @@ class Lowering:
             tests = list(proto_tests)
             if family is not None:
                 tests = [Test("family", IntervalSet.point(family))] + tests + self._address_tests(box, family)
-            tests += direction_tests + unsplit
+            tests += list(names) + direction_tests + unsplit
             tests += [Test("subscriber", negated=negated, set_name=s.family_name(family), side=side)
                       for s, negated in member_tests]
             out.append(KernelRule(tuple(tests), kernel_verdict, family, match.origin.name, match.index))
@@ -183,16 +204,21 @@ class Lowering:
         return [fam for fam, space in FAMILY_SPACE.items() if all(v.overlaps(space) for v in ips)]
 
     def _protocol_variants(self, box, action: Action) -> list[tuple[Test, ...]]:
+        """A protocol that has a header field the box tests alone (nft reads a port or a type
+        in one protocol's header), if the box holds 0 for the fields it has not; the protocols
+        with none of them together, if the box holds 0 for them all."""
         proto = box.get("proto")
-        ports = [box[f] for f in ("src.port", "dst.port") if f in box]
-        if not ports:
+        tested = [f for f in HEADER_FIELDS if f in box]
+        if not tested:
             groups = [proto] if proto is not None else [None]
         else:
             everything = proto if proto is not None else ALL_PROTOCOLS
-            groups = [IntervalSet.point(p) for p in PORT_PROTOCOLS if p in everything]
-            portless = everything.difference(PORTED)
-            if not portless.is_empty() and all(0 in p for p in ports):
-                groups.append(portless)
+            owners = list(dict.fromkeys(p for f in tested for p in HEADER_FIELDS[f]))
+            groups = [IntervalSet.point(p) for p in owners if p in everything
+                      and all(0 in box[f] for f in tested if p not in HEADER_FIELDS[f])]
+            rest = everything.difference(IntervalSet.of((p, p) for p in owners))
+            if not rest.is_empty() and all(0 in box[f] for f in tested):
+                groups.append(rest)
         if action.kind == "reset":      # a TCP reset for TCP, an ICMP error for the rest
             split = []
             for g in groups:
@@ -205,8 +231,32 @@ class Lowering:
             tests: list[Test] = [] if g is None or g == ALL_PROTOCOLS else [Test("proto", g)]
             if g is not None and g.size() == 1 and g.min() in PORT_PROTOCOLS:    # nft types a port by one protocol
                 tests += [_compact(f, box[f], PORT_DOMAIN) for f in ("src.port", "dst.port") if f in box]
+            if g is not None and g.size() == 1 and g.min() in TYPE_KEYS and ICMP_TYPE in box:
+                tests.append(_compact(TYPE_KEYS[g.min()], box[ICMP_TYPE], TYPE_DOMAIN))
             out.append(tuple(tests))
         return out
+
+    def _interface_variants(self, box) -> list[tuple[Test, ...]]:
+        """The kernel matches an interface's name by literal (`iifname "eth*"`), and a set of
+        values is a union of pieces, each a literal less the more specific literals it does not
+        hold (patterns.Encoding.pieces): the pieces that lack none in one test, each other one
+        in a kernel rule of its own, per interface field the box tests."""
+        variants: list[tuple[Test, ...]] = [()]
+        for name in INTERFACE_FIELDS:
+            if name not in box:
+                continue
+            encoding = encoding_of(self.schema.field(name))
+            pieces = encoding.pieces(box[name])
+            whole = [head for head, excluded in pieces if not excluded and head != encoding.OTHER]
+            alternatives = [(Test(name, names=tuple(map(encoding.text, whole))),)] if whole else []
+            for head, excluded in pieces:
+                if excluded or head == encoding.OTHER:
+                    tests = [Test(name, names=(encoding.text(head),))] if head != encoding.OTHER else []
+                    tests += [Test(name, negated=True, names=tuple(map(encoding.text, _outermost(encoding, excluded))))
+                              ] if excluded else []
+                    alternatives.append(tuple(tests))
+            variants = [v + a for v in variants for a in alternatives]
+        return variants
 
     def _directions(self, box) -> list[tuple[list[Test], str]]:
         """(direction tests, the side of the subscriber address) alternatives."""
@@ -259,6 +309,8 @@ class Lowering:
                                     for lo, hi in app.intervals)
             out.append(_compact("app", labels, IntervalSet.span(1, len(self.contract.labels))))
         out += [Test(name, box[name]) for name in _FLAGS if name in box]
+        if CT_STATE in box:
+            out.append(_compact(CT_STATE, box[CT_STATE], self.schema.field(CT_STATE).domain))
         if SNI in box:
             out.append(_compact(SNI, box[SNI], self.schema.field(SNI).domain))
         if "time.hour" in box:

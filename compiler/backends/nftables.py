@@ -9,7 +9,7 @@ import dataclasses
 
 from dpipolicy.dsl.domains import FIRST_PATTERN
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import PROTOCOL_NAMES, SNI
+from dpipolicy.dsl.schema import CT_STATES, PROTOCOL_NAMES, SNI
 from dpipolicy.dsl.values import ip_interval_texts
 
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
@@ -24,6 +24,8 @@ _PROTOCOL_WORDS = PROTOCOL_NAMES | PORT_PROTOCOLS      # the names nft knows
 _FAMILY_WORD = {4: "ip", 6: "ip6"}
 _SIDE_WORD = {"src": "saddr", "dst": "daddr"}
 _PORT_WORD = {"src.port": "proto-src", "dst.port": "proto-dst"}
+_TYPE_WORD = {"icmp.type": ("icmp", "icmp_type"), "icmpv6.type": ("icmpv6", "icmpv6_type")}
+_NAME_WORD = {"iface.in": "iifname", "iface.out": "oifname"}
 THROTTLE_TIMEOUT = "10m"      # a policer's state for a flow idle this long is forgotten
 TEXT_MAX = 127                # nft keeps comments and log prefixes of at most 127 bytes
 
@@ -36,7 +38,9 @@ class ValueSets:
     (docs/performance.md)."""
 
     WORDS = {"inet_proto": "protocols", "inet_service": "ports", "ipv4_addr": "addresses_v4",
-             "ipv6_addr": "addresses_v6", "mark": "marks", "hour": "hours", "day": "days"}
+             "ipv6_addr": "addresses_v6", "mark": "marks", "hour": "hours", "day": "days", "icmp_type": "icmp_types",
+             "icmpv6_type": "icmpv6_types", "ct_state": "ct_states", "ifname": "interfaces"}
+    SINGLE = ("day", "ct_state")       # sets of single values (nft 1.0.6 fails on an interval set of states)
 
     def __init__(self) -> None:
         self.names: dict[tuple[str, tuple[str, ...]], str] = {}
@@ -57,7 +61,7 @@ class ValueSets:
         out = []
         for (kind, items), name in self.names.items():
             what = f"typeof meta {kind}" if kind in ("hour", "day") else f"type {kind}"
-            flags = "" if kind == "day" else " flags interval;"       # days are single values
+            flags = "" if kind in self.SINGLE else " flags interval;"
             out.append(f"    set {name} {{ {what};{flags} elements = {{ {', '.join(items)} }} }}")
         return out
 
@@ -194,6 +198,15 @@ def _test_text(test: Test, family: int | None, values: ValueSets) -> str:
             return f"ct original {_FAMILY_WORD[family]} {side} {op}{values.ref(f'ipv{family}_addr', items)}"
         case "src.port" | "dst.port":
             return f"ct original {_PORT_WORD[test.key]} {op}{values.ref('inet_service', _range_items(test.values))}"
+        case "icmp.type" | "icmpv6.type":
+            header, kind = _TYPE_WORD[test.key]
+            return f"{header} type {op}{values.ref(kind, _range_items(test.values))}"
+        case "ct.state":
+            states = [CT_STATES[v] for lo, hi in test.values.intervals for v in range(lo, hi + 1)]
+            return f"ct state {op}{values.ref('ct_state', states)}"
+        case "iface.in" | "iface.out":
+            quoted = [f'"{name}"' for name in test.names]
+            return f"{_NAME_WORD[test.key]} {op}{values.ref('ifname', quoted)}"
         case key if key in _MASKS:
             mark = _MASKS[key]
             shifted = IntervalSet.of((lo << mark.shift, hi << mark.shift) for lo, hi in test.values.intervals)

@@ -18,10 +18,13 @@ from functools import partial
 from dpipolicy.compiler.backends.contract import DAY_NAMES, FAMILY_SPACE, MARK_FIELDS, PORT_PROTOCOLS, Contract
 from dpipolicy.compiler.boxes import Box, normalized
 from dpipolicy.compiler.table import MatchRule, RuleTable
+from dpipolicy.dsl import icmp
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
 from dpipolicy.dsl.intervals import IntervalSet
-from dpipolicy.dsl.schema import IPV6_BASE, RATE_MAX, Schema
+from dpipolicy.dsl.patterns import encoding_of
+from dpipolicy.dsl.schema import CT_STATE, CT_STATES, ICMP_TYPE, IFACE_IN, IFACE_OUT, IPV6_BASE, RATE_MAX, Schema
 from dpipolicy.dsl.typed import Action, Origin
+from dpipolicy.dsl.values import ValueError_
 
 SHAPE, MATCH, CONDITION, STATEMENT = "E510", "E511", "E512", "E513"
 
@@ -29,6 +32,8 @@ FAMILIES = {f"ipv{n}": space for n, space in FAMILY_SPACE.items()}
 ADDRESS_KEYS = {"ip saddr": ("src.ip", "ipv4"), "ip daddr": ("dst.ip", "ipv4"),
                 "ip6 saddr": ("src.ip", "ipv6"), "ip6 daddr": ("dst.ip", "ipv6")}
 PORT_KEYS = {"proto-src": "src.port", "proto-dst": "dst.port"}
+NAME_KEYS = {"iifname": IFACE_IN, "oifname": IFACE_OUT}
+TYPE_HEADERS = {word: protocol for protocol, word in icmp.PROTOCOL_WORDS.items()}     # `icmp type`, `icmpv6 type`
 SUBSCRIBER_SIDE = {"src.ip": 0, "dst.ip": 1}      # the direction on which that address is the subscriber's
 DAY = 24 * 3600
 RATE_UNITS = {"bytes": 1, "kbytes": 1024, "mbytes": 1024 ** 2}     # as nft 1.0.6 prints a limit
@@ -246,10 +251,31 @@ class _Reader:
         return json.dumps(m)
 
     def decode(self, m, where: str, box: Box, sides: list) -> None:
-        if not isinstance(m, dict) or set(m) != {"op", "left", "right"} or m["op"] not in ("==", "!="):
+        # `ct state new` is a test of the state's bit, which nft writes `in`: a packet has one state
+        ops = ("==", "!=", "in") if isinstance(m, dict) and m.get("left") == {"ct": {"key": "state"}} else ("==", "!=")
+        if not isinstance(m, dict) or set(m) != {"op", "left", "right"} or m["op"] not in ops:
             raise _Unread(MATCH, where, f"a match other than `==` or `!=` of a left and a right side: {m}")
         left, right, negated = m["left"], m["right"], m["op"] == "!="
         here = f"{where}.match.right"
+        if left == {"ct": {"key": "state"}}:
+            self.known(CT_STATE, where)
+            states = self.values(right, here, _state)
+            _restrict(box, CT_STATE, states.complement(0, len(CT_STATES) - 1) if negated else states)
+            return
+        if isinstance(left, dict) and set(left) == {"meta"} and left["meta"] in ({"key": k} for k in NAME_KEYS):
+            field = self.known(NAME_KEYS[left["meta"]["key"]], where)
+            names = self.names(right, here, field)
+            _restrict(box, field, names.complement(0, self.fields[field].hi) if negated else names)
+            return
+        payload = left.get("payload") if isinstance(left, dict) and set(left) == {"payload"} else None
+        if isinstance(payload, dict) and payload.get("field") == "type" and set(payload) == {"protocol", "field"} \
+                and payload.get("protocol") in TYPE_HEADERS:
+            protocol = TYPE_HEADERS[payload["protocol"]]
+            self.known(ICMP_TYPE, where)
+            types = self.values(right, here, partial(_icmp_type, protocol=protocol), 8)
+            _restrict(box, "proto", IntervalSet.point(protocol))      # nft's `icmp type` implies the protocol
+            _restrict(box, ICMP_TYPE, types.complement(0, 255) if negated else types)
+            return
         if left == {"meta": {"key": "nfproto"}}:
             names = self.values(right, here, self.family_name)
             names = names.complement(0, 1) if negated else names
@@ -282,6 +308,29 @@ class _Reader:
             self.mark(left["&"][1], right, where, negated, box)
         else:
             raise _Unread(MATCH, f"{where}.match.left", f"`{_short(left)}` is not a field of the contract")
+
+    def known(self, field: str, where: str) -> str:
+        """A field the kernel tests, which the table must have (it has it when a rule tests it)."""
+        if field not in self.fields:
+            raise _Unread(MATCH, f"{where}.match.left", f"the rules test `{field}`, which the table has not")
+        return field
+
+    def names(self, right, path: str, field: str) -> IntervalSet:
+        """The values of the interface names a match lists (a name, a pattern `p*`, or a set of
+        them): each must be one the table declares, so that its values are the names it matches."""
+        if isinstance(right, str) and right.startswith("@"):
+            right, path = self.constant_set(right, path)
+        items = right["set"] if isinstance(right, dict) and set(right) == {"set"} and isinstance(right["set"], list) \
+            else [right]
+        encoding = encoding_of(self.fields[field])
+        out = []
+        for k, item in enumerate(items):
+            if not isinstance(item, str) or item not in encoding.value_of:
+                where = path if item is right else f"{path}.set[{k}]"
+                raise _Unread(MATCH, where, f"`{_short(item)}` is not one of the interface names and patterns "
+                                            f"of `{field}` in the table")
+            out.append(encoding.meaning(item))
+        return IntervalSet.of(out)
 
     def address(self, key: str, right, here: str, negated: bool, box: Box, sides: list) -> None:
         field, family = ADDRESS_KEYS[key]
@@ -474,6 +523,22 @@ def _protocol(value, path: str) -> int:
     if type(value) is not int or not 0 <= value <= 255:
         raise _Unread(MATCH, path, f"`{_short(value)}` is not a protocol")
     return value
+
+
+def _state(value, path: str) -> int:
+    if value not in CT_STATES:
+        raise _Unread(MATCH, path, f"`{_short(value)}` is not a connection-tracking state ({', '.join(CT_STATES)})")
+    return CT_STATES.index(value)
+
+
+def _icmp_type(value, path: str, protocol: int) -> int:
+    """A type as nft prints it: its name in the protocol's header, or a number."""
+    if isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:
+            return icmp.type_number(protocol, value)
+        except ValueError_:
+            pass
+    raise _Unread(MATCH, path, f"`{_short(value)}` is not an {icmp.PROTOCOL_WORDS[protocol]} type")
 
 
 def _port(value, path: str) -> int:
