@@ -17,7 +17,7 @@ from .parser import ITEM_START, MAX_NESTING, ErrorItem, string_body
 from .patterns import encoding_of, syntax, union
 from .source import SourceFile, Span
 from .schema import (ACTIONS, CT_STATE, CT_STATES, DAYS, DECLARABLE, DIRECTIONS, ENGINE_VIEWS, INTERFACE_FIELDS,
-                     IPV6_BASE, LABEL, OPTIONAL_FIELDS, ORDERED_KINDS, OUTCOME_PARTS, PATTERN_FIELDS, PROTOCOLS,
+                     IPV6_BASE, OPTIONAL_FIELDS, ORDERED_KINDS, OUTCOME_PARTS, PATTERN_FIELDS, PROTOCOLS,
                      PURPOSES, RATE_MAX, RATS, SCOPES, Field, Schema, build_schema, optional_of, with_optional)
 from .uses import may_name, used_fields
 from .values import RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity, units_help, whole_number
