@@ -14,13 +14,14 @@ from pathlib import Path
 from dpipolicy.dsl.catalogue import Catalogue
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError, byte_position, cannot_read, did_you_mean
 from dpipolicy.dsl.intervals import IntervalSet
+from dpipolicy.dsl import inputfile
 from dpipolicy.dsl.interfaces import check_vacancy
 from dpipolicy.dsl.patterns import syntax
 from dpipolicy.dsl.schema import (ADDON_PREFIX, DECLARABLE, INTERFACE_FIELDS, OPTIONAL_FIELDS, OUTCOME_PARTS,
                                   PATTERN_FIELDS, PROTOCOLS, PURPOSES, RATE_MAX, SCOPES, SNI, Field, build_schema,
                                   declared_patterns, optional_field)
 from dpipolicy.dsl.typed import Action, Origin
-from dpipolicy.dsl.values import (RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity,
+from dpipolicy.dsl.values import (RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity, whole_number,
                                   value_set_texts)
 
 from .table import Approximation, MatchRule, RuleTable
@@ -213,8 +214,10 @@ class _TableReader:
         for i, entry in enumerate(entries):
             if entry is not None:
                 origin, action, match, because = entry
-                rules.append(MatchRule(len(rules), self.matches(match, fields, f"rules[{i}].match"), action,
-                                       origin, because))
+                box = self.matches(match, fields, f"rules[{i}].match")
+                if any(values.is_empty() for _, values in box):
+                    continue        # it matches no flow (`[]`): left out, so every box has flows; its name stays
+                rules.append(MatchRule(len(rules), box, action, origin, because))
         approximations = self.approximations(data.get("approximations", []), fields)
         self.raise_errors()
         return RuleTable(name, version_text, schema, tuple(rules), default, approximations=approximations)
@@ -245,7 +248,7 @@ class _TableReader:
 
     def load(self):
         try:
-            return json.loads(self.path.read_text(encoding="utf-8"), object_pairs_hook=_Object)
+            return json.loads(inputfile.read_text(self.path), object_pairs_hook=_Object)
         except OSError as exc:
             raise DiagnosticError([cannot_read("E010", "rule table", str(self.path), exc,
                                                "check the path; it is relative to the current folder")]) from None
@@ -256,6 +259,9 @@ class _TableReader:
         except json.JSONDecodeError as exc:
             raise DiagnosticError([Diagnostic("E300", f"invalid JSON: {exc.msg}", None,
                                               location_text=f"{self.path}:{exc.lineno}:{exc.colno}")]) from None
+        except (ValueError, RecursionError) as exc:     # a number past Python's 4300 digits, arrays nested too deep
+            raise DiagnosticError([Diagnostic("E300", f"invalid JSON: {_json_refusal(exc)}", None,
+                                              location_text=str(self.path))]) from None
 
     # ----- shapes ---------------------------------------------------------------------------
     def keys(self, data: dict, where: str, allowed: tuple[str, ...] | None, required: tuple[str, ...]) -> None:
@@ -536,12 +542,18 @@ def parse_value_text(field: Field, text: str) -> tuple[int, int]:
     elif field.kind == "protocol" and text in PROTOCOLS:
         n = PROTOCOLS[text]
     elif text.isdigit():
-        n = int(text)
+        n = whole_number(text)
     else:
         raise ValueError_(f"`{text}` is not a value of `{field.name}`")
     if n > field.hi:
         raise ValueError_(f"`{text}` is out of range for `{field.name}` (0..{field.hi})")
     return n, n
+
+
+def _json_refusal(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "arrays or objects nested too deeply"
+    return "a number too long to read (over 4300 digits)" if "digits" in str(exc) else str(exc)
 
 
 def read_table(path: Path, catalogue: Catalogue) -> RuleTable:

@@ -55,7 +55,7 @@ def render_text(audit: Audit, schema: Schema, names: Names = ()) -> str:
                   f"  source: {c.clause.source}"]
         if c.reason:
             lines.append(f"  {c.reason}")
-        lines += ["  " + line for line in waiver_clause_lines(audit, c.clause.id, _region_text(schema, names))]
+        lines += ["  " + line for line in waiver_clause_lines(audit, c.clause.id, text)]
         for r in c.items:
             lines += ["  " + line for line in _item_lines(text, r)]
     if audit.uncited:
@@ -68,10 +68,6 @@ def render_text(audit: Audit, schema: Schema, names: Names = ()) -> str:
 
 _MARK = {"holds": "✅", "passed": "✅", "violated": "❌", "failed": "❌", "unknown": "❔", "approximate": "❔",
          "waived": "☑️"}
-
-
-def _region_text(schema: Schema, names: Names):
-    return lambda box: box_text(schema, box, names)
 
 
 def render_markdown(audit: Audit, schema: Schema, names: Names = ()) -> str:
@@ -90,7 +86,7 @@ def render_markdown(audit: Audit, schema: Schema, names: Names = ()) -> str:
                   *("> " + line for line in c.clause.text.strip().splitlines()), "", f"Source: {c.clause.source}"]
         if c.reason:
             lines += ["", c.reason]
-        waived = waiver_clause_lines(audit, c.clause.id, _region_text(schema, names))
+        waived = waiver_clause_lines(audit, c.clause.id, text)
         if waived:
             lines += ["", "```", *waived, "```"]
         if any(text.details(r) for r in c.items):
@@ -178,7 +174,7 @@ def _clause_html(c: ClauseVerdict, schema: Schema, names: Names, audit: Audit) -
            f"<p>Source: {escape(c.clause.source)}</p>"]
     if c.reason:
         out.append(f"<p>{escape(c.reason)}</p>")
-    waived = waiver_clause_lines(audit, c.clause.id, _region_text(schema, names))
+    waived = waiver_clause_lines(audit, c.clause.id, TextReport(schema, False, names))
     if waived:
         out.append(f'<pre class="waivers">{escape(chr(10).join(waived))}</pre>')
     for r in c.items:
@@ -238,7 +234,7 @@ def render_json(audit: Audit, schema: Schema, names: Names = ()) -> dict:
         "clauses": [{"id": c.clause.id, "text": c.clause.text, "source": c.clause.source,
                      "location": c.clause.location, "verdict": c.verdict,
                      **({"reason": c.reason} if c.reason else {}),
-                     **waivers_json(audit, c.clause.id, _region_text(schema, names)),
+                     **waivers_json(audit, c.clause.id, schema, names),
                      "results": [item(r) for r in c.items]} for c in audit.clauses],
         "uncited": [item(r) for r in audit.uncited], **upgrade_json(audit), **waivers_json(audit),
         **trace_json(audit, schema, names),

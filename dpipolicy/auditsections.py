@@ -1,12 +1,17 @@
 """The parts of an audit report beyond the clauses' own evidence, in each format of
-auditformats.py: the engine upgrade (verifier/auditupgrade.py), clause by clause."""
+auditformats.py: the engine upgrade (verifier/auditupgrade.py), clause by clause, and the
+waivers (verifier/waivers.py)."""
 from __future__ import annotations
 
 from html import escape
 
+from dpipolicy.dsl.schema import Schema
 from dpipolicy.dsl.words import counted
 from dpipolicy.verifier.audit import Audit
 from dpipolicy.verifier.auditupgrade import changes
+from dpipolicy.verifier.report import Names, TextReport, box_text, pair_box_text, result_json
+from dpipolicy.verifier.results import UNKNOWN, Result
+from dpipolicy.verifier.waivers import ItemWaiver
 
 
 def _words(audit: Audit) -> dict[str, str]:
@@ -92,22 +97,37 @@ def _waiver_words(w) -> str:
 
 
 def waiver_headline(audit: Audit) -> list[str]:
-    """The waivers' findings, said at the top: an expired waiver, or one that matches nothing."""
+    """The waivers' findings, said at the top: an expired waiver, one that matches no violation,
+    and one not known to match any."""
     rv = audit.waivers
     if rv is None:
         return []
+    unsure = f", {len(rv.unsure)} not known to match one" if rv.unsure else ""
     lines = [f"waivers: {rv.where} (today is {rv.today.isoformat()}): {counted(len(rv.expired), 'expired waiver')}, "
-             f"{len(rv.unmatched)} matching no violation"]
+             f"{len(rv.unmatched)} matching no violation{unsure}"]
     lines += [f"  EXPIRED on {w.expires.isoformat()}, no longer applies: waiver of {_waiver_words(w)}"
               for w in rv.expired]
     lines += [f"  MATCHES NO VIOLATION: waiver of {_waiver_words(w)}, accepting {w.accepts()}"
               for w in rv.unmatched]
+    lines += [f"  NOT KNOWN TO MATCH A VIOLATION: waiver of {_waiver_words(w)}, accepting {w.accepts()}: "
+              f"the solver gave no answer on {why}; raise --timeout" for w, why in rv.unsure]
     return lines
 
 
-def waiver_clause_lines(audit: Audit, clause_id: str, region_text) -> list[str]:
+def _not_proved(item: ItemWaiver) -> str | None:
+    """Why an item the waivers may accept is not waived, when no part of it is shown as left."""
+    if item.why_not:
+        return item.why_not
+    if item.rest is not None and item.rest.status == UNKNOWN:
+        return (f"not proved that the waivers accept every violation: the solver gave no answer: {item.rest.reason}; "
+                "raise --timeout")
+    return None
+
+
+def waiver_clause_lines(audit: Audit, clause_id: str, text: TextReport) -> list[str]:
     """Under a clause: each waiver that accepts its violations, with who and why, and each
-    violated item not (wholly) waived, with the part no waiver accepts."""
+    violated item not (wholly) waived, with what no waiver accepts: its violating boxes and its
+    counterexample, as `text` says them."""
     if audit.waivers is None:
         return []
     lines = []
@@ -116,18 +136,32 @@ def waiver_clause_lines(audit: Audit, clause_id: str, region_text) -> list[str]:
         for w in item.waivers:
             lines.append(f"{'waived' if item.waived else 'partly waived'}: {r.kind} {r.name} by the waiver of "
                          f"{_waiver_words(w)}")
-            lines.append(f"    accepting {w.accepts()}")
-        if item.why_not:
-            lines.append(f"not waived: {r.kind} {r.name}: {item.why_not}")
-        elif item.rest and item.waivers:
-            lines.append(f"not waived: {r.kind} {r.name}: these violating flows are outside every waiver "
-                         f"({counted(len(item.rest), 'box')}):")
-            lines += [f"    - {region_text(box)}  [decided by {rule}]" for box, rule in item.rest]
+            lines.append(f"    accepting {w.accepts(pairs=r.pair is not None)}")
+        if item.waived and not r.region_complete:
+            what = "pairs" if r.pair is not None else "flows"
+            lines.append(f"    its list of violating {what} is capped: the waivers are proved to accept all of them, "
+                         "not only those listed")
+        why = _not_proved(item)
+        if why:
+            lines.append(f"not waived: {r.kind} {r.name}: {why}")
+        elif item.rest is not None and not item.waivers:
+            lines.append(f"not waived: {r.kind} {r.name}: no waiver is proved to accept any of its violations")
+        elif item.waivers and not item.waived:
+            rest = item.rest
+            what = "pairs" if rest.pair is not None else "flows"
+            total = len(rest.pair_region if rest.pair is not None else rest.region)
+            more = "" if rest.region_complete else f"; list capped, more {what} violate"
+            lines.append(f"not waived: {r.kind} {r.name}: these violating {what} are outside every waiver "
+                         + (f"({counted(total, 'box', 'boxes')}{more}):" if total else
+                            "(not written as boxes in the work allowed), for example:"))
+            lines += ["  " + line for line in text.region_lines(rest)]
+            lines += ["    " + line for line in text.decision_lines(rest)]
     return lines
 
 
-def waivers_json(audit: Audit, clause_id: str | None = None, region_text=None) -> dict:
-    """`waivers` of a clause (with `clause_id`) or of the report, in the JSON of docs/audit.md."""
+def waivers_json(audit: Audit, clause_id: str | None = None, schema: Schema | None = None, names: Names = ()) -> dict:
+    """`waivers` of a clause (with `clause_id`, said with `schema` and the policy's `names`) or of
+    the report, in the JSON of docs/audit.md."""
     rv = audit.waivers
     if rv is None:
         return {}
@@ -135,11 +169,19 @@ def waivers_json(audit: Audit, clause_id: str | None = None, region_text=None) -
     def one(w) -> dict:
         return {"kind": w.kind, "name": w.name, "rule": w.rule, "region": w.region, "owner": w.owner,
                 "reason": w.reason, "expires": w.expires.isoformat(), "location": w.location}
+
+    def not_waived(r: Result) -> list[dict]:
+        if r.pair is not None:
+            return [{"first_rule": p.first_rule, "second_rule": p.second_rule,
+                     "text": pair_box_text(schema, p, r.across, names)} for p in r.pair_region]
+        return [{"rule": rule, "text": box_text(schema, box, names)} for box, rule in r.region]
     if clause_id is not None:
         return {"waivers": [{"item": i.result.name, "kind": i.result.kind, "waived": i.waived,
                              "by": [one(w) for w in i.waivers],
-                             **({"why_not": i.why_not} if i.why_not else {}),
-                             "not_waived": [{"rule": rule, "text": region_text(box)} for box, rule in i.rest]}
+                             **({"why_not": _not_proved(i)} if _not_proved(i) else {}),
+                             "not_waived": [] if i.waived else not_waived(i.left),
+                             **({"rest": result_json(schema, i.rest, names)} if i.rest is not None else {})}
                             for i in rv.items.get(clause_id, ())]}
     return {"waivers": {"file": rv.where, "today": rv.today.isoformat(), "expired": [one(w) for w in rv.expired],
-                        "unmatched": [one(w) for w in rv.unmatched]}}
+                        "unmatched": [one(w) for w in rv.unmatched],
+                        "unsure": [{"waiver": one(w), "reason": why} for w, why in rv.unsure]}}

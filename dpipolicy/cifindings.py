@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dpipolicy.dsl import inputfile
 from dpipolicy.dsl.diagnostics import DiagnosticError
 from dpipolicy.dsl.schema import Schema
 from dpipolicy.dsl.typed import Origin
@@ -185,7 +186,7 @@ def diagnostic_findings(error: DiagnosticError) -> tuple[list[Finding], list[Cas
         elif data["line"] is not None:
             place = Place(data["file"], data["line"], data["column"])
         else:
-            place = _start_of(data["file"]) if Path(data["file"]).is_file() else None
+            place = _start_of(data["file"]) if inputfile.problem(Path(data["file"])) is None else None
         message = "\n".join([d.message] + ([d.label] if d.label else []) + [f"note: {n}" for n in d.notes])
         findings.append(Finding(d.code, f"bad input {d.code} (see docs/errors.md)",
                                 "error" if d.severity == "error" else "note", message, place, hint=d.help))

@@ -36,7 +36,7 @@ def relative_path(path: str) -> str:
     if pure.is_absolute():
         try:
             pure = Path(path).resolve().relative_to(Path.cwd().resolve())
-        except ValueError:
+        except (ValueError, OSError, RuntimeError):       # outside the folder; a link loop, a name too long
             return pure.as_posix()
     return pure.as_posix()
 

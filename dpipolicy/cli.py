@@ -1,4 +1,4 @@
-"""Command line: `dpipolicy check | compile | explain | probe | diff | replay | audit | fmt | lint | import`. Thin: parsing arguments, rendering, exit codes.
+"""Command line: `dpipolicy check | compile | explain | probe | diff | replay | audit | fmt | lint | import | profile build`. Thin: parsing arguments, rendering, exit codes.
 
 Exit codes: 0 all hold and pass; 1 something violated or failed; 2 bad input; 3 some result
 unknown and nothing violated; 4 an internal error (a dpipolicy bug).
@@ -202,7 +202,20 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("-o", "--output", type=Path, help="the rule table (JSON; default: standard output)")
     common(imp)
     reading(imp)
-
+    profile = sub.add_parser("profile", help="build an engine profile from the engine's own output (docs/profiles.md)")
+    build = profile.add_subparsers(dest="action", required=True, parser_class=_Parser).add_parser(
+        "build", help="an engine profile from flows the engine labelled and a truth file")
+    build.add_argument("base", type=Path, help="the profile's hand-written part (YAML): name, engine, ndpi_names, ...")
+    build.add_argument("--truth", action="append", type=Path, required=True, metavar="FILE",
+                       help="the real application of the captures' flows (YAML); may be repeated")
+    build.add_argument("--flows", action="append", type=Path, required=True, metavar="FILE",
+                       help="a flows CSV, or an ndpiReader result file (-w); may be repeated")
+    build.add_argument("--release", metavar="NAME", help="the engine release of result files and of CSVs "
+                       "without a `version` column (default: from the file)")
+    build.add_argument("-o", "--output", type=Path, help="output file (default: standard output)")
+    build.add_argument("--catalogue", action="append", type=Path, default=[], metavar="FILE",
+                       help="an extra application catalogue (YAML); may be repeated")
+    build.add_argument("--debug", action="store_true", help="show Python tracebacks on internal errors")
     fmt = sub.add_parser("fmt", help="rewrite .dpi files in the canonical layout (docs/fmt.md)")
     fmt.add_argument("files", nargs="+", type=Path, metavar="FILE", help="a .dpi policy or spec file")
     fmt.add_argument("--check", action="store_true",
@@ -361,7 +374,7 @@ def _audit(args, stdout: TextIO, stderr: TextIO) -> int:
             result = replace(result, upgrade=up)
     table = deployed[0]
     if waivers is not None:
-        result = review(result, waivers, regions, {f.name: f for f in table.schema.flow_fields}, today)
+        result = review(result, waivers, regions, deployed, limits, today)
     _write(args.output, render(fmt, result, table.schema, table.named_sets), stdout)
     if args.output is not None:
         stderr.write(f"wrote the audit to {args.output}: {summary_line(result)}\n")
@@ -700,9 +713,31 @@ def _import(args, stdout: TextIO, stderr: TextIO) -> int:
     return EXIT_OK
 
 
+def _profile_build(args, stdout: TextIO, stderr: TextIO) -> int:
+    from dpipolicy.dsl.catalogue import load_catalogue
+    from dpipolicy.dsl.flowcsv import read_flows
+    from dpipolicy.dsl.profilebuild import build
+    from dpipolicy.dsl.profiles import PROFILE_CODES
+    from dpipolicy.dsl.truth import merge, read_truth
+    from dpipolicy.dsl.yamlnodes import read_file
+    catalogue = load_catalogue(tuple(args.catalogue))
+    base = read_file(args.base, str(args.base), "base profile", PROFILE_CODES, "give the base profile's path")
+    truth = merge([read_truth(path, catalogue) for path in args.truth])
+    flows = [flow for path in args.flows for flow in read_flows(path, args.release)]
+    import textwrap
+    note = "\n".join(textwrap.wrap(
+        "Label entries built by `dpipolicy profile build` from " + ", ".join(p.name for p in args.flows)
+        + " with the truth of " + ", ".join(p.name for p in args.truth)
+        + "; rebuild rather than edit them (docs/profiles.md, \"Building a profile\").", 92))
+    built = build(flows, truth, base, str(args.base), catalogue, note)
+    _write(args.output, built.text, stdout)
+    stderr.write(built.summary() + "\n")
+    return EXIT_OK
+
+
 _COMMANDS = {"check": _check, "compile": _compile, "explain": _explain, "probe": _probe, "diff": _diff,
              "replay": _replay, "audit": _audit, "import": _import,
-             "fmt": _fmt, "lint": _lint}
+             "fmt": _fmt, "lint": _lint, "profile": _profile_build}
 
 
 def entry_point() -> int:

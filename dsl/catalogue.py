@@ -9,10 +9,12 @@ from pathlib import Path
 
 import yaml
 
+from . import inputfile
 from .diagnostics import Diagnostic, DiagnosticError, byte_position, cannot_read
+from .yamlnodes import Codes, compose
 
 CATEGORIES = ("email", "vpn", "p2p", "web", "video", "voip", "messaging", "dns", "other")
-_PORT = re.compile(r"^(tcp|udp|sctp)/(\d+)(?:-(\d+))?$")
+_PORT = re.compile(r"^(tcp|udp|sctp)/(\d{1,5})(?:-(\d{1,5}))?$")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _PROTO_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132}
 
@@ -47,15 +49,39 @@ def _error(path: str, message: str, node=None, help: str | None = None) -> Diagn
     return Diagnostic("E050", message, None, help=help, location_text=where)
 
 
+_CODES = Codes(*["E050"] * 5)     # a catalogue has one code for every problem
+
+
 def _load_yaml(text: str, path: str):
-    """Safe-load the data and keep the node tree, so errors can point at lines."""
+    """The data and the node tree it was built from, so errors can point at lines; read with
+    the bounds of every YAML file (yamlnodes.compose)."""
+    tree = compose(text, path, _CODES)
     try:
-        return yaml.safe_load(text), yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
-        raise DiagnosticError([Diagnostic("E050", f"invalid YAML: {getattr(exc, 'problem', exc)}",
-                                          None, location_text=where)]) from None
+        return yaml.SafeLoader("").construct_document(tree) if tree is not None else None, tree
+    except (ValueError, IndexError, TypeError):
+        # an integer past Python's 4300 digits, or an empty tagged scalar (`!!float ""`) that
+        # PyYAML's constructors fail on: the scalar it was is found and shown
+        node = _unreadable_scalar(tree)
+        where = f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}" if node is not None else path
+        raise DiagnosticError([Diagnostic("E050", "cannot read this value (a number over 4300 digits, or an "
+                                          "empty value with a type tag)", None, location_text=where)]) from None
+    except yaml.MarkedYAMLError as exc:      # a tag the safe loader refuses (`!!python/...`)
+        mark = exc.problem_mark
+        raise DiagnosticError([Diagnostic("E050", f"invalid YAML: {exc.problem}", None,
+                                          location_text=f"{path}:{mark.line + 1}:{mark.column + 1}")]) from None
+
+
+def _unreadable_scalar(node):
+    """The first scalar under `node` that PyYAML's safe constructors cannot build, or None."""
+    if isinstance(node, yaml.ScalarNode):
+        try:
+            yaml.SafeLoader("").construct_object(node)
+        except (ValueError, IndexError, TypeError):
+            return node
+        return None
+    children = node.value if isinstance(node, yaml.SequenceNode) else \
+        [part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode) else []
+    return next((found for child in children if (found := _unreadable_scalar(child)) is not None), None)
 
 
 def parse_catalogue(text: str, path: str) -> tuple[Application, ...]:
@@ -110,7 +136,7 @@ def load_catalogue(extra_files: tuple[Path, ...] = ()) -> Catalogue:
     apps = {a.name: a for a in shipped_applications()}
     for path in extra_files:
         try:
-            text = path.read_text(encoding="utf-8")
+            text = inputfile.read_text(path)
         except OSError as exc:
             raise DiagnosticError([cannot_read("E051", "catalogue", str(path), exc,
                                                "check the path given to `--catalogue`")]) from None

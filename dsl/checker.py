@@ -13,14 +13,14 @@ from .catalogue import CATEGORIES, Catalogue
 from .diagnostics import DiagnosticSink, did_you_mean
 from .intervals import IntervalSet
 from .loader import FileStart, PlacedItem
-from .parser import ITEM_START, ErrorItem, string_body
+from .parser import ITEM_START, MAX_NESTING, ErrorItem, string_body
 from .patterns import encoding_of, syntax, union
 from .source import SourceFile, Span
 from .schema import (ACTIONS, CT_STATE, CT_STATES, DAYS, DECLARABLE, DIRECTIONS, ENGINE_VIEWS, INTERFACE_FIELDS,
-                     IPV6_BASE, LABEL, ORDERED_KINDS, OUTCOME_PARTS, PATTERN_FIELDS, PROTOCOLS, PURPOSES, RATE_MAX,
-                     RATS, SCOPES, Field, Schema, build_schema, optional_of, with_optional)
+                     IPV6_BASE, OPTIONAL_FIELDS, ORDERED_KINDS, OUTCOME_PARTS, PATTERN_FIELDS, PROTOCOLS,
+                     PURPOSES, RATE_MAX, RATS, SCOPES, Field, Schema, build_schema, optional_of, with_optional)
 from .uses import may_name, used_fields
-from .values import RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity, units_help
+from .values import RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity, units_help, whole_number
 
 _ENUM_OF = {field: enum for enum, field in DECLARABLE.items()}     # `subscriber.plan` -> `plan`
 _MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
@@ -218,29 +218,46 @@ class _Checker:
 
     def _check_set_cycles(self) -> None:
         """A set that contains itself, directly or through other sets, is an error where the cycle
-        closes, reported once whether or not a rule uses the set."""
+        closes, reported once whether or not a rule uses the set; so is a set holding sets nested
+        more than MAX_NESTING deep (E004), since sets are resolved recursively. Neither is
+        resolved. The walk is depth first, by an explicit stack: a chain of sets may be long."""
         sets = self.decls.sets
         state: dict[str, str] = {}          # name -> "open" while on the path, "done" after
+        depth: dict[str, int] = {}          # name -> how deep sets nest in it (1: no set inside)
 
-        def visit(name: str, path: list[str]) -> None:
-            state[name] = "open"
-            for element in sets[name].value.elements:
-                if not isinstance(element, ast.Ident) or element.text not in sets:
-                    continue
-                ref = element.text
-                if state.get(ref) == "open":
-                    chain = path[path.index(ref):] + [ref]
-                    self.cyclic_sets.update(chain)
-                    self.sink.error("E129", f"set `{ref}` contains itself", element.span, "closes the cycle",
-                                    notes=(" -> ".join(chain),),
-                                    help="a set cannot contain itself, directly or through other sets")
-                elif ref not in state:
-                    visit(ref, path + [ref])
-            state[name] = "done"
+        def inner(name: str):
+            return (e for e in sets[name].value.elements if isinstance(e, ast.Ident) and e.text in sets)
 
-        for name in sets:
-            if name not in state:
-                visit(name, [name])
+        for root in sets:
+            if root in state:
+                continue
+            state[root] = "open"
+            path, stack = [root], [inner(root)]
+            while stack:
+                for element in stack[-1]:
+                    ref = element.text
+                    if state.get(ref) == "open":
+                        chain = path[path.index(ref):] + [ref]
+                        self.cyclic_sets.update(chain)
+                        self.sink.error("E129", f"set `{ref}` contains itself", element.span, "closes the cycle",
+                                        notes=(" -> ".join(chain),),
+                                        help="a set cannot contain itself, directly or through other sets")
+                    elif ref not in state:
+                        state[ref] = "open"
+                        path.append(ref)
+                        stack.append(inner(ref))
+                        break
+                else:
+                    name = path.pop()
+                    stack.pop()
+                    state[name] = "done"
+                    depth[name] = 1 + max((depth.get(e.text, 0) for e in inner(name)), default=0)
+                    if depth[name] > MAX_NESTING:
+                        self.cyclic_sets.add(name)
+                    if depth[name] == MAX_NESTING + 1:
+                        self.sink.error("E004", f"set `{name}` holds sets nested more than {MAX_NESTING} deep",
+                                        sets[name].name.span, "nested too deeply",
+                                        help="list the values of the innermost sets in fewer sets")
 
     def _check_set_scope(self) -> None:
         """A set the policy declares may not name a set that only a spec file declares: the policy
@@ -639,8 +656,9 @@ class _Checker:
             else:
                 if ctx == "spec":
                     names += [x.name for x in self.schema.outcome_fields if x.name != "target"]
+                # the fields that exist only when used are spellings to suggest too (`iface.up`)
                 self.sink.error("E101", f"unknown field `{ident.text}`", ident.span, "not a field of a flow",
-                                help=did_you_mean(ident.text, names)
+                                help=did_you_mean(ident.text, names + list(OPTIONAL_FIELDS))
                                 or "the fields of a flow are " + ", ".join(f"`{n}`" for n in names))
             return None
         if ctx == "rule" and f.name in _ENUM_OF and not self._enum_visible(_ENUM_OF[f.name], ident):
@@ -945,7 +963,7 @@ class _Checker:
             if f.kind == "ip" and kind in ("ipv4", "ipv6"):
                 return parse_ip(v.text)
             if f.kind in ("port", "hour", "protocol", "icmp") and kind == "number":
-                n = int(v.text)
+                n = whole_number(v.text)
                 if n > f.hi:
                     what = "ICMP type" if f.kind == "icmp" else f.kind
                     self.sink.error("E111", f"{what} {v.text} is out of range", v.span, f"{what}s are 0..{f.hi}",

@@ -39,12 +39,13 @@ class Diagnostic:
     def render(self) -> str:
         """The diagnostic as a compiler prints it; `=` lines align with the `|` of the source lines."""
         gutter = " " * (len(str(self.span.line)) if self.span is not None else 1)
-        out = [f"{self.severity}[{self.code}]: {self.message}", f"{gutter}--> {self.location()}"]
+        out = [f"{self.severity}[{self.code}]: {_one_line(self.message)}", f"{gutter}--> {self.location()}"]
         if self.span is not None:
             line, col = self.span.file.line_col(self.span.start)
             src = self.span.file.line_text(line).rstrip("\r")
             end_line, end_col = self.span.file.line_col(max(self.span.start, self.span.end - 1))
             width = (end_col - col + 1) if end_line == line else len(src) - col + 1
+            src, col, width = _window(src, col, width)
             # Tabs are shown as four spaces, on the source line and under it alike.
             pad = len(src[:col - 1].replace("\t", "    "))
             width = len(src[col - 1:col - 1 + max(1, width)].replace("\t", "    "))
@@ -52,9 +53,9 @@ class Diagnostic:
             out.append(f"{line} | {src.replace(chr(9), '    ')}".rstrip())
             out.append(f"{gutter} | {' ' * pad}{'^' * max(1, width)} {self.label}".rstrip())
         for note in self.notes:
-            out.append(f"{gutter} = note: {note}")
+            out.append(f"{gutter} = note: {_one_line(note)}")
         if self.help:
-            out.append(f"{gutter} = help: {self.help}")
+            out.append(f"{gutter} = help: {_one_line(self.help)}")
         return "\n".join(out)
 
     def to_json(self) -> dict:
@@ -121,6 +122,27 @@ class DiagnosticSink:
                                                         d.span.file.display_name if d.span else "",
                                                         d.span.start if d.span else 0))
             raise DiagnosticError(ordered)
+
+
+SHOWN_LINE = 200        # characters of a source line shown under a diagnostic; a longer line is cut around the caret
+
+
+def _one_line(text: str) -> str:
+    """A message on one line: a value quoted from the input may hold line breaks, which would
+    split the report's header from its `-->` location."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _window(src: str, col: int, width: int) -> tuple[str, int, int]:
+    """The part of a long line around columns col..col+width-1 (a minified or generated file can
+    put megabytes on one line), marked `...` where cut; the column and width within it."""
+    if len(src) <= SHOWN_LINE:
+        return src, col, width
+    width = min(width, SHOWN_LINE // 2)
+    start = max(0, min(col - 1 - SHOWN_LINE // 4, len(src) - SHOWN_LINE))
+    end = start + SHOWN_LINE
+    shown = ("..." if start else "") + src[start:end] + ("..." if end < len(src) else "")
+    return shown, col - start + (3 if start else 0), width
 
 
 def cannot_read(code: str, what: str, name: str, exc: OSError, help: str) -> Diagnostic:

@@ -18,7 +18,7 @@ from functools import lru_cache
 from lark import Lark, Token, Tree
 from lark.exceptions import LarkError
 
-from .parser import grammar_text, parse_source
+from .parser import MAX_NESTING, grammar_text, parse_source
 from .source import file_from_text
 
 WIDTH = 88      # layout choices keep lines to this many columns; a long name, string or comment may exceed it
@@ -72,7 +72,7 @@ def format_source(text: str, name: str = "<text>") -> str:
     with the diagnostics every other command gives for that file; broken text is never formatted."""
     try:
         read = _read(text)
-    except LarkError:
+    except (LarkError, _TooDeep):      # the parser says why, at the place
         read = None
     if read is None or _dotted_item_name(read.tree):
         parse_source(file_from_text(text, name))      # raises, as for every command reading this file
@@ -88,8 +88,25 @@ def format_source(text: str, name: str = "<text>") -> str:
     return result
 
 
+class _TooDeep(Exception):
+    pass
+
+
+def _nesting(tree: Tree) -> int:
+    """How deep conditions nest in the tree (counted without recursion: that is what it guards)."""
+    deepest, stack = 0, [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        depth += node.data in ("paren", "not_expr", "and_expr", "or_expr")
+        deepest = max(deepest, depth)
+        stack.extend((child, depth) for child in node.children if isinstance(child, Tree))
+    return deepest
+
+
 def _read(text: str) -> _Read:
     tree, raw_comments = _concrete_parser().parse(text)
+    if _nesting(tree) > MAX_NESTING:          # the walks below recurse
+        raise _TooDeep
     tokens = list(tree.scan_values(lambda v: isinstance(v, Token)))
     comments: list[_Comment] = []
     blank: set[int] = set()

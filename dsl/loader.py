@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import ast
+from . import ast, inputfile
 from .diagnostics import Diagnostic, DiagnosticError, cannot_read
 from .parsecache import cached
 from .parser import ErrorItem, parse_recovering
@@ -46,8 +46,8 @@ _SHIPPED = Path(__file__).resolve().parent / "data"   # shipped terms and specs:
 def display_name(path: Path) -> str:
     """A path as messages show it: relative to the current folder when below it; a shipped file
     (dsl/data/) as `dsl/data/...` wherever the package is installed."""
-    shipped = path.resolve()
-    if shipped.is_relative_to(_SHIPPED):
+    shipped, _ = inputfile.resolved(path)
+    if shipped is not None and shipped.is_relative_to(_SHIPPED):
         return "dsl/data/" + shipped.relative_to(_SHIPPED).as_posix()
     try:
         rel = os.path.relpath(path)
@@ -60,7 +60,7 @@ def read_source(path: Path, what: str) -> SourceFile:
     """The text of a source file; `what` names it in errors (`policy file`, `spec file`, `imported file`)."""
     name = display_name(path)
     try:
-        raw = path.read_bytes()
+        raw = inputfile.read_bytes(path)
     except OSError as exc:
         raise DiagnosticError([cannot_read("E010", what, name, exc,
                                            "check the path; it is relative to the current folder")]) from None
@@ -84,40 +84,67 @@ class _Loader:
         self.errors: list[Diagnostic] = []
         self.files: list[SourceFile] = []
 
-    def load(self, path: Path, role: str, root: Path, chain: tuple[Path, ...], out: list[PlacedItem]) -> None:
-        self.loaded.add(path)
-        try:
-            source = read_source(path, f"{role} file" if not chain else "imported file")
-            self.files.append(source)
-        except DiagnosticError as exc:
-            self.errors.extend(exc.diagnostics)
-            return
-        if not chain:
-            out.append(PlacedItem(FileStart(Span(source, 0, 0)), role))
-        for item in self.parse(source).items:
-            if isinstance(item, ast.ImportDecl):
-                self._import(item, path, role, root, chain + (path,), out)
-            else:
-                out.append(PlacedItem(item, role))
+    def load(self, path: Path, role: str, root: Path, out: list[PlacedItem]) -> None:
+        """A command-line file and, depth first, what it imports. The files being read form the
+        chain (the last imported by the one before it); it is a stack, not recursion, since a
+        chain of imports may be long (10,000 files, docs/reliability.md)."""
+        chain: list[Path] = []
+        on_chain: set[Path] = set()
+        pending: list = []           # per file of the chain, its items still to place
 
-    def _import(self, item: ast.ImportDecl, importer: Path, role: str, root: Path,
-                chain: tuple[Path, ...], out: list[PlacedItem]) -> None:
-        target = (importer.parent / item.path).resolve()
-        if not target.is_relative_to(root):
+        def enter(file: Path) -> None:
+            self.loaded.add(file)
+            try:
+                source = read_source(file, f"{role} file" if not chain else "imported file")
+                self.files.append(source)
+            except DiagnosticError as exc:
+                self.errors.extend(exc.diagnostics)
+                return
+            if not chain:
+                out.append(PlacedItem(FileStart(Span(source, 0, 0)), role))
+            chain.append(file)
+            on_chain.add(file)
+            pending.append(iter(self.parse(source).items))
+
+        enter(path)
+        while pending:
+            for item in pending[-1]:
+                if not isinstance(item, ast.ImportDecl):
+                    out.append(PlacedItem(item, role))
+                    continue
+                target = self._target(item, root, chain, on_chain)
+                if target is not None and target not in self.loaded:
+                    enter(target)
+                    break
+            else:
+                pending.pop()
+                on_chain.discard(chain.pop())
+
+    def _target(self, item: ast.ImportDecl, root: Path, chain: list[Path], on_chain: set[Path]) -> Path | None:
+        """The file an import names, or None after reporting why it cannot be read (`chain`: the
+        files being read, the command-line file first and the importer last)."""
+        target, unresolvable = inputfile.resolved(chain[-1].parent / item.path)
+        if target is None:
+            self.errors.append(Diagnostic("E014", f"cannot follow the import of `{item.path}`", item.span,
+                                          unresolvable, help="paths are relative to the importing file"))
+        elif not target.is_relative_to(root):
             self.errors.append(Diagnostic(
                 "E012", f"import `{item.path}` leaves the policy root", item.span, "outside the policy root",
                 notes=(f"imports must stay inside {_folder_words(root)}, the folder of `{display_name(chain[0])}`",),
                 help="move the imported file into that folder or one below it"))
-        elif target in chain:
-            cycle = " -> ".join(display_name(p) for p in chain[chain.index(target):] + (target,))
+        elif target in on_chain:
+            cycle = " -> ".join(display_name(p) for p in chain[chain.index(target):] + [target])
             self.errors.append(Diagnostic("E013", "import cycle", item.span, "this import closes the cycle",
                                           notes=(cycle,), help="move the shared definitions into a file both import"))
-        elif not target.is_file():
-            self.errors.append(Diagnostic("E014", f"imported file `{item.path}` does not exist", item.span,
-                                          "no such file", notes=(f"looked for `{display_name(target)}`",),
-                                          help="paths are relative to the importing file"))
-        elif target not in self.loaded:
-            self.load(target, role, root, chain, out)
+        elif (problem := inputfile.problem(target)) is not None:
+            missing = problem == "there is no such file"
+            self.errors.append(Diagnostic(
+                "E014", f"imported file `{item.path}` does not exist" if missing else f"cannot import `{item.path}`",
+                item.span, "no such file" if missing else problem, notes=(f"looked for `{display_name(target)}`",),
+                help="paths are relative to the importing file" if missing else "import a .dpi file"))
+        else:
+            return target
+        return None
 
 
 def load_items(policy_path: Path, spec_paths: tuple[Path, ...] = (),
@@ -131,10 +158,10 @@ def load_items(policy_path: Path, spec_paths: tuple[Path, ...] = (),
     loader = _Loader(memo)
     items: list[PlacedItem] = []
     for path, role in ((policy_path, "policy"),) + tuple((p, "spec") for p in spec_paths):
-        resolved = path.resolve()
+        resolved = inputfile.resolved(path)[0] or path.absolute()    # unresolvable: reading it says why
         if resolved in loader.loaded:
             continue
-        loader.load(resolved, role, resolved.parent, (), items)
+        loader.load(resolved, role, resolved.parent, items)
     if loader.errors:
         syntax = [p.item.diagnostic for p in items if isinstance(p.item, ErrorItem)]
         raise DiagnosticError(sorted(loader.errors + syntax, key=_source_order))

@@ -22,6 +22,9 @@ from .words import counted
 ITEM_KEYWORDS = ("policy", "enum", "set", "default", "rule", "invariant", "test", "import")
 ITEM_START = re.compile(r"^[ \t]*(%s)\b" % "|".join(ITEM_KEYWORDS), re.M)
 MAX_SYNTAX_ERRORS = 50
+# Conditions inside conditions (parentheses, `not`, `and` inside `or`): the checker, the compiler
+# and the formatter walk them recursively, and no policy needs more (E004).
+MAX_NESTING = 100
 
 _TOKEN_WORDS = {
     "NAME": "a name", "HYPHEN_NAME": "a name", "NUMBER": "a number", "IPV4": "an IPv4 address", "IPV6": "an IPv6 address",
@@ -48,6 +51,7 @@ class _ToAst(Transformer):
         self.file = file
         self.offset = 0             # where the parsed text stands in the file
         self.errors: list[Diagnostic] = []
+        self.depths: dict[int, tuple[object, int]] = {}     # id of a condition -> (it, how deep it nests)
 
     def _tok(self, tok: Token) -> Span:
         return Span(self.file, tok.start_pos + self.offset, tok.end_pos + self.offset)
@@ -161,18 +165,29 @@ class _ToAst(Transformer):
     def log_flag(self, tok):
         return tok
 
+    def _nested(self, node, *inner):
+        """`node`, a condition holding `inner` ones, one level deeper than the deepest of them; the
+        level past MAX_NESTING is E004 (the nodes are kept, so that no id is reused meanwhile)."""
+        depth = 1 + max((self.depths[id(x)][1] for x in inner if id(x) in self.depths), default=0)
+        self.depths[id(node)] = (node, depth)
+        if depth == MAX_NESTING + 1:
+            self.errors.append(Diagnostic(
+                "E004", f"a condition nested more than {MAX_NESTING} deep", node.span, "nested too deeply",
+                help="`and` and `or` take any number of operands; name parts of the condition as sets"))
+        return node
+
     def or_expr(self, *operands):
-        return ast.Or(operands, operands[0].span.to(operands[-1].span))
+        return self._nested(ast.Or(operands, operands[0].span.to(operands[-1].span)), *operands)
 
     def and_expr(self, *operands):
-        return ast.And(operands, operands[0].span.to(operands[-1].span))
+        return self._nested(ast.And(operands, operands[0].span.to(operands[-1].span)), *operands)
 
     def paren(self, lpar, expr, rpar):
         """A condition in parentheses: its span takes them in (so `not (a or b)` reads whole)."""
-        return replace(expr, span=self._from(lpar, rpar))
+        return self._nested(replace(expr, span=self._from(lpar, rpar)), expr)
 
     def not_expr(self, kw, operand):
-        return ast.Not(operand, self._from(kw, operand))
+        return self._nested(ast.Not(operand, self._from(kw, operand)), operand)
 
     def compare(self, left, op, right):
         return ast.Compare(str(op), left, right, left.span.to(right.span))
@@ -215,7 +230,11 @@ class _Parser:
 
     def parse(self, file: SourceFile, text: str, offset: int = 0) -> tuple[ast.Module, list[Diagnostic]]:
         self.builder.file, self.builder.offset, self.builder.errors = file, offset, []
-        module = self.lark.parse(text)
+        self.builder.depths = {}
+        try:
+            module = self.lark.parse(text)
+        finally:
+            self.builder.depths = {}
         return module, self.builder.errors
 
 
@@ -270,8 +289,26 @@ def parse_recovering(file: SourceFile) -> ast.Module:
                 return ast.Module(tuple(broken) + (ErrorItem(stop, "*"),))
             text = new_text
             continue
-        items = list(module.items) + broken + [ErrorItem(d) for d in builder_errors]
+        items = list(module.items) + broken + [ErrorItem(d) for d in builder_errors if d.code != "E004"]
+        items = _without_too_deep(file, items, [d for d in builder_errors if d.code == "E004"])
         return ast.Module(tuple(sorted(items, key=lambda item: item.span.start)))
+
+
+def _without_too_deep(file: SourceFile, items: list, too_deep: list[Diagnostic]) -> list:
+    """Each item holding a condition nested too deeply (E004) stands as an ErrorItem with the
+    item's kind and name, as a syntax error does: nothing walks that condition."""
+    if not too_deep:
+        return items
+    out = []
+    for item in items:
+        inside = [d for d in too_deep if not isinstance(item, ErrorItem)
+                  and item.span.start <= d.span.start < item.span.end]
+        if not inside:
+            out.append(item)
+            continue
+        kind, name = _item_head(file.text[item.span.start:item.span.start + 200])
+        out += [ErrorItem(d, kind, name) if i == 0 else ErrorItem(d) for i, d in enumerate(inside)]
+    return out
 
 
 def parse_clean(file: SourceFile, text: str, offset: int) -> ast.Module | None:

@@ -13,13 +13,14 @@ from typing import Mapping
 
 import yaml
 
+from . import inputfile
 from .catalogue import Catalogue
 from .diagnostics import Diagnostic, DiagnosticError, did_you_mean
 from .intervals import IntervalSet
 from .schema import CT_STATE, ICMP_TYPE, INTERFACE_FIELDS, PROTOCOLS
 from .yamlnodes import Codes, NodeReader, compose
 
-SHIPPED = ("exact", "ndpi-4.2", "ndpi-5.0")
+SHIPPED = ("exact", "ndpi-4.2", "ndpi-4.4", "ndpi-4.6", "ndpi-4.8", "ndpi-4.10", "ndpi-5.0")
 HOWS = ("detected", "other", "port", "undetected")
 WHEN_FIELDS = ("proto", "dst.port", "tls")
 # Fields read from the packets; the rest (subscriber.*, network.congested, time.*) come from elsewhere.
@@ -35,6 +36,8 @@ _ENTRY_OPTIONAL = ("when", "note")
 # phone's own; `flagged`, the phone's own flow taken for a tethered one.
 TETHERING_MISTAKES = ("missed", "flagged")
 _MISTAKE_OPTIONAL = ("when", "note")
+# nDPI's masters that carry another service, named after the dot: `TLS.YouTube`, `DTLS.Zoom`, `QUIC.GMail`.
+CARRIERS = ("TLS", "DTLS", "QUIC")
 
 
 class _OnFlows:
@@ -59,6 +62,7 @@ class LabelEntry(_OnFlows):
     when: tuple[tuple[str, IntervalSet], ...]     # field -> values, schema encoding; () = any flow
     evidence: str
     location: str                                 # file:line:col of the entry
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,23 +115,29 @@ class Profile:
         return (tethered, 1 - tethered) if wrong else (tethered,)
 
     def catalogue_label(self, ndpi_name: str) -> str | None:
-        """An nDPI label as a catalogue name: the full name (`TLS.ntop`), else its master
-        protocol (`TLS`); None when the profile does not know it. Empty means not detected."""
+        """An nDPI label as a catalogue name: the full name (`TLS.ntop`); for TLS, DTLS and QUIC, the
+        service inside (`QUIC.YouTube` is YouTube); else its master protocol (`TLS`). None when
+        the profile does not know it. Empty means not detected."""
         names = dict(self.ndpi_names)
         name = ndpi_name or "Unknown"
-        return names.get(name, names.get(name.split(".", 1)[0]))
+        master, _, inside = name.partition(".")
+        if name in names:
+            return names[name]
+        if master in CARRIERS and inside in names:
+            return names[inside]
+        return names.get(master)
 
 
 # ----- reading ------------------------------------------------------------------------------
 def load_profile(name_or_path: str | Path, catalogue: Catalogue) -> Profile:
-    """A shipped profile by name (`exact`, `ndpi-4.2`, `ndpi-5.0`) or a profile file."""
+    """A shipped profile by name (SHIPPED: `exact`, `ndpi-4.2` ... `ndpi-5.0`) or a profile file."""
     text = str(name_or_path)
     if text in SHIPPED:
         data = resources.files(__package__).joinpath(f"data/profiles/{text}.yaml").read_text(encoding="utf-8")
         return parse_profile(data, f"dsl/data/profiles/{text}.yaml", catalogue)
     path = Path(name_or_path)
     try:
-        data = path.read_text(encoding="utf-8")
+        data = inputfile.read_text(path)
     except UnicodeDecodeError:
         raise DiagnosticError([Diagnostic("E400", f"profile `{text}` is not valid UTF-8", None,
                                           location_text=text, help="save the file as UTF-8")]) from None
@@ -147,20 +157,69 @@ def parse_profile(text: str, where: str, catalogue: Catalogue) -> Profile:
 PROFILE_CODES = Codes(unreadable="E400", missing="E402", unknown_key="E403", wrong_type="E405", duplicate="E408")
 
 
-class _Reader(NodeReader):
-    """A profile's node tree, read with the profile codes; the catalogue names labels."""
+class FlowValueReader(NodeReader):
+    """Values that name flows, in the schema's encoding: protocols, ports, booleans (profiles'
+    `when` and truth files read them alike), and application names of the catalogue."""
 
-    def __init__(self, where: str, catalogue: Catalogue):
-        super().__init__(where, PROFILE_CODES)
+    unknown_app = "E406"
+
+    def __init__(self, where: str, codes: Codes, catalogue: Catalogue):
+        super().__init__(where, codes)
         self.apps = catalogue.app_names
 
     def app_name(self, node, what: str) -> str | None:
         name = self.value(node)
         if not isinstance(name, str) or name not in self.apps:
-            self.fail("E406", node, f"{what} {self.shown(node)} is not in the application catalogue",
+            self.fail(self.unknown_app, node, f"{what} {self.shown(node)} is not in the application catalogue",
                       help=did_you_mean(str(name), self.apps) or "names are those of `app` in a policy")
             return None
         return name
+
+    def _items(self, node) -> list:
+        return node.value if isinstance(node, yaml.SequenceNode) else [node]
+
+    def protocols(self, node) -> IntervalSet | None:
+        numbers = []
+        for item in self._items(node):
+            value = self.value(item)
+            if isinstance(value, str) and value in PROTOCOLS:
+                numbers.append(PROTOCOLS[value])
+            elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255:
+                numbers.append(value)
+            else:
+                self.fail(self.codes.wrong_type, item, f"{self.shown(item)} is not a protocol",
+                          help="names: " + ", ".join(PROTOCOLS) + "; or a number 0..255")
+                return None
+        return IntervalSet.of((n, n) for n in numbers)
+
+    def ports(self, node) -> IntervalSet | None:
+        pairs = []
+        for item in self._items(node):
+            value = self.value(item)
+            lo = hi = value
+            if isinstance(value, str) and value.count("-") == 1:
+                low, high = value.split("-")
+                lo, hi = (int(low), int(high)) if all(p.isdigit() and len(p) <= 5 for p in (low, high)) else (None, None)
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi)) or not 0 <= lo <= hi <= 65535:
+                self.fail(self.codes.wrong_type, item, f"{self.shown(item)} is not a port or a port range",
+                          help='write a port 0..65535 or a range as a string, "6881-6889"')
+                return None
+            pairs.append((lo, hi))
+        return IntervalSet.of(pairs)
+
+    def boolean(self, node) -> IntervalSet | None:
+        value = self.value(node)
+        if not isinstance(value, bool):
+            self.fail(self.codes.wrong_type, node, f"`tls` must be true or false, not {self.shown(node)}")
+            return None
+        return IntervalSet.point(int(value))
+
+
+class _Reader(FlowValueReader):
+    """A profile's node tree, read with the profile codes; the catalogue names labels."""
+
+    def __init__(self, where: str, catalogue: Catalogue):
+        super().__init__(where, PROFILE_CODES, catalogue)
 
     # --- the parts of a profile ---
     def profile(self, root) -> Profile:
@@ -269,12 +328,11 @@ class _Reader(NodeReader):
             self.fail("E407", how_node, f"`how: {how}` with label `{label}`",
                       help="`undetected` goes with label `unknown`, and label `unknown` with `undetected`")
         evidence = self.string(keys["evidence"][1], "`evidence`")
-        if "note" in keys:
-            self.string(keys["note"][1], "`note`")
+        note = self.string(keys["note"][1], "`note`") if "note" in keys else ""
         when = self.when(keys["when"][1]) if "when" in keys else ()
         if len(self.errors) > errors:
             return None
-        return LabelEntry(label, how, when, evidence, self.at(node))
+        return LabelEntry(label, how, when, evidence, self.at(node), note or "")
 
     def when(self, node) -> tuple[tuple[str, IntervalSet], ...]:
         out = []
@@ -287,42 +345,3 @@ class _Reader(NodeReader):
             if values is not None:
                 out.append((key, values))
         return tuple(sorted(out, key=lambda kv: WHEN_FIELDS.index(kv[0])))
-
-    def _items(self, node) -> list:
-        return node.value if isinstance(node, yaml.SequenceNode) else [node]
-
-    def protocols(self, node) -> IntervalSet | None:
-        numbers = []
-        for item in self._items(node):
-            value = self.value(item)
-            if isinstance(value, str) and value in PROTOCOLS:
-                numbers.append(PROTOCOLS[value])
-            elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255:
-                numbers.append(value)
-            else:
-                self.fail("E405", item, f"{self.shown(item)} is not a protocol",
-                          help="names: " + ", ".join(PROTOCOLS) + "; or a number 0..255")
-                return None
-        return IntervalSet.of((n, n) for n in numbers)
-
-    def ports(self, node) -> IntervalSet | None:
-        pairs = []
-        for item in self._items(node):
-            value = self.value(item)
-            lo = hi = value
-            if isinstance(value, str) and value.count("-") == 1:
-                low, high = value.split("-")
-                lo, hi = (int(low), int(high)) if low.isdigit() and high.isdigit() else (None, None)
-            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi)) or not 0 <= lo <= hi <= 65535:
-                self.fail("E405", item, f"{self.shown(item)} is not a port or a port range",
-                          help='write a port 0..65535 or a range as a string, "6881-6889"')
-                return None
-            pairs.append((lo, hi))
-        return IntervalSet.of(pairs)
-
-    def boolean(self, node) -> IntervalSet | None:
-        value = self.value(node)
-        if not isinstance(value, bool):
-            self.fail("E405", node, f"`tls` must be true or false, not {self.shown(node)}")
-            return None
-        return IntervalSet.point(int(value))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from . import inputfile
 from .diagnostics import Diagnostic, DiagnosticError, did_you_mean
 from .loader import display_name
 from .yamlnodes import Codes, NodeReader, compose, read_file
@@ -49,7 +50,7 @@ class Terms:
 
 def terms_path(name: Path) -> Path:
     """A terms file, or the shipped terms of that name when no such file exists."""
-    if not name.exists() and str(name) in SHIPPED_TERMS:
+    if str(name) in SHIPPED_TERMS and not name.exists():
         return Path(str(resources.files(__package__).joinpath(f"data/terms/{name}.yaml")))
     return name
 
@@ -60,7 +61,8 @@ def read_terms(path: Path) -> Terms:
     text = read_file(path, where, "terms file", TERMS_CODES,
                      "give the path of a terms file (docs/audit.md), or the name of shipped terms: "
                      + ", ".join(SHIPPED_TERMS))
-    return _Reader(where, path.resolve().parent).terms(compose(text, where, TERMS_CODES))
+    return _Reader(where, (inputfile.resolved(path)[0] or path.absolute()).parent).terms(
+        compose(text, where, TERMS_CODES))
 
 
 class _Reader(NodeReader):
@@ -87,12 +89,15 @@ class _Reader(NodeReader):
             name = self.string(item, "a spec file")
             if name is None:
                 continue
-            path = (self.folder / name).resolve()
-            if not path.is_relative_to(self.folder):
+            path, unresolvable = inputfile.resolved(self.folder / name)
+            if path is None:
+                self.fail("E607", item, f"cannot follow spec file `{name}`: {unresolvable}")
+            elif not path.is_relative_to(self.folder):
                 self.fail("E607", item, f"spec file `{name}` is outside the terms file's folder",
                           help="spec files must be in the folder of the terms file, or below it")
-            elif not path.is_file():
-                self.fail("E607", item, f"spec file `{name}` does not exist",
+            elif (problem := inputfile.problem(path)) is not None:
+                self.fail("E607", item, f"spec file `{name}` does not exist" if problem == "there is no such file"
+                          else f"cannot read spec file `{name}`: {problem}",
                           help="paths are relative to the folder of the terms file")
             elif path in out:
                 self.fail("E605", item, f"spec file `{name}` is listed twice")

@@ -30,6 +30,16 @@ class ValueError_(Exception):
         self.message, self.label, self.help = message, label, help
 
 
+LONGEST_NUMBER = 50     # digits: no field has a value this long (addresses have 39), so a longer one is out of range
+
+
+def whole_number(digits: str) -> int:
+    """A string of digits as an int; past LONGEST_NUMBER digits, 10**LONGEST_NUMBER, beyond every
+    field's range. Python refuses to convert more than 4300 digits (a ValueError no reader expects),
+    and a long conversion costs time quadratic in the length."""
+    return int(digits) if len(digits) <= LONGEST_NUMBER else 10**LONGEST_NUMBER
+
+
 def parse_quantity(text: str, units: dict[str, int], what: str) -> int:
     match = _QUANTITY.match(text)
     if not match or match.group(2) not in units:
@@ -62,7 +72,7 @@ def parse_ip(text: str) -> tuple[int, int]:
         if "/" in text:
             length = text.rsplit("/", 1)[1]
             limit = 32 if ":" not in text else 128
-            if length.isdigit() and int(length) > limit:
+            if length.isdigit() and whole_number(length) > limit:
                 raise ValueError_(f"prefix length /{length} is out of range", f"at most /{limit}",
                                   help=f"{'IPv4' if limit == 32 else 'IPv6'} prefixes are /0 to /{limit}") from None
         raise ValueError_(f"`{text}` is not a valid IP address or prefix", "invalid address") from None

@@ -36,10 +36,11 @@ class Waiver:
     expires: datetime.date
     location: str
 
-    def accepts(self) -> str:
-        """What it accepts, in words."""
+    def accepts(self, pairs: bool = False) -> str:
+        """What it accepts, in words: flows, or (`pairs`, for equal treatment) the pairs with such a flow."""
         decided = f" decided by rule `{self.rule}`" if self.rule else ""
-        return f"flows{decided}" + (f" where {self.region}" if self.region else "")
+        what = "pairs with a flow" if pairs else "flows"
+        return f"{what}{decided}" + (f" where {self.region}" if self.region else "")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from . import inputfile
 from .diagnostics import Diagnostic, DiagnosticError, did_you_mean
 
 
@@ -27,7 +28,7 @@ def read_file(path: Path, where: str, kind: str, codes: Codes, help: str) -> str
     """The text of a YAML file; one that cannot be read, or is not UTF-8, is `codes.unreadable`
     at the file, with `help` saying what to give."""
     try:
-        return path.read_text(encoding="utf-8")
+        return inputfile.read_text(path)
     except UnicodeDecodeError:
         raise DiagnosticError([Diagnostic(codes.unreadable, f"{kind} `{where}` is not valid UTF-8", None,
                                           location_text=where, help="save the file as UTF-8")]) from None
@@ -37,16 +38,74 @@ def read_file(path: Path, where: str, kind: str, codes: Codes, help: str) -> str
                                           help=help)]) from None
 
 
+MAX_DEPTH = 100             # lists and mappings inside each other: yaml's composer recurses, and no file needs more
+MAX_VALUES = 1_000_000      # values of a file, each alias counted as the values it stands for (an alias bomb
+                            # stands for billions: walking them would never end)
+
+
+class _TooBig(Exception):
+    def __init__(self, mark, message: str):
+        self.mark, self.message = mark, message
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader, refusing nesting deeper than MAX_DEPTH and a tree that, with its aliases
+    followed, holds more than MAX_VALUES values (or itself), at the place where that happens."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.depth = 0
+        self.sizes: dict[int, int] = {}      # id of a finished node -> its values, aliases followed
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            if id(node) not in self.sizes:
+                raise _TooBig(event.start_mark, "an alias inside the value it names")
+            return node
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _TooBig(event.start_mark, f"lists and mappings nested more than {MAX_DEPTH} deep")
+        node = super().compose_node(parent, index)
+        self.depth -= 1
+        if isinstance(node, yaml.SequenceNode):
+            size = 1 + sum(self.sizes[id(child)] for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            size = 1 + sum(self.sizes[id(k)] + self.sizes[id(v)] for k, v in node.value)
+        else:
+            size = 1
+        if size > MAX_VALUES:
+            raise _TooBig(event.start_mark, f"more than {MAX_VALUES:,} values here, counting each alias as the "
+                                            "values it stands for")
+        self.sizes[id(node)] = size
+        return node
+
+
 def compose(text: str, where: str, codes: Codes):
-    """The YAML node tree of `text` (None for an empty document); invalid YAML is an error at
-    the place the parser stopped."""
+    """The YAML node tree of `text` (None for an empty document); invalid YAML, and a tree too
+    deep or too big (MAX_DEPTH, MAX_VALUES), are an error at the place the reader stopped."""
+    loader = None
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = _BoundedLoader(text)        # the reader checks every character here
+        return loader.get_single_node()
+    except _TooBig as exc:
+        message, mark = exc.message, exc.mark
+    except yaml.MarkedYAMLError as exc:
+        message, mark = f"invalid YAML: {exc.problem or exc.context}", exc.problem_mark or exc.context_mark
+    except yaml.reader.ReaderError as exc:      # a character YAML does not allow: no mark, an offset
+        character = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        line = text.count("\n", 0, exc.position)
+        message = f"invalid YAML: {exc.reason}: U+{character:04X}"
+        mark = yaml.Mark(where, exc.position, line, exc.position - (text.rfind("\n", 0, exc.position) + 1),
+                         None, None)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        location = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
-        raise DiagnosticError([Diagnostic(codes.unreadable, f"invalid YAML: {getattr(exc, 'problem', exc)}", None,
-                                          location_text=location)]) from None
+        message, mark = f"invalid YAML: {exc}", None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    location = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
+    raise DiagnosticError([Diagnostic(codes.unreadable, message, None, location_text=location)]) from None
 
 
 class NodeReader:
@@ -86,6 +145,12 @@ class NodeReader:
             return self._scalars.construct_object(node)
         except yaml.YAMLError as exc:    # a tag the safe loader refuses (`!!python/...`)
             self.fail(self.codes.wrong_type, node, f"cannot read this value: {getattr(exc, 'problem', exc)}")
+            return None
+        except ValueError:               # an integer past Python's 4300 digits
+            self.fail(self.codes.wrong_type, node, "cannot read this value: a number over 4300 digits long")
+            return None
+        except (IndexError, TypeError):  # PyYAML's own constructors on an empty tagged scalar (`!!float ""`)
+            self.fail(self.codes.wrong_type, node, f"cannot read this value as {node.tag.rsplit(':', 1)[-1]}")
             return None
 
     def shown(self, node) -> str:

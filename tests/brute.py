@@ -399,12 +399,17 @@ def verify(loaded, report, sems: list[Semantics], text: str, sample: int = 40) -
 
 
 def verify_same(env: Env, ref: Semantics, decided: np.ndarray, when: np.ndarray, same: typed.Same, result,
-                check_decision, text: str) -> str:
+                check_decision, text: str, meeting: Mask | None = None) -> str:
     """`require same PARTS across FIELDS` by enumeration: flows of the grid with the same values
     outside FIELDS (the same representatives) form a group; the invariant is violated iff some
     group holds two flows of `when` given different PARTS. The pair, and each pair box (every
-    pair of it violates; a complete list covers every violating pair), are checked too."""
+    pair of it violates; a complete list covers every violating pair), are checked too. With
+    `meeting`, only the pairs with a flow in it count (equal.check_same's `meeting`)."""
     name = result.name
+
+    def met(e: Env, entries: np.ndarray) -> np.ndarray:
+        return np.ones(e.size, bool) if meeting is None else meeting(e.with_outcome(ref.outcomes, entries))
+    counts = met(env, decided)
     treatment = {}
     entry_class = np.array([treatment.setdefault(tuple(o[p] for p in same.parts), len(treatment))
                             for o in ref.outcomes], dtype=np.int64)
@@ -419,7 +424,8 @@ def verify_same(env: Env, ref: Semantics, decided: np.ndarray, when: np.ndarray,
     bounds = np.flatnonzero(np.diff(key[order])) + 1
     violating = {}
     for members in np.split(order, bounds):
-        if len(members) and len(np.unique(cls[members])) > 1:
+        differ = cls[members][:, None] != cls[members][None, :]
+        if (differ & (counts[members][:, None] | counts[members][None, :])).any():
             violating[int(key[members[0]])] = members
     expected = "violated" if violating else "holds"
     if result.status != expected:
@@ -444,6 +450,8 @@ def verify_same(env: Env, ref: Semantics, decided: np.ndarray, when: np.ndarray,
     entries = [int(ref.decide(e)[0]) for e in single]
     if entry_class[entries[0]] == entry_class[entries[1]]:
         _fail(text, f"{name}: the pair's flows get the same {same.parts}")
+    if not any(met(e, np.array([entry]))[0] for e, entry in zip(single, entries)):
+        _fail(text, f"{name}: neither flow of the pair {first.flow} / {second.flow} meets the condition")
     for e, entry, d in zip(single, entries, (first, second)):
         out = e.with_outcome(ref.outcomes, np.array([entry]))
         if not ref.items[name].when(out)[0]:
@@ -470,11 +478,15 @@ def verify_same(env: Env, ref: Semantics, decided: np.ndarray, when: np.ndarray,
             members = violating.get(k)
             if members is None:
                 _fail(text, f"{name}: pair box {pair} holds a group with no violation")
-            covered[k] |= f[members][:, None] & g[members][None, :]
+            both_sides = f[members][:, None] & g[members][None, :]
+            if (both_sides & ~(counts[members][:, None] | counts[members][None, :])).any():
+                _fail(text, f"{name}: pair box {pair} holds a pair with no flow meeting the condition")
+            covered[k] |= both_sides
     if result.region_complete:
         for k, members in violating.items():
             both = covered[k] | covered[k].T
-            wanted = cls[members][:, None] != cls[members][None, :]
+            wanted = (cls[members][:, None] != cls[members][None, :]) & \
+                (counts[members][:, None] | counts[members][None, :])
             if (wanted & ~both).any():
                 a, b = np.argwhere(wanted & ~both)[0]
                 _fail(text, f"{name}: complete pair region misses the pair "

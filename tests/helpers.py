@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import os
 from pathlib import Path
 
 from dpipolicy.cli import main
@@ -11,6 +12,13 @@ from dpipolicy.verifier.solve import Answer, Outcome
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "uk-mobile"
 FIXTURES = ROOT.parent / "shared" / "fixtures"
+EXAMPLES_SCALE = "DPIPOLICY_EXAMPLES_SCALE"
+
+
+def examples(ci_count: int) -> int:
+    """The examples a property test draws: the count CI runs, times DPIPOLICY_EXAMPLES_SCALE (default
+    1), so one setting deepens every test checked against an independent answer (docs/reliability.md)."""
+    return max(1, round(ci_count * float(os.environ.get(EXAMPLES_SCALE, "1"))))
 
 
 def first_block(path: Path, heading: str) -> str:

@@ -39,8 +39,10 @@ class _Dom(HTMLParser):
         self.clauses: list[str] = []
         self.counts: list[int] = []
         self.loads: list[str] = []
+        self.waivers: list[str] = []     # the text of each <pre class="waivers">
         self._summary_depth = 0          # > 0 inside <div class="summary">
         self._in_strong = False
+        self._in_waivers = False
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -49,6 +51,9 @@ class _Dom(HTMLParser):
         if tag == "div" and (self._summary_depth or attrs.get("class") == "summary"):
             self._summary_depth += 1
         self._in_strong = tag == "strong" and self._summary_depth > 0
+        if tag == "pre" and attrs.get("class") == "waivers":
+            self._in_waivers = True
+            self.waivers.append("")
         if tag in ("script", "link", "img", "iframe", "object", "embed") or "src" in attrs:
             self.loads.append(tag)
 
@@ -56,29 +61,56 @@ class _Dom(HTMLParser):
         if tag == "div" and self._summary_depth:
             self._summary_depth -= 1
         self._in_strong = False
+        self._in_waivers = self._in_waivers and tag != "pre"
 
     def handle_data(self, data):
         if self._in_strong and data.strip().isdigit():
             self.counts.append(int(data))
+        if self._in_waivers:
+            self.waivers[-1] += data
 
 
-@pytest.mark.parametrize("policy, terms", CASES, ids=[c[0].stem for c in CASES])
-def test_the_browser_shows_every_clause_with_the_counts(tmp_path, policy, terms):
+def shown(tmp_path: Path, policy: Path, terms: Path, *args) -> tuple[_Dom, dict]:
+    """The HTML report as the browser's DOM holds it, and the JSON report, checked to agree:
+    every clause, the summary's counts, nothing to fetch; a screenshot that is a page of text."""
     html, data = tmp_path / "report.html", tmp_path / "report.json"
-    code, _, err = run_cli("audit", policy, "--terms", terms, "--format", "html", "-o", html)
+    code, _, err = run_cli("audit", policy, "--terms", terms, *args, "--format", "html", "-o", html)
     assert code in (0, 1), err
-    assert run_cli("audit", policy, "--terms", terms, "--format", "json", "-o", data)[0] == code
+    assert run_cli("audit", policy, "--terms", terms, *args, "--format", "json", "-o", data)[0] == code
     report = json.loads(data.read_text())
-    shown = browse(tmp_path, html, "--dump-dom")
-    assert shown.returncode == 0, shown.stderr
+    dumped = browse(tmp_path, html, "--dump-dom")
+    assert dumped.returncode == 0, dumped.stderr
     dom = _Dom()
-    dom.feed(shown.stdout)
+    dom.feed(dumped.stdout)
     assert dom.clauses == [c["id"] for c in report["clauses"]]
     s = report["summary"]
-    assert dom.counts == [s["holds"], s["violated"], s["unknown"], s["clauses"]]
+    assert dom.counts == [s["holds"], s["violated"], s["unknown"], *([s["waived"]] if "waived" in s else []),
+                          s["clauses"]]
     assert dom.loads == []          # one self-contained file: nothing to fetch
     picture = tmp_path / "report.png"
     shot = browse(tmp_path, html, f"--screenshot={picture}", "--window-size=1280,2400")
     assert shot.returncode == 0, shot.stderr
     png = picture.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000     # a page with text, not a blank one
+    return dom, report
+
+
+@pytest.mark.parametrize("policy, terms", CASES, ids=[c[0].stem for c in CASES])
+def test_the_browser_shows_every_clause_with_the_counts(tmp_path, policy, terms):
+    shown(tmp_path, policy, terms)
+
+
+def test_the_browser_shows_waivers_of_equal_treatment(tmp_path):
+    """Binge On's clause waived for the partner rule's flows: its equal-treatment invariant by
+    the pairs with a partner's flow; the counts with the waived clause, the waivers' lines."""
+    waivers = tmp_path / "waivers.yaml"
+    waivers.write_text("version: 1\nwaivers:\n  - clause: binge-on-speed\n    rule: partner_video\n"
+                       "    owner: Partnerships\n    reason: partner video in HD\n    expires: 2016-03-31\n",
+                       encoding="utf-8")
+    terms = ROOT / "examples" / "terms"
+    dom, report = shown(tmp_path, terms / "tmobile-video-faulty.dpi", terms / "tmobile-video.terms.yaml",
+                        "--waivers", waivers, "--today", "2016-01-15")
+    assert report["summary"]["waived"] == 1
+    under_clause = dom.waivers[1]
+    assert "waived: invariant video_services_alike by the waiver of clause binge-on-speed" in under_clause
+    assert "accepting pairs with a flow decided by rule `partner_video`" in under_clause

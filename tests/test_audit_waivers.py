@@ -9,7 +9,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from helpers import AUDIT_INVARIANTS, AUDIT_POLICY, ROOT, run_cli, write_policy
+from dpipolicy.verifier import properties
+from helpers import AUDIT_INVARIANTS, AUDIT_POLICY, ROOT, TimedOutScope, run_cli, write_policy
 
 POLICY, SPEC = AUDIT_POLICY, AUDIT_INVARIANTS
 TERMS = """version: 1
@@ -157,11 +158,174 @@ def test_a_missing_waiver_file_is_e630():
     assert rc == 2 and "error[E630]: cannot read waiver file `none.yaml`: no such file or directory" in err
 
 
-def test_an_equal_treatment_violation_is_not_waived_and_says_why(tmp_path):
-    Path("w.yaml").write_text(waiver(target="clause: binge-on-speed", scope="rule: other_video"), encoding="utf-8")
-    code, out, _ = run_cli("audit", ROOT / "examples/terms/tmobile-video-faulty.dpi",
-                           "--terms", ROOT / "examples/terms/tmobile-video.terms.yaml", "--waivers", "w.yaml",
-                           "--today", "2011-10-01")
+def binge_on(waivers: str, *extra: str):
+    """The faulty Binge On policy (partner video free and fast, other video throttled) audited
+    with `waivers`."""
+    Path("w.yaml").write_text(waivers, encoding="utf-8")
+    return run_cli("audit", ROOT / "examples/terms/tmobile-video-faulty.dpi",
+                   "--terms", ROOT / "examples/terms/tmobile-video.terms.yaml", "--waivers", "w.yaml",
+                   "--today", "2011-10-01", *extra)
+
+
+def test_an_equal_treatment_violation_is_waived_when_every_pair_has_a_waived_flow():
+    """Every violating pair is a partner's video and another video: excluding the partner rule's
+    flows from both flows of a pair leaves only other video, all throttled alike."""
+    code, out, _ = binge_on(waiver(target="clause: binge-on-speed", scope="rule: partner_video"))
+    assert code == 0 and "clause binge-on-speed: waived" in out
+    assert "  waived: invariant video_services_alike by the waiver of clause binge-on-speed" in out
+    assert "  waived: invariant video_at_1_5_mbps by the waiver of clause binge-on-speed" in out
+    # the other side of every pair waives the pairs, not the flows the other invariant forbids
+    code, out, _ = binge_on(waiver(target="clause: binge-on-speed", scope="rule: other_video"))
     assert code == 1 and "clause binge-on-speed: violated" in out
-    assert ("  not waived: invariant video_services_alike: a violated equal-treatment invariant is a pair of flows: "
-            "it cannot be waived") in out
+    assert "  waived: invariant video_services_alike by the waiver of clause binge-on-speed" in out
+    assert "  not waived: invariant video_at_1_5_mbps: no waiver is proved to accept any of its violations" in out
+    assert "MATCHES NO VIOLATION" not in out
+
+
+def test_an_equal_treatment_violation_partly_waived_shows_the_pairs_left():
+    code, out, _ = binge_on(waiver(target="invariant: video_services_alike", scope='region: "app == netflix"'))
+    assert code == 1 and "clause binge-on-speed: violated" in out
+    assert "  partly waived: invariant video_services_alike by the waiver of invariant video_services_alike" in out
+    assert "      accepting pairs with a flow where app == netflix" in out
+    left = out.split("  not waived: invariant video_services_alike: these violating pairs are outside every waiver "
+                     "(1 box):\n", 1)[1].splitlines()
+    assert left[0] == ("      - every flow: first app == prime_video [decided by partner_video], second app in "
+                       "{youtube, twitch, tiktok, rtsp} [decided by other_video]")
+    first, second = (next(line for line in left if line.startswith(f"      {side} tcp "))
+                     for side in ("first: ", "second:"))
+    assert "app=prime_video" in first and "app=youtube" in second
+    code, out, _ = binge_on(waiver(target="invariant: video_services_alike", scope='region: "app == netflix"'),
+                            "--format", "json")
+    data = json.loads(out)
+    jsonschema.validate(data, _schema())
+    item, other = data["clauses"][0]["waivers"]
+    assert other["item"] == "video_at_1_5_mbps" and other["by"] == [] and "rest" not in other
+    assert item["item"] == "video_services_alike" and item["waived"] is False and item["rest"]["status"] == "violated"
+    assert item["not_waived"] == [{"first_rule": "partner_video", "second_rule": "other_video",
+                                   "text": "every flow: first app == prime_video [decided by partner_video], second "
+                                           "app in {youtube, twitch, tiktok, rtsp} [decided by other_video]"}]
+    assert item["rest"]["pair"]["flow"]["app"] == "youtube"
+    for fmt in ("markdown", "html"):
+        _, shown, _ = binge_on(waiver(target="invariant: video_services_alike", scope='region: "app == netflix"'),
+                               "--format", fmt)
+        assert "not waived: invariant video_services_alike: these violating pairs are outside every waiver" in shown
+        assert "first app == prime_video [decided by partner_video]" in shown
+
+
+def test_a_waiver_accepts_a_pair_by_either_flow():
+    """A waiver of the flows of one side only (the videos other than the partners') accepts every
+    pair, each having such a flow; a waiver of flows no pair has (https is not video) none."""
+    code, out, _ = binge_on(waiver(target="invariant: video_services_alike",
+                                   scope='region: "app in {youtube, twitch, tiktok, rtsp}"'))
+    assert code == 1 and "  waived: invariant video_services_alike by the waiver of" in out
+    code, out, _ = binge_on(waiver(target="invariant: video_services_alike", scope='region: "app == https"'))
+    assert code == 1 and "MATCHES NO VIOLATION: waiver of invariant video_services_alike" in out
+
+
+PORTS = "".join(f"rule p{p} when dst.port == {p} and app == http then throttle {p}kbps\n" for p in range(1, 81))
+WEB_TERMS = """version: 1
+title: Web terms
+specs: [web.spec.dpi]
+clauses:
+  - {id: web, text: Web browsing is never slowed., source: Terms 3, invariants: [web_untouched]}
+"""
+
+
+def test_a_violation_whose_list_is_capped_is_waived_by_proof():
+    """80 rules slow the web, one port each: the list of violating boxes stops at 64, and the
+    proof on the flows the waiver leaves decides without it."""
+    write_policy(Path("."), "policy web version \"1\"\ndefault allow\n" + PORTS, "web.dpi")
+    write_policy(Path("."), "invariant web_untouched when app == http require action == allow\n", "web.spec.dpi")
+    write_policy(Path("."), WEB_TERMS, "web.terms.yaml")
+    Path("w.yaml").write_text(waiver(target="clause: web", scope='region: "dst.port <= 100"'), encoding="utf-8")
+
+    def web(*extra):
+        return run_cli("audit", "web.dpi", "--terms", "web.terms.yaml", "--waivers", "w.yaml", "--today", "2011-10-01",
+                       *extra)
+    code, out, _ = web("--format", "json")
+    result = json.loads(out)["clauses"][0]["results"][0]
+    assert result["status"] == "violated" and len(result["region"]) == 64 and result["region_complete"] is False
+    assert code == 0 and json.loads(out)["clauses"][0]["verdict"] == "waived"
+    code, out, _ = web()
+    assert code == 0 and ("      its list of violating flows is capped: the waivers are proved to accept all of them, "
+                          "not only those listed") in out
+    Path("w.yaml").write_text(waiver(target="clause: web", scope='region: "dst.port <= 5"'), encoding="utf-8")
+    code, out, _ = web()
+    assert code == 1 and ("  not waived: invariant web_untouched: these violating flows are outside every waiver "
+                          "(64 boxes; list capped, more flows violate):") in out
+    code, out, _ = web("--format", "json")
+    (item,) = json.loads(out)["clauses"][0]["waivers"]
+    assert len(item["not_waived"]) == 64 and item["rest"]["region_complete"] is False
+    assert item["not_waived"][0] == {"rule": "p6", "text": "dst.port == 6 and app == http"}
+    Path("w.yaml").write_text(waiver(target="clause: web", scope='region: "dst.port <= 70"'), encoding="utf-8")
+    code, out, _ = web()
+    assert code == 1 and "clause web: violated" in out
+    assert "  not waived: invariant web_untouched: these violating flows are outside every waiver (10 boxes):" in out
+    assert "      - dst.port == 71 and app == http  [decided by p71]" in out
+    assert "      - dst.port == 80 and app == http  [decided by p80]" in out
+
+
+UNSURE_POLICY = """policy web version "1"
+default allow
+rule tcp_open when proto == tcp and dst.port != 443 then allow
+rule slow_video when app == youtube then throttle 1Mbps
+"""
+UNSURE_SPEC = """invariant submission_open "Mail submission is never blocked"
+    when dst.port == 587 and app == submission require action == allow
+invariant video_untouched "Video is never slowed"
+    when app == youtube require action == allow
+"""
+
+
+def test_no_answer_from_the_solver_leaves_the_violation_not_waived_and_says_so(monkeypatch):
+    """The violation is found without the solver (YouTube on 443 gets past the tcp rule); what
+    the waiver of 443 leaves, and whether the waiver of 8080 meets a violation, only z3 can
+    tell, and every query times out."""
+    write_policy(Path("."), UNSURE_POLICY)
+    write_policy(Path("."), UNSURE_SPEC, "spec.dpi")
+    monkeypatch.setattr(properties, "Scope", TimedOutScope)
+    text = waiver(target="clause: video", scope='region: "dst.port == 443"') + waiver(
+        target="clause: video", scope='region: "dst.port == 8080"').split("waivers:\n", 1)[1]
+    code, out, _ = audit(text)
+    assert code == 1 and "clause video: violated" in out
+    assert "  partly waived: invariant video_untouched by the waiver of clause video" in out
+    assert ("  not waived: invariant video_untouched: not proved that the waivers accept every violation: the solver "
+            "gave no answer: timeout on the flows rule slow_video (policy.dpi:4:1) decides; raise --timeout") in out
+    assert "1 not known to match one" in out
+    assert ("  NOT KNOWN TO MATCH A VIOLATION: waiver of clause video, owner Video team, expires 2011-12-31: "
+            '"the optimiser is being renegotiated" (waivers.yaml:8:5), accepting flows where dst.port == 8080: the '
+            "solver gave no answer on invariant video_untouched: timeout on the flows rule slow_video "
+            "(policy.dpi:4:1) decides; raise --timeout") in out
+    code, out, _ = audit(text, "--format", "json")
+    data = json.loads(out)
+    jsonschema.validate(data, _schema())
+    assert data["waivers"]["unsure"][0]["waiver"]["region"] == "dst.port == 8080"
+    (item,) = [c for c in data["clauses"] if c["id"] == "video"][0]["waivers"]
+    assert item["waived"] is False and item["rest"]["status"] == "unknown" and item["why_not"].startswith("not proved")
+
+
+def test_a_waiver_not_known_to_match_makes_the_run_unknown(monkeypatch):
+    write_policy(Path("."), UNSURE_POLICY)
+    write_policy(Path("."), UNSURE_SPEC, "spec.dpi")
+    text = waiver(target="clause: video", scope="rule: slow_video") + waiver(
+        target="clause: video", scope='region: "dst.port == 8080"').split("waivers:\n", 1)[1]
+    code, out, _ = audit(text)
+    assert code == 0 and "clause video: waived" in out
+    monkeypatch.setattr(properties, "Scope", TimedOutScope)
+    code, out, _ = audit(text)
+    assert code == 3 and "clause video: waived" in out and "NOT KNOWN TO MATCH A VIOLATION" in out
+
+
+def test_under_a_profile_regions_read_the_engine_label():
+    """nDPI 4.2 labels BitTorrent on UDP `unknown`, so the August policy breaks fair use under it;
+    a waiver of `dpi.app == unknown` accepts it there, one of `app == unknown` (the real
+    application) matches none of it."""
+    def run(region: str):
+        Path("w.yaml").write_text(waiver(target="clause: fair-use", scope=f'region: "{region}"'), encoding="utf-8")
+        return run_cli("audit", ROOT / "examples/uk-mobile/policy-2011-08.dpi", "--terms",
+                       ROOT / "examples/uk-mobile/terms.yaml", "--profile", "ndpi-4.2", "--waivers", "w.yaml",
+                       "--today", "2011-10-01")
+    code, out, _ = run("dpi.app == unknown")
+    assert code == 0 and "clause fair-use: waived" in out
+    code, out, _ = run("app == unknown")
+    assert code == 1 and "clause fair-use: violated" in out and "MATCHES NO VIOLATION: waiver of clause fair-use" in out

@@ -20,13 +20,12 @@ sampled against `typed.decide`). It checks that
 Both policies of a pair declare the same `enum plan` / `enum addon`, so the enum values of the two
 schemas (and of the diff's joint schema) coincide.
 
-DPIPOLICY_DIFF_EXAMPLES sets the number of random pairs (default 300).
+helpers.examples sets the number of random pairs (300 in CI; docs/reliability.md).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import subprocess
 import sys
 import tempfile
@@ -46,11 +45,11 @@ from dpipolicy.verifier.validate import shared_obligations
 from dpipolicy.verifier.solve import Limits
 
 import brute
-from helpers import EXAMPLES as UK_MOBILE, run_cli
+from helpers import EXAMPLES as UK_MOBILE, examples, run_cli
 from test_properties import (RULE_FIELDS, And, Atom, Case, Not, Or, action, atoms_of, condition, fields_of,
                              flow_atom)
 
-EXAMPLES = int(os.environ.get("DPIPOLICY_DIFF_EXAMPLES", "300"))
+EXAMPLES = examples(300)
 LIMITS = Limits(timeout_s=30)
 
 

@@ -17,7 +17,7 @@ from dpipolicy.dsl.format import WIDTH, format_source
 from dpipolicy.dsl.parser import parse_source
 from dpipolicy.dsl.source import file_from_text
 
-from helpers import ROOT, run_cli, write_policy
+from helpers import ROOT, examples, run_cli, write_policy
 
 
 # ----- what must not change ------------------------------------------------------------------
@@ -380,7 +380,7 @@ def source(draw) -> str:
     return re.sub(r"# [TO]$", lambda m: f"{m.group()}{next(numbered)}", "".join(out), flags=re.M)
 
 
-@settings(max_examples=int(os.environ.get("DPIPOLICY_PROPERTY_EXAMPLES", "300")), deadline=None,
+@settings(max_examples=examples(300), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(source())
 def test_random_text_keeps_meaning_and_comments(text):

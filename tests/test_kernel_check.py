@@ -3,12 +3,11 @@ compiled table, and any difference is caught with a flow. Random policies go thr
 whole loop: compile, load into a fresh namespace, read back, prove, both by runs of tagged
 rules and by the diff.
 
-DPIPOLICY_KERNEL_EXAMPLES sets the number of random policies (default 200).
+helpers.examples sets the number of random policies (200 in CI; docs/reliability.md).
 """
 from __future__ import annotations
 
 import dataclasses
-import os
 import tempfile
 from pathlib import Path
 
@@ -21,10 +20,10 @@ from dpipolicy.verifier.kernel import KernelMismatch, kernel_copy, kernel_equiva
 from dpipolicy.compiler.netns import run_in_namespace
 from dpipolicy.verifier.solve import Limits
 
-from helpers import EXAMPLES, run_cli
+from helpers import EXAMPLES, examples, run_cli
 from test_properties import cases
 
-EXAMPLES_N = int(os.environ.get("DPIPOLICY_KERNEL_EXAMPLES", "200"))
+EXAMPLES_N = examples(200)
 
 
 def compiled_of(path: Path, approximate: bool = False):

@@ -4,7 +4,6 @@ shadowed or redundant really is (and that what is not reported is not)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +17,10 @@ from dpipolicy.verifier.lint import lint_files
 from dpipolicy.verifier.solve import Limits
 
 import brute
-from helpers import EXAMPLES, TimedOutScope, run_cli, write_policy
+from helpers import EXAMPLES, TimedOutScope, examples, run_cli, write_policy
 
 LIMITS = Limits(timeout_s=30)
-PROPERTY_EXAMPLES = int(os.environ.get("DPIPOLICY_LINT_EXAMPLES", "60"))
+PROPERTY_EXAMPLES = examples(60)
 
 
 def lint_json(*argv) -> tuple[int, dict]:

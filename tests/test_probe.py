@@ -18,7 +18,7 @@ from dpipolicy.verifier.probe import Grid, Segments
 from dpipolicy.verifier.properties import InternalError
 from dpipolicy.verifier.solve import Answer, Limits, Outcome
 
-from helpers import generated, generator, run_cli
+from helpers import examples, generated, generator, run_cli
 
 FIELDS = {"a": Field("a", "port", 31), "b": Field("b", "port", 7)}
 FLOWS = [{"a": a, "b": b} for a, b in itertools.product(range(32), range(8))]
@@ -47,7 +47,7 @@ def _walk(own: list, other: list, c: int):
     return within, earlier, meeting, rows
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.lists(_box, min_size=1, max_size=6), st.lists(_box, max_size=6), st.data())
 def test_grid_agrees_with_brute_force(own, other, data):
     other = other + [{}]                 # the default rule holds every flow
@@ -103,7 +103,7 @@ def test_grid_agrees_with_brute_force(own, other, data):
                 assert [point_in(box, real) for box in rows].index(True) == target
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(st.lists(st.integers(0, 255), min_size=5, max_size=5), min_size=1, max_size=6), st.integers(1, 4))
 def test_rows_ahead_reads_the_first_words_of_each_line(lines, reach):
     """Several 64-bit words per line, most of them zero: the rows of each line's first `reach`

@@ -13,7 +13,7 @@ from dpipolicy.dsl.diagnostics import DiagnosticError
 from dpipolicy.dsl.profiles import SHIPPED, load_profile, parse_profile
 from dpipolicy.dsl.schema import PROTOCOLS
 
-from fixture_flows import GROUPS, VERSIONS, fixture_flows
+from fixture_flows import TRUTH, VERSIONS, fixture_flows
 from helpers import ROOT
 
 CATALOGUE = load_catalogue()
@@ -24,45 +24,33 @@ def profile(name: str):
     return load_profile(name, CATALOGUE)
 
 
-def flow_fields(group) -> dict[str, int]:
+def flow_fields(f) -> dict[str, int]:
     """What a profile's `when` may test: the server's port as dst.port, and tls where known."""
-    flow = {"proto": PROTOCOLS[group.proto], "dst.port": group.server_port}
-    if group.tls is not None:
-        flow["tls"] = int(group.tls)
+    flow = {"proto": PROTOCOLS[f.proto], "dst.port": f.server_port}
+    if f.truth.tls is not None:
+        flow["tls"] = int(f.truth.tls)
     return flow
 
 
-# ----- the shipped profiles against the evidence ---------------------------------------------
+# ----- the shipped profiles against the project's fixtures ----------------------------------
+# (the evidence of nDPI's regression suite, and each entry's witness: test_suite_profiles.py)
 @pytest.mark.parametrize("name", VERSIONS)
 def test_every_observed_label_is_allowed(name):
     p = profile(name)
     wrong = []
     for f in FLOWS:
         label = p.catalogue_label(f.labels[name])
-        allowed = p.possible_labels(f.group.app, flow_fields(f.group))
+        allowed = p.possible_labels(f.truth.app, flow_fields(f))
         if label is None or label not in allowed:
             wrong.append(f"{f.describe()}: nDPI said {f.labels[name]!r} -> {label}; "
-                         f"{f.group.app} may be {allowed}")
+                         f"{f.truth.app} may be {allowed}")
     assert not wrong, "\n".join(wrong)
 
 
-def test_every_group_has_flows():
-    used = {f.group for f in FLOWS}
-    assert [g for g in GROUPS if g not in used] == []
-
-
-@pytest.mark.parametrize("name", VERSIONS)
-def test_every_entry_is_witnessed_or_says_it_is_assumed(name):
-    """No entry without evidence: a fixture flow shows it, or its evidence says it is assumed."""
-    p = profile(name)
-    unseen = []
-    for app, entries in p.labels:
-        for e in entries:
-            seen = any(f.group.app == app and p.catalogue_label(f.labels[name]) == e.label
-                       and e.applies(flow_fields(f.group)) for f in FLOWS)
-            if not seen and not e.evidence.startswith("assumed"):
-                unseen.append(f"{e.location}: {app} -> {e.label}")
-    assert not unseen
+def test_every_truth_entry_claims_flows():
+    from dpipolicy.dsl.truth import read_truth
+    used = {f.truth for f in FLOWS}
+    assert [r.location for r in read_truth(TRUTH, CATALOGUE).rows if r not in used] == []
 
 
 def test_the_firmware_upgrade_facts():
@@ -90,7 +78,16 @@ def test_ndpi_names_fall_back_to_the_master_protocol():
     p = profile("ndpi-5.0")
     assert p.catalogue_label("TLS.ntop") == "tls"
     assert p.catalogue_label("OpenVPN.NordVPN") == "openvpn"
-    assert p.catalogue_label("TLS.Facebook") == "facebook"      # listed whole, so not TLS
+    assert p.catalogue_label("DNS.Facebook") == "dns"
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if n != "exact"])
+def test_tls_and_quic_labels_name_the_service_inside(name):
+    p = profile(name)
+    assert p.catalogue_label("TLS.Facebook") == "facebook"
+    assert p.catalogue_label("QUIC.YouTube") == p.catalogue_label("TLS.YouTubeUpload") == "youtube"
+    assert p.catalogue_label("QUIC.GMail") == "quic"           # a service the catalogue lacks: the carrier
+    assert p.catalogue_label("STUN.WhatsAppCall") == "stun"    # STUN is no carrier: the master
     assert p.catalogue_label("") == p.catalogue_label("Unknown") == "unknown"
     assert p.catalogue_label("Skype_Teams") is None
 
@@ -118,9 +115,9 @@ def test_E400_invalid_yaml():
 
 def test_E400_unknown_profile_name(tmp_path):
     with pytest.raises(DiagnosticError) as info:
-        load_profile("ndpi-4.3", CATALOGUE)
+        load_profile("ndpi-42", CATALOGUE)
     [d] = info.value.diagnostics
-    assert d.code == "E400" and d.location() == "ndpi-4.3" and d.help == "did you mean `ndpi-4.2`?"
+    assert d.code == "E400" and d.location() == "ndpi-42" and d.help == "did you mean `ndpi-4.2`?"
 
 
 def test_a_profile_file_loads(tmp_path):

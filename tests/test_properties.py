@@ -11,13 +11,12 @@ Conventions taken from the implementation and used by the independent semantics:
 - `rate` is the throttle rate, and 0 for any other action (`typed.outcome_values`);
 - `expect ACTION` checks `log` only when written (`typed.expectation`).
 
-DPIPOLICY_PROPERTY_EXAMPLES sets the number of examples (default 500).
+helpers.examples sets the number of examples (500 in CI; docs/reliability.md).
 """
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +32,9 @@ from dpipolicy.dsl.schema import ACTIONS, IPV6_BASE, RATE_MAX, VOLUME_MAX, Schem
 from dpipolicy.verifier.solve import Limits
 
 import brute
-from helpers import name_matches
+from helpers import examples, name_matches
 
-EXAMPLES = int(os.environ.get("DPIPOLICY_PROPERTY_EXAMPLES", "500"))
+EXAMPLES = examples(500)
 LIMITS = Limits(timeout_s=30)
 CATALOGUE = load_catalogue()
 

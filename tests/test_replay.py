@@ -125,7 +125,7 @@ def test_bad_assumptions():
 
 
 def test_bad_profile():
-    code, _, err = run_cli("replay", NEW, OPENVPN_993, "--profile", "ndpi-4.3")
+    code, _, err = run_cli("replay", NEW, OPENVPN_993, "--profile", "ndpi-42")
     assert code == 2 and "error[E400]" in err and "did you mean `ndpi-4.2`?" in err
 
 

@@ -7,10 +7,10 @@ enumeration. Fixed examples pin the contract's cases, the checker's errors and t
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 from unittest import mock
 
 import pytest
@@ -21,17 +21,16 @@ from dpipolicy.dsl import typed
 from dpipolicy.dsl.profiles import load_profile
 from dpipolicy.dsl.schema import LABEL
 from dpipolicy.verifier import equal
-from dpipolicy.verifier.properties import TableModel
+from dpipolicy.verifier.properties import TableModel, check_property
 from dpipolicy.verifier.results import UNKNOWN
 from dpipolicy.verifier.solve import Limits
 
-from helpers import ROOT, TimedOutScope, run_cli, write_policy
+from helpers import ROOT, TimedOutScope, examples, run_cli, write_policy
 
 import brute
-from test_properties import (ENUMS, NAMED_SETS, RULE_FIELDS, SPEC_FIELDS, action, check_text, condition, fields_of, flow_atom,
-                             outcome_atoms, render)
+from test_properties import (ENUMS, LIMITS, NAMED_SETS, RULE_FIELDS, SPEC_FIELDS, action, check_text, condition, fields_of,
+                             flow_atom, outcome_atoms, render, run)
 
-EXAMPLES = int(os.environ.get("DPIPOLICY_PROPERTY_EXAMPLES", "500"))
 PARTS = ["action", "rate", "logged", "scope", "purpose", "outcome"]
 WITH_ENUMS = ["charge", "priority"]              # parts of policies that declare `enum charge`, `enum priority`
 WRITTEN = {"addons": "subscriber.addons"}        # the drawn field's name as a policy writes it
@@ -80,7 +79,7 @@ def same_cases(draw) -> str:
     return "\n".join(head + lines) + "\n"
 
 
-@settings(max_examples=max(300, EXAMPLES // 2), deadline=None,
+@settings(max_examples=examples(300), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
 @given(same_cases(), st.booleans())
 def test_equal_treatment_agrees_with_brute_force(text: str, by_solver: bool):
@@ -88,6 +87,55 @@ def test_equal_treatment_agrees_with_brute_force(text: str, by_solver: bool):
     realistic flows do not settle goes to z3 (its region is then marked incomplete)."""
     with mock.patch.object(equal, "SUBTRACTIONS", 0 if by_solver else equal.SUBTRACTIONS):
         check_text(text)
+
+
+@st.composite
+def meeting_cases(draw) -> str:
+    """A policy of same_cases with a test `meeting` whose `given` (on flow fields and the deciding
+    rule, as a waiver's) picks the pairs to look for."""
+    text = draw(same_cases())
+    rules = re.findall(r"^rule (r\d+)$", text, re.M)
+    atoms = [flow_atom(f) for f in ("proto", "dst.port", "app", "tls")] + outcome_atoms(rules)[3:4]
+    return text + f"test meeting given {render(draw(condition(atoms, 2)))} expect allow\n"
+
+
+@settings(max_examples=examples(150), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
+@given(meeting_cases(), st.booleans(), st.booleans())
+def test_pairs_a_waiver_accepts_and_leaves_agree_with_brute_force(text: str, by_solver: bool, leaves: bool):
+    """The two questions audit waivers ask of an equal-treatment invariant (verifier/waivers.py),
+    through check_property as they ask them. With `meeting` (the pairs a waiver accepts):
+    violated iff some violating pair has a flow that meets the condition. With `within` its
+    negation (the pairs it leaves, `leaves`): violated iff some violating pair has neither flow
+    in it. Either way the pair and pair boxes are such pairs only, and every one of them when
+    the list is complete."""
+    loaded, _ = run(text)
+    table, spec = api.as_deployed(loaded, None)
+    model = TableModel(table)
+    chosen = spec.tests[0].given
+    asked = {"within": typed.Not(chosen)} if leaves else {"meeting": chosen}
+    with mock.patch.object(equal, "SUBTRACTIONS", 0 if by_solver else equal.SUBTRACTIONS):
+        results = [check_property(model, spec, k, LIMITS, **asked) for k, inv in enumerate(spec.invariants)
+                   if inv.same is not None]
+    ref = brute.typed_semantics(loaded.policy)
+    env = brute.build_grid(table.schema, [ref], SimpleNamespace(results=results))
+    decided = ref.decide(env)
+    outcome_env = env.with_outcome(ref.outcomes, decided)
+    mask = brute.typed_mask(chosen)
+
+    def check_decision(name, decision, what):
+        entry = int(ref.decide(brute.Env.single(decision.flow))[0])
+        if ref.names[entry] != decision.rule:
+            raise brute.Disagreement(f"{name}: {what} {decision.flow} decided by {ref.names[entry]}, reported "
+                                     f"{decision.rule}\n{text}")
+
+    for result in results:
+        item = ref.items[result.name]
+        when = item.when(outcome_env)
+        if leaves:
+            brute.verify_same(env, ref, decided, when & ~mask(outcome_env), item.same, result, check_decision, text)
+        else:
+            brute.verify_same(env, ref, decided, when, item.same, result, check_decision, text, mask)
 
 
 # ----- fixed examples ----------------------------------------------------------------------------

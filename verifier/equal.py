@@ -62,9 +62,10 @@ def varied_fields(model: TableModel, across: tuple[str, ...]) -> tuple[str, ...]
     return across + tuple(label for label in labels if label not in across)
 
 
-def check_same(model: TableModel, inv: typed.Invariant, limits: Limits) -> Result:
-    """Equal treatment of every two flows of `inv.when` that differ only in `inv.same.across`."""
-    found = _Pairs(model, inv.same, limits).run(inv.when)
+def check_same(model: TableModel, inv: typed.Invariant, limits: Limits, meeting: typed.Cond | None = None) -> Result:
+    """Equal treatment of every two flows of `inv.when` that differ only in `inv.same.across`;
+    with `meeting`, of those pairs only one flow of which (at least) satisfies `meeting` too."""
+    found = _Pairs(model, inv.same, limits).run(inv.when, meeting)
     location = inv.span.location()
     if found.witness is not None:
         first, second = found.witness
@@ -108,34 +109,53 @@ class _Pairs:
     def shared(self, box: Box) -> Box:
         return {n: v for n, v in box.items() if n not in self.across}
 
-    def run(self, when: typed.Cond) -> "_Pairs":
+    def run(self, when: typed.Cond, meeting: typed.Cond | None) -> "_Pairs":
         model = self.model
-        found = [(i, intersect(model.boxes[i], target)) for i, target in candidates(model, when)]
-        if len({self.treatment(i) for i, _ in found}) < 2:
+
+        def found(cond: typed.Cond) -> list[tuple[int, Box]]:
+            return [(i, intersect(model.boxes[i], target)) for i, target in candidates(model, cond)]
+        every = found(when)
+        if len({self.treatment(i) for i, _ in every}) < 2:
             return self             # one treatment for every flow of `when`
+        if meeting is None:
+            self._search(every, every)
+            return self
+        # the pairs with a flow in `meeting`, each once: the earlier flow in it, or else the later
+        inside = found(typed.All((when, meeting)))
+        if not self._search(inside, every):
+            self._search(found(typed.All((when, typed.Not(meeting)))), inside)
+        return self
+
+    def _search(self, early: list[tuple[int, Box]], late: list[tuple[int, Box]]) -> bool:
+        """The pairs of a flow of an `early` candidate and one of a `late` candidate of a later
+        rule (candidates in rule order); True once the region is capped."""
+        model = self.model
+        if not early or not late:
+            return False
         # A flow y of a later candidate whose shared values an earlier rule e allows lies in e's box
         # when e's values of the fields across hold y's, and so is not decided by the later rule.
         # So the earlier flow of a pair comes from a rule whose values across do not hold those
-        # of every candidate (their hull): only those candidates are partners for the later ones.
-        every = hull([self._varied(region) for _, region in found])
-        partners = [d for d, (j, region) in enumerate(found)
+        # of every later candidate (their hull): only those candidates are partners.
+        every = hull([self._varied(region) for _, region in late])
+        partners = [d for d, (j, region) in enumerate(early)
                     if not contains(self._varied(model.boxes[j]), every) and not self._covered(j, region)]
         if not partners:
-            return self
-        projections = BoxIndex(self.schema.flow_fields, [self.shared(found[d][1]) for d in partners])
-        for c, (i, region) in enumerate(found):
+            return False
+        rules = [early[d][0] for d in partners]
+        projections = BoxIndex(self.schema.flow_fields, [self.shared(early[d][1]) for d in partners])
+        for i, region in late:
             mine, live = self.treatment(i), None
             varied = self._varied(region)
-            for k in projections.overlapping(self.shared(region), bisect.bisect_left(partners, c)):
-                j, other = found[partners[k]]
+            for k in projections.overlapping(self.shared(region), bisect.bisect_left(rules, i)):
+                j, other = early[partners[k]]
                 if self.treatment(j) == mine or contains(self._varied(model.boxes[j]), varied):
                     continue
                 live = not self._covered(i, region) if live is None else live
                 if not live:
                     break
                 if self._pair(j, other, i, region):
-                    return self     # capped: enough to show
-        return self
+                    return True     # capped: enough to show
+        return False
 
     def _covered(self, i: int, region: Box) -> bool:
         """Does one rule before i hold every flow of `region` (exact)?"""

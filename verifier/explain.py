@@ -13,7 +13,7 @@ from dpipolicy.compiler.tablefile import parse_value_text
 from dpipolicy.dsl import domains, icmp
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
 from dpipolicy.dsl.patterns import encoding_of, syntax
-from dpipolicy.dsl.schema import ADDON_PREFIX, PATTERN_FIELDS, PROTOCOLS, Schema
+from dpipolicy.dsl.schema import ADDON_PREFIX, OPTIONAL_FIELDS, PATTERN_FIELDS, PROTOCOLS, Schema
 from dpipolicy.dsl.typed import Action
 from dpipolicy.dsl.values import ValueError_, value_text
 
@@ -45,6 +45,11 @@ def parse_flow(schema: Schema, text: str) -> dict[str, int]:
                 pinned[ADDON_PREFIX + addon] = int(addon in chosen)
             continue
         f = schema.field(key)
+        if f is None and key in OPTIONAL_FIELDS:
+            fail(m, f"the policy does not test `{key}`",
+                 help=f"`{key}` is a field only where a policy or spec tests it, and this one decides alike whatever "
+                      f"its value: leave `{key}` out of the flow")
+            continue
         if f is None or f.outcome or key.startswith(ADDON_PREFIX):
             names = [x.name for x in schema.flow_fields if ":" not in x.name] + ["subscriber.addons"]
             fail(m, f"unknown field `{key}`", help="fields: " + ", ".join(names))

@@ -123,6 +123,11 @@ def unsendable_reason(model: TableModel, blockers, flow: dict[str, int]) -> str 
     return None
 
 
+# The interfaces of a probe's packets as its report shows them: none in (nft reads the name as
+# empty), `lo` out.
+SENT_INTERFACES = {IFACE_IN: '""', IFACE_OUT: "lo"}
+
+
 def _sendable(schema: Schema) -> dict[str, IntervalSet]:
     """The interfaces a probe's flow has: none in (read as a name under no pattern), `lo` out."""
     out = {}
@@ -298,7 +303,7 @@ def report_text(schema, report: ProbeReport) -> str:
     for o in report.outcomes:
         e = o.flow.expectation
         mark = "ok  " if not o.disagreements else "DIFF"
-        lines.append(f"{mark} {flow_text(schema, o.flow.decision.flow)}")
+        lines.append(f"{mark} {flow_text(schema, o.flow.decision.flow, SENT_INTERFACES)}")
         lines.append(f"     {o.flow.why}: predicted {_words(e.observed, e.rule, e.logged)} "
                      f"({o.flow.decision.action.text()}); observed {_words(o.observed, o.rule, o.logged)}"
                      + (f", policer dropped {o.policer_drops} packets" if o.policer_drops else ""))
@@ -317,7 +322,7 @@ def _words(observed: str, rule: str, logged: bool) -> str:
 
 def report_json(schema, report: ProbeReport) -> dict:
     return {
-        "flows": [{"flow": flow_text(schema, o.flow.decision.flow), "why": o.flow.why,
+        "flows": [{"flow": flow_text(schema, o.flow.decision.flow, SENT_INTERFACES), "why": o.flow.why,
                    "action": o.flow.decision.action.text(),
                    "predicted": dataclasses.asdict(o.flow.expectation),
                    "observed": {"observed": o.observed, "rule": o.rule, "logged": o.logged,

@@ -29,6 +29,7 @@ from dpipolicy.dsl.profiles import Profile
 from dpipolicy.dsl.schema import (DETECTED_FIELDS, ENGINE_VIEWS, LABEL, LABEL_FIELDS, TETHERED, Schema, build_schema,
                                   optional_of, parts_of)
 from dpipolicy.dsl.typed import Action, All, Any_, Atom, Cond, Not, Origin, Policy
+from dpipolicy.dsl.waivers import REGION_PREFIX
 
 from .properties import InternalError
 
@@ -123,7 +124,9 @@ def _renamed(cond: Cond, names: Mapping[str, str]) -> Cond:
 def _spec_renamed(spec: Policy, names: Mapping[str, str], allowed: Cond | None = None,
                   schema: Schema | None = None) -> Policy:
     """The spec with fields renamed, each invariant's `when` and test's `given` conjoined with
-    `allowed` (when given), on `schema` (when given)."""
+    `allowed` (when given), on `schema` (when given). A waiver's region (dsl/waivers.py) is only
+    renamed: it narrows items already restricted, and its negation, restricted, would expand the
+    profile's whole relation into boxes."""
     def renamed(c: Cond) -> Cond:
         return _renamed(c, names) if names else c
 
@@ -133,7 +136,8 @@ def _spec_renamed(spec: Policy, names: Mapping[str, str], allowed: Cond | None =
                                            require=renamed(i.require) if i.require else None,
                                            exists=renamed(i.exists) if i.exists else None)
                        for i in spec.invariants)
-    tests = tuple(dataclasses.replace(t, given=restricted(t.given)) for t in spec.tests)
+    tests = tuple(dataclasses.replace(t, given=renamed(t.given) if t.name.startswith(REGION_PREFIX) else
+                                      restricted(t.given)) for t in spec.tests)
     return dataclasses.replace(spec, invariants=invariants, tests=tests, schema=schema or spec.schema)
 
 

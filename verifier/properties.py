@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dpipolicy.compiler.boxes import Box, contains, intersect, subtract_all
 from dpipolicy.compiler.normalize import MAX_BOXES, ExpansionTooLarge, to_boxes
@@ -204,23 +204,34 @@ def property_count(spec: typed.Policy) -> int:
     return len(spec.invariants) + len(spec.tests)
 
 
-def check_property(model: TableModel, spec: typed.Policy, k: int, limits: Limits) -> Result:
+def check_property(model: TableModel, spec: typed.Policy, k: int, limits: Limits, within: typed.Cond | None = None,
+                   meeting: typed.Cond | None = None) -> Result:
     """The k-th invariant or test of `spec` (invariants first, in order, then tests). Each one is
-    checked on its own, so any subset can run in another process with the same result."""
+    checked on its own, so any subset can run in another process with the same result.
+
+    With `within`, on the flows of that condition only: its `when` (or `given`) conjoined with
+    it, so for equal treatment both flows of a pair are in it. With `meeting`, only the
+    violations that meet that condition are looked for: the flows in it, and for equal
+    treatment the pairs with a flow in it. Audit waivers ask both (verifier/waivers.py); an
+    `exists` invariant, violated by the lack of a flow, is checked as it is."""
+    def narrowed(cond: typed.Cond, *by: typed.Cond | None) -> typed.Cond:
+        parts = tuple(c for c in by if c is not None)
+        return typed.All((cond,) + parts) if parts else cond
     if k < len(spec.invariants):
         inv = spec.invariants[k]
         with too_large_to_check("invariant", inv.name, inv.span):
             if inv.same is not None:
                 from .equal import check_same      # equal.py builds on this module
-                return check_same(model, inv, limits)
+                return check_same(model, replace(inv, when=narrowed(inv.when, within)), limits, meeting)
             if inv.exists is not None:
                 return check_exists(model, inv.name, inv.description, inv.span.location(), inv.exists, limits)
-            return check_forall(model, "invariant", inv.name, inv.description, inv.span.location(), inv.when,
-                                inv.require, limits)
+            return check_forall(model, "invariant", inv.name, inv.description, inv.span.location(),
+                                narrowed(inv.when, within, meeting), inv.require, limits)
     test = spec.tests[k - len(spec.invariants)]
     expect = typed.expectation(model.table.schema, test.expect)
     with too_large_to_check("test", test.name, test.span):
-        return check_forall(model, "test", test.name, None, test.span.location(), test.given, expect, limits)
+        return check_forall(model, "test", test.name, None, test.span.location(), narrowed(test.given, within, meeting),
+                            expect, limits)
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from dpipolicy.dsl import inputfile
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
 from dpipolicy.dsl.profiles import Profile, load_profile
 from dpipolicy.dsl.schema import PROTOCOL_NAMES, Schema
@@ -91,9 +92,8 @@ def _nfstream():
 def read_capture(path: Path) -> tuple[list[CaptureFlow], str]:
     """The flows of a pcap or pcapng file, in the order they started, and the reader's name."""
     nfstream = _nfstream()
-    if not path.is_file():
-        raise DiagnosticError([Diagnostic("E010", f"cannot read `{path}`: no such file or directory", None,
-                                          location_text=str(path))])
+    if (problem := inputfile.problem(path)) is not None:
+        raise DiagnosticError([Diagnostic("E010", f"cannot read `{path}`: {problem}", None, location_text=str(path))])
     try:
         raw = sorted(nfstream.NFStreamer(source=str(path)), key=lambda f: f.bidirectional_first_seen_ms)
     except Exception as exc:   # nfstream raises plain exceptions for files it cannot parse

@@ -142,19 +142,10 @@ class TextReport:
         if r.pair is not None:
             out += self.pair_details(r)
         elif r.counterexample is not None:
-            d = r.counterexample
-            word = "counterexample" if r.kind == "invariant" else "failing flow"
-            out.append(f"{word}: {flow_text(self.schema, d.flow)}")
-            out.append(f"gets:  {decision_line(d)}")
-            if d.because:
-                out.append(f'       because "{d.because}"')
-            total = len(r.region)
+            out += self.decision_lines(r)
             more = "" if r.region_complete else " (list capped; more flows violate)"
-            out.append(f"all violating flows ({counted(total, 'box', 'boxes')}{more}):")
-            for box, rule in r.region[:REGION_SHOWN]:
-                out.append(f"  - {box_text(self.schema, box, self.names)}  [decided by {rule}]")
-            if total > REGION_SHOWN:
-                out.append(f"  ... {counted(total - REGION_SHOWN, 'more box', 'more boxes')} (see --format json)")
+            out.append(f"all violating flows ({counted(len(r.region), 'box', 'boxes')}{more}):")
+            out += self.region_lines(r)
         elif r.witness is not None:
             out.append(f"witness: {flow_text(self.schema, r.witness.flow)} gets {decision_line(r.witness)}")
         elif r.status == VIOLATED and r.reason:
@@ -170,22 +161,42 @@ class TextReport:
 
     def pair_details(self, r: Result) -> list[str]:
         """A violated equal-treatment invariant: its two flows, then every violating pair."""
-        out = [f"two flows that differ only in {', '.join(shown_fields(r.across))} are treated differently:"]
-        for word, d in (("first", r.counterexample), ("second", r.pair)):
-            out.append(f"{word + ':':<7} {flow_text(self.schema, d.flow)}")
-            out.append(f"gets:   {decision_line(d)}")
-            if d.because:
-                out.append(f'        because "{d.because}"')
+        out = [f"two flows that differ only in {', '.join(shown_fields(r.across))} are treated differently:",
+               *self.decision_lines(r)]
         total = len(r.pair_region)
         more = "" if r.region_complete else " (list capped; more pairs violate)"
         if not total:
             out.append("the violating pairs could not be written as boxes in the work allowed")
         else:
             out.append(f"all violating pairs ({counted(total, 'box', 'boxes')}{more}):")
-        for pair in r.pair_region[:REGION_SHOWN]:
-            out.append(f"  - {pair_box_text(self.schema, pair, r.across, self.names)}")
-        if total > REGION_SHOWN:
-            out.append(f"  ... {counted(total - REGION_SHOWN, 'more box', 'more boxes')} (see --format json)")
+        return out + self.region_lines(r)
+
+    def decision_lines(self, r: Result) -> list[str]:
+        """The counterexample of a violated item (or failing flow of a test), or both flows of a
+        violated equal-treatment invariant, each with what it gets and why."""
+        if r.pair is None:
+            d = r.counterexample
+            out = [f"{'counterexample' if r.kind == 'invariant' else 'failing flow'}: {flow_text(self.schema, d.flow)}",
+                   f"gets:  {decision_line(d)}"]
+            return out + ([f'       because "{d.because}"'] if d.because else [])
+        out = []
+        for word, d in (("first", r.counterexample), ("second", r.pair)):
+            out.append(f"{word + ':':<7} {flow_text(self.schema, d.flow)}")
+            out.append(f"gets:   {decision_line(d)}")
+            if d.because:
+                out.append(f'        because "{d.because}"')
+        return out
+
+    def region_lines(self, r: Result) -> list[str]:
+        """The violating boxes of a violated item (its pair boxes, for equal treatment), the first
+        REGION_SHOWN of them."""
+        if r.pair is not None:
+            shown = [pair_box_text(self.schema, pair, r.across, self.names) for pair in r.pair_region]
+        else:
+            shown = [f"{box_text(self.schema, box, self.names)}  [decided by {rule}]" for box, rule in r.region]
+        out = [f"  - {text}" for text in shown[:REGION_SHOWN]]
+        if len(shown) > REGION_SHOWN:
+            out.append(f"  ... {counted(len(shown) - REGION_SHOWN, 'more box', 'more boxes')} (see --format json)")
         return out
 
 

@@ -1,7 +1,12 @@
 """The one module that runs z3. Every query is bounded in time and memory; `unknown` is a result.
 
 A query is SMT-LIB text (declarations and assertions). The answer is SAT with a model as field
-integers, UNSAT, or UNKNOWN with z3's reason (timeout, memory, incompleteness).
+integers, UNSAT, or UNKNOWN with z3's reason (timeout, `max. memory exceeded`, incompleteness).
+
+Memory is bounded by the solver's `max_memory`, which z3 checks as it works (bit-blasting
+included) against all it has allocated in the process, and answers unknown past it. Not by the
+global `memory_max_size`: z3 reaching that one fails inside an allocation and can take the
+process down (a segmentation fault, seen after two out-of-memory queries in one process).
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ import z3
 from dpipolicy.dsl.schema import Field
 
 DEFAULT_TIMEOUT_S = 30.0
-MEMORY_LIMIT_MB = 4096
+MEMORY_LIMIT_MB = 4096      # z3's memory in one process (each --jobs worker has its own)
 
 
 class Answer(enum.Enum):
@@ -57,10 +62,10 @@ class Session:
     same from run to run, and with or without --jobs."""
 
     def __init__(self, smtlib: str, fields: tuple[Field, ...], limits: Limits, context: z3.Context | None = None):
-        z3.set_param("memory_max_size", limits.memory_mb)
         self.fields = fields
         self.solver = z3.SolverFor("QF_BV", ctx=context or z3.Context())
         self.solver.set("timeout", max(1, int(limits.timeout_s * 1000)))
+        self.solver.set("max_memory", limits.memory_mb)
         self.solver.from_string(smtlib)
 
     def add(self, smtlib: str) -> None:

@@ -165,8 +165,10 @@ def realistic_point(schema: Schema, box: Mapping[str, IntervalSet]) -> dict[str,
     return chooser.point(box)
 
 
-def flow_text(schema: Schema, flow: Mapping[str, int]) -> str:
-    """One line, the way an operator writes a flow: `tcp 10.0.0.7:50000 -> 74.125.206.108:465 app=smtps tls`."""
+def flow_text(schema: Schema, flow: Mapping[str, int], interfaces: Mapping[str, str] | None = None) -> str:
+    """One line, the way an operator writes a flow: `tcp 10.0.0.7:50000 -> 74.125.206.108:465 app=smtps tls`.
+    `interfaces`: the names to show for `iface.in` and `iface.out` when they are known (a probe's
+    packets), instead of an example name of their values."""
     from dpipolicy.dsl.values import value_text
     f = schema.field
     ports = flow["proto"] in PORT_PROTOCOLS or flow["src.port"] or flow["dst.port"]
@@ -176,7 +178,8 @@ def flow_text(schema: Schema, flow: Mapping[str, int]) -> str:
         words.append(f"{ICMP_TYPE}={icmp_type_text(flow['proto'], flow[ICMP_TYPE])}")
     if CT_STATE in flow:
         words.append(f"{CT_STATE}={value_text(f(CT_STATE), flow[CT_STATE])}")
-    words += [f"{name}={shown_name(schema, flow, name)}" for name in INTERFACE_FIELDS if name in flow]
+    words += [f"{name}={(interfaces or {}).get(name) or shown_name(schema, flow, name)}"
+              for name in INTERFACE_FIELDS if name in flow]
     words.append(f"app={value_text(f('app'), flow['app'])}")
     labels = [n for n in LABEL_FIELDS if n in flow]     # under engine profiles
     if labels and any(flow[n] != flow["app"] for n in labels):

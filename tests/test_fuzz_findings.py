@@ -1,0 +1,117 @@
+"""Regression tests for what the fuzz harness found (docs/reliability.md, "Findings"): each the
+smallest input that broke the promise, and the located error it gets now."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from helpers import AUDIT_INVARIANTS, AUDIT_POLICY, run_cli, write_policy
+
+TERMS = """version: 1
+title: Example terms
+specs: [spec.dpi]
+clauses:
+  - {id: mail, text: We never block mail submission., source: Terms 1, invariants: [submission_open]}
+"""
+WAIVERS = """version: 1
+waivers:
+  - {clause: mail, rule: relay_only, owner: Mail team, reason: a trial, expires: 2011-12-31}
+"""
+PROFILE = "version: 1\nname: engine\nengine: an engine\n"
+CATALOGUE = "applications:\n  - {name: corpvpn, category: vpn}\n"
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_policy(tmp_path, AUDIT_POLICY)
+    write_policy(tmp_path, AUDIT_INVARIANTS, "spec.dpi")
+    write_policy(tmp_path, TERMS, "terms.yaml")
+
+
+# One command per kind of YAML file a command reads, with that file named `FILE`.
+YAML_FILES = {
+    "profile": (PROFILE, ("check", "policy.dpi", "--profile", "FILE")),
+    "catalogue": (CATALOGUE, ("check", "policy.dpi", "--catalogue", "FILE")),
+    "terms": (TERMS, ("audit", "policy.dpi", "--terms", "FILE")),
+    "waivers": (WAIVERS, ("audit", "policy.dpi", "--terms", "terms.yaml", "--waivers", "FILE", "--today", "2011-10-01")),
+}
+CODES = {"profile": "E400", "catalogue": "E050", "terms": "E600", "waivers": "E630"}
+
+
+def run_with(kind: str, text: str) -> tuple[int, str, str]:
+    Path("file.yaml").write_text(text, encoding="utf-8")
+    argv = [a.replace("FILE", "file.yaml") for a in YAML_FILES[kind][1]]
+    return run_cli(*argv)
+
+
+@pytest.mark.parametrize("kind", YAML_FILES)
+def test_the_files_are_valid_as_written(kind):
+    code, _, err = run_with(kind, YAML_FILES[kind][0])
+    assert code in (0, 1) and "error[" not in err
+
+
+@pytest.mark.parametrize("kind", YAML_FILES)
+def test_a_character_yaml_does_not_allow_is_located_at_it(kind):
+    """Input 113 of seed 1 (a control byte in a terms file): the message held PyYAML's own
+    `in "<unicode string>", position N` on a second line, and no line or column."""
+    text = YAML_FILES[kind][0].replace("\n", "\n\x06", 1)
+    code, _, err = run_with(kind, text)
+    assert code == 2 and "Traceback" not in err
+    assert f"error[{CODES[kind]}]: invalid YAML: special characters are not allowed: U+0006\n --> file.yaml:2:1\n" in err
+
+
+@pytest.mark.parametrize("kind", YAML_FILES)
+def test_yaml_nested_a_thousand_deep_is_an_error_not_an_internal_error(kind):
+    """Input 1598 of seed 2 (a flow mapping repeated inside itself in a profile): PyYAML's
+    composer recursed until Python's limit, an internal error (exit 4)."""
+    text = YAML_FILES[kind][0] + "extra: " + "[" * 1000 + "]" * 1000 + "\n"
+    code, _, err = run_with(kind, text)
+    assert code == 2 and "internal error" not in err
+    assert f"error[{CODES[kind]}]: lists and mappings nested more than 100 deep\n" in err
+    assert " --> file.yaml:" in err
+
+
+def test_a_spec_name_too_long_for_the_file_system_is_an_error_at_the_name():
+    """Input 2080 of seed 2 (a token of a terms file's `specs` repeated a hundred times): the
+    file system's ENAMETOOLONG left pathlib's is_file, an internal error (exit 4)."""
+    Path("terms.yaml").write_text(TERMS.replace("[spec.dpi]", "[" + "spec" * 100 + ".dpi]"), encoding="utf-8")
+    code, _, err = run_cli("audit", "policy.dpi", "--terms", "terms.yaml")
+    assert code == 2 and "internal error" not in err
+    assert "error[E607]: cannot read spec file `specspec" in err and ": file name too long\n --> terms.yaml:3:9" in err
+
+
+def test_a_diff_of_tables_where_a_rule_matches_no_flow():
+    """Inputs 8901 and 19584 of seed 3 (a table's `"subscriber.zone": ["uk"]` made `[]`): the
+    diff followed the empty box, found no rule of the other table holding it, and stopped with
+    an internal error. The rule decides no flow: emptying its match removes its flows."""
+    write_policy(Path("."), "default allow\nrule r when dst.port == 25 then block\nrule s when dst.port == 80 then reset\n",
+                 "p.dpi")
+    assert run_cli("compile", "p.dpi", "-o", "old.json")[0] == 0
+    table = json.loads(Path("old.json").read_text(encoding="utf-8"))
+    table["rules"][0]["match"]["dst.port"] = []
+    Path("new.json").write_text(json.dumps(table), encoding="utf-8")
+    for old, new, change in (("old.json", "new.json", "block -> allow"), ("new.json", "old.json", "allow -> block")):
+        code, out, err = run_cli("diff", old, new, "--format", "json")
+        assert code == 1 and err == ""
+        (group,) = json.loads(out)["groups"]
+        assert group["change"] == change and [r["text"] for r in group["regions"]] == ["dst.port == 25"]
+    assert run_cli("diff", "new.json", "new.json")[0] == 0
+
+
+def test_check_of_a_table_where_a_rule_matches_no_flow():
+    """Input 14796 of seed 3 (`"app": ["spotify"]` made `[]`): an equal-treatment invariant
+    looked for a realistic flow of the empty box, an internal error. Such a rule is left out
+    when the table is read; its name still names a rule."""
+    write_policy(Path("."), "default allow\nrule r when app == spotify then throttle 1Mbps\n", "p.dpi")
+    assert run_cli("compile", "p.dpi", "-o", "t.json")[0] == 0
+    table = json.loads(Path("t.json").read_text(encoding="utf-8"))
+    table["rules"][0]["match"]["app"] = []
+    Path("t.json").write_text(json.dumps(table), encoding="utf-8")
+    write_policy(Path("."), "invariant neutral require same rate across app\ninvariant r_decides exists rule == r\n",
+                 "s.dpi")
+    code, out, err = run_cli("check", "t.json", "--spec", "s.dpi")
+    assert code == 1 and err == ""
+    assert "invariant holds    neutral" in out and "invariant violated r_decides" in out
