@@ -20,7 +20,7 @@ from dpipolicy.compiler.boxes import intersect
 from dpipolicy.compiler.importers.chains import Judged
 from dpipolicy.compiler.table import RuleTable
 from dpipolicy.dsl import typed
-from dpipolicy.dsl.lintcodes import LintFinding, Undecided
+from dpipolicy.dsl.lintcodes import LintFinding, Undecided, rule_place
 from dpipolicy.dsl.loader import PlacedItem
 from dpipolicy.dsl.words import counted
 
@@ -63,7 +63,8 @@ def lint_imported(table: RuleTable, judged: tuple[Judged, ...], placed: list[Pla
         elif run[-1] - run[0] + 1 != len(run):
             undecided.append(Undecided("L101", f"could not decide whether rule `{name}` is shadowed or redundant",
                                        rule.span, rule.span, f"it is inlined at {counted(len(places), 'place')} of "
-                                       "the hook, and lint judges a rule's flows in one run of the table"))
+                                       "the hook, and lint judges a rule's flows in one run of the table",
+                                       rule.location if rule.span is None else None))
         else:
             judged_rules.append(_Rule(origin, model.entries[run[0]][0]))
     found, open_questions, queries = _rule_findings(_Rules(judged_rules), model, limits)
@@ -86,7 +87,7 @@ def _never_decides(model: TableModel, judged: Judged) -> LintFinding:
     rule = judged.rule
     if not rule.condition:
         return LintFinding("L104", f"rule `{rule.name}` matches no packet: its matches can never hold together",
-                           rule.span, rule.span, label="no flow satisfies this",
+                           rule.span, rule.span, label="no flow satisfies this", location_text=rule.location,
                            hint="look for a field given two values that exclude each other")
     takers: dict[str, typed.Origin] = {}
     for k in range(judged.before):
@@ -98,11 +99,12 @@ def _never_decides(model: TableModel, judged: Judged) -> LintFinding:
     return LintFinding(
         "L101", f"rule `{rule.name}` is shadowed: no flow it matches reaches it (earlier rules decide them, or "
         "they leave its chain before it)", rule.span, rule.span, label="never decides a flow",
+        location_text=rule.location,
         hint="remove it, or move it above the rules that take its flows if it should decide them",
         notes=notes + (() if shown else ("its flows leave the chain before it (a return, or an accept that passes "
                                          "them on to the next chain of the hook)",)),
-        related=tuple((o.span, f"rule `{n}` decides some of its flows first") for n, o in shown
-                      if o is not None and o.span is not None))
+        related=tuple((rule_place(o), f"rule `{n}` decides some of its flows first") for n, o in shown
+                      if o is not None))
 
 
 def _marked(table: RuleTable, finding: LintFinding, met: dict[str, list[Judged]]) -> LintFinding:

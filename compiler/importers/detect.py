@@ -5,8 +5,8 @@ A `.dpi` file is a policy. Otherwise the content decides: a JSON object with `"f
 "dpipolicy-rule-table"` is a rule table, one with an `nftables` list is `nft -j list ruleset`;
 text whose first line (comments aside) is `*TABLE` is an iptables-save or ip6tables-save dump,
 text starting with `table` (or `flush ruleset`) is `nft list ruleset`; anything else is read as
-a policy. A file that cannot be read is taken by its name (`.json` a table), so that the error
-is the one its reader gives.
+a policy. A file that cannot be read, or a `.json` file that is not JSON, is taken by its name
+(`.json` a table), so that the error is the one its reader gives.
 """
 from __future__ import annotations
 
@@ -54,6 +54,8 @@ def input_format(path: Path, given: str | None = None) -> str:
         except (ValueError, OSError):
             return TABLE                # its reader says what is wrong with the JSON
         return NFT_JSON if isinstance(data, dict) and isinstance(data.get("nftables"), list) else TABLE
+    if path.suffix.lower() == ".json":
+        return TABLE                    # not JSON at all: the table reader says so
     if significant and significant[0].startswith("*"):
         return _family(path, lines)
     if significant and re.match(r"(table|flush\s+ruleset)\b", significant[0]):
