@@ -540,6 +540,7 @@ def _probe(args, stdout: TextIO, stderr: TextIO) -> int:
 
 def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
     from dpipolicy import api
+    from dpipolicy.verifier.approximated import diff_marked
     from dpipolicy.verifier.labels import under_two_profiles
     from dpipolicy.verifier.diffreport import StatusChange, render_json, render_markdown, render_text
     limits = _limits(args)
@@ -556,6 +557,7 @@ def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
         tables = under_two_profiles(*tables, *(p or exact for p in profiles))
     # the diff is of the compiled tables: prove them faithful
     result, validations = api.diff(old, new, tables, limits, jobs, old_proof)
+    result = diff_marked(result, old.table, new.table)
     for validation, name in zip(validations, (args.old, args.new)):
         if validation is not None and validation.status != "proved":
             result.unknown.append(f"{name}: {validation.text()}")
@@ -585,7 +587,7 @@ def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
     regressed = any(s.before in ("holds", "passed") and s.after in ("violated", "failed") for s in statuses)
     if regressed or (args.fail_on == "change" and result.changes):
         return EXIT_VIOLATED
-    return EXIT_UNKNOWN if unknown else EXIT_OK
+    return EXIT_UNKNOWN if unknown or result.approximations else EXIT_OK
 
 
 def _replay(args, stdout: TextIO, stderr: TextIO) -> int:

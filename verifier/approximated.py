@@ -10,6 +10,10 @@ every flow the outcome could be had by, which is larger, never smaller); one too
 expand is taken to meet every approximation. Larger than it need be is the documented
 conservative side: a result is called approximate when it might not hold of the kernel.
 
+A diff of such tables proves what the tables do; every changed region that meets an
+approximation says so, and the whole diff is approximate (a region the tables agree on may be
+one the kernels do not).
+
 Such a result is never a plain pass: one that holds or passes on the table is APPROXIMATE,
 and so is a violation or failure whose counterexample lies in an approximated region (the
 kernel may decide that flow otherwise). What a flow outside every region shows is exact: such
@@ -27,6 +31,7 @@ from dpipolicy.compiler.table import Approximation, RuleTable
 from dpipolicy.dsl import typed
 from dpipolicy.dsl.intervals import IntervalSet
 
+from .diff import Diff
 from .results import APPROXIMATE, FAILED, HOLDS, PASSED, VIOLATED, Result
 
 Box = Mapping[str, IntervalSet]
@@ -85,3 +90,14 @@ def marked(results: list[Result], table: RuleTable, spec: typed.Policy) -> list[
         out.append(dataclasses.replace(r, status=status, approximations=met,
                                        table_status=r.status if status == APPROXIMATE else None))
     return out
+
+
+def diff_marked(diff: Diff, old: RuleTable, new: RuleTable) -> Diff:
+    """The diff, each changed region with the approximations of either table it meets."""
+    if not (old.approximations or new.approximations):
+        return diff
+    changes = [dataclasses.replace(c, approximations=tuple({a.text(): a for a in meeting(old, [c.box]) +
+                                                            meeting(new, [c.box])}.values()))
+               for c in diff.changes]
+    both = {a.text(): a for a in old.approximations + new.approximations}       # once, if the versions share it
+    return dataclasses.replace(diff, changes=changes, approximations=tuple(both.values()))
