@@ -3,7 +3,7 @@
 For one hook of a rule set: the rule table its import flattens to there, a witness flow of each
 of its rules (kernelprobe.witness_flows, among the flows this sender can send), and for each
 the table's prediction: the verdict, and the nft rule (chain and handle) or chain policy that
-gives it. nftworker.py sends each flow's first packet through the kernel holding the rule set,
+gives it. nftworker.py sends a packet of each flow through the kernel holding the rule set,
 and the kernel's trace names the rule that decided it at that hook.
 """
 from __future__ import annotations
@@ -57,9 +57,11 @@ class Probe:
 
 def reasons(table: RuleTable, hook: str) -> list:
     """What this sender cannot send: the flows no packet carries, addresses a veth cannot carry,
-    port 0, protocols other than TCP, UDP, ICMP and ICMPv6; packets other than a connection's
-    first (ct.state new) and ICMP other than echo requests; `lo` as an interface; at input, an
-    output interface."""
+    port 0, protocols other than TCP, UDP, ICMP and ICMPv6; ICMP other than echo requests; `lo`
+    as an interface; at input, an output interface. The connection states it sends: new (a
+    connection's first packet) at every hook; at input also established (a packet of a TCP
+    connection or UDP exchange set up before the rule set was loaded) and invalid (a TCP SYN
+    with FIN, which conntrack refuses); related and untracked packets none."""
     schema = table.schema
     addresses = IntervalSet.of(parse_ip(text) for text in _UNSENDABLE)
     ported = IntervalSet.of([(6, 6), (17, 17)])
@@ -69,8 +71,14 @@ def reasons(table: RuleTable, hook: str) -> list:
             ({"proto": ported, "dst.port": IntervalSet.point(0)}, "port 0"),
             ({"proto": SENT_PROTOCOLS.complement(0, 255)}, "a protocol the sender has no socket for")]
     if schema.field(CT_STATE):
-        out.append(({CT_STATE: IntervalSet.point(CT_STATES.index("new")).complement(0, len(CT_STATES) - 1)},
-                    "the sender sends a connection's first packet, whose state is new"))
+        sent = ("new", "established", "invalid") if hook == "input" else ("new",)
+        out.append(({CT_STATE: _states(*sent).complement(0, len(CT_STATES) - 1)},
+                    f"the sender sends packets whose state is {' or '.join(sent)} at {hook}"))
+        if hook == "input":
+            out += [({CT_STATE: _states("established"), "proto": ported.complement(0, 255)},
+                     "an established packet is sent over TCP or UDP"),
+                    ({CT_STATE: _states("invalid"), "proto": IntervalSet.point(6).complement(0, 255)},
+                     "an invalid packet is sent as a TCP SYN with FIN")]
     if schema.field(ICMP_TYPE):
         out += [({"proto": IntervalSet.point(p), ICMP_TYPE: IntervalSet.point(t).complement(0, 255)},
                  "the sender sends ICMP echo requests only") for p, t in icmp.ECHO_REQUEST.items()]
@@ -82,6 +90,10 @@ def reasons(table: RuleTable, hook: str) -> list:
         out.append(({IFACE_OUT: IntervalSet.span(1, schema.field(IFACE_OUT).hi)},
                     "a packet for the host itself has no output interface"))
     return out
+
+
+def _states(*names: str) -> IntervalSet:
+    return IntervalSet.of((CT_STATES.index(n), CT_STATES.index(n)) for n in names)
 
 
 def sendable(table: RuleTable, hook: str) -> dict:
@@ -152,7 +164,8 @@ def probe(path: Path, ruleset: Ruleset, table: RuleTable, hook: str, listing: di
     for n, (why, flow) in enumerate(flows):
         job = {"id": f"f{n}", "family": 4 if flow["src.ip"] < IPV6_BASE else 6, "proto": flow["proto"],
                "src": ip_text(flow["src.ip"]), "dst": ip_text(flow["dst.ip"]), "sport": flow["src.port"],
-               "dport": flow["dst.port"], **_interfaces(schema, flow)}
+               "dport": flow["dst.port"], "state": CT_STATES[flow[CT_STATE]] if CT_STATE in flow else "new",
+               **_interfaces(schema, flow)}
         if job["src"] == job["dst"] or (hook == "forward" and job["iif"] == job["oif"]):
             unsent.append((why, "the sender needs two addresses and two interfaces"))
             continue

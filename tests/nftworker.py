@@ -10,6 +10,11 @@ writes one JSON result on stdout. It loads the rule set as it is, then for each 
   every other), sends it from C with a real socket (a TCP SYN, a UDP datagram, an ICMP echo
   request: trafficworker's packets), and reads the kernel's own account of it from
   `nft monitor trace`: every rule that decided it, chain by chain, with its handle;
+- for a flow whose connection state is established, first sets the connection up with the rule
+  set taken away (a TCP handshake with a listening socket in R, or a UDP datagram R answers),
+  loads the rule set again (nft gives its rules the same handles), and traces the next packet
+  of that connection; for an invalid one, sends a TCP segment with SYN and FIN set, which
+  conntrack calls invalid;
 - for hook input, also notes whether a raw socket in R saw the packet delivered.
 """
 from __future__ import annotations
@@ -35,7 +40,12 @@ _SENDER = r"""
 import json, socket, struct, sys, time
 flow, payload = json.loads(sys.argv[1]), sys.argv[2].encode()
 family = socket.AF_INET if flow["family"] == 4 else socket.AF_INET6
-if flow["proto"] == 6:
+if flow["packet"]:
+    s = socket.socket(family, socket.SOCK_RAW, flow["proto"])
+    s.bind((flow["src"], 0))
+    s.sendto(bytes.fromhex(flow["packet"]), (flow["dst"], 0))
+    print("sent")
+elif flow["proto"] == 6:
     s = socket.socket(family, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.bind((flow["src"], flow["sport"]))
@@ -52,12 +62,30 @@ elif flow["proto"] == 17:
     s.bind((flow["src"], flow["sport"]))
     s.sendto(payload, (flow["dst"], flow["dport"]))
     print("sent")
-else:
-    s = socket.socket(family, socket.SOCK_RAW, flow["proto"])
-    s.bind((flow["src"], 0))
-    s.sendto(bytes.fromhex(flow["packet"]), (flow["dst"], 0))
-    print("sent")
 time.sleep(0.05)
+"""
+
+# A connection set up first (the rule set away), then, on a line on stdin, its next packet.
+_HELD = r"""
+import json, socket, sys
+flow, payload = json.loads(sys.argv[1]), sys.argv[2].encode()
+family = socket.AF_INET if flow["family"] == 4 else socket.AF_INET6
+s = socket.socket(family, socket.SOCK_STREAM if flow["proto"] == 6 else socket.SOCK_DGRAM)
+s.bind((flow["src"], flow["sport"]))
+s.settimeout(5)
+if flow["proto"] == 6:
+    s.connect((flow["dst"], flow["dport"]))
+else:
+    s.sendto(payload, (flow["dst"], flow["dport"]))
+    s.recvfrom(65536)
+print("ready", flush=True)
+sys.stdin.readline()
+if flow["proto"] == 6:
+    s.send(payload)
+else:
+    s.sendto(payload, (flow["dst"], flow["dport"]))
+print("sent", flush=True)
+sys.stdin.readline()
 """
 
 
@@ -88,6 +116,50 @@ def _icmp_echo(v4: bool) -> str:
         checksum = _checksum(packet)
         packet = packet[:2] + checksum.to_bytes(2, "big") + packet[4:]
     return packet.hex()
+
+
+def _tcp_syn_fin(flow: dict) -> str:
+    """A TCP segment with SYN and FIN (no valid state has both), its checksum over the pseudo-header."""
+    header = (flow["sport"].to_bytes(2, "big") + flow["dport"].to_bytes(2, "big") + (1000).to_bytes(4, "big")
+              + bytes(4) + bytes([5 << 4, 0x03]) + (64240).to_bytes(2, "big") + bytes(4))
+    family = socket.AF_INET if flow["family"] == 4 else socket.AF_INET6
+    src, dst = socket.inet_pton(family, flow["src"]), socket.inet_pton(family, flow["dst"])
+    pseudo = (src + dst + bytes([0, 6]) + len(header).to_bytes(2, "big") if flow["family"] == 4 else
+              src + dst + len(header).to_bytes(4, "big") + bytes([0, 0, 0, 6]))
+    checksum = _checksum(pseudo + header)
+    return (header[:16] + checksum.to_bytes(2, "big") + header[18:]).hex()
+
+
+def _established(flow: dict, pid: int, ruleset: str) -> tuple[subprocess.Popen, socket.socket | None]:
+    """Set the flow's connection up with the rule set's tables taken away (the tracing table's
+    zones keep conntrack on), then load the rule set again: the client that sends its next
+    packet, and R's end of a TCP connection."""
+    tables = json.loads(_run(["nft", "-j", "list", "tables"]))["nftables"]
+    _run(["nft", "-f", "-"], input="".join(f"delete table {t['table']['family']} {t['table']['name']}\n"
+                                           for t in tables if "table" in t and t["table"]["name"] != TRACE_TABLE))
+    family = socket.AF_INET if flow["family"] == 4 else socket.AF_INET6
+    server = socket.socket(family, socket.SOCK_STREAM if flow["proto"] == 6 else socket.SOCK_DGRAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind((flow["dst"], flow["dport"]))
+    server.settimeout(5)
+    if flow["proto"] == 6:
+        server.listen(1)
+    client = subprocess.Popen(["nsenter", "-t", str(pid), "-n", sys.executable, "-c", _HELD, json.dumps(flow),
+                               PAYLOAD.decode()], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    accepted = None
+    try:
+        if flow["proto"] == 17:
+            data, peer = server.recvfrom(65536)
+            server.sendto(data, peer)
+        else:
+            accepted, _ = server.accept()
+        ready = client.stdout.readline().strip()
+        if ready != "ready":
+            raise SystemExit(f"the connection of {flow['id']} was not set up: {ready or client.wait()}")
+    finally:
+        server.close()
+    _run(["nft", "-f", "-"], input=ruleset)
+    return client, accepted
 
 
 def _setup(flow: dict, hook: str) -> subprocess.Popen:
@@ -137,15 +209,19 @@ def _teardown(flow: dict, holder: subprocess.Popen, hook: str) -> None:
     holder.wait()
 
 
-def _trace_rule(flow: dict) -> str:
-    """A chain before every other that marks the flow's packets in its original direction."""
+def _trace_rule(flow: dict, zone: int) -> str:
+    """A chain before every other that marks the flow's packets in its original direction, and
+    puts every packet of the namespace in a conntrack zone of the flow's own, so that no flow
+    meets the connections of the flows before it (their tuples are often the same)."""
     ip = "ip" if flow["family"] == 4 else "ip6"
     match = f"{ip} saddr {flow['src']} {ip} daddr {flow['dst']} meta l4proto {flow['proto']}"
     if flow["proto"] in (6, 17):
         match += f" th sport {flow['sport']} th dport {flow['dport']}"
     return (f"table inet {TRACE_TABLE}\ndelete table inet {TRACE_TABLE}\ntable inet {TRACE_TABLE} {{\n"
             f"  chain tracing {{\n    type filter hook prerouting priority -1000; policy accept;\n"
-            f"    {match} meta nftrace set 1\n  }}\n}}\n")
+            f"    ct zone set {zone}\n    {match} meta nftrace set 1\n  }}\n"
+            f"  chain zoning {{\n    type filter hook output priority -1000; policy accept;\n"
+            f"    ct zone set {zone}\n  }}\n}}\n")
 
 
 def _events(text: str) -> list[dict]:
@@ -174,22 +250,30 @@ def _events(text: str) -> list[dict]:
     return events
 
 
-def _observe(flow: dict, hook: str, timeout: float) -> dict:
+def _observe(flow: dict, hook: str, timeout: float, ruleset: str, zone: int) -> dict:
     holder = _setup(flow, hook)
-    receiver = None
+    receiver = held = accepted = None
+    _run(["nft", "-f", "-"], input=_trace_rule(flow, zone))
+    if flow["state"] == "established":
+        held, accepted = _established(flow, holder.pid, ruleset)
     monitor = subprocess.Popen(["nft", "-a", "monitor", "trace"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     try:
-        _run(["nft", "-f", "-"], input=_trace_rule(flow))
         if hook == "input":
             family = socket.AF_INET if flow["family"] == 4 else socket.AF_INET6
             receiver = socket.socket(family, socket.SOCK_RAW, flow["proto"])
             receiver.bind((flow["dst"], 0))
         time.sleep(0.2)             # the monitor listens before the packet leaves
-        packet = _icmp_echo(flow["family"] == 4) if flow["proto"] not in (6, 17) else ""
-        sent = _client(holder.pid, [sys.executable, "-c", _SENDER, json.dumps({**flow, "packet": packet,
-                                                                              "timeout": timeout}),
-                                    PAYLOAD.decode()]).strip()
+        if held is not None:
+            held.stdin.write("\n")
+            held.stdin.flush()
+            sent = held.stdout.readline().strip()
+        else:
+            packet = (_icmp_echo(flow["family"] == 4) if flow["proto"] not in (6, 17) else
+                      _tcp_syn_fin(flow) if flow["state"] == "invalid" else "")
+            sent = _client(holder.pid, [sys.executable, "-c", _SENDER, json.dumps({**flow, "packet": packet,
+                                                                                  "timeout": timeout}),
+                                        PAYLOAD.decode()]).strip()
         delivered = None
         if receiver is not None:
             delivered = False
@@ -205,6 +289,11 @@ def _observe(flow: dict, hook: str, timeout: float) -> dict:
         out, _ = monitor.communicate(timeout=10)
         if receiver is not None:
             receiver.close()
+        if held is not None:
+            held.kill()
+            held.wait()
+        if accepted is not None:
+            accepted.close()
         _teardown(flow, holder, hook)
     return {"id": flow["id"], "sent": sent, "delivered": delivered, "events": _events(out)}
 
@@ -227,7 +316,8 @@ def run(job: dict) -> dict:
             out.write(value)
     _run(["nft", "-f", "-"], input=job["ruleset"])
     listing = json.loads(_run(["nft", "-j", "list", "ruleset"]))
-    flows = [_observe(flow, job["hook"], job.get("timeout", 0.5)) for flow in job["flows"]]
+    flows = [_observe(flow, job["hook"], job.get("timeout", 0.5), job["ruleset"], zone)
+             for zone, flow in enumerate(job["flows"], 1)]
     return {"listing": listing, "flows": flows}
 
 

@@ -1,6 +1,7 @@
 """Real nftables rule sets (tests/fixtures/nft/) against the kernel: each is imported, flattened
 at the hooks its first line names, and a witness flow of every rule of each table is sent as a
-real packet through the kernel holding the rule set (nftprobe.py); the kernel's own trace must
+real packet through the kernel holding the rule set (nftprobe.py: a connection's first packet, or at input
+also a packet of an established connection or an invalid TCP segment); the kernel's own trace must
 name the rule the table predicts, with its verdict.
 
 A fixture starts with `# hooks: HOOK ...`, and `# approximate` when its import needs it."""
