@@ -293,6 +293,14 @@ class _Reader:
                 if isinstance(data, dict) else []
         else:
             return
+        if isinstance(left, dict) and isinstance(left.get("concat"), list):
+            for n, part in enumerate(left["concat"]):
+                self.scan_left(part, [_component(v, n, table) for v in values], table, optional, names)
+        else:
+            self.scan_left(left, values, table, optional, names)
+
+    def scan_left(self, left, values: list, table: _Table, optional: dict, names: dict) -> None:
+        """Note the optional field one left side tests, and the names its values list."""
         if left == STATE_LEFT:
             optional[CT_STATE] = ()
         elif isinstance(left, dict) and isinstance(left.get("payload"), dict) \
@@ -723,7 +731,7 @@ class _Reader:
         the keys allow outside it)."""
         if op not in ("==", "!="):
             raise Unread(MATCH, where, f"operator `{op}` on a concatenation")
-        keys = self.concat_keys(parts, f"{where}.match.left", table)
+        keys = self.concat_keys(parts, f"{where}.match.left", table, decoder)
         if keys is None:
             self.rule.approximate(f"{where}.match.left", f"`{_text({'concat': parts})}` tests what the rule "
                                                          f"table has no field for", "the rule without that test")
@@ -735,8 +743,8 @@ class _Reader:
             elements, here = right["set"], here
         else:
             elements, here = [right], None
-        boxes = [self.element_box(keys, element_value(item), f"{here}.set[{n}]" if here else f"{where}.match.right")
-                 for n, item in enumerate(elements)]
+        boxes = [self.element_box(keys, element_value(item), f"{here}.set[{n}]" if here else f"{where}.match.right",
+                                  table, decoder) for n, item in enumerate(elements)]
         implied = _implied(keys)
         if op == "==":
             return tuple(b for b in boxes if b is not None)
@@ -746,19 +754,29 @@ class _Reader:
                 rest = [piece for r in rest for piece in subtract(r, b, self.fields)]
         return tuple(rest)
 
-    def concat_keys(self, parts, where: str, table: _Table) -> list[_Key] | None:
+    def concat_keys(self, parts, where: str, table: _Table, decoder: Decoder) -> list | None:
+        """Each part's key, or the part itself where the shared decoder reads it (an interface
+        name, the conntrack state, an ICMP type); None when a part is neither."""
         if not isinstance(parts, list) or len(parts) < 2:
             raise Unread(MATCH, where, f"a concatenation of {short(parts)}")
         keys = [self.key(p, f"{where}.concat[{n}]", table) for n, p in enumerate(parts)]
+        keys = [p if k is None and self.by_decoder(p, decoder) else k for k, p in zip(keys, parts)]
         return None if any(k is None for k in keys) else keys
 
-    def element_box(self, keys: list[_Key], item, path: str) -> Box | None:
+    def element_box(self, keys: list, item, path: str, table: _Table, decoder: Decoder) -> Box | None:
         if not isinstance(item, dict) or set(item) != {"concat"} or not isinstance(item["concat"], list) \
                 or len(item["concat"]) != len(keys):
             raise Unread(MATCH, path, f"element {short(item)} is not a concatenation of {len(keys)} values")
         box = _implied(keys)
         for n, (key, value) in enumerate(zip(keys, item["concat"])):
-            values = key.parse(value, f"{path}.concat[{n}]")
+            here = f"{path}.concat[{n}]"
+            if not isinstance(key, _Key):       # read by the decoder, as `PART == VALUE` alone
+                box = intersect(box, self.decoded({"op": "==", "left": key, "right": value}, here, EVERY_FLOW, table,
+                                                  decoder, []))
+                if box is None:
+                    return None
+                continue
+            values = key.parse(value, here)
             both = box[key.field].intersect(values) if key.field in box else values
             if both.is_empty():
                 return None
@@ -768,11 +786,11 @@ class _Reader:
     def element(self, left, value, key_path: str, path: str, table: _Table, decoder: Decoder) -> Condition:
         """The boxes of one element of a verdict map under its key."""
         if isinstance(left, dict) and set(left) == {"concat"}:
-            keys = self.concat_keys(left["concat"], key_path, table)
+            keys = self.concat_keys(left["concat"], key_path, table, decoder)
             if keys is None:
                 raise Unread(MATCH, key_path, f"verdict map key `{_text(left)}` is not one the rule table has fields "
                                               f"for")
-            box = self.element_box(keys, value, path)
+            box = self.element_box(keys, value, path, table, decoder)
             return () if box is None else (box,)
         key = self.key(left, key_path, table)
         if key is None and self.by_decoder(left, decoder):
@@ -864,10 +882,23 @@ def _icmp_header(left) -> str | None:
     return None
 
 
-def _implied(keys: list[_Key]) -> Box:
+def _component(value, n: int, table):
+    """The n-th values of a concatenation's elements (a set of them, named or not) as a set."""
+    if isinstance(value, str) and value.startswith("@"):
+        value = {"set": table.sets.get(value[1:], (None, {}))[1].get("elem") or []}
+    items = value.get("set") if isinstance(value, dict) and "set" in value else [value]
+    out = []
+    for item in items or ():
+        item = element_value(item)
+        if isinstance(item, dict) and isinstance(item.get("concat"), list) and n < len(item["concat"]):
+            out.append(item["concat"][n])
+    return {"set": out}
+
+
+def _implied(keys: list) -> Box:
     box: Box = {}
     for key in keys:
-        for name, values in key.implied.items():
+        for name, values in (key.implied.items() if isinstance(key, _Key) else ()):
             box[name] = box[name].intersect(values) if name in box else values
     return box
 
