@@ -5,7 +5,8 @@ A `.dpi` file is a policy. Otherwise the content decides: a JSON object with `"f
 "dpipolicy-rule-table"` is a rule table, one with an `nftables` list is `nft -j list ruleset`;
 text whose first line (comments aside) is `*TABLE` is an iptables-save or ip6tables-save dump,
 text starting with `table` (or `flush ruleset`) is `nft list ruleset`; anything else is read as
-a policy. A file that cannot be read, or a `.json` file that is not JSON, is taken by its name
+a policy. A file that cannot be read or is not a regular file, or a `.json` file that is not JSON,
+is taken by its name
 (`.json` a table), so that the error is the one its reader gives.
 """
 from __future__ import annotations
@@ -43,7 +44,10 @@ def input_format(path: Path, given: str | None = None) -> str:
     if path.suffix.lower() == ".dpi":
         return POLICY
     try:
-        text = path.read_bytes()[:_SNIFF].decode("utf-8", errors="replace")
+        if not path.is_file():          # a folder, a FIFO, a device: never read here (a device has no end)
+            raise OSError
+        with path.open("rb") as file:
+            text = file.read(_SNIFF).decode("utf-8", errors="replace")
     except OSError:
         return TABLE if path.suffix.lower() == ".json" else POLICY
     lines = [line.strip() for line in text.splitlines()]
