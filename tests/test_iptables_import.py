@@ -1,0 +1,175 @@
+"""Reading iptables-save and ip6tables-save dumps (compiler/importers/iptables.py and
+iptablesrule.py) through the real CLI: every error the reader gives, at its line and column with
+exit 2; each match and target read into the flows the kernel gives that verdict, checked with
+`dpipolicy explain` flow by flow; and --approximate, which turns what the table cannot hold into
+listed approximations whose results are approximate (exit 3), never a plain pass.
+
+The real dumps (../shared/fixtures/iptables/) are in test_iptables_fixtures.py."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from helpers import run_cli, write_policy
+
+
+def dump(tmp_path: Path, text: str, name: str = "rules.iptables-save") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def errors(err: str) -> list[tuple[str, str, str]]:
+    """(code, message, place) of each error the CLI printed."""
+    return re.findall(r"error\[(E\d+)\]: (.*)\n\s*--> (\S+)", err)
+
+
+def decided(path: Path, hook: str, flow: str, *options: str) -> tuple[str, str, str]:
+    """(action as shown, deciding rule, its line:col) of a flow pinned enough to have one outcome."""
+    code, out, err = run_cli("explain", path, "--chain", hook, "--flow", flow, "--format", "json", *options)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["determined"], result["outcomes"]
+    (outcome,) = result["outcomes"]
+    place = outcome["rule_location"]
+    return outcome["action_text"], outcome["rule"], place[len(str(path)) + 1:] if place.startswith(str(path)) else place
+
+
+# ----- errors ---------------------------------------------------------------------------------
+
+def filter_table(*lines: str) -> str:
+    return "\n".join(("*filter",) + lines + ("COMMIT", ""))
+
+
+ERRORS = [
+    # (dump, code, line:col, words of the message)
+    (filter_table('-A INPUT -m comment --comment "open -j ACCEPT'), "E714", "2:31", "a quote that is not closed"),
+    ("*filter\nCOMMIT now\n", "E714", "2:8", "COMMIT takes nothing after it"),
+    (filter_table("hello"), "E714", "2:1", "`hello` starts no line"),
+    (filter_table("[1:x] -A INPUT -j ACCEPT"), "E714", "2:1", "`[1:x]` is not a pair of counters"),
+    (filter_table("[1:2] -I INPUT"), "E714", "2:1", "counters with no rule after them"),
+    ("*filter extra\nCOMMIT\n", "E714", "1:9", "*filter takes nothing after it"),
+    ("COMMIT\n", "E715", "1:1", "COMMIT outside a table"),
+    ("-A INPUT -j ACCEPT\n*filter\nCOMMIT\n", "E715", "1:1", "a chain or rule outside a table"),
+    ("*filter\nCOMMIT\n:INPUT DROP [0:0]\n", "E715", "3:1", "a chain or rule outside a table"),
+    ("*firewall\nCOMMIT\n", "E716", "1:1", "`*firewall` is not a table of iptables"),
+    ("*filter\nCOMMIT\n*filter\nCOMMIT\n", "E716", "3:1", "table *filter is given twice"),
+    ("*filter\n-A INPUT -j ACCEPT\n", "E717", "1:1", "table *filter has no COMMIT"),
+    ("*filter\n*nat\nCOMMIT\n", "E717", "2:1", "table *nat starts before *filter is committed"),
+    (filter_table(":INPUT"), "E718", "2:1", "`:INPUT` is not a chain line"),
+    (filter_table(":INPUT DROP [0:0]", ":INPUT DROP [0:0]"), "E718", "3:1", "chain INPUT is declared twice"),
+    (filter_table(":ACCEPT - [0:0]"), "E718", "2:1", "`ACCEPT` is not a name for a chain"),
+    (filter_table(":INPUT REJECT [0:0]"), "E718", "2:8", "`REJECT` is not a policy for built-in chain INPUT"),
+    (filter_table(":ssh DROP [0:0]"), "E718", "2:6", "ssh is a user chain, which takes no policy"),
+    (filter_table(":PREROUTING ACCEPT [0:0]"), "E718", "2:13", "filter has no built-in chain PREROUTING"),
+    ("*nat\n:PREROUTING DROP [0:0]\nCOMMIT\n", "E718", "2:13", "a DROP policy in the nat table"),
+    (filter_table(":INPUT DROP [a:b]"), "E718", "2:13", "`[a:b]` is not a pair of counters"),
+    (filter_table("-A ssh -j ACCEPT"), "E719", "2:4", "there is no chain ssh in *filter"),
+    (filter_table("-A INPUT tcp -j ACCEPT"), "E720", "2:10", "`tcp` is not an option"),
+    (filter_table("-A INPUT -p tcp --dprot 22 -j ACCEPT"), "E720", "2:17", "`--dprot` is an option of no match"),
+    (filter_table("-A INPUT --log-prefix x -j LOG"), "E720", "2:10", "`--log-prefix` is an option of no match"),
+    (filter_table("-A"), "E721", "2:1", "`-A` needs a chain"),
+    (filter_table("-A INPUT -j ACCEPT -p"), "E721", "2:20", "`-p` needs a value"),
+    (filter_table("-A INPUT -p tcp -p udp -j ACCEPT"), "E721", "2:17", "`-p` is given twice"),
+    (filter_table("-A INPUT -p tcp --dport 1 --dport 2 -j ACCEPT"), "E721", "2:27", "`--dport` is given twice"),
+    (filter_table(":a - [0:0]", "-A INPUT -j a -g a"), "E721", "3:15", "one of `-j` and `-g`, not both"),
+    (filter_table("-A INPUT -s 10.0.0.300 -j ACCEPT"), "E722", "2:13", "`10.0.0.300` is not an address"),
+    (filter_table("-A INPUT -d example.com -j ACCEPT"), "E722", "2:13", "`example.com` is a host name"),
+    ("# Generated by iptables-save v1.8.9\n" + filter_table("-A INPUT -s 2001:db8::1 -j ACCEPT"), "E722", "3:13",
+     "`2001:db8::1` is an IPv6 address in an iptables dump"),
+    (filter_table("-A INPUT -s 10.0.0.0/33 -j ACCEPT"), "E722", "2:13", "prefix length /33 is out of range"),
+    (filter_table("-A INPUT -s 10.0.0.0/255.0.255.0 -j ACCEPT"), "E722", "2:13", "netmask `255.0.255.0` has gaps"),
+    (filter_table("-A INPUT -s 10.0.0.0/x -j ACCEPT"), "E722", "2:13", "`/x` is not a prefix length or netmask"),
+    (filter_table("-A INPUT -m iprange --src-range 10.0.0.9-10.0.0.1 -j ACCEPT"), "E722", "2:33",
+     "the range `10.0.0.9-10.0.0.1` is empty"),
+    (filter_table("-A INPUT -m iprange --dst-range 10.0.0.9 -j ACCEPT"), "E722", "2:33",
+     "`10.0.0.9` is not an address range"),
+    (filter_table("-A INPUT -p tcp --dport ssh -j ACCEPT"), "E723", "2:25", "`ssh` is not a port number"),
+    (filter_table("-A INPUT -p tcp --dport 90:80 -j ACCEPT"), "E723", "2:25", "the port range `90:80` is empty"),
+    (filter_table("-A INPUT -p udp --sport 70000 -j ACCEPT"), "E723", "2:25", "port 70000 is out of range"),
+    (filter_table("-A INPUT -p tcp -m multiport --dports " + ",".join(map(str, range(1, 17))) + " -j ACCEPT"),
+     "E723", "2:39", "takes at most 15 ports"),
+    (filter_table("-A INPUT -m tcp --dport 22 -j ACCEPT"), "E723", "2:13", "`-m tcp` needs `-p tcp` before it"),
+    (filter_table("-A INPUT -p udp -m tcp --dport 22 -j ACCEPT"), "E723", "2:20", "`-m tcp` needs `-p tcp`"),
+    (filter_table("-A INPUT -p 300 -j ACCEPT"), "E724", "2:13", "protocol 300 is out of range"),
+    (filter_table("-A INPUT -p tpc -j ACCEPT"), "E724", "2:13", "`tpc` is not a protocol this reader knows"),
+    (filter_table("-A INPUT ! ! -p tcp -j ACCEPT"), "E725", "2:12", "`!` given twice"),
+    (filter_table("-A INPUT -j ACCEPT !"), "E725", "2:20", "`!` at the end of the rule"),
+    (filter_table("-A INPUT ! -j ACCEPT"), "E725", "2:10", "`-j` cannot be negated"),
+    (filter_table("-A INPUT -m comment ! --comment x -j ACCEPT"), "E725", "2:21", "`--comment` cannot be negated"),
+    (filter_table("-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j ACCEPT"), "E726", "2:26",
+     "iptables has no `icmp6` match"),
+    (filter_table("-A INPUT -m bogus -j ACCEPT"), "E726", "2:13", "`bogus` is not an iptables match"),
+    (filter_table("-A INPUT -j ssh"), "E727", "2:13", "`-j ssh`: there is no target or user chain `ssh`"),
+    (filter_table("-A INPUT -g ACCEPT"), "E727", "2:13", "`-g ACCEPT`: there is no target or user chain"),
+    ("*nat\n-A PREROUTING -j DROP\nCOMMIT\n", "E728", "2:18", "iptables refuses DROP there"),
+    ("*mangle\n-A INPUT -j REJECT\nCOMMIT\n", "E728", "2:13", "REJECT belongs to the filter table"),
+    (filter_table("-A INPUT -p tcp -j DNAT --to-destination 10.0.0.1"), "E728", "2:20",
+     "DNAT belongs to the nat table"),
+    ("*nat\n-A POSTROUTING -p tcp -j DNAT --to-destination 10.0.0.1\nCOMMIT\n", "E728", "2:26",
+     "DNAT is for chains PREROUTING and OUTPUT"),
+    (filter_table("-A INPUT -j NOTRACK"), "E728", "2:13", "NOTRACK belongs to the raw table"),
+    (filter_table("-A INPUT -j REJECT --reject-with icmp6-port-unreachable"), "E729", "2:34",
+     "`icmp6-port-unreachable` is not a reject kind of iptables"),
+    (filter_table("-A INPUT -p udp -j REJECT --reject-with tcp-reset"), "E729", "2:41",
+     "`--reject-with tcp-reset` on a rule that does not match `-p tcp`"),
+    (filter_table("-A INPUT -m state --state OPEN -j ACCEPT"), "E730", "2:27", "`open` is not a connection state"),
+    (filter_table("-A INPUT -m state --state SNAT -j ACCEPT"), "E730", "2:27", "`snat` is not a connection state"),
+    (filter_table("-A INPUT -p icmp --icmp-type echo -j ACCEPT"), "E731", "2:30", "`echo` is not an icmp type"),
+    (filter_table("-A INPUT -p icmp --icmp-type 300 -j ACCEPT"), "E731", "2:30", "types and codes are 0..255"),
+    (filter_table("-A INPUT -j NFQUEUE --queue-num 1"), "E732", "2:13", "the verdict is given outside the rule set"),
+    (filter_table("-A INPUT -i eth0/1 -j ACCEPT"), "E733", "2:13", "`eth0/1` is not an interface name"),
+    (filter_table("-A INPUT -i abcdefghijklmnop -j ACCEPT"), "E733", "2:13", "is not an interface name"),
+    (filter_table("-A OUTPUT -i eth0 -j ACCEPT"), "E733", "2:14", "`-i` in chain OUTPUT"),
+    (filter_table("-A INPUT -o eth0 -j ACCEPT"), "E733", "2:13", "`-o` in chain INPUT"),
+    ("*raw\n-A PREROUTING -m conntrack --ctstate NEW -j ACCEPT\nCOMMIT\n", "E734", "2:38",
+     "a state match in the raw table"),
+    (filter_table("-I INPUT -j ACCEPT"), "E735", "2:1", "`-I` in a dump"),
+    (filter_table("-P INPUT DROP"), "E735", "2:1", "`-P` in a dump"),
+    # the flattening's: a loop iptables-restore would refuse
+    (filter_table(":a - [0:0]", ":b - [0:0]", "-A INPUT -j a", "-A a -j b", "-A b -j a"), "E713", "6:1",
+     "`jump filter a` loops: filter INPUT -> filter a -> filter b -> filter a"),
+]
+
+
+@pytest.mark.parametrize("text, code, where, words", ERRORS, ids=[f"{e[1]}-{k}" for k, e in enumerate(ERRORS)])
+def test_each_error_at_its_line_and_column(tmp_path, text, code, where, words):
+    path = dump(tmp_path, text)
+    rc, out, err = run_cli("import", path, "--input-format", "iptables", "--chain", "input")
+    assert rc == 2 and out == "" and "Traceback" not in err
+    [(found, message, place)] = errors(err)
+    assert (found, place) == (code, f"{path}:{where}") and words in message, err
+
+
+def test_every_error_of_a_file_at_once(tmp_path):
+    path = dump(tmp_path, filter_table("-A INPUT -p tpc -j ACCEPT", "-A INPUT -s 10.0.0.1/40 -j ACCEPT",
+                                       "-A ssh -j DROP"))
+    rc, _, err = run_cli("check", path, "--input-format", "iptables", "--chain", "input")
+    assert rc == 2 and "Traceback" not in err
+    assert [(c, p) for c, _, p in errors(err)] == [("E724", f"{path}:2:13"), ("E722", f"{path}:3:13"),
+                                                  ("E719", f"{path}:4:4")]
+
+
+def test_the_help_says_what_to_do(tmp_path):
+    path = dump(tmp_path, filter_table("-A INPUT -p tcp --dport ssh -j ACCEPT"))
+    _, _, err = run_cli("import", path, "--input-format", "iptables", "--chain", "input")
+    assert "help: iptables-save writes port numbers; write the number (ssh is 22)" in err
+
+
+def test_family_told_by_content_or_named(tmp_path):
+    plain = dump(tmp_path, filter_table(":INPUT ACCEPT [0:0]", "-A INPUT -j ACCEPT"))
+    rc, _, err = run_cli("import", plain, "--chain", "input")
+    assert rc == 2 and "Traceback" not in err
+    [(code, message, place)] = errors(err)
+    assert (code, place) == ("E700", str(plain)) and "cannot tell whether" in message
+    assert "--input-format iptables, or --input-format ip6tables" in err
+    # told by an address only one family has, or named
+    v6 = dump(tmp_path, filter_table(":INPUT ACCEPT [0:0]", "-A INPUT -s 2001:db8::/32 -j DROP"), "v6.rules")
+    assert decided(v6, "input", "proto=udp src.ip=2001:db8::1 dst.ip=2001:db8::2")[1] == "filter INPUT #1"
+    assert decided(plain, "input", "proto=udp src.ip=2001:db8::1 dst.ip=2001:db8::2", "--input-format",
+                   "ip6tables") == ("allow", "filter INPUT #1", "3:1")
+    assert decided(plain, "input", "proto=udp src.ip=2001:db8::1 dst.ip=2001:db8::2", "--input-format",
+                   "iptables") == ("allow", "IPv6 packets: not seen by iptables", "")
