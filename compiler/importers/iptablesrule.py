@@ -267,6 +267,8 @@ class RuleReader:
         if negation is not None:
             raise RuleError("E725", "`!` at the end of the rule", negation.span, "nothing to negate",
                             help="`!` stands before the option it negates: `! -s 10.0.0.0/8`")
+        for name, token, _ in self.modules:
+            self.needs_protocol(name, token)
         self.finish()
         return self.out
 
@@ -345,8 +347,6 @@ class RuleReader:
             raise RuleError("E726", f"{self.context.tool} has no `{name}` match", module.span, "not this family",
                             help=f"write `-m {other}` in an {self.context.family.replace('ipv', 'IPv')} dump")
         if name in EXACT_MATCHES:
-            if name in PORT_PROTOCOLS or name in ("icmp", "icmp6"):
-                self.needs_protocol(name, module)
             self.modules.append((name, module, {}))
             return
         if name in UNMODELLED_MATCHES:
@@ -374,12 +374,15 @@ class RuleReader:
             implicit is not None and option in EXACT_MATCHES.get(implicit, {}))
 
     def needs_protocol(self, module: str, token: Token) -> None:
-        """The kernel takes a port or ICMP match only under `-p` naming its protocol."""
+        """The kernel takes a port or ICMP match only under `-p` naming its protocol, given
+        anywhere in the rule (`-m tcp --dport 22 -p tcp` loads)."""
+        if module not in PORT_PROTOCOLS and module not in ("icmp", "icmp6"):
+            return
         wanted = PORT_PROTOCOLS.get(module) or ((1,) if module == "icmp" else (58,))
         if self.protocol is None or self.protocol[1] or self.protocol[0].size() != 1 \
                 or self.protocol[0].min() not in wanted:
             names = "/".join(n for n, v in PROTOCOLS.items() if v in wanted and n != "ipv6-icmp")
-            raise RuleError("E723", f"`-m {module}` needs `-p {names}` before it", token.span,
+            raise RuleError("E723", f"`-m {module}` needs `-p {names}` in the same rule", token.span,
                             "no protocol for it", help=f"the kernel refuses this match without `-p {names.split('/')[0]}`")
 
     def match_option(self, module: str, given: dict[str, Token], token: Token, negation: Token | None) -> None:
