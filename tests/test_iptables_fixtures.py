@@ -1,0 +1,210 @@
+"""The real iptables-save dumps (../shared/fixtures/iptables/, see its README) through the CLI:
+lint's findings on them, each checked against a reading of the dump (by hand in the comments, and
+by a brute-force first-match oracle of its own for the 305 rules of openlab's FORWARD chain);
+specs checked against them, one property that holds and one that is violated; the IPv4 dump
+against an IPv6 counterpart; and the table `dpipolicy import` writes, read back by `check`."""
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import FIXTURES, ROOT, run_cli, write_policy
+
+OPENLAB = FIXTURES / "iptables" / "openlab-stettenstr.iptables-save"
+MAJEK = FIXTURES / "iptables" / "majek-l2tp-ipsec-vpn.iptables-save"
+MAJEK_V6 = ROOT / "tests" / "fixtures" / "iptables" / "majek-l2tp-ipsec-vpn.ip6tables-save"
+
+
+def lint(path: Path, hook: str, *options: str) -> tuple[int, dict]:
+    code, out, err = run_cli("lint", path, "--chain", hook, "--format", "json", *options)
+    assert code in (0, 1), err
+    return code, json.loads(out)
+
+
+def lines(report: dict, code: str) -> list[int]:
+    return [f["line"] for f in report["findings"] if f["code"] == code]
+
+
+def finding(report: dict, code: str, line: int) -> dict:
+    (found,) = [f for f in report["findings"] if f["code"] == code and f["line"] == line]
+    return found
+
+
+# ----- lint: openlab's FORWARD chain ---------------------------------------------------------------
+
+def test_openlab_forward_needs_approximate_for_physdev():
+    code, out, err = run_cli("lint", OPENLAB, "--chain", "forward")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert f"error[E711]: `-m physdev --physdev-is-bridged` matches bridge ports, which the rule table cannot hold " \
+           f"exactly\n --> {OPENLAB}:85:12" in err
+
+
+@pytest.fixture(scope="module")
+def openlab_forward() -> dict:
+    code, report = lint(OPENLAB, "forward", "--approximate")
+    assert code == 1                         # L101 is an error
+    return report
+
+
+def test_openlab_forward_shadowed_rules(openlab_forward):
+    report = openlab_forward
+    assert report["summary"] | {"queries": 0} == {"errors": 10, "warnings": 167, "notes": 22, "failing": 10,
+                                                  "undecided": 0, "silenced": 0, "rules": 305, "queries": 0}
+    # 363 and 365 repeat 361 word for word (`-s 80.153.166.24/32 -o eth5 -p tcp -j REJECT --reject-with
+    # tcp-reset`), 369 and 371 repeat 367 (the same for eth4): each block of three `! -p tcp -j DROP`
+    # rules for 10.11.0.0/16, 172.16.0.0/24 and 172.16.16.0/24 got the same TCP rule pasted after it,
+    # with the one source address of the first block, so the copies never decide a flow.
+    # 384-389 accept ICMP to 10.10.0.0/16, and line 88 (`-d 10.10.0.0/16 ! -p tcp -j DROP`) drops all
+    # of it first (ICMP is not TCP); only br0 is let in before line 88 (line 86), and none of them is br0.
+    assert lines(report, "L101") == [363, 365, 369, 371, 384, 385, 386, 387, 388, 389]
+    taken_by = {f["line"]: [r["line"] for r in f["related"]] for f in report["findings"] if f["code"] == "L101"}
+    assert taken_by == {363: [361], 365: [361], 369: [367], 371: [367], **{n: [88] for n in range(384, 390)}}
+    # the physdev rule (read as matching nothing) comes first: the kernel may decide any of them by it
+    physdev = f"because of `filter FORWARD #1` ({OPENLAB}:85:12)"
+    assert all(any(physdev in n for n in f["notes"]) for f in report["findings"] if f["code"] == "L101")
+    assert report["approximations"] == [{"rule": "filter FORWARD #1", "location": f"{OPENLAB}:85:12",
+                                         "what": "`-m physdev --physdev-is-bridged` matches bridge ports",
+                                         "instead": "the rule matching no packet (left out)"}]
+
+
+def test_openlab_forward_redundant_rules(openlab_forward):
+    # FORWARD's policy is ACCEPT (line 80), so an ACCEPT rule matters only for flows a later rule
+    # would drop or reset: line 88/89 (to 10.10.0.0/16), 360/362/364 and 366/368/370 (non-TCP from
+    # the three LANs out of eth5/eth4), 361 and 367 (TCP from 80.153.166.24 out of eth5/eth4). So 90
+    # (10.11.0.0/16 out of eth5, non-TCP dropped by 360 without it) is needed and 91 (into 10.11.0.0/16
+    # from 95.142.77.32/27) is redundant; 111 (from 80.153.166.24, any output) is needed for 361,
+    # and so is every `-d X -i IF` rule with any source, such as 157 and 159; every rule of the
+    # tun+ block whose source is not 80.153.166.24 (270-290) is redundant, since no drop is for tun+
+    # output; 372-383 are redundant, as nothing after them drops.
+    report = openlab_forward
+    redundant = lines(report, "L102")
+    assert {90, 111, 157, 159, 291, 313, 335}.isdisjoint(redundant)
+    assert {91, 158, 270, 271, 289, 290} | set(range(372, 384)) <= set(redundant)
+    assert (set(redundant), set(lines(report, "L101"))) == oracle_findings(OPENLAB)
+
+
+def oracle_findings(path: Path) -> tuple[set[int], set[int]]:
+    """(redundant, shadowed) lines of the filter table's FORWARD chain, by brute force: every
+    field is cut into cells by the values the rules name (addresses at every prefix's ends,
+    interfaces by name, protocols TCP, ICMP, other), every combination of cells is a flow, and
+    first match is run on all of them. The physdev rule matches no flow, as --approximate reads it."""
+    rules = forward_rules(path)
+    prefixes = {ipaddress.ip_network(r[o][0]) for r in rules for o in ("-s", "-d") if o in r}
+    cuts = sorted({0} | {int(p.network_address) for p in prefixes} | {int(p.broadcast_address) + 1 for p in prefixes})
+    addresses = [c for c in cuts if c < 2 ** 32]
+    names = sorted({r[o][0] for r in rules for o in ("-i", "-o") if o in r})
+    interfaces = [n.replace("+", "0") for n in names] + ["other0"]
+    protocols = ["tcp", "icmp", "udp"]
+    axes = {"-s": addresses, "-d": addresses, "-i": interfaces, "-o": interfaces, "-p": protocols}
+    shape = [len(values) for values in axes.values()]
+
+    def field_mask(k: int, option: str, rule: dict) -> np.ndarray:
+        if option not in rule:
+            cells = np.ones(shape[k], dtype=bool)
+        else:
+            value, negated = rule[option]
+            if option in ("-s", "-d"):
+                net = ipaddress.ip_network(value)
+                cells = np.array([ipaddress.ip_address(a) in net for a in axes[option]])
+            elif option == "-p":
+                cells = np.array([p == value for p in protocols])
+            else:
+                cells = np.array([n.startswith(value[:-1]) if value.endswith("+") else n == value
+                                  for n in axes[option]])
+            cells = ~cells if negated else cells
+        return cells.reshape([-1 if j == k else 1 for j in range(len(shape))])
+
+    def first_two(skipped: set[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Per flow, the first and the second rule matching it, of those not skipped (-1: none)."""
+        first, second = np.full(shape, -1), np.full(shape, -1)
+        for i, rule in enumerate(rules):
+            if i in skipped:
+                continue
+            mask = np.ones(shape, dtype=bool)
+            for k, option in enumerate(axes):
+                mask = mask & field_mask(k, option, rule)
+            second[(first >= 0) & (second < 0) & mask] = i
+            first[(first < 0) & mask] = i
+        return first, second
+
+    physdev = {i for i, r in enumerate(rules) if r.get("physdev")}
+    first, _ = first_two(physdev)
+    shadowed = {i for i in range(len(rules)) if i not in physdev and not (first == i).any()}
+    # as for a policy, a rule is redundant when the rules below it that decide flows (not the
+    # shadowed ones) give its flows its outcome: of two copies, only the second is reported
+    first, second = first_two(physdev | shadowed)
+    outcome = {"ACCEPT": "allow", "DROP": "block", "REJECT": "reset"}
+    outcomes = np.array([outcome[r["target"]] for r in rules] + ["allow"])      # [-1]: the policy, ACCEPT
+    redundant = {i for i in range(len(rules)) if i not in physdev | shadowed
+                 and (outcomes[second[first == i]] == outcomes[i]).all()}
+    return {rules[i]["line"] for i in redundant}, {rules[i]["line"] for i in shadowed}
+
+
+def forward_rules(path: Path) -> list[dict]:
+    """The `-A FORWARD` rules of *filter, read with the few options they use (any other fails)."""
+    rules, table = [], None
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.startswith("*"):
+            table = line[1:]
+        if table != "filter" or not line.startswith("-A FORWARD "):
+            continue
+        rule, negated, words = {"line": number}, False, iter(line.split()[2:])
+        for word in words:
+            if word == "!":
+                negated = True
+                continue
+            if word in ("-s", "-d", "-i", "-o", "-p"):
+                rule[word] = (next(words), negated)
+            elif word == "-j":
+                rule["target"] = next(words)
+            elif word == "--reject-with":
+                assert next(words) == "tcp-reset" and rule["-p"] == ("tcp", False)
+            elif word == "-m" and next(words) == "physdev":
+                assert next(words) == "--physdev-is-bridged"
+                rule["physdev"] = True
+            else:
+                raise AssertionError(f"line {number}: the oracle does not read {word}")
+            negated = False
+        rules.append(rule)
+    assert len(rules) == 305
+    return rules
+
+
+# ----- lint: the other chains ---------------------------------------------------------------------
+
+def test_openlab_postrouting_snat_chains_never_run():
+    code, report = lint(OPENLAB, "postrouting", "--approximate")
+    assert code == 1 and report["summary"]["errors"] == 2
+    # line 72 jumps to KABELSNAT for `-o eth5`, but line 64 (`-o eth5 -j SNAT`) has decided every
+    # such packet before: KABELSNAT's only rule (73) never runs. Likewise line 71 to PPPSNAT for eth4
+    # after line 63 (`-o eth4 -j SNAT`), so 74 never runs.
+    assert lines(report, "L101") == [73, 74]
+    assert [r["line"] for r in finding(report, "L101", 73)["related"]] == [64]
+    assert [r["line"] for r in finding(report, "L101", 74)["related"]] == [63]
+    # The table holds verdicts, and a NAT rule's is ACCEPT, as the nat chain's policy: each NAT rule
+    # that runs is "redundant" for the verdict, though removing it changes the addresses (not what
+    # a table holds). The RETURN rules (58, 67-69) and jumps (71, 72) give no verdict of their own.
+    assert lines(report, "L102") == [57, 59, 60, 61, 62, 63, 64, 65, 66, 70]
+
+
+def test_majek_output_accept_all_is_redundant():
+    code, report = lint(MAJEK, "output", "--approximate")
+    assert code == 0
+    # `-A OUTPUT -j ACCEPT` (25) accepts what the policy would: the dump gives no `:OUTPUT` line, and
+    # the policy is read as ACCEPT. Lines 19-20 only concern UDP from port 1701, and 19 is read as
+    # matching nothing (`-m policy`), so the finding is approximate.
+    assert lines(report, "L102") == [25] and lines(report, "L101") == []
+    assert any(f"because of `filter OUTPUT #1` ({MAJEK}:19:11)" in n for n in finding(report, "L102", 25)["notes"])
+
+
+@pytest.mark.parametrize("hook", ["input", "forward"])
+def test_majek_input_and_forward_decide_with_every_rule(hook):
+    # INPUT ends in `-j DROP` (51) and FORWARD in `-j DROP` (58): every ACCEPT before them is needed,
+    # and no rule's flows are all taken by earlier ones (the overlaps are notes, L103)
+    code, report = lint(MAJEK, hook, "--approximate")
+    assert code == 0 and report["summary"]["errors"] == report["summary"]["warnings"] == 0
+    assert {f["code"] for f in report["findings"]} == {"L103"}
