@@ -281,3 +281,36 @@ def test_openlab_forward_results_are_approximate(tmp_path):
     result = results["no_icmp_in"]
     assert (result["status"], result["table_status"]) == ("approximate", "holds")
     assert [a["location"] for a in result["approximations"]] == [f"{OPENLAB}:85:12"]
+
+
+# ----- dpipolicy import ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path, hook, spec", [(MAJEK, "input", MAJEK_SPEC), (OPENLAB, "forward", f"""
+invariant lan_smb_out "SMB from the LAN 10.11.0.0/16 to the internet is dropped"
+    when proto == udp and dst.port == 445 and src.ip in 10.11.0.0/16 and iface.out == "eth5" and {V4}
+    require action == block
+""")])
+def test_an_imported_table_checks_as_its_rule_set(tmp_path, path, hook, spec):
+    table = tmp_path / "table.json"
+    code, out, err = run_cli("import", path, "--chain", hook, "--approximate", "-o", table)
+    assert code == 0 and out == "", err
+    written = json.loads(table.read_text(encoding="utf-8"))
+    direct_code, direct, _ = run_cli("check", path, "--chain", hook, "--approximate", "--format", "json", "--spec",
+                                     write_policy(tmp_path, spec, "spec.dpi"))
+    code, read_back, err = run_cli("check", table, "--format", "json", "--spec", tmp_path / "spec.dpi")
+    assert (code, json.loads(read_back)) == (direct_code, json.loads(direct)), err
+    # the approximations stay with the table, each with the flows it may decide otherwise
+    approximations = json.loads(direct)["approximations"]
+    assert [{k: a[k] for k in ("rule", "what", "instead")} for a in written["approximations"]] == \
+        [{k: a[k] for k in ("rule", "what", "instead")} for a in approximations]
+    assert [a["source"] for a in written["approximations"]] == [a["location"] for a in approximations]
+    assert all(a["flows"] for a in written["approximations"])
+    if path == OPENLAB:
+        assert direct_code == 3 and json.loads(direct)["results"][0]["status"] == "approximate"
+
+
+def test_an_imported_table_takes_no_reading_options(tmp_path):
+    table = tmp_path / "table.json"
+    assert run_cli("import", MAJEK, "--chain", "output", "--approximate", "-o", table)[0] == 0
+    code, _, err = run_cli("check", table, "--approximate")
+    assert code == 2 and "error[E703]: --approximate applies to rule sets exported from an enforcement point" in err
