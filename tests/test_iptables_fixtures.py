@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dpipolicy.dsl.loader import display_name
+
 from helpers import FIXTURES, ROOT, run_cli, write_policy
 
 OPENLAB = FIXTURES / "iptables" / "openlab-stettenstr.iptables-save"
@@ -314,3 +316,89 @@ def test_an_imported_table_takes_no_reading_options(tmp_path):
     assert run_cli("import", MAJEK, "--chain", "output", "--approximate", "-o", table)[0] == 0
     code, _, err = run_cli("check", table, "--approximate")
     assert code == 2 and "error[E703]: --approximate applies to rule sets exported from an enforcement point" in err
+
+
+# ----- the IPv4 dump against its IPv6 half --------------------------------------------------------
+
+def diff(old: Path, new: Path, hook: str, *options: str) -> tuple[int, dict]:
+    code, out, err = run_cli("diff", old, new, "--chain", hook, "--approximate", "--format", "json", *options)
+    assert code in (0, 1), err
+    return code, json.loads(out)
+
+
+def test_the_two_families_are_decided_by_different_halves():
+    """iptables decides IPv4 packets and ip6tables IPv6 ones: each dump's table accepts the other
+    family's flows as the kernel lets them by ("not seen"). So a diff of the two dumps compares,
+    for every flow, one half's verdict with the other's "not seen": each changed region is decided
+    by a "not seen" rule on one side, and the diff is the union of what either half refuses, never
+    the difference between them. Like is compared with like by a spec (below) or within a family."""
+    code, report = diff(MAJEK, MAJEK_V6, "input")
+    assert code == 1
+    unseen = {"IPv6 packets: not seen by iptables", "IPv4 packets: not seen by ip6tables"}
+    regions = [r for g in report["groups"] for r in g["regions"]]
+    assert regions and all({r["old"]["rule"], r["new"]["rule"]} & unseen for r in regions)
+
+
+SERVICES = """invariant ssh "New SSH connections to the gateway are accepted"
+    when proto == tcp and dst.port == 22 and ct.state == new and not dst.ip in {127.0.0.0/8, ::1} require action == allow
+invariant web "HTTP and HTTPS to the gateway are accepted"
+    when proto == tcp and dst.port in {80, 443} and not dst.ip in {127.0.0.0/8, ::1} require action == allow
+invariant ike "IKE and IPsec NAT traversal reach the gateway"
+    when proto == udp and dst.port in {500, 4500} and not dst.ip in {127.0.0.0/8, ::1} require action == allow
+invariant port44 "New connections to TCP port 44 are accepted"
+    when proto == tcp and dst.port == 44 and ct.state == new and not dst.ip in {127.0.0.0/8, ::1} require action == allow
+invariant ping "Echo requests of either family are answered"
+    when (proto == icmp and icmp.type == 8 and src.ip in 0.0.0.0/0 and dst.ip in 0.0.0.0/0)
+        or (proto == icmpv6 and icmp.type == 128 and src.ip in ::/0 and dst.ip in ::/0)
+    require action == allow
+invariant replies "Replies to the gateway's own connections come back"
+    when ct.state in {established, related} and not dst.ip in {127.0.0.0/8, ::1} require action == allow
+"""
+
+
+def test_a_spec_of_what_is_open_compares_the_families(tmp_path):
+    """What a service may reach holds of either table for the other family (it is let by), so
+    an invariant that something is accepted, written for both families, compares like with like:
+    only the deliberate difference changes status."""
+    spec = write_policy(tmp_path, SERVICES, "services.dpi")
+    code, report = diff(MAJEK, MAJEK_V6, "input", "--spec", spec, "--fail-on", "regression")
+    assert code == 1
+    [change] = report["status_changes"]
+    assert (change["name"], change["before"], change["after"]) == ("port44", "holds", "violated")
+    example = change["counterexample"]
+    assert example["flow"]["dst.ip"].startswith("2001:db8:") and example["flow"]["dst.port"] == 44
+    assert (example["action_text"], example["rule"], example["rule_location"]) == (
+        "block, log", "filter INPUT #13", f"{display_name(MAJEK_V6)}:25:1")
+
+
+def as_ipv6(text: str) -> str:
+    """The IPv4 dump as ip6tables would take it, with the translations the IPv6 half's header lists."""
+    for v4, v6 in (("127.0.0.0/8", "::1/128"), ("10.0.0.0/24", "fd00:10::/64"),
+                   ("-p icmp -m icmp --icmp-type 8", "-p ipv6-icmp -m icmp6 --icmpv6-type 128"),
+                   ("icmp-admin-prohibited", "icmp6-adm-prohibited")):
+        text = text.replace(v4, v6)
+    nat = text[:text.index("*filter")]
+    return "\n" * nat.count("\n") + text[len(nat):]        # no nat table, the other lines where they were
+
+
+@pytest.mark.parametrize("hook, changed", [("input", True), ("forward", False), ("output", False)])
+def test_within_one_family_the_diff_is_exactly_the_difference(tmp_path, hook, changed):
+    transcribed = dump_text(tmp_path, "majek.ip6tables-save", as_ipv6(MAJEK.read_text(encoding="utf-8")))
+    code, report = diff(transcribed, MAJEK_V6, hook)
+    if not changed:
+        assert code == 0 and report["equivalent"], report["groups"]
+        return
+    assert code == 1
+    [group] = report["groups"]
+    [region] = group["regions"]
+    assert group["change"] == "allow -> block, log"
+    assert region["match"]["proto"] == ["tcp"] and region["match"]["dst.port"] == ["44"]
+    assert region["match"]["ct.state"] == ["new"]
+    assert (region["old"]["rule"], region["old"]["rule_location"]) == ("filter INPUT #7", f"{transcribed}:29:1")
+    assert (region["new"]["rule"], region["new"]["rule_location"]) == ("filter INPUT #13", f"{display_name(MAJEK_V6)}:25:1")
+
+
+def dump_text(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
