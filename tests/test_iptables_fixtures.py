@@ -340,13 +340,15 @@ def test_the_two_families_are_decided_by_different_halves():
 
 
 SERVICES = """invariant ssh "New SSH connections to the gateway are accepted"
-    when proto == tcp and dst.port == 22 and ct.state == new and not dst.ip in {127.0.0.0/8, ::1} require action == allow
+    when proto == tcp and dst.port == 22 and ct.state == new and not dst.ip in {127.0.0.0/8, ::1}
+    require action == allow
 invariant web "HTTP and HTTPS to the gateway are accepted"
     when proto == tcp and dst.port in {80, 443} and not dst.ip in {127.0.0.0/8, ::1} require action == allow
 invariant ike "IKE and IPsec NAT traversal reach the gateway"
     when proto == udp and dst.port in {500, 4500} and not dst.ip in {127.0.0.0/8, ::1} require action == allow
 invariant port44 "New connections to TCP port 44 are accepted"
-    when proto == tcp and dst.port == 44 and ct.state == new and not dst.ip in {127.0.0.0/8, ::1} require action == allow
+    when proto == tcp and dst.port == 44 and ct.state == new and not dst.ip in {127.0.0.0/8, ::1}
+    require action == allow
 invariant ping "Echo requests of either family are answered"
     when (proto == icmp and icmp.type == 8 and src.ip in 0.0.0.0/0 and dst.ip in 0.0.0.0/0)
         or (proto == icmpv6 and icmp.type == 128 and src.ip in ::/0 and dst.ip in ::/0)
@@ -395,7 +397,8 @@ def test_within_one_family_the_diff_is_exactly_the_difference(tmp_path, hook, ch
     assert region["match"]["proto"] == ["tcp"] and region["match"]["dst.port"] == ["44"]
     assert region["match"]["ct.state"] == ["new"]
     assert (region["old"]["rule"], region["old"]["rule_location"]) == ("filter INPUT #7", f"{transcribed}:29:1")
-    assert (region["new"]["rule"], region["new"]["rule_location"]) == ("filter INPUT #13", f"{display_name(MAJEK_V6)}:25:1")
+    assert (region["new"]["rule"], region["new"]["rule_location"]) == ("filter INPUT #13",
+                                                                       f"{display_name(MAJEK_V6)}:25:1")
 
 
 def dump_text(tmp_path: Path, name: str, text: str) -> Path:
