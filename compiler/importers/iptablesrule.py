@@ -267,6 +267,8 @@ class RuleReader:
         if negation is not None:
             raise RuleError("E725", "`!` at the end of the rule", negation.span, "nothing to negate",
                             help="`!` stands before the option it negates: `! -s 10.0.0.0/8`")
+        for name, token, _ in self.modules:
+            self.needs_protocol(name, token)
         self.finish()
         return self.out
 
@@ -284,6 +286,10 @@ class RuleReader:
             self.out.factors.append(({"proto": self.complemented(self.protocol[0], negation, 0, 255)},))
         elif option in ("source", "destination"):
             (value,) = self.values(token, 1)
+            if negation is not None and "," in value.text:
+                raise RuleError("E725", f"`! {token.text}` with several addresses", negation.span, "`!` here",
+                                help="iptables refuses to negate a list: write a prefix or `-m iprange` range that "
+                                     "holds them, or one rule per address")
             name = "src.ip" if option == "source" else "dst.ip"
             values = self.addresses(value)
             lo, hi = FAMILY_RANGE[self.context.family]
@@ -299,6 +305,9 @@ class RuleReader:
             if "jump" in self.seen and "goto" in self.seen:
                 raise RuleError("E721", "a rule has one of `-j` and `-g`, not both", token.span, "the second")
             self.target = (value.text, value) if option == "jump" else ("goto " + value.text, value)
+        elif option == "fragment" and self.context.family == "ipv6":
+            raise RuleError("E720", f"`{token.text}` is not an option of ip6tables", token.span, "IPv4 only",
+                            help="ip6tables refuses it: an IPv6 fragment is matched with `-m frag`")
         elif option == "fragment":
             # conntrack reassembles packets before these tables: a later fragment is part of its flow
             self.approximate(token.span, f"`{'! ' if negation else ''}{token.text}` tests whether a packet is a "
@@ -331,11 +340,17 @@ class RuleReader:
                         "unknown here", help="load its match first (`-m tcp --dport 22`), or check the spelling")
 
     def implicit_module(self) -> str | None:
-        """`-p tcp` loads the tcp match for its options, as iptables does (`-p udp --dport 53`)."""
+        """`-p tcp` loads the tcp match for its options, as iptables does (`-p udp --dport 53`, and
+        `-p 6 --dport 22` by the protocol's number); a protocol without a match of this family's
+        (`-p udplite`, `-p icmp` in ip6tables) loads none."""
         if self.protocol is None or self.protocol[1]:
             return None
         name = self.protocol[2].text.lower()
-        return {"ipv6-icmp": "icmp6", "icmpv6": "icmp6"}.get(name, name) if name in PROTOCOLS else None
+        if name.isdigit():
+            name = next((n for n, number in PROTOCOLS.items() if number == int(name)), name)
+        name = {"ipv6-icmp": "icmp6", "icmpv6": "icmp6"}.get(name, name)
+        icmp = "icmp" if self.context.family == "ipv4" else "icmp6"
+        return name if name in PORT_PROTOCOLS or name == icmp else None
 
     # ----- matches --------------------------------------------------------------------------
     def load(self, option: Token, module: Token) -> None:
@@ -345,8 +360,6 @@ class RuleReader:
             raise RuleError("E726", f"{self.context.tool} has no `{name}` match", module.span, "not this family",
                             help=f"write `-m {other}` in an {self.context.family.replace('ipv', 'IPv')} dump")
         if name in EXACT_MATCHES:
-            if name in PORT_PROTOCOLS or name in ("icmp", "icmp6"):
-                self.needs_protocol(name, module)
             self.modules.append((name, module, {}))
             return
         if name in UNMODELLED_MATCHES:
@@ -374,12 +387,15 @@ class RuleReader:
             implicit is not None and option in EXACT_MATCHES.get(implicit, {}))
 
     def needs_protocol(self, module: str, token: Token) -> None:
-        """The kernel takes a port or ICMP match only under `-p` naming its protocol."""
+        """The kernel takes a port or ICMP match only under `-p` naming its protocol, given
+        anywhere in the rule (`-m tcp --dport 22 -p tcp` loads)."""
+        if module not in PORT_PROTOCOLS and module not in ("icmp", "icmp6"):
+            return
         wanted = PORT_PROTOCOLS.get(module) or ((1,) if module == "icmp" else (58,))
         if self.protocol is None or self.protocol[1] or self.protocol[0].size() != 1 \
                 or self.protocol[0].min() not in wanted:
             names = "/".join(n for n, v in PROTOCOLS.items() if v in wanted and n != "ipv6-icmp")
-            raise RuleError("E723", f"`-m {module}` needs `-p {names}` before it", token.span,
+            raise RuleError("E723", f"`-m {module}` needs `-p {names}` in the same rule", token.span,
                             "no protocol for it", help=f"the kernel refuses this match without `-p {names.split('/')[0]}`")
 
     def match_option(self, module: str, given: dict[str, Token], token: Token, negation: Token | None) -> None:
