@@ -64,6 +64,19 @@ def test_a_character_yaml_does_not_allow_is_located_at_it(kind):
 
 
 @pytest.mark.parametrize("kind", YAML_FILES)
+@pytest.mark.parametrize("line_break", ["\r", "\r\n", "\x85", "\u2028", "\u2029"])
+def test_a_character_yaml_does_not_allow_is_on_the_line_yaml_counts(kind, line_break):
+    """Inputs 68746 and 435184 of seed 1 (terms files: a lone CR, a U+2028, then ESC or NUL
+    lines later) and 709095 (the catalogue, a U+2028 before a NUL): the line was counted at
+    `\\n` only, where YAML, and PyYAML's marks of every other error, end a line at each of
+    these too (CRLF once), so the error named a line before the character, or past the file."""
+    text = f"# one{line_break}two \x06\n" + YAML_FILES[kind][0]
+    code, _, err = run_with(kind, text)
+    assert code == 2
+    assert f"error[{CODES[kind]}]: invalid YAML: special characters are not allowed: U+0006\n --> file.yaml:2:5\n" in err
+
+
+@pytest.mark.parametrize("kind", YAML_FILES)
 def test_yaml_nested_a_thousand_deep_is_an_error_not_an_internal_error(kind):
     """Input 1598 of seed 2 (a flow mapping repeated inside itself in a profile): PyYAML's
     composer recursed until Python's limit, an internal error (exit 4)."""
