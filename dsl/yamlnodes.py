@@ -143,9 +143,12 @@ class NodeReader:
             raise DiagnosticError(d for _, d in sorted(self.errors, key=lambda e: e[0]))
 
     def check_version(self, top: dict, code: str, kind: str) -> None:
-        """Files of each kind are at version 1; another version is `code` at its value."""
-        if "version" in top and self.value(top["version"][1]) != 1:
-            node = top["version"][1]
+        """Files of each kind are at version 1; another version is `code` at its value (a value
+        that cannot be read at all is already an error: not a second one)."""
+        if "version" not in top:
+            return
+        node, before = top["version"][1], len(self.errors)
+        if self.value(node) != 1 and len(self.errors) == before:
             self.fail(code, node, f"{kind} version {self.shown(node)} is not supported",
                       help="this dpipolicy reads version 1")
 
