@@ -137,6 +137,29 @@ def test_an_empty_value_with_a_type_tag_is_an_error_at_it(kind):
     assert f" --> file.yaml:{where}\n" in err and "cannot read this value" in err
 
 
+WAIVER_IN_BLOCK = "version: 1\nwaivers:\n  - clause: mail\n    owner: Mail team\n    reason: a trial\n" \
+                  "    expires: 2011-12-31\n    region: REGION\n"
+
+
+@pytest.mark.parametrize("region", ['"dst.p\rort == 587"', "dst.port ==\n      587", "|\n      dst.port == 587"])
+def test_a_waiver_region_written_on_several_lines_is_an_error_at_it(region):
+    """Input 756362 of seed 1 (a lone CR put into a waiver's region `"dst.port == 587"`): YAML
+    folded the break into a space, so the value was on one line but its text was not; the
+    condition `dst.p ort == 587` was parsed as if it stood on the line of `region:`, and its
+    errors named columns past that line's end. A region's text must be on one line."""
+    code, _, err = run_with("waivers", WAIVER_IN_BLOCK.replace("REGION", region))
+    assert code == 2
+    assert err.startswith("error[E634]: `region` must be a condition on one line, below the top of the file\n"
+                          " --> file.yaml:7:13\n")
+
+
+@pytest.mark.parametrize("region, column", [("dst.prt == 587", 13), ('"  dst.prt == 587"', 16), ("' dst.prt == 587'", 15)])
+def test_an_error_in_a_waiver_region_is_at_its_column_after_leading_spaces(region, column):
+    code, _, err = run_with("waivers", WAIVER_IN_BLOCK.replace("REGION", region))
+    assert code == 2
+    assert f"error[E101]: unknown field `dst.prt`\n --> file.yaml:7:{column}\n" in err
+
+
 def test_a_spec_name_too_long_for_the_file_system_is_an_error_at_the_name():
     """Input 2080 of seed 2 (a token of a terms file's `specs` repeated a hundred times): the
     file system's ENAMETOOLONG left pathlib's is_file, an internal error (exit 4)."""
