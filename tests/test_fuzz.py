@@ -147,3 +147,19 @@ def test_a_finding_is_saved_and_replays_alone(tmp_path, planted, capsys):
     shown = capsys.readouterr().out
     assert "exit 4 in" in shown and "problems: ['exit 4 (internal error)']" in shown
     assert "internal error: RuntimeError: planted" in shown
+
+
+def test_a_saved_finding_replays_as_it_was_made(tmp_path, planted, monkeypatch, capsys):
+    """`--replay-saved` runs the saved files and command: it makes nothing again, so it replays a
+    finding of a run whose corpus (the checkout's files) is no longer this one."""
+    number = planted.index("raise")
+    run_harness(tmp_path, "--inputs", str(len(planted)), "--jobs", "2", "--bound", "3")
+    monkeypatch.setattr(inputs, "make", lambda seed, number: pytest.fail("a saved finding is not made again"))
+    capsys.readouterr()
+    saved = tmp_path / "findings" / f"1-{number}"
+    assert fuzz_command.main(["--replay-saved", str(saved), "--out", str(tmp_path / "replay")]) == 1
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"input {number} (planted raise) in {tmp_path / 'replay' / f'1-{number}'}:\n"
+                            "  dpipolicy check policy.dpi --format text --jobs 1\n")
+    assert "problems: ['exit 4 (internal error)']" in shown
+    assert (tmp_path / "replay" / f"1-{number}" / "policy.dpi").read_bytes() == (saved / "policy.dpi").read_bytes()
