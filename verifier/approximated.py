@@ -96,8 +96,11 @@ def diff_marked(diff: Diff, old: RuleTable, new: RuleTable) -> Diff:
     """The diff, each changed region with the approximations of either table it meets."""
     if not (old.approximations or new.approximations):
         return diff
-    changes = [dataclasses.replace(c, approximations=tuple({a.text(): a for a in meeting(old, [c.box]) +
-                                                            meeting(new, [c.box])}.values()))
+    changes = [dataclasses.replace(c, approximations=_once(meeting(old, [c.box]) + meeting(new, [c.box])))
                for c in diff.changes]
-    both = {a.text(): a for a in old.approximations + new.approximations}       # once, if the versions share it
-    return dataclasses.replace(diff, changes=changes, approximations=tuple(both.values()))
+    return dataclasses.replace(diff, changes=changes, approximations=_once(old.approximations + new.approximations))
+
+
+def _once(approximations: tuple[Approximation, ...]) -> tuple[Approximation, ...]:
+    """Each approximation once, where both versions have it (the same file diffed with itself)."""
+    return tuple({a.text(): a for a in approximations}.values())

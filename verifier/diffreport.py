@@ -129,12 +129,13 @@ def change_details(diff: Diff, change: Change) -> list[str]:
     return lines
 
 
+_APPROXIMATE = ("approximate: the diff is of the tables; where they hold a rule set only approximately, the kernels "
+                "may differ otherwise")
+
+
 def _approximate_lines(diff: Diff) -> list[str]:
     """Why a diff of imported tables read with --approximate is approximate as a whole."""
-    if not diff.approximations:
-        return []
-    return ["", "approximate: the diff is of the tables; where they hold a rule set only approximately, the "
-                "kernels may differ otherwise"] + approximations_text(diff.approximations)
+    return ["", _APPROXIMATE] + approximations_text(diff.approximations) if diff.approximations else []
 
 
 def _status_lines(statuses: list[StatusChange]) -> list[str]:
@@ -266,5 +267,4 @@ def render_markdown(diff: Diff, statuses: list[StatusChange], limit: int = 50) -
 
 
 def _approximate_markdown(diff: Diff) -> list[str]:
-    lines = _approximate_lines(diff)
-    return lines and ["", f"**{lines[1]}**"] + [f"- {a.text()}" for a in diff.approximations]
+    return ["", f"**{_APPROXIMATE}**"] + [f"- {a.text()}" for a in diff.approximations] if diff.approximations else []

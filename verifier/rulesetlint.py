@@ -64,7 +64,7 @@ def lint_imported(table: RuleTable, judged: tuple[Judged, ...], placed: list[Pla
             undecided.append(Undecided("L101", f"could not decide whether rule `{name}` is shadowed or redundant",
                                        rule.span, rule.span, f"it is inlined at {counted(len(places), 'place')} of "
                                        "the hook, and lint judges a rule's flows in one run of the table",
-                                       rule.location if rule.span is None else None))
+                                       rule.location))
         else:
             judged_rules.append(_Rule(origin, model.entries[run[0]][0]))
     found, open_questions, queries = _rule_findings(_Rules(judged_rules), model, limits)
