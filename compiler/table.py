@@ -52,6 +52,9 @@ class RuleTable:
     named_sets: tuple[tuple[str, str, IntervalSet], ...] = ()   # (set, field, values): names for reports
     default_span: Span | None = None        # the policy's `default`, for errors a backend finds in it
     approximations: tuple[Approximation, ...] = ()  # an imported rule set read with --approximate
+    # An imported rule set filters packets: what is said of it ranges over the flows packets
+    # carry (contract.unseen_flows are left out), as the kernel check's proof does.
+    packet_filter: bool = False
 
     def source_rule_names(self) -> tuple[str, ...]:
         """Names of the source rules, in order, each once."""

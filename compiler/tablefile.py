@@ -67,6 +67,7 @@ def table_to_json(table: RuleTable) -> dict:
         **({"interfaces": {n: list(declared_patterns(schema.field(n))) for n in INTERFACE_FIELDS if schema.field(n)}}
            if any(schema.field(n) for n in INTERFACE_FIELDS) else {}),
         **({"domains": list(declared_patterns(sni))} if (sni := schema.field(SNI)) else {}),
+        **({"packet_filter": True} if table.packet_filter else {}),
         "default": action_json(table.default),
         "rules": [
             {
@@ -106,8 +107,8 @@ def write_table(table: RuleTable, path: Path) -> None:
 # ----- reading ------------------------------------------------------------------------------
 # The keys each object may have (required ones first); anything else is an error, so that a
 # misspelt key (`"mach"`) cannot turn a rule into one that matches every flow.
-_TOP_KEYS = ("format", "version", "policy", "enums", "fields", "interfaces", "domains", "default", "rules",
-             "approximations")
+_TOP_KEYS = ("format", "version", "policy", "enums", "fields", "interfaces", "domains", "packet_filter", "default",
+             "rules", "approximations")
 _APPROXIMATION_KEYS = ("rule", "source", "what", "instead", "flows")
 _TOP_REQUIRED = ("default", "rules")
 # The optional fields (schema.OPTIONAL_FIELDS) a table lists by name under `fields`: those of no
@@ -219,8 +220,12 @@ class _TableReader:
                     continue        # it matches no flow (`[]`): left out, so every box has flows; its name stays
                 rules.append(MatchRule(len(rules), box, action, origin, because))
         approximations = self.approximations(data.get("approximations", []), fields)
+        packet_filter = data.get("packet_filter", False)
+        if type(packet_filter) is not bool:
+            self.fail("packet_filter", f"`packet_filter` must be true or false, not {_type_words(packet_filter)}")
         self.raise_errors()
-        return RuleTable(name, version_text, schema, tuple(rules), default, approximations=approximations)
+        return RuleTable(name, version_text, schema, tuple(rules), default, approximations=approximations,
+                         packet_filter=packet_filter is True)
 
     def approximations(self, entries, fields: dict[str, Field]) -> tuple[Approximation, ...]:
         """What an imported table holds only approximately (`dpipolicy import --approximate`)."""

@@ -124,10 +124,10 @@ def lint_ruleset(path: Path, specs: tuple[Path, ...], catalogues: tuple[Path, ..
     from dpipolicy.verifier.rulesetlint import lint_imported
     catalogue = load_catalogue(catalogues)
     ruleset = detect.read_ruleset(path, input_format(path, reading))
-    table, judged = judged_table(ruleset, catalogue, reading.chain, reading.approximate)
+    table, judged, assumed = judged_table(ruleset, catalogue, reading.chain, reading.approximate)
     loaded = with_spec(table, specs, catalogue)
     placed = load_items(specs[0], specs[1:])[0] if specs else []
-    return lint_imported(loaded.table, judged, placed, loaded.spec, limits)
+    return lint_imported(loaded.table, judged, placed, loaded.spec, limits, assumed)
 
 
 def translation_validation(loaded: Loaded, limits: Limits, shared: frozenset[int] = frozenset()) -> Validation | None:

@@ -19,14 +19,15 @@ from __future__ import annotations
 import bisect
 import difflib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import numpy as np
 
+from dpipolicy.compiler.backends.contract import unseen_flows
 from dpipolicy.compiler.boxes import Box, hull, intersect, merge, normalized, point_in, subtract_all
 from dpipolicy.compiler.retarget import joint_schema, retarget
-from dpipolicy.compiler.table import RuleTable
+from dpipolicy.compiler.table import MatchRule, RuleTable
 from dpipolicy.dsl.schema import LABEL_FIELDS, Schema
 from dpipolicy.dsl.typed import Action, Origin
 
@@ -533,11 +534,26 @@ def _walk(state: tuple, walk: tuple[bool, int]) -> _Found:
     return found
 
 
+def behind(table: RuleTable, boxes, origin: Origin) -> RuleTable:
+    """`table` behind first rules that allow the flows of `boxes`: put in front of two tables
+    alike, they take those flows out of any comparison of the two."""
+    fields = {f.name: f for f in table.schema.flow_fields}
+    first = tuple(MatchRule(-1, tuple(normalized(box, fields).items()), Action("allow"), origin) for box in boxes)
+    return replace(table, rules=first + table.rules)
+
+
+UNSEEN = Origin("(no packet carries these flows)", None, "contract")
+
+
 def diff_tables(old: RuleTable, new: RuleTable, limits: Limits, jobs: int = 1) -> Diff:
     """Every flow whose outcome differs; the changed rules' walks are spread over up to `jobs`
     processes, with the same result as one."""
     schema = old.schema if old.schema is new.schema else joint_schema(old.schema, new.schema)
-    a, b = TableModel(retarget(old, schema)), TableModel(retarget(new, schema))
+    old, new = retarget(old, schema), retarget(new, schema)
+    if old.packet_filter or new.packet_filter:       # a rule set's diff speaks of the flows packets carry
+        unseen = unseen_flows(schema)
+        old, new = behind(old, unseen, UNSEEN), behind(new, unseen, UNSEEN)
+    a, b = TableModel(old), TableModel(new)
     tables = _Tables(a, b)
     changed_a, changed_b = (np.flatnonzero(partner < 0).tolist() for partner in tables.partner)
     # enum, server-name and interface values were renumbered onto the joint schema: only sets of other fields keep their meaning

@@ -113,7 +113,8 @@ class _Pairs:
         model = self.model
 
         def found(cond: typed.Cond) -> list[tuple[int, Box]]:
-            return [(i, intersect(model.boxes[i], target)) for i, target in candidates(model, cond)]
+            return [(i, part) for i, target in candidates(model, cond)
+                    for part in model.seen(intersect(model.boxes[i], target))]
         every = found(when)
         if len({self.treatment(i) for i, _ in every}) < 2:
             return self             # one treatment for every flow of `when`

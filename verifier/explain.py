@@ -7,7 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from dpipolicy.compiler.boxes import Box, intersect, subtract
+from dpipolicy.compiler.backends.contract import unseen_flows
+from dpipolicy.compiler.boxes import Box, contains, intersect, subtract
 from dpipolicy.compiler.table import RuleTable
 from dpipolicy.compiler.tablefile import parse_value_text
 from dpipolicy.dsl import domains, icmp
@@ -132,7 +133,7 @@ def explain(table: RuleTable, pinned: dict[str, int]) -> Explanation:
     schema = table.schema
     fields = {f.name: f for f in schema.flow_fields}
     names = table.named_sets
-    remaining: list[Box] = [{}]
+    carried = remaining = _carried(table, pinned, fields)
     deciding: set[str] = set()
     steps: dict[str, Step] = {}
     outcomes: dict[str, Outcome] = {}
@@ -153,7 +154,8 @@ def explain(table: RuleTable, pinned: dict[str, int]) -> Explanation:
         if not decided:
             step.shadowed = True
             continue
-        step.status = "decides" if not residual and remaining == [{}] else "decides some"
+        whole = remaining is carried and all(contains(residual, r) for r in remaining)
+        step.status = "decides" if whole else "decides some"
         outcome = outcomes.setdefault(name, Outcome(rule.action, name, location, []))
         for b in decided:
             _add_once(step.when, box_text(schema, b, names))
@@ -178,6 +180,25 @@ def explain(table: RuleTable, pinned: dict[str, int]) -> Explanation:
     named = sorted({"subscriber.addons" if n.startswith(ADDON_PREFIX) else n for n in deciding},
                    key=lambda n: order.index(n) if n in order else len(order))
     return Explanation(pinned, list(steps.values()), list(outcomes.values()), unpinned, named)
+
+
+def _carried(table: RuleTable, pinned: dict[str, int], fields) -> list[Box]:
+    """The flows of the pinned values a claim about `table` speaks of, as boxes over the other
+    fields: all of them, but on a packet filter's table only those packets carry (a flow of
+    none is bad input: the rule set never meets it)."""
+    remaining: list[Box] = [{}]
+    if not table.packet_filter:
+        return remaining
+    for box in unseen_flows(table.schema):
+        if all(pinned[n] in v for n, v in box.items() if n in pinned):
+            residual = {n: v for n, v in box.items() if n not in pinned}
+            remaining = [piece for r in remaining for piece in subtract(r, residual, fields)]
+    if not remaining:
+        raise DiagnosticError([Diagnostic(
+            "E310", "no packet carries this flow, so the rule set never decides it", None, location_text="--flow",
+            help="give both addresses in one family, and ports or an ICMP type only with a protocol that has "
+                 "them (docs/import.md, \"What a rule set never sees\")")])
+    return remaining
 
 
 def _add_once(items: list[str], text: str) -> None:

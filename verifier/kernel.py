@@ -8,7 +8,6 @@ sides, the diff finds exactly the seen flows whose outcomes differ.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import tempfile
@@ -17,13 +16,12 @@ from dataclasses import dataclass
 from dpipolicy.compiler.backends import Compiled
 from dpipolicy.compiler.backends.contract import unseen_flows
 from dpipolicy.compiler.backends.nftables import batches
-from dpipolicy.compiler.boxes import normalized, subtract_all
+from dpipolicy.compiler.boxes import subtract_all
 from dpipolicy.compiler.importers.nftjson import read_kernel_rules
-from dpipolicy.compiler.table import MatchRule, RuleTable
-from dpipolicy.dsl.typed import Action, Origin
+from dpipolicy.compiler.table import RuleTable
 from dpipolicy.dsl.words import counted
 
-from .diff import diff_tables
+from .diff import UNSEEN, behind, diff_tables
 from dpipolicy.compiler.netns import NamespaceError, nft_failure, run_in_namespace, unprivileged
 from .solve import Limits
 from .validate import MistranslationError
@@ -94,7 +92,7 @@ def kernel_equivalence(table: RuleTable, kernel: tuple[RuleTable, tuple], limits
     if _by_groups(table, rules, tags):
         return KernelCheck("proved", len(table.rules), len(rules.rules))
     unseen = unseen_flows(table.schema)
-    diff = diff_tables(behind(table, unseen, _UNSEEN), behind(rules, unseen, _UNSEEN), limits)
+    diff = diff_tables(behind(table, unseen, UNSEEN), behind(rules, unseen, UNSEEN), limits)
     if diff.changes:
         change = diff.changes[0]
         raise KernelMismatch(
@@ -106,15 +104,6 @@ def kernel_equivalence(table: RuleTable, kernel: tuple[RuleTable, tuple], limits
     return KernelCheck("proved", len(table.rules), len(rules.rules))
 
 
-def behind(table: RuleTable, boxes, origin: Origin) -> RuleTable:
-    """`table` behind first rules that allow the flows of `boxes`: put in front of two tables
-    alike, they take those flows out of any comparison of the two."""
-    fields = {f.name: f for f in table.schema.flow_fields}
-    first = tuple(MatchRule(-1, tuple(normalized(box, fields).items()), Action("allow"), origin) for box in boxes)
-    return dataclasses.replace(table, rules=first + table.rules)
-
-
-_UNSEEN = Origin("(no packet carries these flows)", None, "contract")
 
 
 def _by_groups(table: RuleTable, kernel: RuleTable, tags: tuple) -> bool:

@@ -21,7 +21,8 @@ from dpipolicy.dsl.schema import CT_STATE, CT_STATES, ICMP_TYPE, IFACE_IN, IFACE
 from dpipolicy.dsl.typed import Origin
 from dpipolicy.dsl.values import ip_text, parse_ip
 
-from .kernel import behind, load_scripts
+from .diff import behind
+from .kernel import load_scripts
 from .properties import TableModel, uncovered_point
 from .results import Decision, Result
 from .solve import Answer, Limits, Scope

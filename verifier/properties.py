@@ -15,6 +15,7 @@ import functools
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
+from dpipolicy.compiler.backends.contract import unseen_flows
 from dpipolicy.compiler.boxes import Box, contains, intersect, subtract_all
 from dpipolicy.compiler.normalize import MAX_BOXES, ExpansionTooLarge, to_boxes
 from dpipolicy.compiler.table import RuleTable
@@ -50,6 +51,17 @@ class TableModel:
             + [(self.table.default, "default", None, None)])
         self.index = BoxIndex(schema.flow_fields, self.boxes)
         self.declarations = encode.declarations(schema.flow_fields)
+        self.unseen = list(unseen_flows(schema)) if self.table.packet_filter else []
+
+    def seen(self, region: Box | None) -> list[Box]:
+        """The flows of `region` a claim about this table speaks of, as boxes: all of them, but on
+        a packet filter's table only those packets carry (RuleTable.packet_filter)."""
+        if region is None or not self.unseen:
+            return [] if region is None else [region]
+        parts, complete = subtract_all(region, self.unseen, self.fields, MAX_BOXES)
+        if not complete:
+            raise InternalError("the flows no packet carries did not come off a region in few boxes")
+        return parts
 
     @functools.cached_property
     def outcomes(self) -> list[dict[str, int]]:
@@ -84,10 +96,8 @@ def search(model: TableModel, cond: typed.Cond, limits: Limits, want_all: bool) 
     schema = model.table.schema
     scope = Scope()
     recent_covers: list[int] = []      # earlier rules that covered a whole region: often again
-    for i, target in candidates(model, cond):
-        region = intersect(model.boxes[i], target)
-        if region is None:
-            continue
+    for i, region in ((i, part) for i, target in candidates(model, cond)
+                      for part in model.seen(intersect(model.boxes[i], target))):
         if any(j < i and contains(model.boxes[j], region) for j in recent_covers):
             continue
         point = realistic_point(schema, region)

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from dpipolicy.compiler.boxes import intersect
+from dpipolicy.compiler.boxes import intersect, subtract_all
 from dpipolicy.compiler.importers.chains import Judged
-from dpipolicy.compiler.table import RuleTable
+from dpipolicy.compiler.table import Approximation, RuleTable
 from dpipolicy.dsl import typed
 from dpipolicy.dsl.lintcodes import LintFinding, Undecided, rule_place
 from dpipolicy.dsl.loader import PlacedItem
@@ -42,9 +42,10 @@ class _Rule:
 
 
 def lint_imported(table: RuleTable, judged: tuple[Judged, ...], placed: list[PlacedItem], spec: typed.Policy,
-                  limits: Limits) -> LintResult:
+                  limits: Limits, assumed: Approximation | None = None) -> LintResult:
     """Findings on the rules that give verdicts at the table's hook (each once, in the order
-    met), and on the invariants and tests of `spec` (`placed`: their items)."""
+    met), and on the invariants and tests of `spec` (`placed`: their items). `assumed`: the
+    guess behind the table's default, when the file does not give the chain's policy."""
     model = TableModel(table)
     runs: dict[str, list[int]] = {}
     for k, r in enumerate(table.rules):
@@ -68,7 +69,11 @@ def lint_imported(table: RuleTable, judged: tuple[Judged, ...], placed: list[Pla
         else:
             judged_rules.append(_Rule(origin, model.entries[run[0]][0]))
     found, open_questions, queries = _rule_findings(_Rules(judged_rules), model, limits)
+    found = [f for f in found if not (f.code == "L102" and _rewrite_at_stake(_named(f, met), met, table))]
     findings = [_marked(table, f, met) for f in findings + found]
+    if assumed is not None:
+        findings = [_on_assumed_default(f, model, _named(f, met), assumed) if f.code == "L102" else f
+                    for f in findings]
     checks = _SpecLint(model, placed, without_profile(spec), limits)
     checks.run()
     return LintResult(sorted(findings + checks.findings, key=_place),
@@ -107,9 +112,50 @@ def _never_decides(model: TableModel, judged: Judged) -> LintFinding:
                       if o is not None))
 
 
+def _named(finding: LintFinding, met: dict[str, list[Judged]]) -> str | None:
+    """The rule a finding on rules is about (its message names it first)."""
+    return next((n for n in met if finding.message.startswith(f"rule `{n}`")), None)
+
+
+def _rewrite_at_stake(name: str | None, met: dict[str, list[Judged]], table: RuleTable) -> bool:
+    """Whether an address rewrite (NAT) may hang on rule `name`: it rewrites, or a later rule
+    that meets its flows does. The table's outcome is the verdict alone (accept), so it cannot
+    tell a rewrite from none: without such a rule every flow may get the same verdict and yet
+    be translated otherwise, and L102 would call a rule that exempts flows from NAT, or does
+    it, redundant."""
+    if name is None:
+        return False
+    if met[name][0].rule.verdict.rewrites:
+        return True
+    rewriting = {n for n, places in met.items() if places[0].rule.verdict.rewrites}
+    boxes = [r.box() for r in table.rules if r.origin.name == name]
+    last = max((k for k, r in enumerate(table.rules) if r.origin.name == name), default=-1)
+    return any(r.origin.name in rewriting and any(intersect(r.box(), b) is not None for b in boxes)
+               for r in table.rules[last + 1:])
+
+
+def _on_assumed_default(finding: LintFinding, model: TableModel, name: str | None,
+                        assumed: Approximation) -> LintFinding:
+    """An L102 whose rule, once removed, hands flows to the default, which the file does not
+    give: the finding holds for the policy assumed, not necessarily for the kernel's."""
+    rules = model.table.rules
+    run = [k for k, r in enumerate(rules) if r.origin.name == name]
+    if not run:
+        return finding
+    later = [r.box() for r in rules[run[-1] + 1:]]
+    for k in run:
+        box = rules[k].box()
+        rest, complete = subtract_all(box, [b for b in later if intersect(b, box) is not None], model.fields, 1)
+        if rest or not complete:
+            note = (f"approximate: without it, some of its flows fall to the default, and {assumed.what}; "
+                    f"read as {assumed.instead} ({assumed.location})")
+            return replace(finding, notes=finding.notes + (note,))
+    return finding
+
+
 def _marked(table: RuleTable, finding: LintFinding, met: dict[str, list[Judged]]) -> LintFinding:
     """The finding, saying so when the flows it speaks of meet an approximation."""
-    name = next((n for n in met if finding.message.startswith(f"rule `{n}`")), None)
+    name = _named(finding, met)
     if name is None or not table.approximations:
         return finding
     rule = met[name][0].rule

@@ -149,7 +149,7 @@ def flatten(ruleset: Ruleset, hook: str, schema: Schema, approximate: bool = Fal
     """The rule table deciding every flow as `ruleset` does at `hook`. Raises DiagnosticError
     for what it cannot hold exactly, unless `approximate`: then those are returned (each with
     the flows it may decide otherwise) and kept in the table."""
-    table, approximations, _ = flatten_judged(ruleset, hook, schema, approximate, name)
+    table, approximations, _, _ = flatten_judged(ruleset, hook, schema, approximate, name)
     return table, approximations
 
 
@@ -162,8 +162,10 @@ class Judged:
 
 
 def flatten_judged(ruleset: Ruleset, hook: str, schema: Schema, approximate: bool = False, name: str | None = None
-                   ) -> tuple[RuleTable, tuple[Approximation, ...], tuple[Judged, ...]]:
-    """`flatten`, with every rule that gives a verdict at the hook, in the order met."""
+                   ) -> tuple[RuleTable, tuple[Approximation, ...], tuple[Judged, ...], Approximation | None]:
+    """`flatten`, with every rule that gives a verdict at the hook, in the order met, and the
+    assumption behind the table's default when the file does not give the last chain's policy
+    (lint's counterfactuals rest on it even where no flow reaches the default)."""
     # a base chain without rules that accepts changes no verdict: the chain before it decides
     bases = tuple(b for b in ruleset.base_chains(hook) if b.rules or b.policy != "accept"
                   or b.policy_approximation is not None) or ruleset.base_chains(hook)[-1:]
@@ -199,8 +201,8 @@ def flatten_judged(ruleset: Ruleset, hook: str, schema: Schema, approximate: boo
                                           help=f"pass --approximate to read it as: {a.instead}")
                                for a in approximations])
     table = RuleTable(name or ruleset.source, None, schema, tuple(flattener.rules), default,
-                      approximations=approximations)
-    return table, approximations, tuple(flattener.judged)
+                      approximations=approximations, packet_filter=True)
+    return table, approximations, tuple(flattener.judged), bases[-1].policy_approximation
 
 
 class _Flattener:

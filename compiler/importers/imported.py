@@ -3,7 +3,7 @@
 flattening, exact or with the approximations --approximate accepts."""
 from __future__ import annotations
 
-from dpipolicy.compiler.table import RuleTable
+from dpipolicy.compiler.table import Approximation, RuleTable
 from dpipolicy.dsl.catalogue import Catalogue
 from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError, did_you_mean
 
@@ -42,9 +42,10 @@ def rule_table(ruleset: Ruleset, catalogue: Catalogue, hook: str | None = None,
 
 
 def judged_table(ruleset: Ruleset, catalogue: Catalogue, hook: str | None = None,
-                 approximate: bool = False) -> tuple[RuleTable, tuple[Judged, ...]]:
-    """`rule_table`, with the rules that give verdicts at the hook (for lint)."""
+                 approximate: bool = False) -> tuple[RuleTable, tuple[Judged, ...], Approximation | None]:
+    """`rule_table`, with the rules that give verdicts at the hook and the assumed policy behind
+    the table's default, if any (for lint)."""
     chosen = chosen_hook(ruleset, hook)
-    table, _, judged = flatten_judged(ruleset, chosen, schema_for(ruleset, catalogue), approximate,
-                                      name=f"{ruleset.source}, {chosen} hook")
-    return table, judged
+    table, _, judged, assumed = flatten_judged(ruleset, chosen, schema_for(ruleset, catalogue), approximate,
+                                               name=f"{ruleset.source}, {chosen} hook")
+    return table, judged, assumed

@@ -702,7 +702,8 @@ class RuleReader:
         elif kind == "untrack" and table != "raw":
             refused = f"{name} belongs to the raw table"
         if refused is not None:
-            raise RuleError("E728", f"`-j {name}` in {table} {chain}: {refused}", token.span, "refused here")
+            raise RuleError("E728", f"`-j {name}` in {table} {chain}: {refused}", token.span, "refused here",
+                            help="move the rule to the table and chain where iptables takes it")
 
     def reject(self, token: Token) -> Verdict:
         given = self.target_options.get("--reject-with")

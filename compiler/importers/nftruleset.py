@@ -47,7 +47,13 @@ from .nftexpr import (CONDITION, MATCH, NAME_KEYS, SHAPE, STATEMENT, TYPE_HEADER
                       throttle_rate)
 
 CODES = {SHAPE: "E740", MATCH: "E743", CONDITION: "E743", STATEMENT: "E745"}
-E_FAMILY, E_CHAIN, E_FIELD, E_MAP, E_CONTRACT = "E741", "E742", "E744", "E746", "E750"
+_LEAVE_OUT = "a rule the import cannot read cannot be checked: export without it to check the rest"
+HELP = {SHAPE: "give the output of `nft -j list ruleset` as it is; the hooks, chain types and policies read are "
+               "those of docs/import.md (ingress and egress are not modelled)",
+        MATCH: f"write the match as nft lists it and docs/import.md reads it; {_LEAVE_OUT}",
+        CONDITION: f"write the match as nft lists it and docs/import.md reads it; {_LEAVE_OUT}",
+        STATEMENT: f"docs/import.md lists the statements read; {_LEAVE_OUT}"}
+E_FAMILY, E_FIELD, E_CONTRACT = "E741", "E744", "E750"
 E_NO_NFT, E_REFUSED, E_FILE, E_NAMESPACE = "E751", "E752", "E753", "E754"
 
 HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
@@ -186,7 +192,7 @@ class _Reader:
         self.errors.append(Diagnostic(code, message, None, location_text=f"{self.source}: {where}", help=help))
 
     def unread(self, err: Unread) -> None:
-        self.error(CODES[err.kind], err.path, err.message)
+        self.error(CODES[err.kind], err.path, err.message, HELP[err.kind])
 
     # ----- the whole rule set ----------------------------------------------------------------
     def ruleset(self) -> Ruleset:
@@ -198,7 +204,7 @@ class _Reader:
         try:
             self.index()
         except Unread as err:
-            raise DiagnosticError([Diagnostic(CODES[err.kind], err.message, None,
+            raise DiagnosticError([Diagnostic(CODES[err.kind], err.message, None, help=HELP[err.kind],
                                               location_text=f"{self.source}: {err.path}")]) from None
         self.schema = self.fields_used()
         self.context["optional"] = tuple(optional_of(self.schema).items())
@@ -359,12 +365,12 @@ class _Reader:
             body.get("type", "filter")
         words = f"base chain {table.qualified(name)}"
         if hook not in HOOKS:
-            raise Unread(SHAPE, path, f"{words} is on hook `{short(hook)}`, not one of the IP hooks "
-                                      f"({', '.join(HOOKS)}): the rule table does not model {short(hook)}")
+            raise Unread(SHAPE, path, f"{words} is on hook `{_word(hook)}`, not one of the IP hooks "
+                                      f"({', '.join(HOOKS)}): the rule table does not model {_word(hook)}")
         if kind not in ("filter", "nat", "route"):
-            raise Unread(SHAPE, path, f"{words} has type `{short(kind)}`, not filter, nat or route")
+            raise Unread(SHAPE, path, f"{words} has type `{_word(kind)}`, not filter, nat or route")
         if policy not in ("accept", "drop"):
-            raise Unread(SHAPE, path, f"{words} has policy `{short(policy)}`, not accept or drop")
+            raise Unread(SHAPE, path, f"{words} has policy `{_word(policy)}`, not accept or drop")
         return hook, _priority(prio, f"{path}.chain.prio", words), policy, kind
 
     def nat(self, qualified: str, path: str, rules: list[ChainRule],
@@ -956,3 +962,8 @@ def _statement_text(key: str, value) -> str:
         over = "over " if value.get("inv") else ""
         return f"limit rate {over}{value.get('rate')}/{value.get('per')}"
     return f"{key} {short(value)}"
+
+
+def _word(value) -> str:
+    """A name nft lists as a string, as it is written in a rule set; any other value as JSON."""
+    return value if isinstance(value, str) and value.isprintable() else short(value)
