@@ -70,3 +70,102 @@ def test_diff_of_approximate_tables_exits_3_when_only_regressions_fail(tmp_path)
     code, _, _ = run_cli("diff", LOGGED, _with_policy_accept(tmp_path), "--chain", "input", "--approximate",
                          "--fail-on", "regression")
     assert code == 3
+
+
+# ----- the flows packets carry ------------------------------------------------------------------
+# `ip saddr` implies IPv4, so the rule's flows have an IPv4 destination too; a flow of an IPv4
+# source and an IPv6 destination is no packet's, and no claim about the rule set speaks of it.
+
+_SSH_V4 = """table inet filter {
+  chain input {
+    type filter hook input priority 0; policy drop;
+    ip saddr 10.0.0.0/8 tcp dport 22 accept
+  }
+}
+"""
+
+
+def _file(tmp_path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_check_of_a_rule_set_has_no_counterexample_no_packet_carries(tmp_path):
+    spec = _file(tmp_path, "spec.dpi", """invariant admin_ssh
+    when src.ip in 10.0.0.0/8 and proto == tcp and dst.port == 22
+    require action == allow
+
+invariant ssh_alike_everywhere
+    when src.ip in 10.0.0.0/8 and proto == tcp and dst.port == 22
+    require same action across dst.ip
+
+invariant others_dropped
+    when not src.ip in 10.0.0.0/8 and proto == tcp and dst.port == 22
+    require action == block
+""")
+    code, out, _ = run_cli("check", _file(tmp_path, "ssh.nft", _SSH_V4), "--spec", spec, "--format", "json")
+    results = {r["name"]: r["status"] for r in json.loads(out)["results"]}
+    assert code == 0 and results == {"admin_ssh": "holds", "ssh_alike_everywhere": "holds", "others_dropped": "holds"}
+
+
+def test_a_violation_of_a_rule_set_is_shown_by_a_flow_one_packet_carries(tmp_path):
+    spec = _file(tmp_path, "spec.dpi", "invariant all_ssh\n    when proto == tcp and dst.port == 22\n"
+                                       "    require action == allow\n")
+    code, out, _ = run_cli("check", _file(tmp_path, "ssh.nft", _SSH_V4), "--spec", spec, "--format", "json")
+    (result,) = json.loads(out)["results"]
+    flow = result["counterexample"]["flow"]
+    assert code == 1 and (":" in flow["src.ip"]) == (":" in flow["dst.ip"])
+    # the region is one box per family: IPv4 from outside 10/8, and IPv6 (`::/0` is the IPv6 space)
+    assert [box["text"] for box in result["region"]] == [
+        "proto == tcp and src.ip not in {10.0.0.0/8, ::/0} and dst.ip in {0.0.0.0/0} and dst.port == 22",
+        "proto == tcp and src.ip in {::/0} and dst.ip in {::/0} and dst.port == 22"]
+
+
+def test_diff_of_one_rule_for_both_families_and_one_per_family_is_no_change(tmp_path):
+    both = _file(tmp_path, "both.nft", _SSH_V4.replace("ip saddr 10.0.0.0/8 tcp dport 22", "tcp dport 22"))
+    each = _file(tmp_path, "each.nft", _SSH_V4.replace(
+        "ip saddr 10.0.0.0/8 tcp dport 22 accept", "ip saddr 0.0.0.0/0 tcp dport 22 accept\n"
+                                                   "    ip6 saddr ::/0 tcp dport 22 accept"))
+    code, out, _ = run_cli("diff", both, each)
+    assert code == 0 and out.startswith("no semantic change (proved")
+
+
+def test_explain_of_a_flow_no_packet_carries_is_an_error(tmp_path):
+    ruleset = _file(tmp_path, "ssh.nft", _SSH_V4)
+    code, _, err = run_cli("explain", ruleset, "--flow", "proto=tcp src.ip=10.0.0.7 dst.ip=2001:db8::25 dst.port=22")
+    assert code == 2 and "error[E310]: no packet carries this flow" in err
+    # a flow that leaves the destination open is explained over the destinations of its family
+    code, out, _ = run_cli("explain", ruleset, "--flow", "proto=tcp src.ip=10.0.0.7 dst.port=22")
+    assert code == 0 and out.startswith("outcome: allow (rule inet filter input #1")
+    assert "matches and decides: allow" in out
+
+
+def test_the_imported_table_file_keeps_the_flows_packets_carry(tmp_path):
+    ruleset, table = _file(tmp_path, "ssh.nft", _SSH_V4), tmp_path / "table.json"
+    code, _, _ = run_cli("import", ruleset, "-o", table)
+    assert code == 0 and json.loads(table.read_text())["packet_filter"] is True
+    spec = _file(tmp_path, "spec.dpi", "invariant admin_ssh\n    when src.ip in 10.0.0.0/8 and proto == tcp and "
+                                       "dst.port == 22\n    require action == allow\n")
+    assert run_cli("check", table, "--spec", spec)[0] == 0
+    data = json.loads(table.read_text())
+    data["packet_filter"] = "yes"
+    table.write_text(json.dumps(data))
+    code, _, err = run_cli("check", table)
+    assert code == 2 and "`packet_filter` must be true or false, not a string" in err
+
+
+def test_lint_calls_no_rule_redundant_that_a_nat_rewrite_hangs_on(tmp_path):
+    # 3 exempts the office from the masquerade of 4: removing it keeps every verdict (accept) but
+    # changes addresses. 5 accepts what the policy would, and no rewrite comes after it: redundant.
+    dump = _file(tmp_path, "nat.iptables-save", """*nat
+:PREROUTING ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -d 192.168.1.0/24 -j ACCEPT
+-A POSTROUTING -o eth0 -j MASQUERADE
+-A POSTROUTING -o eth1 -j ACCEPT
+COMMIT
+""")
+    code, out, _ = run_cli("lint", dump, "--chain", "postrouting", "--format", "json")
+    found = [(f["code"], f["line"]) for f in json.loads(out)["findings"]]
+    assert code == 0 and found == [("L102", 6)]
