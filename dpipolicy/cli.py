@@ -294,6 +294,20 @@ def _reading(args):
     return api.Reading(args.input_format, args.chain, args.approximate)
 
 
+def _diff_readings(args) -> tuple:
+    """How `diff` reads each side: --chain and --approximate are for the rule sets among them,
+    so a policy can be diffed with the rule set that should implement it; given where neither
+    side is a rule set, they are E703 as for any command."""
+    from dpipolicy import api
+    from dpipolicy.compiler.importers import detect
+    reading = _reading(args)
+    plain = api.Reading(args.input_format)
+    rulesets = [api.input_format(path, plain) not in (detect.POLICY, detect.TABLE) for path in (args.old, args.new)]
+    if not any(rulesets):
+        return reading, reading
+    return tuple(reading if is_ruleset else plain for is_ruleset in rulesets)
+
+
 def _profile(name, loaded):
     from dpipolicy.dsl.profiles import load_profile
     return None if name is None else load_profile(name, loaded.table.schema.catalogue)
@@ -545,10 +559,11 @@ def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
     from dpipolicy.verifier.diffreport import StatusChange, render_json, render_markdown, render_text
     limits = _limits(args)
     memo = api.Memo()           # the new version parses, checks and lowers only what differs from the old
-    old = api.load(args.old, tuple(args.spec), tuple(args.catalogue), memo, reading=_reading(args))
+    old_reading, new_reading = _diff_readings(args)
+    old = api.load(args.old, tuple(args.spec), tuple(args.catalogue), memo, reading=old_reading)
     jobs = args.jobs or automatic_jobs(len(old.table.rules))
     old_proof = api.prove(old, limits, jobs)     # with several jobs, while the new version loads
-    new = api.load(args.new, tuple(args.spec), tuple(args.catalogue), memo, reading=_reading(args))
+    new = api.load(args.new, tuple(args.spec), tuple(args.catalogue), memo, reading=new_reading)
     profiles = (_profile(args.profile_old, old), _profile(args.profile_new, new))
     tables = (old.table, new.table)
     if any(p is not None for p in profiles):       # what the engines do, not only what the texts say

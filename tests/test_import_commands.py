@@ -169,3 +169,21 @@ COMMIT
     code, out, _ = run_cli("lint", dump, "--chain", "postrouting", "--format", "json")
     found = [(f["code"], f["line"]) for f in json.loads(out)["findings"]]
     assert code == 0 and found == [("L102", 6)]
+
+
+def test_diff_of_a_policy_with_the_rule_set_that_implements_it(tmp_path):
+    policy = _file(tmp_path, "ssh.dpi", 'policy ssh version "1"\n\nrule admin_ssh\n'
+                                        '    when src.ip in 10.0.0.0/8 and proto == tcp and dst.port == 22\n'
+                                        '    then allow\n\ndefault block\n')
+    ruleset = _file(tmp_path, "ssh.nft", _SSH_V4)
+    code, out, _ = run_cli("diff", policy, ruleset, "--chain", "input")
+    assert code == 0 and out.startswith("no semantic change (proved")
+    opened = _file(tmp_path, "open.nft", _SSH_V4.replace("ip saddr 10.0.0.0/8 ", ""))
+    code, out, _ = run_cli("diff", ruleset, policy, "--chain", "input", "--format", "json")
+    assert code == 0
+    code, out, _ = run_cli("diff", policy, opened, "--chain", "input", "--format", "json")
+    regions = [r for g in json.loads(out)["groups"] for r in g["regions"]]
+    assert code == 1 and {(r["old"]["rule"], r["new"]["action"]) for r in regions} == {("default", "allow")}
+    # --chain where neither side is a rule set is still an error
+    code, _, err = run_cli("diff", policy, policy, "--chain", "input")
+    assert code == 2 and "error[E703]" in err
