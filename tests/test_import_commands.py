@@ -187,3 +187,48 @@ def test_diff_of_a_policy_with_the_rule_set_that_implements_it(tmp_path):
     # --chain where neither side is a rule set is still an error
     code, _, err = run_cli("diff", policy, policy, "--chain", "input")
     assert code == 2 and "error[E703]" in err
+
+
+# ----- a path of hooks ------------------------------------------------------------------------------
+
+_PATH_DUMP = """*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A PREROUTING -s 192.0.2.0/24 -j DROP
+COMMIT
+*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p tcp --dport 22 -j ACCEPT
+-A FORWARD -p tcp --dport 443 -j ACCEPT
+COMMIT
+"""
+
+
+def test_a_path_of_hooks_is_the_verdict_of_each_hook_in_turn(tmp_path):
+    dump = _file(tmp_path, "path.iptables-save", _PATH_DUMP)
+    flows = {"routed https": "proto=tcp src.ip=198.51.100.7 dst.ip=203.0.113.9 dst.port=443",
+             "https from the dropped net": "proto=tcp src.ip=192.0.2.7 dst.ip=203.0.113.9 dst.port=443",
+             "ssh": "proto=tcp src.ip=198.51.100.7 dst.ip=203.0.113.9 dst.port=22"}
+    seen = {}
+    for path in ("forward", "prerouting,forward", "prerouting,input"):
+        for what, flow in flows.items():
+            code, out, _ = run_cli("explain", dump, "--chain", path, "--flow", flow, "--format", "json")
+            assert code == 0
+            seen[path, what] = json.loads(out)["outcomes"][0]["action"]
+    assert seen == {("forward", "routed https"): "allow", ("forward", "https from the dropped net"): "allow",
+                    ("forward", "ssh"): "block",
+                    ("prerouting,forward", "routed https"): "allow",
+                    ("prerouting,forward", "https from the dropped net"): "block",   # raw PREROUTING drops it first
+                    ("prerouting,forward", "ssh"): "block",
+                    ("prerouting,input", "routed https"): "block", ("prerouting,input", "https from the dropped net"):
+                    "block", ("prerouting,input", "ssh"): "allow"}
+
+
+def test_hooks_no_packet_passes_in_turn_are_an_error(tmp_path):
+    dump = _file(tmp_path, "path.iptables-save", _PATH_DUMP)
+    code, _, err = run_cli("import", dump, "--chain", "prerouting,postrouting")
+    assert code == 2 and "error[E702]: no packet passes the hooks prerouting, postrouting in that order" in err
+    code, _, err = run_cli("import", dump, "--chain", "input,forward")
+    assert code == 2 and "error[E702]" in err

@@ -536,7 +536,7 @@ def test_the_tables_of_a_hook_in_priority_order(tmp_path, hook, flow, expected):
     # untracked packets are seen by mangle's state match as untracked, not as the table reads them
     ("prerouting", "5:36", "`-j NOTRACK` leaves the packet untracked, which later chains see in its connection state"),
     # filter OUTPUT sees the redirected destination
-    ("output", "22:1", "the rule rewrites the packet's destination address, which the later chains of the hook see"),
+    ("output", "22:1", "the rule rewrites the packet's destination address, which the chains after it see"),
 ])
 def test_what_changes_the_packet_for_later_chains_is_an_approximation(tmp_path, hook, where, what):
     path = dump(tmp_path, TABLES)

@@ -161,17 +161,23 @@ class Judged:
     before: int
 
 
-def flatten_judged(ruleset: Ruleset, hook: str, schema: Schema, approximate: bool = False, name: str | None = None
+def flatten_judged(ruleset: Ruleset, hook: str | tuple[str, ...], schema: Schema, approximate: bool = False,
+                   name: str | None = None
                    ) -> tuple[RuleTable, tuple[Approximation, ...], tuple[Judged, ...], Approximation | None]:
     """`flatten`, with every rule that gives a verdict at the hook, in the order met, and the
     assumption behind the table's default when the file does not give the last chain's policy
-    (lint's counterfactuals rest on it even where no flow reaches the default)."""
+    (lint's counterfactuals rest on it even where no flow reaches the default). `hook` may be
+    a path of hooks (imported.PATHS): their base chains run one after the other, as a packet
+    meets them, so what one accepts goes on to the next."""
+    hooks = (hook,) if isinstance(hook, str) else hook
+    every = tuple(b for h in hooks for b in ruleset.base_chains(h))
     # a base chain without rules that accepts changes no verdict: the chain before it decides
-    bases = tuple(b for b in ruleset.base_chains(hook) if b.rules or b.policy != "accept"
-                  or b.policy_approximation is not None) or ruleset.base_chains(hook)[-1:]
+    bases = tuple(b for b in every if b.rules or b.policy != "accept" or b.policy_approximation is not None) \
+        or every[-1:]
     if not bases:
         raise DiagnosticError([Diagnostic(
-            "E710", f"no base chain of {ruleset.source} is on the {hook} hook", None, location_text=ruleset.source,
+            "E710", f"no base chain of {ruleset.source} is on the {' or '.join(hooks)} hook", None,
+            location_text=ruleset.source,
             help="pick one with --chain: " + (", ".join(ruleset.hooks()) or "this rule set has no base chain"))])
     flattener = _Flattener(ruleset, schema)
     path: Path = [({}, False)]
@@ -246,7 +252,7 @@ class _Flattener:
                 if verdict.rewrites:
                     self.approximated(Approximation(
                         rule.name, rule.location, f"the rule rewrites the packet's {verdict.rewrites} address, "
-                        "which the later chains of the hook see", "those chains seeing the packet as it came"),
+                        "which the chains after it see", "those chains seeing the packet as it came"),
                         passed)
                 self.accepted += passed
                 path = self.outside(path, rule.condition)
