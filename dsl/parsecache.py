@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import io
 import os
 import pickle
 import stat
@@ -136,25 +135,35 @@ class _Unpickler(pickle.Unpickler):
 
 def _read(entry: Path, file: SourceFile) -> ast.Module | None:
     try:
-        data = entry.read_bytes()
-        module = _Unpickler(io.BytesIO(data), file).load()
+        with entry.open("rb") as data:
+            count = _Unpickler(data, file).load()
+            if type(count) is not int:
+                return None
+            # one unpickler per item: each was written with a memory of its own (see _write)
+            items = tuple(_Unpickler(data, file).load() for _ in range(count))
     except Exception:         # missing, unreadable or corrupt: parse again (the entry is replaced)
         return None
-    return module if isinstance(module, ast.Module) else None
+    return ast.Module(items)
 
 
 def _write(entry: Path, module: ast.Module, file: SourceFile) -> None:
-    """Write the entry whole or not at all (a temporary file renamed), never failing the run."""
-    out = io.BytesIO()
+    """Write the entry whole or not at all (a temporary file renamed), never failing the run.
+    An entry is the number of items, then each item pickled on its own (the pickler forgets
+    what it wrote between items): the pickler's record of every object written would
+    otherwise grow with the file, and cost a large policy more memory than its tree. Nodes are
+    immutable values, so one that two items shared would read back as two equal ones."""
     try:
-        _Pickler(out, file).dump(module)
         fd, name = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
-    except (pickle.PicklingError, TypeError, AttributeError, RecursionError, OSError):
-        return                # an unpicklable tree or an unwritable folder: this run goes on uncached
+    except OSError:
+        return                # an unwritable folder: this run goes on uncached
     try:
         with os.fdopen(fd, "wb") as tmp:
-            tmp.write(out.getvalue())
+            pickler = _Pickler(tmp, file)
+            pickler.dump(len(module.items))
+            for item in module.items:
+                pickler.dump(item)
+                pickler.clear_memo()
         os.replace(name, entry)
-    except OSError:
-        with contextlib.suppress(OSError):
+    except (pickle.PicklingError, TypeError, AttributeError, RecursionError, OSError):
+        with contextlib.suppress(OSError):  # an unpicklable tree: this run goes on uncached
             os.unlink(name)
