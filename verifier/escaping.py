@@ -99,3 +99,38 @@ def workflow_data(text: str) -> str:
 def workflow_property(text: str) -> str:
     """A property value of a workflow command: also `:` and `,`, which end the properties."""
     return workflow_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+_LOG_LINE_BREAK = re.compile(r"(\r\n|\r|\n)")
+
+
+def inert_commands(text: str, spell, at_line_start: bool = True) -> str:
+    """TEXT with nothing GitHub Actions would run as a workflow command: the runner reads a line
+    whose first non-blank characters are `::` as one, and `##[` anywhere in a line (its older
+    form). SPELL(char) gives the format's own inert spelling of one character (a reference, an
+    escape, or the character and a zero-width space): the first `:` of such a line and the first
+    `#` of each `##[` are spelt so. AT_LINE_START: whether TEXT starts a line."""
+    parts = _LOG_LINE_BREAK.split(text)
+    for i in range(0, len(parts), 2):
+        line = parts[i]
+        stripped = line.lstrip()
+        if (i or at_line_start) and stripped.startswith("::"):
+            blank = len(line) - len(stripped)
+            line = line[:blank] + spell(":") + line[blank + 1:]
+        parts[i] = line.replace("##[", spell("#") + "#[")
+    return "".join(parts)
+
+
+def zero_width(char: str) -> str:
+    """Plain text and Markdown: the character, then a zero-width space; it shows as before."""
+    return char + "\u200b"
+
+
+def json_escape(char: str) -> str:
+    """JSON: `##[` is only ever inside a string, where `\\u0023` reads back as `#`."""
+    return f"\\u{ord(char):04x}"
+
+
+def character_reference(char: str) -> str:
+    """XML and HTML: a character reference, which reads back as the character."""
+    return f"&#{ord(char)};"
