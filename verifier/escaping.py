@@ -15,8 +15,10 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # Characters that mean something anywhere in a line: `\` escapes, code, emphasis, links, tables,
 # strikethrough and math; `_` only where it is not between two letters or digits (intraword
 # underscores never emphasise, so names like `unauth_smtp_relay` stay as they are); `<` only
-# where it could open a tag or an autolink, `&` only where it could open an entity.
-_INLINE = re.compile(r"[\\`*\[\]|~$]|(?<![^\W_])_|_(?![^\W_])|<(?=[A-Za-z/!?])|&(?=[A-Za-z#])")
+# where it could open a tag or an autolink, `&` only where it could open an entity; the `:` of
+# `://` and the `.` of `www.`, which GitHub would make a link of.
+_INLINE = re.compile(r"[\\`*\[\]|~$]|(?<![^\W_])_|_(?![^\W_])|<(?=[A-Za-z/!?])|&(?=[A-Za-z#])|:(?=//)"
+                     r"|(?<=[Ww][Ww][Ww])\.")
 # What starts a block when it opens a line: headings, quotes, lists, setext underlines.
 _BLOCK_START = re.compile(r"[#>+=-]|\d+(?=[.)])")
 
