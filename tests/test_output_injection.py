@@ -353,3 +353,17 @@ def test_html_audit_has_the_structure_of_the_plain_report(inputs):
     shown = "".join(hostile.text)
     assert f"Audit: {HOSTILE_LF}" in shown
     assert f"\u201c{HOSTILE}\u201d" in shown                  # the description, quoted
+
+
+def test_inert_stream_knows_where_lines_start():
+    """Across writes: `::` right after a line break (CR or LF) is spelt inert, `::` in the middle
+    of a line is left as it is, and `##[` is spelt inert anywhere."""
+    import io
+    from dpipolicy.cilog import InertStream
+    from dpipolicy.verifier.escaping import zero_width
+    out = io.StringIO()
+    stream = InertStream(out, zero_width)
+    for part in ("::a", " x ", "::b\r", "  ::c ##[d]", "\n", "::e"):
+        stream.write(part)
+    assert out.getvalue() == ":\u200b:a x ::b\r  :\u200b:c #\u200b#[d]\n:\u200b:e"
+    assert_no_command(out.getvalue())
