@@ -40,8 +40,9 @@ def md_text(value: str) -> str:
     return text
 
 
-def _longest_run(text: str, char: str = "`") -> int:
-    return max((len(run) for run in re.findall(re.escape(char) + "+", text)), default=0)
+def _longest_run(text: str) -> int:
+    """The longest run of backticks in TEXT."""
+    return max((len(run) for run in re.findall("`+", text)), default=0)
 
 
 def md_code(value: str, cell: bool = False) -> str:
