@@ -9,18 +9,24 @@ report of the same inputs with plain words, and say the hostile words exactly wh
 can hold them."""
 from __future__ import annotations
 
+import io
 import json
+import os
 import re
 import xml.dom.minidom
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote
 
 import cmarkgfm
 import pytest
 from cmarkgfm.cmark import Options
 
-from dpipolicy.verifier.escaping import md_code, md_fence, md_text
+from dpipolicy.cilog import InertStream
+from dpipolicy.ciformats import render
+from dpipolicy.findings import Case
+from dpipolicy.verifier.escaping import md_code, md_fence, md_text, zero_width
 
 from helpers import run_cli
 
@@ -30,17 +36,16 @@ HOSTILE = ("x\r::error::cr\t##[error]y %0A %25 %3A `t`` ``` ]]> </script><script
            '<b onclick="1"> | c | *em* _u_ [l](http://e.x) # h @team $m$ ~s~ &amp; :x: \\')
 HOSTILE_LF = HOSTILE + "\n# heading\n- item\n| a | b |\n```\n::warning::lf"
 FOLDER = "d`*_[x]|<i>#%0A\n::error::dir\r ]]>"
-PLAIN, PLAIN_FOLDER = "plain words", "plainfolder"
+PLAIN, PLAIN_LF, PLAIN_FOLDER = "plain words", "plain words\nmore words", "plainfolder"
 
 
 def _dpi(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def make_inputs(root: Path, words: str, folder: str) -> Path:
-    """The policy, spec, terms and waivers, saying WORDS (WORDS_LF where a line feed can go) in a
-    folder named FOLDER, and a rule table whose rule is named WORDS_LF."""
-    lf = words + ("\n# heading\n- item\n| a | b |\n```\n::warning::lf" if words == HOSTILE else " more words")
+def make_inputs(root: Path, words: str, lf: str, folder: str) -> Path:
+    """The policy, spec, terms and waivers, saying WORDS (LF where a line feed can go) in a folder
+    named FOLDER, and a rule table whose rule is named LF."""
     where = root / folder
     where.mkdir()
     (where / "policy.dpi").write_text(
@@ -72,11 +77,11 @@ def make_inputs(root: Path, words: str, folder: str) -> Path:
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("injection")
-    return {"hostile": make_inputs(root, HOSTILE, FOLDER), "plain": make_inputs(root, PLAIN, PLAIN_FOLDER)}
+    return {"hostile": make_inputs(root, HOSTILE, HOSTILE_LF, FOLDER),
+            "plain": make_inputs(root, PLAIN, PLAIN_LF, PLAIN_FOLDER)}
 
 
 def _run(where: Path, *argv: str, exit_code: int) -> tuple[str, str]:
-    import os
     before = os.getcwd()
     os.chdir(where.parent)               # paths relative to the folder, as CI runs them
     try:
@@ -183,7 +188,6 @@ def test_sarif_keeps_the_message_exactly(inputs):
     texts = [r["message"]["text"] for r in log["runs"][0]["results"]]
     assert any(f'"{HOSTILE}"' in text for text in texts)
     uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in log["runs"][0]["results"]}
-    from urllib.parse import unquote
     assert {unquote(u) for u in uris} == {f"{FOLDER}/spec.dpi"}
     assert_no_command(out)
 
@@ -209,8 +213,6 @@ def test_junit_text_and_attributes_round_trip(inputs, command):
 
 
 def test_junit_control_characters_are_shown_not_dropped():
-    from dpipolicy.ciformats import render
-    from dpipolicy.findings import Case
     out = render("junit", "check", [], [Case("tests", "a\x01b", "failed", "line\x1b[31m\r\nnext")])
     case = ET.fromstring(out).find("testsuite/testcase")
     assert case.get("name") == "a\\x01b"
@@ -358,9 +360,6 @@ def test_html_audit_has_the_structure_of_the_plain_report(inputs):
 def test_inert_stream_knows_where_lines_start():
     """Across writes: `::` right after a line break (CR or LF) is spelt inert, `::` in the middle
     of a line is left as it is, and `##[` is spelt inert anywhere."""
-    import io
-    from dpipolicy.cilog import InertStream
-    from dpipolicy.verifier.escaping import zero_width
     out = io.StringIO()
     stream = InertStream(out, zero_width)
     for part in ("::a", " x ", "::b\r", "  ::c ##[d]", "\n", "::e"):
