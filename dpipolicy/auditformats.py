@@ -13,6 +13,7 @@ from dpipolicy.dsl.schema import Schema
 from dpipolicy.dsl.words import counted
 from dpipolicy.traceformats import limits_lines, trace_html, trace_json, trace_markdown, trace_text
 from dpipolicy.verifier.audit import Audit, ClauseVerdict
+from dpipolicy.verifier.escaping import md_code, md_fence, md_quote, md_text
 from dpipolicy.verifier.report import (Names, TextReport, box_text, decision_line, pair_box_text, report_json,
                                        shown_fields)
 from dpipolicy.verifier.results import Decision, Result
@@ -71,29 +72,32 @@ _MARK = {"holds": "✅", "passed": "✅", "violated": "❌", "failed": "❌", "u
 
 
 def render_markdown(audit: Audit, schema: Schema, names: Names = ()) -> str:
+    """Every name and string of the policy, the terms and the waivers is escaped (md_text,
+    md_code, md_fence): none can add a heading, a table row or a link of its own."""
     text = TextReport(schema, False, names)
-    lines = [f"## Audit: {audit.terms.title}", "",
-             f"`{audit.report.policy_name or 'the policy'}` against `{audit.terms.where}`: **{summary_line(audit)}**.",
-             f"Translation validation: {_validation(audit)}.", "", *limits_lines(audit, "markdown"),
+    lines = [f"## Audit: {md_text(audit.terms.title)}", "",
+             f"{md_code(audit.report.policy_name or 'the policy')} against {md_code(audit.terms.where)}: "
+             f"**{summary_line(audit)}**.",
+             f"Translation validation: {md_text(_validation(audit))}.", "", *limits_lines(audit, "markdown"),
              *upgrade_markdown(audit),
-             *(["", "```", *waiver_headline(audit), "```"] if audit.waivers is not None else []), "",
+             *(["", *md_fence(waiver_headline(audit))] if audit.waivers is not None else []), "",
              "| clause | verdict | invariants and tests |", "|---|---|---|"]
     for c in audit.clauses:
-        items = ", ".join(f"{_MARK[r.status]} `{r.name}`" for r in c.items)
-        lines.append(f"| `{c.clause.id}` | {_MARK[c.verdict]} {c.verdict} | {items} |")
+        items = ", ".join(f"{_MARK[r.status]} {md_code(r.name, cell=True)}" for r in c.items)
+        lines.append(f"| {md_code(c.clause.id, cell=True)} | {_MARK[c.verdict]} {c.verdict} | {items} |")
     for c in audit.clauses:
-        lines += ["", f"### {_MARK[c.verdict]} `{c.clause.id}`: {c.verdict}", "",
-                  *("> " + line for line in c.clause.text.strip().splitlines()), "", f"Source: {c.clause.source}"]
+        lines += ["", f"### {_MARK[c.verdict]} {md_code(c.clause.id)}: {c.verdict}", "",
+                  *md_quote(c.clause.text.strip()), "", f"Source: {md_text(c.clause.source)}"]
         if c.reason:
-            lines += ["", c.reason]
+            lines += ["", md_text(c.reason)]
         waived = waiver_clause_lines(audit, c.clause.id, text)
         if waived:
-            lines += ["", "```", *waived, "```"]
+            lines += ["", *md_fence(waived)]
         if any(text.details(r) for r in c.items):
-            lines += ["", "```", *(line for r in c.items for line in _item_lines(text, r)), "```"]
+            lines += ["", *md_fence([line for r in c.items for line in _item_lines(text, r)])]
     if audit.uncited:
-        lines += ["", "### Not named by any clause", "", "```",
-                  *(line for r in audit.uncited for line in _item_lines(text, r)), "```"]
+        lines += ["", "### Not named by any clause", "",
+                  *md_fence([line for r in audit.uncited for line in _item_lines(text, r)])]
     lines += trace_markdown(audit, schema, names)
     return "\n".join(lines) + "\n"
 

@@ -9,6 +9,7 @@ from dpipolicy.dsl.schema import Schema
 from dpipolicy.dsl.words import counted
 from dpipolicy.verifier.audit import Audit
 from dpipolicy.verifier.auditupgrade import changes
+from dpipolicy.verifier.escaping import md_code, md_quote, md_text
 from dpipolicy.verifier.report import Names, TextReport, box_text, pair_box_text, result_json
 from dpipolicy.verifier.results import UNKNOWN, Result
 from dpipolicy.verifier.waivers import ItemWaiver
@@ -48,14 +49,14 @@ def upgrade_markdown(audit: Audit) -> list[str]:
     if audit.upgrade is None:
         return []
     up, words = audit.upgrade, _words(audit)
-    lines = ["", f"**{_upgrade_headline(audit)}**", "", f"| clause | under `{up.old}` | under `{up.new}` |",
-             "|---|---|---|"]
+    lines = ["", f"**{md_text(_upgrade_headline(audit))}**", "",
+             f"| clause | under {md_code(up.old, cell=True)} | under {md_code(up.new, cell=True)} |", "|---|---|---|"]
     for c in changes(up, audit):
         note = " (broken by the upgrade)" if c.broken else " (fixed by the upgrade)" if c.fixed else ""
-        lines.append(f"| `{c.clause}` | {c.before} | {c.after}{note} |")
+        lines.append(f"| {md_code(c.clause, cell=True)} | {c.before} | {c.after}{note} |")
     for c in changes(up, audit):
         if c.broken:
-            lines += ["", f"The upgrade breaks `{c.clause}`:", "", f"> {words[c.clause]}"]
+            lines += ["", f"The upgrade breaks {md_code(c.clause)}:", "", *md_quote(words[c.clause])]
     return lines
 
 

@@ -5,7 +5,6 @@ differ only in what they convert, never in how a format is written.
 from __future__ import annotations
 
 import json
-import re
 import xml.etree.ElementTree as ET
 from pathlib import Path, PurePath
 from typing import Callable, Sequence
@@ -13,6 +12,7 @@ from urllib.parse import quote
 
 from dpipolicy import __version__
 from dpipolicy.findings import Case, Finding, Place
+from dpipolicy.verifier.escaping import workflow_data, workflow_property, xml_document, xml_text
 
 FORMATS = ("sarif", "junit", "github")
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -88,14 +88,6 @@ def _sarif(command: str, findings: Sequence[Finding], cases: Sequence[Case]) -> 
 
 
 # ----- JUnit XML ------------------------------------------------------------------------------
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-def _xml_text(text: str) -> str:
-    """XML 1.0 cannot hold most control characters, even escaped: show them as `\\xNN`."""
-    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
 def _seconds(value: float) -> str:
     return f"{value:.3f}"
 
@@ -103,7 +95,7 @@ def _seconds(value: float) -> str:
 def _junit(command: str, findings: Sequence[Finding], cases: Sequence[Case]) -> str:
     suites: dict[str, list[Case]] = {}
     for case in cases:
-        suites.setdefault(_xml_text(case.suite), []).append(case)
+        suites.setdefault(xml_text(case.suite), []).append(case)
     root = ET.Element("testsuites", name=f"dpipolicy {command}")
     totals = {"tests": 0, "failures": 0, "errors": 0, "time": 0.0}
     for suite, members in suites.items():
@@ -116,10 +108,10 @@ def _junit(command: str, findings: Sequence[Finding], cases: Sequence[Case]) -> 
             totals[key] += counts[key]
         for case in members:
             testcase = ET.SubElement(element, "testcase", classname=f"dpipolicy.{command}.{suite}",
-                                     name=_xml_text(case.name), time=_seconds(case.seconds))
+                                     name=xml_text(case.name), time=_seconds(case.seconds))
             if case.outcome != "passed":
                 tag = "failure" if case.outcome == "failed" else "error"
-                text = _xml_text(case.message)
+                text = xml_text(case.message)
                 problem = ET.SubElement(testcase, tag, message=text.split("\n", 1)[0], type=case.outcome)
                 problem.text = text
     root.set("tests", str(totals["tests"]))
@@ -127,21 +119,11 @@ def _junit(command: str, findings: Sequence[Finding], cases: Sequence[Case]) -> 
     root.set("errors", str(totals["errors"]))
     root.set("time", _seconds(totals["time"]))
     ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    return xml_document(root)
 
 
 # ----- GitHub Actions workflow commands -------------------------------------------------------
 _GITHUB_LEVELS = {"error": "error", "warning": "warning", "note": "notice"}
-
-
-def _github_data(text: str) -> str:
-    """The message of a workflow command: `%`, CR and LF would end or garble it."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _github_property(text: str) -> str:
-    """A property value: also `:` and `,`, which separate the command's properties."""
-    return _github_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def _github(command: str, findings: Sequence[Finding], cases: Sequence[Case]) -> str:
@@ -154,6 +136,6 @@ def _github(command: str, findings: Sequence[Finding], cases: Sequence[Case]) ->
             if place.end_line == place.line and place.end_column is not None:     # GitHub takes an end
                 properties += [("endLine", place.line), ("endColumn", place.end_column - 1)]   # on one line only
         properties.append(("title", f"{f.rule_id}: {f.rule_text}"))
-        joined = ",".join(f"{key}={_github_property(str(value))}" for key, value in properties)
-        lines.append(f"::{_GITHUB_LEVELS[f.level]} {joined}::{_github_data(_message(f))}")
+        joined = ",".join(f"{key}={workflow_property(str(value))}" for key, value in properties)
+        lines.append(f"::{_GITHUB_LEVELS[f.level]} {joined}::{workflow_data(_message(f))}")
     return "".join(line + "\n" for line in lines)

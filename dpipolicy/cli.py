@@ -253,7 +253,10 @@ def main(argv: list[str] | None = None, stdout: TextIO | None = None, stderr: Te
     if args.command is None:
         stderr.write(_parser().format_help())
         return EXIT_BAD_INPUT
+    from dpipolicy.cilog import log_streams
     from dpipolicy.dsl.diagnostics import DiagnosticError
+    raw_stdout = stdout
+    stdout, stderr = log_streams(args.command, getattr(args, "format", None), stdout, stderr)
     try:
         return _COMMANDS[args.command](args, stdout, stderr)
     except DiagnosticError as exc:
@@ -268,7 +271,7 @@ def main(argv: list[str] | None = None, stdout: TextIO | None = None, stderr: Te
             stdout.write(render(args.format, args.command, *diagnostic_findings(exc)))
         return EXIT_BAD_INPUT
     except BrokenPipeError:    # the reader stopped early (`| head`): end quietly, as a piped program does
-        if stdout is sys.stdout:
+        if raw_stdout is sys.stdout:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit
         return EXIT_BROKEN_PIPE
     except Exception as exc:   # a bug in dpipolicy: say so plainly, never a bare traceback

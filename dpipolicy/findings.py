@@ -12,7 +12,7 @@ from dataclasses import dataclass
 LEVELS = ("error", "warning", "note")
 OUTCOMES = ("passed", "failed", "error")     # error: the solver gave no answer
 
-_LOCATION = re.compile(r"^(?P<path>.*):(?P<line>\d+):(?P<column>\d+)$")
+_LOCATION = re.compile(r"(?P<path>.*):(?P<line>\d+):(?P<column>\d+)", re.S)     # a path may hold a line break
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Place:
     def from_location(cls, text: str) -> "Place | None":
         """From "file:line:col" (the form results and origins print); None for anything else,
         such as the location of a rule read from a JSON table."""
-        found = _LOCATION.match(text or "")
+        found = _LOCATION.fullmatch(text or "")
         if found is None:
             return None
         return cls(found["path"], int(found["line"]), int(found["column"]))

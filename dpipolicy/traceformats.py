@@ -7,6 +7,7 @@ from html import escape
 from dpipolicy.dsl.schema import Schema
 from dpipolicy.dsl.words import counted
 from dpipolicy.verifier.audit import Audit
+from dpipolicy.verifier.escaping import md_code, md_fence, md_text
 from dpipolicy.verifier.report import Names, box_text
 from dpipolicy.verifier.trace import RuleTrace, Trace
 
@@ -45,7 +46,7 @@ def limits_lines(audit: Audit, fmt: str) -> list[str]:
     if not limits:
         return []
     return {"text": [f"limits of this check: {limits}"],
-            "markdown": [f"**Limits of this check:** {limits}", ""],
+            "markdown": [f"**Limits of this check:** {md_text(limits)}", ""],
             "html": [f'<p id="limits"><strong>Limits of this check:</strong> {escape(limits)}</p>']}[fmt]
 
 
@@ -70,17 +71,17 @@ def trace_markdown(audit: Audit, schema: Schema, names: Names = ()) -> list[str]
     t = audit.trace
     if t is None:
         return []
-    lines = ["", "### Traceability and coverage", "", f"{_summary(t)}.", "",
+    lines = ["", "### Traceability and coverage", "", f"{md_text(_summary(t))}.", "",
               "| interfering rule | outcome | clauses |", "|---|---|---|"]
-    lines += [f"| `{r.rule}` | `{r.action}` | {_clauses(audit, r) or '❌ no clause (finding)'} |"
-              for r in t.rules if r.interferes]
+    lines += [f"| {md_code(r.rule, cell=True)} | {md_code(r.action, cell=True)} | "
+              f"{md_text(_clauses(audit, r)) or '❌ no clause (finding)'} |" for r in t.rules if r.interferes]
     if t.unconstrained_rules:
-        lines += ["", "Rules no invariant or test constrains: " + ", ".join(f"`{n}`" for n in t.unconstrained_rules)]
+        lines += ["", "Rules no invariant or test constrains: " + ", ".join(md_code(n) for n in t.unconstrained_rules)]
     if t.uncovered:
-        lines += ["", "Flows no invariant or test constrains:", "", "```",
-                  *(f"- {line}" for line in _uncovered(t, schema, names)), "```"]
+        lines += ["", "Flows no invariant or test constrains:", "",
+                  *md_fence([f"- {line}" for line in _uncovered(t, schema, names)])]
     if t.too_large:
-        lines += ["", _too_large(t) + "."]
+        lines += ["", md_text(_too_large(t)) + "."]
     return lines
 
 

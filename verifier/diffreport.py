@@ -12,6 +12,7 @@ from dpipolicy.dsl.schema import LABEL_FIELDS, NEW_LABEL, OLD_LABEL, Schema
 from dpipolicy.compiler.boxes import hull
 
 from .diff import Change, Decider, Diff
+from .escaping import md_code, md_html, md_text
 from .report import (approximation_json, approximation_names, approximations_text, box_json, box_text, decision_json,
                      decision_line, field_condition, flow_json, outcome_json)
 from .results import Result
@@ -235,11 +236,14 @@ _MARKS = {"violated": ":x:", "failed": ":x:", "unknown": ":grey_question:"}
 
 
 def render_markdown(diff: Diff, statuses: list[StatusChange], limit: int = 50) -> str:
+    """Names, rule texts and paths are escaped (md_text, md_code, md_html): none can add a row,
+    a heading or a link of its own, or end the `<details>` they are shown in."""
     out = ["### dpipolicy semantic diff", ""]
     if statuses:
         out += ["| | invariant or test | before | after |", "|---|---|---|---|"]
         for s in statuses:
-            out.append(f"| {_MARKS.get(s.after, ':white_check_mark:')} | `{s.name}` | {s.before} | {s.after} |")
+            out.append(f"| {_MARKS.get(s.after, ':white_check_mark:')} | {md_code(s.name, cell=True)} | {s.before} "
+                       f"| {s.after} |")
         out.append("")
     if diff.equivalent:
         out.append(f"**No semantic change** (proved; {_plural(diff.queries, 'z3 query', 'z3 queries')}).")
@@ -247,24 +251,26 @@ def render_markdown(diff: Diff, statuses: list[StatusChange], limit: int = 50) -
     groups = grouped(diff)
     if groups:
         out += ["| flows | change | regions |", "|---|---|---:|"]
-        out += [f"| {g.what} | {g.how} | {_count(g)} |" for g in groups]
+        out += [f"| {md_text(g.what)} | {md_text(g.how)} | {_count(g)} |" for g in groups]
     else:
         out.append("**No changed region found, but the diff is not complete.**")
     shown = 0
     for g in groups:
-        out += ["", f"<details><summary>{g.what}: {g.how}</summary>", ""]
+        out += ["", f"<details><summary>{md_html(g.what)}: {md_html(g.how)}</summary>", ""]
         for change in g.changes[: max(0, limit - shown)]:
             note = _partial_note(change)
-            out.append(f"- `{box_text(diff.schema, change.box, diff.names)}`" + (f" ({note})" if note else ""))
-            out.extend(f"  - {line}" for line in change_details(diff, change))
+            out.append(f"- {md_code(box_text(diff.schema, change.box, diff.names))}"
+                       + (f" ({md_text(note)})" if note else ""))
+            out.extend(f"  - {md_text(line)}" for line in change_details(diff, change))
             shown += 1
         out += ["", "</details>"]
     if shown < len(diff.changes):
         out.append(f"\n{len(diff.changes) - shown} more regions: run `dpipolicy diff --format json`.")
     if diff.unknown:
-        out += ["", f"**{_unknown_headline(diff)}**"] + [f"- {u}" for u in diff.unknown]
+        out += ["", f"**{md_text(_unknown_headline(diff))}**"] + [f"- {md_text(u)}" for u in diff.unknown]
     return "\n".join(out + _approximate_markdown(diff))
 
 
 def _approximate_markdown(diff: Diff) -> list[str]:
-    return ["", f"**{_APPROXIMATE}**"] + [f"- {a.text()}" for a in diff.approximations] if diff.approximations else []
+    return (["", f"**{md_text(_APPROXIMATE)}**"] + [f"- {md_text(a.text())}" for a in diff.approximations]
+            if diff.approximations else [])
