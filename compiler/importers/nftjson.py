@@ -3,9 +3,10 @@ under the engine contract (docs/enforcement.md), so that the kernel check proves
 kernel holds, not what dpipolicy meant to write.
 
 Reading is exact or it fails: every match and statement of a rule must be one the contract
-defines, with a value read whole; anything else (an unknown key or statement, a jump, a
-partial hour, a subscriber set on the wrong side) is an E51x error at its JSON path, never a
-rule read in part.
+defines, with a value read whole; a rule may jump to a chain of such rules (one level, as the
+backend's chains of protocol tests do). Anything else (an unknown key or statement, a jump
+from a jumped-to chain, a partial hour, a subscriber set on the wrong side) is an E51x error
+at its JSON path, never a rule read in part.
 """
 from __future__ import annotations
 
