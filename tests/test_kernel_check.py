@@ -111,3 +111,22 @@ def test_without_root_a_big_script_is_loaded_in_batches(tmp_path, monkeypatch):
     kernel = kernel_copy(compiled)
     assert len(kernel[0].rules) == 600           # one kernel rule each: IPv6 and TCP only
     assert kernel_equivalence(compiled.table, kernel, Limits()).status == "proved"
+
+
+def test_rules_that_share_a_chain_of_protocol_tests_load_in_batches_and_prove(tmp_path, monkeypatch):
+    """A port without a protocol is five kernel rules; 600 match rules on one port jump to one
+    chain of them (nftables.ProtocolChains), which the batches declare before filling it, and the
+    kernel's copy, read through the jumps, is the table."""
+    from dpipolicy.compiler.backends.nftables import batches
+    from dpipolicy.compiler import netns
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    rules = "".join(f"rule r{i} when dst.port == 25 and dst.ip in 2001:db8:{i:x}::/48 then block\n" for i in range(600))
+    path = tmp_path / "big.dpi"
+    path.write_text("default allow\n" + rules)
+    compiled = TARGETS["nftables"].compile(api.load(path, ()).table, Options(str(path)))
+    assert compiled.text.count("counter jump protocols_1 comment") == 600 and "protocols_2" not in compiled.text
+    parts = batches(compiled.text, compiled.contract)
+    assert len(parts) > 2 and "    chain protocols_1 {\n    }" in parts[0]
+    kernel = kernel_copy(compiled)
+    assert len(kernel[0].rules) == 600 * 5           # read back as the five each stands for
+    assert kernel_equivalence(compiled.table, kernel, Limits()).status == "proved"

@@ -183,6 +183,29 @@ def test_protocols_and_ports(tmp_path, compiled):
     ]
 
 
+def test_a_jump_to_a_chain_of_protocol_tests(tmp_path, compiled):
+    """A rule that jumps to a chain (nftables.ProtocolChains) stands for one rule per rule of
+    that chain, within its own tests, all with its tag; a flow none of them takes goes on."""
+    rules, tags = read_tagged(tmp_path, compiled, """
+        ct mark & 0x800 == 0 counter jump protocols_1 comment "dpipolicy rule a #0"
+        meta l4proto tcp counter jump protocols_1 comment "dpipolicy rule b #1"
+        meta l4proto udp counter accept comment "dpipolicy rule c #2"
+    """, """
+chain protocols_1 {
+  meta l4proto tcp ct original proto-dst 25 counter log prefix "dpipolicy a " reject with tcp reset
+  meta l4proto udp ct original proto-dst 25 counter reject with icmpx admin-prohibited
+}
+""")
+    smtp = IntervalSet.point(25)
+    assert [(r.box(), r.action) for r in rules.rules] == [
+        ({"proto": IntervalSet.point(6), "dst.port": smtp, "direction": IntervalSet.point(0)},
+         Action("reset", log=True)),
+        ({"proto": IntervalSet.point(17), "dst.port": smtp, "direction": IntervalSet.point(0)}, Action("reset")),
+        ({"proto": IntervalSet.point(6), "dst.port": smtp}, Action("reset", log=True)),
+        ({"proto": IntervalSet.point(17)}, Action("allow"))]        # udp within tcp meets no flow
+    assert tags == (0, 0, 1, 2)
+
+
 def test_the_connection_mark_fields(tmp_path, compiled):
     many = len(compiled[1].labels) + 1
     table = read(tmp_path, compiled, f"""
@@ -255,7 +278,9 @@ def test_throttle_rates_as_nft_prints_them(tmp_path, compiled, rate, bps):
 
 
 UNSUPPORTED = [         # (kernel rule, code, JSON path within the rule, words of the message)
-    ("jump throttle_vpn", "E513", ".expr[0]", "`jump`"),
+    ("jump throttle_vpn", "E513", ".expr[0]", "`jump throttle_vpn`: a rule of that chain is not one"),
+    ("log jump protocols_1", "E513", ".expr[1]", "`log` before `jump`"),
+    ("jump protocols_2", "E513", ".expr[0]", "`jump` in a chain a rule jumps to"),
     ("reject", "E513", ".expr[0]", "icmpx"),
     ("meta l4proto tcp reject with icmpx admin-prohibited", "E513", ".expr[1]", "matches TCP"),
     ("ip saddr 1.2.3.4 accept", "E511", ".expr[0].match.left", "payload"),
@@ -271,6 +296,12 @@ UNSUPPORTED = [         # (kernel rule, code, JSON path within the rule, words o
     ("goto throttle_burst", "E513", ".expr[0]", "no burst"),      # the path is the throttle chain's rule
 ]
 BAD_CHAINS = """
+chain protocols_1 {
+  meta l4proto tcp ct original proto-dst 25 counter drop
+}
+chain protocols_2 {
+  meta l4proto tcp jump protocols_1
+}
 set operator_mail { type ipv4_addr; flags timeout; }
 set throttle_burst_flows { typeof ct id; size 65535; flags dynamic,timeout; timeout 1m; }
 chain throttle_burst {

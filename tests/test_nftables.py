@@ -120,6 +120,29 @@ def test_ports_need_one_transport_protocol(tmp_path):
     loaded(out.text, tmp_path)
 
 
+def test_rules_alike_but_for_their_protocols_share_a_chain(tmp_path):
+    """Where it saves kernel rules, the protocol variants of a rule become a jump to a chain of
+    them, shared by the rules with the same ones; elsewhere they stay in place."""
+    out = compiled(tmp_path, "default allow\nrule a when dst.port == 25 and app == smtp then block\n"
+                             "rule b when dst.port == 25 and tls then block\n"
+                             "rule c when dst.port == 53 then block\n")
+    rules = rules_of(out.text)
+    assert [r.split(" comment")[0] for r in rules[:2]] == [
+        f"ct mark and 0x3ff == 0x{_label(out, 'smtp'):x} "
+        "counter jump protocols_1", "ct mark and 0x400 == 0x400 counter jump protocols_1"]
+    assert [r.split(" counter")[0] for r in rules[2:7]] == [
+        f"meta l4proto {p} ct original proto-dst 53" for p in ("tcp", "udp", "dccp", "sctp", "udplite")]
+    chain = out.text.split("    chain protocols_1 {\n")[1].split("\n    }")[0].splitlines()
+    assert [line.strip() for line in chain] == [f"meta l4proto {p} ct original proto-dst 25 counter drop"
+                                                for p in ("tcp", "udp", "dccp", "sctp", "udplite")]
+    assert "# 13 kernel rules from 3 match rules" in out.text
+    assert "jump protocols_1" in loaded(out.text, tmp_path)
+
+
+def _label(out, app: str) -> int:
+    return out.contract.label_number(out.contract.labels.index(app))
+
+
 def test_mark_fields(tmp_path):
     out = compiled(tmp_path, "default allow\nrule r when app in {smtp, submission} and tls and direction == downlink "
                              "then block\n")

@@ -63,6 +63,30 @@ rule evening when time.hour in 18..21 and proto == udp then block
     assert all(f["agrees"] for f in report["flows"])
 
 
+def test_rules_that_jump_to_a_chain_of_protocol_tests(tmp_path):
+    """Rules on a port without a protocol jump to a shared chain of the five protocols' tests
+    (nftables.ProtocolChains): a flow that jumps and comes back is decided by a later rule, and
+    a rule whose chain logs is seen to log."""
+    policy = write_policy(tmp_path, """policy p
+enum plan { payg, business }
+default allow
+rule smtp_app when dst.port == 25 and app == smtp then block
+rule smtp_tls when dst.port == 25 and tls then block
+rule telnet when dst.port == 23 and subscriber.plan == payg then block, log
+""")
+    compiled = TARGETS["nftables"].compile(api.load(policy).table, Options(str(policy)))
+    assert compiled.text.count("counter jump protocols_") == 6 and "chain protocols_2 {" in compiled.text
+    code, out, err = run_cli("probe", policy, "--format", "json", "--flow", "proto=tcp dst.port=80 app=smtp",
+                             "--flow", "proto=udp dst.port=23 subscriber.plan=payg")
+    assert code == 0, out + err
+    flows = json.loads(out)["flows"]
+    web = next(f for f in flows if ":80 app=smtp" in f["flow"])       # jumps for port 25, comes back
+    assert web["agrees"] and web["observed"]["rule"] == "default", web
+    telnet = next(f for f in flows if f["flow"].startswith("udp") and ":23 " in f["flow"])
+    assert telnet["observed"]["observed"] == "dropped" and telnet["observed"]["logged"] is True, telnet
+    assert all(f["agrees"] for f in flows)
+
+
 def test_a_wrong_script_is_a_disagreement():
     path = EXAMPLES / "policy-2011-09.dpi"
     compiled = TARGETS["nftables"].compile(api.load(path).table, Options(str(path)))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from dpipolicy.compiler.backends import Compiled
 from dpipolicy.compiler.backends.contract import unseen_flows
 from dpipolicy.compiler.backends.nftables import batches
-from dpipolicy.compiler.boxes import subtract_all
+from dpipolicy.compiler.boxes import contains, merge, subtract_all
 from dpipolicy.compiler.importers.nftjson import read_kernel_rules
 from dpipolicy.compiler.table import RuleTable
 from dpipolicy.dsl.words import counted
@@ -132,9 +132,12 @@ def _by_groups(table: RuleTable, kernel: RuleTable, tags: tuple) -> bool:
         box, run = rule.box(), runs.get(rule.index, [])
         if any(k.action != rule.action for k in run):
             return False
-        if not _empty(box, [k.box() for k in run] + unseen, fields):
+        held = [k.box() for k in run]
+        # merged first: the run of a rule is its box cut by protocol, family and direction, which
+        # merging mostly fuses back, so the subtraction has few boxes to take away
+        if not _empty(box, merge(held, fields) + unseen, fields):
             return False                      # a flow of the rule no kernel rule of its run holds
-        if not all(_empty(k.box(), [box] + unseen, fields) for k in run):
+        if not all(contains(box, k) or _empty(k, [box] + unseen, fields) for k in held):
             return False                      # a kernel rule holding a flow outside the rule
     return True
 

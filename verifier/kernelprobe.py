@@ -249,9 +249,8 @@ def compare(flows: list[ProbeFlow], result: dict, chain: str) -> list[Outcome]:
     out = []
     for f in flows:
         r = by_id[f.id]
-        deciding = next((x for x in r["rules"] if x["chain"] == chain), None)
+        deciding, logged = _deciding(r["rules"], chain)
         rule = _rule_of(deciding["comment"]) if deciding else "none"
-        logged = bool(deciding and deciding.get("log"))
         e = f.expectation
         wrong = []
         if r["observed"] != e.observed:
@@ -265,6 +264,22 @@ def compare(flows: list[ProbeFlow], result: dict, chain: str) -> list[Outcome]:
         out.append(Outcome(f, r["observed"], rule, logged, r.get("policer_drops", 0), r.get("detail", ""),
                            tuple(wrong)))
     return out
+
+
+def _deciding(grown: list[dict], chain: str) -> tuple[dict | None, bool]:
+    """The first rule of the policy's chain whose counter grew and that decided, and whether
+    what decided logged. A rule that jumps to a chain of protocol tests (nftables.ProtocolChains)
+    decided when a rule of that chain took packets too: those rules test only the protocol and
+    the connection's ports, so they take all of a connection's packets or none."""
+    for rule in grown:
+        if rule["chain"] != chain:
+            continue
+        if not rule["verdict"].startswith("jump "):
+            return rule, bool(rule.get("log"))
+        inner = [x for x in grown if x["chain"] == rule["verdict"].removeprefix("jump ")]
+        if inner:
+            return rule, any(x.get("log") for x in inner)
+    return None, False
 
 
 def _rule_of(comment: str) -> str:

@@ -26,6 +26,7 @@ _SIDE_WORD = {"src": "saddr", "dst": "daddr"}
 _PORT_WORD = {"src.port": "proto-src", "dst.port": "proto-dst"}
 _TYPE_WORD = {"icmp.type": ("icmp", "icmp_type"), "icmpv6.type": ("icmpv6", "icmpv6_type")}
 _NAME_WORD = {"iface.in": "iifname", "iface.out": "oifname"}
+_PROTOCOL_KEYS = ("proto", "src.port", "dst.port", "icmp.type", "icmpv6.type")     # the tests of a protocol variant
 THROTTLE_TIMEOUT = "10m"      # a policer's state for a flow idle this long is forgotten
 TEXT_MAX = 127                # nft keeps comments and log prefixes of at most 127 bytes
 
@@ -66,16 +67,78 @@ class ValueSets:
         return out
 
 
+class ProtocolChains:
+    """The chains of protocol tests that rules share. nft types a port by the one protocol
+    before it in the rule (lowering.py), so a rule on a port without a protocol is five kernel
+    rules, alike but for `meta l4proto P ct original proto-dst ...`. The kernel's listing grows
+    with the square of the table's rules, so the kernel rules of a match rule that differ only
+    in their protocol tests become one rule that jumps, after its other tests, to a chain of
+    those protocol tests with their verdicts; a flow none of them takes comes back and goes on
+    to the next rule, as it would past the five. A chain is shared by every rule with the same
+    protocol tests and verdicts, and is written only where that saves kernel rules
+    (docs/performance.md). Its rules test only the protocol and the connection's ports, so
+    each takes all of a connection's packets or none (by which `probe` reads the counters)."""
+
+    PREFIX = "protocols_"
+
+    def __init__(self, rules: list[KernelRule], values: ValueSets):
+        self.rules: list[tuple[tuple[str, str], str]] = []      # per kernel rule: its group, its own text
+        bodies: dict[tuple[str, str], tuple[str, ...]] = {}     # group (other tests, comment) -> its variants
+        known: dict[tuple[Test, int | None], str] = {}         # a test's text, written once (most recur)
+        for rule in rules:
+            texts = []
+            for t in rule.tests:
+                text = known.get((t, rule.family))
+                if text is None:
+                    text = known[(t, rule.family)] = _test_text(t, rule.family, values)
+                texts.append((t.key in _PROTOCOL_KEYS, text))
+            verdict = ["counter"] + _verdict_words(rule.verdict, rule)
+            note = f'comment "{comment(rule.rule, rule.index)}"'
+            group = (" ".join(text for variant, text in texts if not variant), note)
+            variant = " ".join([text for variant, text in texts if variant] + verdict)
+            bodies[group] = bodies.get(group, ()) + (variant,)
+            self.rules.append((group, " ".join([text for _, text in texts] + verdict + [note])))
+        uses: dict[tuple[str, ...], int] = {}
+        for body in bodies.values():
+            uses[body] = uses.get(body, 0) + 1
+        # m groups of k kernel rules each: m * k rules inline, or m jumps and a chain of k
+        shared = [body for body, m in uses.items() if m + len(body) < m * len(body)]
+        self.names = {body: f"{self.PREFIX}{k}" for k, body in enumerate(shared, 1)}
+        self.jumps = {group: self.names[body] for group, body in bodies.items() if body in self.names}
+
+    def rule_lines(self) -> list[str]:
+        """The rules of the chain of the match rules, in order: each kernel rule, or in place of
+        the first of a group with a chain, the jump to it."""
+        out, done = [], set()
+        for group, text in self.rules:
+            if group not in self.jumps:
+                out.append(text)
+            elif group not in done:
+                done.add(group)
+                tests, note = group
+                out.append(" ".join(w for w in (tests, f"counter jump {self.jumps[group]}", note) if w))
+        return out
+
+    def chains(self) -> list[str]:
+        out = []
+        for body, name in self.names.items():
+            out += [f"    chain {name} {{"] + [f"        {variant}" for variant in body] + ["    }"]
+        return out
+
+
 def render(table: RuleTable, contract: Contract, rules: list[KernelRule], source: str) -> str:
     """The script: a header, then the table declared, deleted and declared with its contents."""
     name = contract.table
     throttles = _throttle_chains(rules)
     values = ValueSets()
-    rule_lines = ["        " + rule_text(r, values) for r in rules]
+    protocol_chains = ProtocolChains(rules, values)
+    rule_lines = ["        " + line for line in protocol_chains.rule_lines()]
+    chains = protocol_chains.chains()
+    kernel_rules = len(rule_lines) + sum(1 for line in chains if line.startswith("        "))
     lines = [
         "#!/usr/sbin/nft -f",
         f"# dpipolicy: {_policy_words(table)}, compiled from {source}",
-        f"# {len(rules)} kernel rules from {len(table.rules)} match rules; engine contract: docs/enforcement.md",
+        f"# {kernel_rules} kernel rules from {len(table.rules)} match rules; engine contract: docs/enforcement.md",
         f"table inet {name}",
         f"delete table inet {name}",
         f"table inet {name} {{",
@@ -96,6 +159,7 @@ def render(table: RuleTable, contract: Contract, rules: list[KernelRule], source
     ]
     lines += rule_lines
     lines.append("    }")
+    lines += chains
     for chain, rate in throttles.items():
         lines += [f"    chain {chain} {{",
                   f"        update @{chain}_flows {{ ct id limit rate over {rate} bytes/second }} counter drop",
@@ -110,18 +174,26 @@ BATCH_BYTES = 40_000      # of script text per `nft -f` run when loading in batc
 
 def batches(script: str, contract: Contract, limit: int = BATCH_BYTES) -> list[str]:
     """The script as several `nft -f` runs, each below `limit` bytes of text, that leave the
-    kernel with the same table: the table with its sets and every chain but the match rules,
-    then the match rules appended in order (`add rule`). Without root, nft cannot enlarge its
-    netlink buffer (about net.core.wmem_default, 212,992 bytes, some 60 kB of this text), so
-    the kernel check and `probe` load a bigger script this way; as root the whole script is
-    one transaction, as it is deployed."""
+    kernel with the same table: the table with its sets and chains, the rules of the chains of
+    protocol tests and of the match rules left out, then those rules appended in order (`add
+    rule`). Without root, nft cannot enlarge its netlink buffer (about net.core.wmem_default,
+    212,992 bytes, some 60 kB of this text), so the kernel check and `probe` load a bigger script
+    this way; as root the whole script is one transaction, as it is deployed."""
     if len(script.encode()) <= limit:
         return [script]
-    lines = script.split("\n")
-    start = lines.index(f"    chain {contract.chain} {{")
-    end = lines.index("    }", start)
-    rules = [f"add rule inet {contract.table} {contract.chain} {line.strip()}" for line in lines[start + 1:end]]
-    out = ["\n".join(lines[:start + 1] + lines[end:])]
+    head: list[str] = []
+    rules: list[str] = []
+    chain = None            # the chain whose rules are being moved out, if any
+    for line in script.split("\n"):
+        if chain is not None and line != "    }":
+            rules.append(f"add rule inet {contract.table} {chain} {line.strip()}")
+            continue
+        chain = None
+        head.append(line)
+        opened = line.removeprefix("    chain ").removesuffix(" {")
+        if line.startswith("    chain ") and (opened == contract.chain or opened.startswith(ProtocolChains.PREFIX)):
+            chain = opened
+    out = ["\n".join(head)]
     chunk: list[str] = []
     size = 0
     for rule in rules:
@@ -150,14 +222,6 @@ def throttle_chain(bytes_per_second: int) -> str:
 def _throttle_chains(rules: list[KernelRule]) -> dict[str, int]:
     rates = sorted({r.verdict.bytes_per_second for r in rules if r.verdict.kind == "throttle"})
     return {throttle_chain(rate): rate for rate in rates}
-
-
-def rule_text(rule: KernelRule, values: ValueSets) -> str:
-    words = [_test_text(t, rule.family, values) for t in rule.tests]
-    words.append("counter")
-    words += _verdict_words(rule.verdict, rule)
-    words.append(f'comment "{comment(rule.rule, rule.index)}"')
-    return " ".join(words)
 
 
 def comment(rule: str, index: int | None) -> str:

@@ -3,9 +3,10 @@ under the engine contract (docs/enforcement.md), so that the kernel check proves
 kernel holds, not what dpipolicy meant to write.
 
 Reading is exact or it fails: every match and statement of a rule must be one the contract
-defines, with a value read whole; anything else (an unknown key or statement, a jump, a
-partial hour, a subscriber set on the wrong side) is an E51x error at its JSON path, never a
-rule read in part.
+defines, with a value read whole; a rule may jump to a chain of such rules (one level, as the
+backend's chains of protocol tests do). Anything else (an unknown key or statement, a jump
+from a jumped-to chain, a partial hour, a subscriber set on the wrong side) is an E51x error
+at its JSON path, never a rule read in part.
 """
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import Schema
 from dpipolicy.dsl.typed import Action, Origin
 
-from .nftexpr import (CONDITION, MATCH, SHAPE, STATEMENT, Decoder, Unread, only_key, redirect_mark, short,
-                      throttle_rate, verdicts)
+from .nftexpr import (CONDITION, MATCH, SHAPE, STATEMENT, Decoder, Unread, only_key, redirect_mark, restrict,
+                      short, throttle_rate, verdicts)
 
 CODES = {SHAPE: "E510", MATCH: "E511", CONDITION: "E512", STATEMENT: "E513"}
 _COMMENT = re.compile(r"^dpipolicy rule (?P<name>\S+)(?: #(?P<index>\d+))?$")
@@ -57,12 +58,14 @@ class _Reader:
     def __init__(self, contract: Contract, schema: Schema, source: str):
         self.contract, self.schema, self.source = contract, schema, source
         self.fields = {f.name: f for f in schema.flow_fields}
+        self.order = {f.name: k for k, f in enumerate(schema.flow_fields)}      # a box's fields in the schema's order
         self.decoder = Decoder(schema, self.constant_set, contract)
         self.chains: dict[str, tuple[str, dict]] = {}       # name -> (path, chain object)
         self.rules: dict[str, list[tuple[str, dict]]] = {}  # chain name -> [(path, rule object)]
         self.throttles: dict[str, int] = {}
         self.sets: dict[str, tuple[str, dict]] = {}         # name -> (path, set object)
         self.tags: list[int | str | None] = []
+        self.jumped: dict[str, list[tuple[Box, list, Action]]] = {}      # chain name -> its rules, read
 
     def diagnostic(self, err: Unread) -> Diagnostic:
         return Diagnostic(CODES[err.kind], err.message, location_text=f"{self.source}: {err.path}")
@@ -107,7 +110,7 @@ class _Reader:
         decoded, errors = [], []
         for path, rule in self.rules[self.contract.chain]:
             try:
-                decoded.append(self.rule(path, rule))
+                decoded += self.rule(path, rule)
             except Unread as err:
                 errors.append(self.diagnostic(err))
         if errors:
@@ -118,13 +121,52 @@ class _Reader:
         rules = []
         for box, action, origin, tag in decoded:
             if box is not None:
-                matches = tuple((f.name, box[f.name]) for f in self.schema.flow_fields if f.name in box)
+                matches = tuple(sorted(box.items(), key=lambda item: self.order[item[0]]))
                 rules.append(MatchRule(len(rules), matches, action, origin))
                 self.tags.append(tag)
         return RuleTable(None, None, self.schema, tuple(rules), default)
 
-    def rule(self, path: str, rule: dict) -> tuple[Box | None, Action, Origin, int | str | None]:
-        """A kernel rule's box (None when it meets no flow), action, origin and tag."""
+    def rule(self, path: str, rule: dict) -> list[tuple[Box | None, Action, Origin, int | str | None]]:
+        """A kernel rule of the chain as the rules it stands for, each with its box (None when
+        it meets no flow), action, origin and tag: itself, or for a rule that jumps to a chain
+        (nftables.ProtocolChains), one per rule of that chain, its box within the rule's; a
+        flow none of them takes goes on to the next rule."""
+        box, sides, action = self.statements(path, rule, jumps=True)
+        origin, tag = self.origin(rule), _tag(rule)
+        if isinstance(action, Action):
+            return [(self.finished(box, sides), action, origin, tag)]
+        out = []
+        for inner, inner_sides, inner_action in self.chain(action, path):
+            merged = dict(box)
+            for name, values in inner.items():
+                restrict(merged, name, values)
+            out.append((self.finished(merged, sides + inner_sides), inner_action, origin, tag))
+        return out
+
+    def finished(self, box: Box, sides: list) -> Box | None:
+        if any(v.is_empty() for v in box.values()):
+            return None
+        self.decoder.check_sides(box, sides)
+        return normalized(box, self.fields)
+
+    def chain(self, target, where: str) -> list[tuple[Box, list, Action]]:
+        """The rules of a chain a rule jumps to, each as its box, subscriber sides and action
+        (read once per chain): rules that end in a verdict of their own, with no jump."""
+        if target not in self.jumped:
+            found = self.chains.get(target) if isinstance(target, str) else None
+            if found is None or "hook" in found[1] or target == self.contract.chain:
+                raise Unread(STATEMENT, where, f"`jump {short(target)}`: not a chain of rules of table inet "
+                                               f"{self.contract.table}")
+            try:
+                self.jumped[target] = [self.statements(path, rule, jumps=False) for path, rule in self.rules[target]]
+            except Unread as err:
+                raise Unread(STATEMENT, where, f"`jump {target}`: a rule of that chain is not one the contract "
+                                               f"defines ({err.path}: {err.message})") from None
+        return self.jumped[target]
+
+    def statements(self, path: str, rule: dict, jumps: bool) -> tuple[Box, list, Action | str]:
+        """A kernel rule's box, subscriber sides (path, direction, words) and action, or the
+        chain it jumps to where `jumps`."""
         expr = rule.get("expr")
         if not isinstance(expr, list):
             raise Unread(SHAPE, path, "a rule without an `expr` list")
@@ -159,16 +201,18 @@ class _Reader:
                 action = self.reset(e["reject"], where, box)
             elif key == "goto" and isinstance(e[key], dict):
                 action = Action("throttle", rate=self.throttle(e[key].get("target"), where))
+            elif key == "jump" and isinstance(e[key], dict) and jumps and not log:
+                self.chain(e[key].get("target"), where)
+                return box, sides, e[key]["target"]
+            elif key == "jump" and log:
+                raise Unread(STATEMENT, where, "`log` before `jump`: it would log flows the chain does not take")
+            elif key == "jump":
+                raise Unread(STATEMENT, where, "`jump` in a chain a rule jumps to: the contract jumps one level")
             else:
                 raise Unread(STATEMENT, where, f"statement or verdict `{key}` is not one the contract defines")
         if action is None:
             raise Unread(STATEMENT, path, "a rule without a verdict: the chain would go on with the flow")
-        empty = any(v.is_empty() for v in box.values())
-        if not empty:
-            self.decoder.check_sides(box, sides)
-        origin = self.origin(rule)
-        return ((None if empty else normalized(box, self.fields)), Action(action.kind, action.rate, action.target, log),
-                origin, _tag(rule))
+        return box, sides, Action(action.kind, action.rate, action.target, log)
 
     def origin(self, rule: dict) -> Origin:
         handle = rule.get("handle")
