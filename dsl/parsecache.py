@@ -4,7 +4,8 @@ again (CI runs the same policy through check, lint and audit; a reviewer runs ch
 An entry is the file's syntax tree, pickled, under a key hashing the text, the name it is shown
 by, and the grammar and code of the parser. The folder is `$DPIPOLICY_CACHE`, else
 `$XDG_CACHE_HOME/dpipolicy`, else `~/.cache/dpipolicy`; `DPIPOLICY_CACHE=off` turns the cache
-off. Deleting the folder is always safe. Since unpickling runs whatever the file says, a folder
+off. Deleting the folder is always safe; it is kept under 1 GiB by deleting the entries used
+least recently. Since unpickling runs whatever the file says, a folder
 that is not the user's own, or that others may write to, is never read (nor written): the cache
 is then off, silently, as it is when an entry cannot be read, is corrupt or is not a tree of
 this text (every such case parses the file, and replaces the entry).
@@ -26,6 +27,8 @@ from . import ast
 from .source import SourceFile
 
 _SOURCE = "source"          # the persistent id of the entry's own source file (see _Pickler)
+LIMIT_BYTES = 1 << 30       # the folder's size above which entries least recently used are deleted
+_PRUNE_ON = "0"             # the first hex digit of the keys whose write is followed by a prune
 _PLAIN = {("builtins", n) for n in ("frozenset", "set", "tuple", "list", "dict", "int", "str", "bytes")}
 
 
@@ -41,8 +44,33 @@ def cached(parse: Callable[[SourceFile], ast.Module]) -> Callable[[SourceFile], 
         if module is None:
             module = parse(file)
             _write(entry, module, file)
+            if entry.name.startswith(_PRUNE_ON):
+                prune(folder)
+        else:
+            with contextlib.suppress(OSError):
+                os.utime(entry)         # used now: the last to go when the folder is pruned
         return module
     return through_cache
+
+
+def prune(folder: Path, limit: int = LIMIT_BYTES) -> None:
+    """Keep the folder under `limit` bytes: the entries least recently used go first, down to
+    three quarters of it. Asked after one write in sixteen (those whose key starts with
+    _PRUNE_ON, so runs are reproducible), since it lists the whole folder."""
+    try:
+        entries = [(e.stat().st_mtime, e.stat().st_size, e.path) for e in os.scandir(folder)
+                   if e.name.endswith(".pickle") and e.is_file(follow_symlinks=False)]
+    except OSError:
+        return
+    total = sum(size for _, size, _ in entries)
+    if total <= limit:
+        return
+    for _, size, path in sorted(entries):
+        if total <= limit * 3 // 4:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+            total -= size
 
 
 def cache_folder() -> Path | None:

@@ -99,3 +99,20 @@ def test_a_second_check_reads_the_cache_and_says_the_same(folder):
     second = run_cli("check", POLICY, "--spec", ROOT / "examples/uk-mobile/spec.dpi")
     assert first == second and first[0] == 1
     assert len(entries) == 3 and sorted(p.name for p in folder.glob("*.pickle")) == entries  # policy, definitions, spec
+
+
+def test_the_folder_is_pruned_least_recently_used_first(folder):
+    parse, _ = counting()
+    parsecache.cached(parse)(read_source(POLICY, "policy file"))
+    (entry,) = folder.glob("*.pickle")
+    size = entry.stat().st_size
+    old = [folder / f"{k:064x}.pickle" for k in range(1, 9)]
+    for age, path in enumerate(old):
+        path.write_bytes(b"x" * size)
+        os.utime(path, (1000 + age, 1000 + age))     # long unused, the first the oldest
+    parsecache.cached(parse)(read_source(POLICY, "policy file"))    # a hit: the entry is used now
+    parsecache.prune(folder, limit=4 * size)
+    kept = sorted(p.name for p in folder.glob("*.pickle"))
+    # down to three quarters of the limit: the entry just used and the two most recent of the rest
+    assert kept == sorted([entry.name] + [p.name for p in old[-2:]])
+
