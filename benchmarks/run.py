@@ -42,17 +42,54 @@ def _generator():
 def write_inputs(n: int, seed: int, workdir: Path) -> tuple[str, str]:
     policy_text, spec_text = _generator().generate(n, seed)
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "policy.dpi").write_text(policy_text)
+    for old in workdir.glob("rules-*.dpi"):
+        old.unlink()
+    if n > PART_RULES:
+        _write_parts(policy_text, workdir)
+    else:
+        (workdir / "policy.dpi").write_text(policy_text)
     (workdir / "spec.dpi").write_text(spec_text)
     return policy_text, spec_text
 
 
-def measure_floor(path: Path) -> float:
-    """Reading the file and cutting it into its items with plain string operations: what any
-    reader of the file must spend, the floor under the parse."""
+PART_RULES = 100_000        # above this, the policy is split into files of this many rules
+
+
+def _write_parts(policy_text: str, workdir: Path) -> None:
+    """The policy as a national operator keeps one too large for one file (dpipolicy reads at
+    most 32 MiB of a file): its definitions in `definitions.dpi`, its rules in files of
+    PART_RULES rules, imported in order by `policy.dpi`, which keeps the policy line and the
+    default. The rules are the same rules in the same order."""
+    head, *rules = policy_text.split("\nrule ")
+    lines = head.split("\n")
+    policy_line = next(k for k, line in enumerate(lines) if line.startswith("policy "))
+    default_line = next(k for k, line in enumerate(lines) if line.startswith("default "))
+    definitions = [line for k, line in enumerate(lines) if k not in (policy_line, default_line)][policy_line:]
+    (workdir / "definitions.dpi").write_text("\n".join(definitions) + "\n")
+    imports = []
+    for part, first in enumerate(range(0, len(rules), PART_RULES)):
+        name = f"rules-{part:03d}.dpi"
+        imports.append(f'import "{name}"')
+        body = "".join("\nrule " + rule for rule in rules[first:first + PART_RULES])
+        (workdir / name).write_text('import "definitions.dpi"\n' + body.rstrip("\n") + "\n")
+    main = lines[:policy_line + 1] + ['import "definitions.dpi"', "", lines[default_line], ""] + imports
+    (workdir / "policy.dpi").write_text("\n".join(main) + "\n")
+
+
+def policy_files(workdir: Path) -> list[Path]:
+    """The policy's files: policy.dpi, and its parts when it was split."""
+    parts = sorted(workdir.glob("rules-*.dpi"))
+    return [workdir / "policy.dpi"] + ([workdir / "definitions.dpi"] + parts if parts else [])
+
+
+def measure_floor(paths: list[Path]) -> float:
+    """Reading the files and cutting them into their items with plain string operations: what
+    any reader of them must spend, the floor under the parse."""
     start = time.perf_counter()
-    text = path.read_text(encoding="utf-8")
-    items = [chunk.split(None, 2)[:2] for chunk in text.split("\nrule ")]
+    items = []
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        items += [chunk.split(None, 2)[:2] for chunk in text.split("\nrule ")]
     assert len(items) > 1
     return time.perf_counter() - start
 
@@ -93,7 +130,7 @@ def measure_check(n: int, seed: int, workdir: Path, full: bool) -> dict:
     write_inputs(n, seed, workdir)
     os.environ["DPIPOLICY_CACHE"] = "off"       # the parse itself, as a first run does it
     limits = Limits()
-    times = {"floor": measure_floor(workdir / "policy.dpi")}
+    times = {"floor": measure_floor(policy_files(workdir))}
     start = time.perf_counter()
     catalogue = load_catalogue()
     items, _ = load_items(workdir / "policy.dpi", (workdir / "spec.dpi",))
