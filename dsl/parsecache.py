@@ -29,6 +29,7 @@ from .source import SourceFile
 _SOURCE = "source"          # the persistent id of the entry's own source file (see _Pickler)
 LIMIT_BYTES = 1 << 30       # the folder's size above which entries least recently used are deleted
 _PRUNE_ON = "0"             # the first hex digit of the keys whose write is followed by a prune
+_pruned: set[Path] = set()  # the folders this run has pruned
 _PLAIN = {("builtins", n) for n in ("frozenset", "set", "tuple", "list", "dict", "int", "str", "bytes")}
 
 
@@ -44,7 +45,8 @@ def cached(parse: Callable[[SourceFile], ast.Module]) -> Callable[[SourceFile], 
         if module is None:
             module = parse(file)
             _write(entry, module, file)
-            if entry.name.startswith(_PRUNE_ON):
+            if entry.name.startswith(_PRUNE_ON) and folder not in _pruned:
+                _pruned.add(folder)
                 prune(folder)
         else:
             with contextlib.suppress(OSError):
@@ -55,8 +57,9 @@ def cached(parse: Callable[[SourceFile], ast.Module]) -> Callable[[SourceFile], 
 
 def prune(folder: Path, limit: int = LIMIT_BYTES) -> None:
     """Keep the folder under `limit` bytes: the entries least recently used go first, down to
-    three quarters of it. Asked after one write in sixteen (those whose key starts with
-    _PRUNE_ON, so runs are reproducible), since it lists the whole folder."""
+    three quarters of it. Since it lists the whole folder, a run asks it at most once, after
+    the first write whose key starts with _PRUNE_ON (one in sixteen, so runs are reproducible):
+    a run that reads 10,000 imports writes as many entries."""
     try:
         entries = [(e.stat().st_mtime, e.stat().st_size, e.path) for e in os.scandir(folder)
                    if e.name.endswith(".pickle") and e.is_file(follow_symlinks=False)]
