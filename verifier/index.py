@@ -102,11 +102,14 @@ class _WideField:
             count += np.bincount(which[hit], minlength=len(rules))
         return count == len(values.intervals)
 
-    def rules_holding(self, v: int) -> np.ndarray:
+    def rules_holding(self, v: int, before: int) -> np.ndarray:
+        """Per rule j < before: does its set of this field hold v? Only those rules' intervals
+        are read (owners are in rule order)."""
+        end = int(self.first[before]) if before < self.n else len(self.owner)
         parts = self._parts(v)
-        hit = self._le(self.lo, parts) & self._le(parts, self.hi)
-        out = np.zeros(self.n, dtype=bool)
-        out[self.owner[hit]] = True
+        hit = self._le([c[:end] for c in self.lo], parts) & self._le(parts, [c[:end] for c in self.hi])
+        out = np.zeros(before, dtype=bool)
+        out[self.owner[:end][hit]] = True
         return out
 
 
@@ -177,13 +180,14 @@ class BoxIndex:
         """The first rule j < before whose box holds the point, or None (exact)."""
         if before == 0:
             return None
-        mask = np.ones(len(self.boxes), dtype=bool)
+        before = min(before, len(self.boxes))     # only the rules before it are read
+        mask = np.ones(before, dtype=bool)
         for name, bits in self.bits.items():
             v = flow[name]
-            mask &= ((bits[:, v // 64] >> np.uint64(v % 64)) & np.uint64(1)).astype(bool)
+            mask &= ((bits[:before, v // 64] >> np.uint64(v % 64)) & np.uint64(1)).astype(bool)
         for name, wide in self.wide.items():
-            mask &= wide.rules_holding(flow[name])
-        hits = np.flatnonzero(mask[:before])
+            mask &= wide.rules_holding(flow[name], before)
+        hits = np.flatnonzero(mask)
         return int(hits[0]) if len(hits) else None
 
 
