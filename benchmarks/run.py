@@ -232,7 +232,7 @@ def measure_nftables(table, workdir: Path, limits) -> dict:
     from dpipolicy.compiler.backends import TARGETS, Options
     from dpipolicy.compiler.importers.nftjson import read_kernel_rules
     from dpipolicy.verifier.kernel import kernel_equivalence
-    from dpipolicy.verifier.netns import kernel_unavailable, run_in_namespace
+    from dpipolicy.compiler.netns import kernel_unavailable, run_in_namespace
 
     why = kernel_unavailable()
     if why is not None:

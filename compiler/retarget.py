@@ -65,4 +65,8 @@ def retarget(table: RuleTable, schema: Schema) -> RuleTable:
 
     rules = tuple(dataclasses.replace(r, matches=tuple((n, moved(n, v)) for n, v in r.matches))
                   for r in table.rules)
-    return dataclasses.replace(table, schema=schema, rules=rules)
+    # an imported table's approximated flows move with its rules (verifier/approximated.py)
+    approximations = tuple(dataclasses.replace(a, region=tuple({n: moved(n, v) for n, v in box.items()}
+                                                               for box in a.region))
+                           for a in table.approximations)
+    return dataclasses.replace(table, schema=schema, rules=rules, approximations=approximations)

@@ -24,7 +24,7 @@ from dpipolicy.dsl.typed import Action, Origin
 from dpipolicy.dsl.values import (RATE_UNITS, VOLUME_UNITS, ValueError_, parse_ip, parse_quantity, whole_number,
                                   value_set_texts)
 
-from .table import MatchRule, RuleTable
+from .table import Approximation, MatchRule, RuleTable
 
 FORMAT = "dpipolicy-rule-table"
 VERSION = 2             # 2: outcome parts (charge, priority, scope, purpose); 1 is still read
@@ -79,6 +79,11 @@ def table_to_json(table: RuleTable) -> dict:
             }
             for r in table.rules
         ],
+        # an imported rule set read with --approximate: what the table holds only approximately
+        **({"approximations": [{"rule": a.rule, "source": a.location, "what": a.what, "instead": a.instead,
+                                "flows": [{name: _values_json(fields[name], values) for name, values in box.items()}
+                                          for box in a.region]}
+                               for a in table.approximations]} if table.approximations else {}),
     }
 
 
@@ -86,9 +91,12 @@ def table_text(table: RuleTable) -> str:
     """One rule per line, so a reviewer's text diff lines up with rules."""
     data = table_to_json(table)
     rules = data.pop("rules")
+    approximations = data.pop("approximations", None)
     head = json.dumps(data, indent=2)[:-2]
     body = ",\n".join("    " + json.dumps(r, separators=(", ", ": ")) for r in rules)
-    return f'{head},\n  "rules": [\n{body}\n  ]\n}}\n'
+    tail = "" if approximations is None else ',\n  "approximations": ' + json.dumps(approximations, indent=2).replace(
+        "\n", "\n  ")
+    return f'{head},\n  "rules": [\n{body}\n  ]{tail}\n}}\n'
 
 
 def write_table(table: RuleTable, path: Path) -> None:
@@ -98,7 +106,9 @@ def write_table(table: RuleTable, path: Path) -> None:
 # ----- reading ------------------------------------------------------------------------------
 # The keys each object may have (required ones first); anything else is an error, so that a
 # misspelt key (`"mach"`) cannot turn a rule into one that matches every flow.
-_TOP_KEYS = ("format", "version", "policy", "enums", "fields", "interfaces", "domains", "default", "rules")
+_TOP_KEYS = ("format", "version", "policy", "enums", "fields", "interfaces", "domains", "default", "rules",
+             "approximations")
+_APPROXIMATION_KEYS = ("rule", "source", "what", "instead", "flows")
 _TOP_REQUIRED = ("default", "rules")
 # The optional fields (schema.OPTIONAL_FIELDS) a table lists by name under `fields`: those of no
 # declared names or patterns (the others are listed with them, under `interfaces` and `domains`).
@@ -208,8 +218,33 @@ class _TableReader:
                 if any(values.is_empty() for _, values in box):
                     continue        # it matches no flow (`[]`): left out, so every box has flows; its name stays
                 rules.append(MatchRule(len(rules), box, action, origin, because))
+        approximations = self.approximations(data.get("approximations", []), fields)
         self.raise_errors()
-        return RuleTable(name, version_text, schema, tuple(rules), default)
+        return RuleTable(name, version_text, schema, tuple(rules), default, approximations=approximations)
+
+    def approximations(self, entries, fields: dict[str, Field]) -> tuple[Approximation, ...]:
+        """What an imported table holds only approximately (`dpipolicy import --approximate`)."""
+        if not isinstance(entries, list):
+            self.fail("approximations", f"`approximations` must be a list, not {_type_words(entries)}")
+            return ()
+        out = []
+        for i, entry in enumerate(entries):
+            where = f"approximations[{i}]"
+            if not isinstance(entry, dict):
+                self.fail(where, f"an approximation must be an object, not {_type_words(entry)}")
+                continue
+            self.keys(entry, where, _APPROXIMATION_KEYS, _APPROXIMATION_KEYS)
+            texts = [self.text(entry.get(k), _at(where, k)) for k in _APPROXIMATION_KEYS[:4]]
+            flows = entry.get("flows")
+            if not isinstance(flows, list):
+                if "flows" in entry:
+                    self.fail(_at(where, "flows"), f"`flows` must be a list of matches, not {_type_words(flows)}")
+                continue
+            region = tuple(dict(self.matches(box, fields, f"{_at(where, 'flows')}[{k}]"))
+                           for k, box in enumerate(flows))
+            if all(t is not None for t in texts):
+                out.append(Approximation(*texts, region))
+        return tuple(out)
 
     def load(self):
         try:

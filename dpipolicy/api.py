@@ -5,17 +5,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from dpipolicy.compiler.importers import detect
 from dpipolicy.compiler.lower import BoxesMemo, lower
 from dpipolicy.compiler.retarget import retarget
 from dpipolicy.compiler.table import RuleTable
 from dpipolicy.compiler.tablefile import read_table
 from dpipolicy.dsl.catalogue import Catalogue, load_catalogue
 from dpipolicy.dsl.checker import RuleMemo, check_items, check_spec_items
-from dpipolicy.dsl.diagnostics import DiagnosticError
+from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
 from dpipolicy.dsl.loader import load_items
 from dpipolicy.dsl.profiles import Profile
 from dpipolicy.dsl.reuse import ParseMemo
 from dpipolicy.dsl.typed import Policy
+from dpipolicy.verifier.approximated import marked
 from dpipolicy.verifier.labels import under_profile, unobservable_rules, without_profile
 from dpipolicy.verifier.diff import Diff, diff_tables
 from dpipolicy.verifier.parallel import beside, check_spec_parallel
@@ -33,8 +35,31 @@ class Loaded:
     policy: Policy | None        # None when the input was a rule table
 
 
-def is_table(path: Path) -> bool:
-    return path.suffix.lower() == ".json"
+@dataclass(frozen=True)
+class Reading:
+    """How to read an input that is a rule set exported from a real enforcement point
+    (docs/import.md): its format if detection is not wanted, the hook the table describes, and
+    whether approximations are accepted (`chain` and `approximate` apply to rule sets only)."""
+    format: str | None = None           # one of detect.FORMATS, or None: told by the content
+    chain: str | None = None
+    approximate: bool = False
+
+
+def input_format(path: Path, reading: Reading = Reading()) -> str:
+    """What `path` is (detect.FORMATS): a policy, a rule table, or a rule set of some kind."""
+    return detect.input_format(path, reading.format)
+
+
+def is_table(path: Path, reading: Reading = Reading()) -> bool:
+    """Whether `path` is read as a rule table (a JSON table, or a rule set imported into one)."""
+    return input_format(path, reading) != detect.POLICY
+
+
+def import_table(path: Path, catalogue: Catalogue, reading: Reading = Reading()) -> RuleTable:
+    """The rule table of the rule set in `path` at the hook `reading` names (or its only one)."""
+    from dpipolicy.compiler.importers.imported import rule_table
+    kind = input_format(path, reading)
+    return rule_table(detect.read_ruleset(path, kind), catalogue, reading.chain, reading.approximate)
 
 
 @dataclass
@@ -48,8 +73,9 @@ class Memo:
 
 
 def load(path: Path, specs: tuple[Path, ...] = (), catalogues: tuple[Path, ...] = (),
-         memo: Memo | None = None, extra: tuple = ()) -> Loaded:
-    """Read a `.dpi` policy (compiling it) or a JSON rule table, with spec files. Raises DiagnosticError.
+         memo: Memo | None = None, extra: tuple = (), reading: Reading = Reading()) -> Loaded:
+    """Read a `.dpi` policy (compiling it), a JSON rule table or a rule set (imported into a table
+    as `reading` says), with spec files. Raises DiagnosticError.
     Loads sharing a `memo` parse, check and lower only what the earlier ones did not (two
     versions for a diff); one that finds errors after reusing items is done again without it,
     since a reused item keeps the spans of its first parse inside it (reuse.py), and errors
@@ -57,24 +83,51 @@ def load(path: Path, specs: tuple[Path, ...] = (), catalogues: tuple[Path, ...] 
     catalogue = load_catalogue(catalogues)
     reused = memo.parse.reused if memo is not None else 0
     try:
-        return _load(path, specs, catalogue, memo, extra)
+        return _load(path, specs, catalogue, memo, extra, reading)
     except DiagnosticError:
         if memo is None or memo.parse.reused == reused:
             raise
-    return _load(path, specs, catalogue, None, extra)
+    return _load(path, specs, catalogue, None, extra, reading)
 
 
-def _load(path: Path, specs: tuple[Path, ...], catalogue: Catalogue, memo: Memo | None, extra: tuple = ()) -> Loaded:
+def _load(path: Path, specs: tuple[Path, ...], catalogue: Catalogue, memo: Memo | None, extra: tuple = (),
+          reading: Reading = Reading()) -> Loaded:
     parse = memo.parse if memo is not None else None
-    if is_table(path):
-        table = read_table(path, catalogue)
-        spec_items = load_items(specs[0], specs[1:], parse)[0] if specs else []
-        spec = check_spec_items(spec_items + list(extra), catalogue, table.schema)
-        # specs may add server-name patterns (dsl/domains.py): the table moves onto their schema
-        return Loaded(table if spec.schema is table.schema else retarget(table, spec.schema), spec, None)
+    kind = input_format(path, reading)
+    if kind in (detect.POLICY, detect.TABLE) and (reading.chain is not None or reading.approximate):
+        flag = "--chain" if reading.chain is not None else "--approximate"
+        raise DiagnosticError([Diagnostic("E703", f"{flag} applies to rule sets exported from an enforcement point, "
+                                          f"and `{path}` is {detect.DESCRIBED[kind]}", None, location_text=flag,
+                                          help=f"leave {flag} out, or name the format with --input-format")])
+    if kind != detect.POLICY:
+        table = read_table(path, catalogue) if kind == detect.TABLE else import_table(path, catalogue, reading)
+        return with_spec(table, specs, catalogue, parse, extra)
     items, _ = load_items(path, specs, parse)
     policy = check_items(items + list(extra), catalogue, memo.rules if memo is not None else None)
     return Loaded(lower(policy, memo.boxes if memo is not None else None), policy, policy)
+
+
+def with_spec(table: RuleTable, specs: tuple[Path, ...], catalogue: Catalogue, parse: ParseMemo | None = None,
+              extra: tuple = ()) -> Loaded:
+    """A rule table with spec files checked against it."""
+    spec_items = load_items(specs[0], specs[1:], parse)[0] if specs else []
+    spec = check_spec_items(spec_items + list(extra), catalogue, table.schema)
+    # specs may add names and patterns (server names, interfaces): the table moves onto their schema
+    return Loaded(table if spec.schema is table.schema else retarget(table, spec.schema), spec, None)
+
+
+def lint_ruleset(path: Path, specs: tuple[Path, ...], catalogues: tuple[Path, ...], limits: Limits,
+                 reading: Reading = Reading()):
+    """Lint a rule set exported from an enforcement point: its rules on the table of one hook
+    (verifier/rulesetlint.py), and its spec files."""
+    from dpipolicy.compiler.importers.imported import judged_table
+    from dpipolicy.verifier.rulesetlint import lint_imported
+    catalogue = load_catalogue(catalogues)
+    ruleset = detect.read_ruleset(path, input_format(path, reading))
+    table, judged = judged_table(ruleset, catalogue, reading.chain, reading.approximate)
+    loaded = with_spec(table, specs, catalogue)
+    placed = load_items(specs[0], specs[1:])[0] if specs else []
+    return lint_imported(loaded.table, judged, placed, loaded.spec, limits)
 
 
 def translation_validation(loaded: Loaded, limits: Limits, shared: frozenset[int] = frozenset()) -> Validation | None:
@@ -134,9 +187,10 @@ def as_deployed(loaded: Loaded, profile: Profile | None) -> tuple[RuleTable, Pol
 def check_results(deployed: tuple[RuleTable, Policy], limits: Limits, jobs: int = 1,
                   progress: Callable[[int, int], None] | None = None) -> list[Result]:
     """Every invariant and test, on the table as deployed (see `as_deployed`), checked by up to
-    `jobs` processes (the same results as one); `progress(done, total)` as they finish."""
+    `jobs` processes (the same results as one); `progress(done, total)` as they finish. A
+    table read with --approximate marks the results that depend on its approximations."""
     table, spec = deployed
-    return check_spec_parallel(TableModel(table), spec, limits, jobs, progress)
+    return marked(check_spec_parallel(TableModel(table), spec, limits, jobs, progress), table, spec)
 
 
 def check(loaded: Loaded, limits: Limits, deployed: tuple[RuleTable, Policy] | None = None, jobs: int = 1,
@@ -144,8 +198,9 @@ def check(loaded: Loaded, limits: Limits, deployed: tuple[RuleTable, Policy] | N
     """Translation validation, then every invariant and test on the deployed table (by default,
     as the exact engine runs it); `jobs` and `progress` as for `check_results`."""
     validation = translation_validation(loaded, limits)
-    results = check_results(deployed or as_deployed(loaded, None), limits, jobs, progress)
-    return Report(loaded.table.policy_name, results, validation)
+    deployed = deployed or as_deployed(loaded, None)
+    results = check_results(deployed, limits, jobs, progress)
+    return Report(loaded.table.policy_name, results, validation, deployed[0].approximations)
 
 
 @dataclass(frozen=True)
@@ -162,7 +217,7 @@ def kernel_check(compiled, limits: Limits, mode: str = "auto"):
     """Load `compiled` (an nftables script) into a fresh network namespace, read the kernel's copy
     back and prove it equal to the table the script means (verifier/kernel.py). `mode` auto runs
     it when the kernel can be had here, required makes that an error, off skips it."""
-    from dpipolicy.verifier.netns import kernel_unavailable
+    from dpipolicy.compiler.netns import kernel_unavailable
     if mode == "off":
         return KernelSkipped("--validate=off")
     why = kernel_unavailable()

@@ -66,7 +66,8 @@ def render_text(audit: Audit, schema: Schema, names: Names = ()) -> str:
     return "\n".join(lines) + "\n"
 
 
-_MARK = {"holds": "✅", "passed": "✅", "violated": "❌", "failed": "❌", "unknown": "❔", "waived": "☑️"}
+_MARK = {"holds": "✅", "passed": "✅", "violated": "❌", "failed": "❌", "unknown": "❔", "approximate": "❔",
+         "waived": "☑️"}
 
 
 def render_markdown(audit: Audit, schema: Schema, names: Names = ()) -> str:

@@ -17,7 +17,7 @@ from dpipolicy.findings import Case, Finding, Place
 from dpipolicy.verifier.diff import Change, Decider, Diff
 from dpipolicy.verifier.diffreport import StatusChange, change_details, grouped
 from dpipolicy.verifier.report import Names, TextReport, box_text
-from dpipolicy.verifier.results import FAILED, UNKNOWN, VIOLATED, Report, Result
+from dpipolicy.verifier.results import APPROXIMATE, FAILED, UNKNOWN, VIOLATED, Report, Result
 
 CHANGES_SHOWN = 10          # regions written out in one diff finding; the JSON format has them all
 _SUITES = {"invariant": "invariants", "test": "tests"}
@@ -68,11 +68,12 @@ def check_findings(report: Report, schema: Schema, names: Names, policy: str) ->
     for r in report.results:
         place = Place.from_location(r.location)
         message = _result_message(schema, names, r)
-        if r.status in (VIOLATED, FAILED, UNKNOWN):
+        if r.status in (VIOLATED, FAILED, UNKNOWN, APPROXIMATE):
             related = tuple(d for d in (_decided_by(r), _decided_by(r, second=True)) if d is not None)
-            findings.append(Finding(f"{r.kind}/{r.name}", _rule_text(r), "warning" if r.status == UNKNOWN else "error",
-                                    message, place, related))
-        outcome = {VIOLATED: "failed", FAILED: "failed", UNKNOWN: "error"}.get(r.status, "passed")
+            findings.append(Finding(f"{r.kind}/{r.name}", _rule_text(r),
+                                    "warning" if r.status in (UNKNOWN, APPROXIMATE) else "error", message, place,
+                                    related))
+        outcome = {VIOLATED: "failed", FAILED: "failed", UNKNOWN: "error", APPROXIMATE: "error"}.get(r.status, "passed")
         cases.append(Case(_SUITES[r.kind], r.name, outcome, message if outcome != "passed" else "", place))
     if report.validation is not None:
         proved = report.validation.status == "proved"

@@ -1,4 +1,4 @@
-"""Command line: `dpipolicy check | compile | explain | probe | diff | replay | audit | fmt | lint | profile build`. Thin: parsing arguments, rendering, exit codes.
+"""Command line: `dpipolicy check | compile | explain | probe | diff | replay | audit | fmt | lint | import | profile build`. Thin: parsing arguments, rendering, exit codes.
 
 Exit codes: 0 all hold and pass; 1 something violated or failed; 2 bad input; 3 some result
 unknown and nothing violated; 4 an internal error (a dpipolicy bug).
@@ -28,6 +28,7 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: {message}\n{self.format_usage()}")
 
 
+INPUT_HELP = "a .dpi policy, a JSON rule table, or a rule set exported from an enforcement point (docs/import.md)"
 PROFILE_HELP = "the DPI engine's profile: exact (default), ndpi-4.2, ndpi-5.0, or a YAML file"
 FORMAT_HELP = "sarif, junit and github (Actions annotations) are for CI: see docs/output.md"
 
@@ -75,6 +76,17 @@ def _parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action="store_true", help="print the version and exit")
     sub = top.add_subparsers(dest="command", parser_class=_Parser)
 
+    from dpipolicy.compiler.importers.detect import FORMATS
+
+    def reading(p: argparse.ArgumentParser) -> None:
+        """How to read a rule set exported from a real enforcement point (docs/import.md)."""
+        p.add_argument("--input-format", choices=FORMATS, default=None,
+                       help="what the input is (default: told by its content)")
+        p.add_argument("--chain", metavar="HOOK", help="the hook the table describes, for a rule set with base "
+                       "chains on several (input, forward, output, prerouting, postrouting, ...)")
+        p.add_argument("--approximate", action="store_true", help="read what the table cannot hold exactly as "
+                       "listed approximations; results that depend on them are approximate")
+
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--catalogue", action="append", type=Path, default=[], metavar="FILE",
                        help="an extra application catalogue (YAML); may be repeated")
@@ -83,13 +95,14 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--debug", action="store_true", help="show Python tracebacks on internal errors")
 
     check = sub.add_parser("check", help="prove invariants and run tests")
-    check.add_argument("policy", type=Path, help="a .dpi policy or a JSON rule table")
+    check.add_argument("policy", type=Path, help=INPUT_HELP)
     check.add_argument("--spec", action="append", type=Path, default=[], metavar="FILE",
                        help="a file of invariants and tests; may be repeated")
     check.add_argument("--format", choices=("text", "json", *CI_FORMATS), default="text", help=FORMAT_HELP)
     check.add_argument("--profile", metavar="NAME|FILE", help=PROFILE_HELP)
     check.add_argument("--jobs", type=_jobs, default=None, metavar="N|auto", help=JOBS_HELP)
     common(check)
+    reading(check)
 
     comp = sub.add_parser("compile", help="compile a policy to a JSON rule table or an nftables script")
     comp.add_argument("policy", type=Path)
@@ -109,11 +122,12 @@ def _parser() -> argparse.ArgumentParser:
     common(comp)
 
     explain = sub.add_parser("explain", help="show the outcome of a flow and why")
-    explain.add_argument("policy", type=Path, help="a .dpi policy or a JSON rule table")
+    explain.add_argument("policy", type=Path, help=INPUT_HELP)
     explain.add_argument("--flow", required=True, help='for example "proto=tcp dst.port=465 app=smtps tls=true"')
     explain.add_argument("--format", choices=("text", "json"), default="text")
     explain.add_argument("--profile", metavar="NAME|FILE", help=PROFILE_HELP)
     common(explain)
+    reading(explain)
     probe = sub.add_parser("probe", help="send real traffic through the compiled rule set in a network namespace")
     probe.add_argument("policy", type=Path, help="a .dpi policy")
     probe.add_argument("--spec", action="append", type=Path, default=[], metavar="FILE",
@@ -129,8 +143,8 @@ def _parser() -> argparse.ArgumentParser:
     probe.add_argument("--format", choices=("text", "json"), default="text")
     common(probe)
     diff = sub.add_parser("diff", help="every flow whose outcome differs between two versions")
-    diff.add_argument("old", type=Path, help="a .dpi policy or a JSON rule table")
-    diff.add_argument("new", type=Path, help="a .dpi policy or a JSON rule table")
+    diff.add_argument("old", type=Path, help=INPUT_HELP)
+    diff.add_argument("new", type=Path, help=INPUT_HELP)
     diff.add_argument("--spec", action="append", type=Path, default=[], metavar="FILE",
                       help="invariants and tests to check on both sides; may be repeated")
     diff.add_argument("--format", choices=("text", "json", "markdown", *CI_FORMATS), default="text", help=FORMAT_HELP)
@@ -140,6 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("--profile-new", metavar="NAME|FILE", help="the engine profile running NEW (default: exact)")
     diff.add_argument("--jobs", type=_jobs, default=None, metavar="N|auto", help=JOBS_DIFF_HELP)
     common(diff)
+    reading(diff)
     replay = sub.add_parser("replay", help="the policy's decision for each flow of a packet capture")
     replay.add_argument("policy", type=Path, help="a .dpi policy or a JSON rule table")
     replay.add_argument("capture", type=Path, help="a pcap or pcapng file")
@@ -150,15 +165,16 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--format", choices=("text", "json"), default="text")
     common(replay)
     lint = sub.add_parser("lint", help="find rules that never decide a flow, unused names and more (docs/lint.md)")
-    lint.add_argument("policy", type=Path, help="a .dpi policy")
+    lint.add_argument("policy", type=Path, help="a .dpi policy, or a rule set exported from an enforcement point")
     lint.add_argument("--spec", action="append", type=Path, default=[], metavar="FILE",
                       help="a file of invariants and tests (their names count as used; vacuous ones are found); "
                            "may be repeated")
     lint.add_argument("--strict", action="store_true", help="warnings fail too (exit 1), not only errors")
     lint.add_argument("--format", choices=("text", "json", *CI_FORMATS), default="text", help=FORMAT_HELP)
     common(lint)
+    reading(lint)
     audit = sub.add_parser("audit", help="each clause of published terms: held, violated or unknown (docs/audit.md)")
-    audit.add_argument("policy", type=Path, help="a .dpi policy or a JSON rule table")
+    audit.add_argument("policy", type=Path, help=INPUT_HELP)
     audit.add_argument("--terms", required=True, type=Path, metavar="FILE|NAME",
                        help="the terms file (YAML): the clauses, and the specs whose invariants and tests state them; "
                             "or shipped terms: eu-open-internet")
@@ -180,6 +196,12 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--today", metavar="YYYY-MM-DD",
                        help="the date waivers expire against (default: $DPIPOLICY_TODAY, else today)")
     common(audit)
+    reading(audit)
+    imp = sub.add_parser("import", help="write the rule table of a rule set exported from an enforcement point")
+    imp.add_argument("ruleset", type=Path, help="iptables-save, ip6tables-save, `nft list ruleset` (text or -j)")
+    imp.add_argument("-o", "--output", type=Path, help="the rule table (JSON; default: standard output)")
+    common(imp)
+    reading(imp)
     profile = sub.add_parser("profile", help="build an engine profile from the engine's own output (docs/profiles.md)")
     build = profile.add_subparsers(dest="action", required=True, parser_class=_Parser).add_parser(
         "build", help="an engine profile from flows the engine labelled and a truth file")
@@ -266,6 +288,12 @@ def _limits(args):
     return Limits(timeout_s=args.timeout)
 
 
+def _reading(args):
+    """--input-format, --chain and --approximate: how to read a rule set (docs/import.md)."""
+    from dpipolicy import api
+    return api.Reading(args.input_format, args.chain, args.approximate)
+
+
 def _profile(name, loaded):
     from dpipolicy.dsl.profiles import load_profile
     return None if name is None else load_profile(name, loaded.table.schema.catalogue)
@@ -275,7 +303,7 @@ def _check(args, stdout: TextIO, stderr: TextIO) -> int:
     from dpipolicy import api
     from dpipolicy.verifier.report import TextReport, report_json
     limits = _limits(args)
-    loaded = api.load(args.policy, tuple(args.spec), tuple(args.catalogue))
+    loaded = api.load(args.policy, tuple(args.spec), tuple(args.catalogue), reading=_reading(args))
     deployed = api.as_deployed(loaded, _profile(args.profile, loaded))
     jobs = args.jobs or automatic_jobs(len(loaded.table.rules))
     from dpipolicy.progress import Progress
@@ -310,7 +338,8 @@ def _audit(args, stdout: TextIO, stderr: TextIO) -> int:
     terms = read_terms(terms_path(args.terms))
     waivers = read_waivers(args.waivers) if args.waivers is not None else None
     today = _today(args) if waivers is not None else None
-    loaded = api.load(args.policy, terms.specs, tuple(args.catalogue), extra=waivers.regions if waivers else ())
+    loaded = api.load(args.policy, terms.specs, tuple(args.catalogue), extra=waivers.regions if waivers else (),
+                      reading=_reading(args))
     spec, _ = split_regions(loaded.spec)
     invariants, tests = tuple(i.name for i in spec.invariants), tuple(t.name for t in spec.tests)
     check_names(terms, invariants, tests)
@@ -334,7 +363,8 @@ def _audit(args, stdout: TextIO, stderr: TextIO) -> int:
     with Progress(stderr) as progress:
         if upgrading:
             from dpipolicy.verifier.auditupgrade import upgrade
-            earlier = loaded if args.policy_old is None else api.load(args.policy_old, terms.specs, tuple(args.catalogue))
+            earlier = loaded if args.policy_old is None else api.load(args.policy_old, terms.specs,
+                                                                        tuple(args.catalogue), reading=_reading(args))
             old = _profile(args.profile_old, earlier)
             before = audit(terms, api.check(earlier, limits, api.as_deployed(earlier, old), jobs, progress))
             up = upgrade(old.name if old else "exact", profile.name if profile else "exact", before,
@@ -433,7 +463,10 @@ def _explain(args, stdout: TextIO, stderr: TextIO) -> int:
     from dpipolicy.verifier.explain import explain, explanation_json, explanation_text, parse_flow
     from dpipolicy.dsl.schema import DETECTED, LABEL, TETHERED
     from dpipolicy.verifier.labels import possible_labels
-    loaded = api.load(args.policy, (), tuple(args.catalogue))
+    from dpipolicy.verifier.approximated import meeting
+    from dpipolicy.verifier.report import approximation_json, approximation_names
+    from dpipolicy.dsl.intervals import IntervalSet
+    loaded = api.load(args.policy, (), tuple(args.catalogue), reading=_reading(args))
     profile = _profile(args.profile, loaded)
     table, _ = api.as_deployed(loaded, profile)
     schema = table.schema
@@ -444,10 +477,18 @@ def _explain(args, stdout: TextIO, stderr: TextIO) -> int:
             pinned[DETECTED] = detections[0]
     if schema.field(LABEL) is None or LABEL in pinned or "app" not in pinned:
         result = explain(table, pinned)
+        met = meeting(table, [{name: IntervalSet.point(value) for name, value in pinned.items()}])
         if args.format == "json":
-            stdout.write(json.dumps(explanation_json(schema, result), indent=2) + "\n")
+            data = explanation_json(schema, result)
+            if met:
+                data["approximations"] = [approximation_json(a) for a in met]
+            stdout.write(json.dumps(data, indent=2) + "\n")
         else:
-            stdout.write(explanation_text(schema, result) + "\n")
+            lines = [explanation_text(schema, result)]
+            if met:
+                lines += [f"approximate: the kernel may decide such a flow otherwise, because of "
+                          f"{approximation_names(met)}:"] + [f"  - {a.text()}" for a in met]
+            stdout.write("\n".join(lines) + "\n")
         return EXIT_OK
     # under a profile, with the label left open: one explanation per label the engine may give
     labels = possible_labels(profile, schema, pinned)
@@ -470,7 +511,7 @@ def _probe(args, stdout: TextIO, stderr: TextIO) -> int:
     from dpipolicy.compiler.backends import TARGETS, Options
     from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
     from dpipolicy.verifier import kernelprobe
-    from dpipolicy.verifier.netns import kernel_unavailable
+    from dpipolicy.compiler.netns import kernel_unavailable
     limits = _limits(args)
     if api.is_table(args.policy):
         raise DiagnosticError([Diagnostic("E321", "`probe` takes a .dpi policy, not a rule table", None,
@@ -499,14 +540,15 @@ def _probe(args, stdout: TextIO, stderr: TextIO) -> int:
 
 def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
     from dpipolicy import api
+    from dpipolicy.verifier.approximated import diff_marked
     from dpipolicy.verifier.labels import under_two_profiles
     from dpipolicy.verifier.diffreport import StatusChange, render_json, render_markdown, render_text
     limits = _limits(args)
     memo = api.Memo()           # the new version parses, checks and lowers only what differs from the old
-    old = api.load(args.old, tuple(args.spec), tuple(args.catalogue), memo)
+    old = api.load(args.old, tuple(args.spec), tuple(args.catalogue), memo, reading=_reading(args))
     jobs = args.jobs or automatic_jobs(len(old.table.rules))
     old_proof = api.prove(old, limits, jobs)     # with several jobs, while the new version loads
-    new = api.load(args.new, tuple(args.spec), tuple(args.catalogue), memo)
+    new = api.load(args.new, tuple(args.spec), tuple(args.catalogue), memo, reading=_reading(args))
     profiles = (_profile(args.profile_old, old), _profile(args.profile_new, new))
     tables = (old.table, new.table)
     if any(p is not None for p in profiles):       # what the engines do, not only what the texts say
@@ -515,6 +557,7 @@ def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
         tables = under_two_profiles(*tables, *(p or exact for p in profiles))
     # the diff is of the compiled tables: prove them faithful
     result, validations = api.diff(old, new, tables, limits, jobs, old_proof)
+    result = diff_marked(result, old.table, new.table)
     for validation, name in zip(validations, (args.old, args.new)):
         if validation is not None and validation.status != "proved":
             result.unknown.append(f"{name}: {validation.text()}")
@@ -544,7 +587,7 @@ def _diff(args, stdout: TextIO, stderr: TextIO) -> int:
     regressed = any(s.before in ("holds", "passed") and s.after in ("violated", "failed") for s in statuses)
     if regressed or (args.fail_on == "change" and result.changes):
         return EXIT_VIOLATED
-    return EXIT_UNKNOWN if unknown else EXIT_OK
+    return EXIT_UNKNOWN if unknown or result.approximations else EXIT_OK
 
 
 def _replay(args, stdout: TextIO, stderr: TextIO) -> int:
@@ -621,11 +664,19 @@ def _lint(args, stdout: TextIO, stderr: TextIO) -> int:
     from dpipolicy.verifier.lint import lint_files
     from dpipolicy.verifier.lintreport import render_json, render_text, status
     limits = _limits(args)
-    if api.is_table(args.policy):     # unused names, comments and set members live in the source
+    from dpipolicy.compiler.importers.detect import POLICY, TABLE
+    reading = _reading(args)
+    kind = api.input_format(args.policy, reading)
+    if kind == TABLE:     # unused names, comments and set members live in the source
         from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
         raise DiagnosticError([Diagnostic("E321", "`lint` takes a .dpi policy, not a rule table", None,
                                           location_text=str(args.policy))])
-    result = lint_files(args.policy, tuple(args.spec), tuple(args.catalogue), limits)
+    if kind == POLICY:
+        if args.chain is not None or args.approximate:
+            api.load(args.policy, reading=reading)      # says that these apply to rule sets only
+        result = lint_files(args.policy, tuple(args.spec), tuple(args.catalogue), limits)
+    else:
+        result = api.lint_ruleset(args.policy, tuple(args.spec), tuple(args.catalogue), limits, reading)
     if args.format == "json":
         stdout.write(json.dumps(render_json(result, args.strict), indent=2) + "\n")
     elif args.format in CI_FORMATS:
@@ -635,6 +686,33 @@ def _lint(args, stdout: TextIO, stderr: TextIO) -> int:
     else:
         stdout.write(render_text(result, args.strict) + "\n")
     return {"failed": EXIT_VIOLATED, "unknown": EXIT_UNKNOWN, "passed": EXIT_OK}[status(result, args.strict)]
+
+
+def _import(args, stdout: TextIO, stderr: TextIO) -> int:
+    """The rule table of a rule set exported from an enforcement point, as `compile` writes one."""
+    from dpipolicy import api
+    from dpipolicy.compiler.importers.detect import DESCRIBED, RULE_SETS
+    from dpipolicy.compiler.tablefile import table_text
+    from dpipolicy.dsl.catalogue import load_catalogue
+    from dpipolicy.dsl.words import counted
+    from dpipolicy.verifier.report import approximations_text
+    reading = _reading(args)
+    kind = api.input_format(args.ruleset, reading)
+    if kind not in RULE_SETS:
+        from dpipolicy.dsl.diagnostics import Diagnostic, DiagnosticError
+        raise DiagnosticError([Diagnostic("E703", f"`import` reads a rule set exported from an enforcement point, and "
+                                          f"`{args.ruleset}` is {DESCRIBED[kind]}", None,
+                                          location_text=str(args.ruleset),
+                                          help="compile a policy with `dpipolicy compile`; a rule table is read as "
+                                               "it is; name a rule set's format with --input-format")])
+    table = api.import_table(args.ruleset, load_catalogue(tuple(args.catalogue)), reading)
+    _write(args.output, table_text(table), stdout)
+    lines = [f"wrote {counted(len(table.rules), 'match rule')} ({table.policy_name}) to {args.output}"] \
+        if args.output else []
+    lines += approximations_text(table.approximations)
+    if lines:
+        stderr.write("\n".join(lines) + "\n")
+    return EXIT_OK
 
 
 def _profile_build(args, stdout: TextIO, stderr: TextIO) -> int:
@@ -660,7 +738,7 @@ def _profile_build(args, stdout: TextIO, stderr: TextIO) -> int:
 
 
 _COMMANDS = {"check": _check, "compile": _compile, "explain": _explain, "probe": _probe, "diff": _diff,
-             "replay": _replay, "audit": _audit,
+             "replay": _replay, "audit": _audit, "import": _import,
              "fmt": _fmt, "lint": _lint, "profile": _profile_build}
 
 

@@ -6,21 +6,24 @@ related locations. Checks the solver left undecided are notes, and errors in JUn
 """
 from __future__ import annotations
 
-from dpipolicy.dsl.lintcodes import CODES, failing
+from dpipolicy.dsl.lintcodes import CODES, failing, place_text
 from dpipolicy.dsl.source import Span
 from dpipolicy.findings import Case, Finding, Place
 from dpipolicy.verifier.lint import LintResult
 
 
-def _place(span: Span | None) -> Place | None:
-    return None if span is None else Place.from_span(span)
+def _place(span: Span | str | None) -> Place | None:
+    """A span's place; a location text (a rule read from a rule set) is one only as file:line:col."""
+    if span is None:
+        return None
+    return Place.from_span(span) if isinstance(span, Span) else Place.from_location(span)
 
 
 def lint_findings(result: LintResult, strict: bool) -> tuple[list[Finding], list[Case]]:
-    findings = [Finding(f.code, CODES[f.code].title, f.level, "\n".join((f.message,) + f.notes), _place(f.span),
-                        tuple((Place.from_span(span), label) for span, label in f.related), f.hint)
+    findings = [Finding(f.code, CODES[f.code].title, f.level, "\n".join((f.message,) + f.notes), _place(f.span or f.location_text),
+                        tuple((p, label) for place, label in f.related if (p := _place(place)) is not None), f.hint)
                 for f in result.findings]
-    findings += [Finding(u.code, CODES[u.code].title, "note", f"{u.message}: {u.reason}", _place(u.span),
+    findings += [Finding(u.code, CODES[u.code].title, "note", f"{u.message}: {u.reason}", _place(u.span or u.location_text),
                          hint="raise --timeout (seconds per solver query)") for u in result.undecided]
     return findings, _cases(result, strict)
 
@@ -34,12 +37,12 @@ def _cases(result: LintResult, strict: bool) -> list[Case]:
         failed = [f for f in result.findings if f.code == code and failing(f, strict)]
         undecided = [u for u in result.undecided if u.code == code]
         if failed:
-            message = "\n".join(f"{f.span.location() if f.span else ''}: {f.message}" for f in failed)
-            cases.append(Case("lint", name, "failed", message, _place(failed[0].span)))
+            message = "\n".join(f"{place_text(f.span or f.location_text)}: {f.message}" for f in failed)
+            cases.append(Case("lint", name, "failed", message, _place(failed[0].span or failed[0].location_text)))
         elif undecided:
-            message = "\n".join(f"{u.span.location() if u.span else ''}: {u.message} ({u.reason})"
+            message = "\n".join(f"{place_text(u.span or u.location_text)}: {u.message} ({u.reason})"
                                 for u in undecided)
-            cases.append(Case("lint", name, "error", message, _place(undecided[0].span)))
+            cases.append(Case("lint", name, "error", message, _place(undecided[0].span or undecided[0].location_text)))
         else:
             cases.append(Case("lint", name, "passed"))
     return cases

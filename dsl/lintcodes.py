@@ -50,8 +50,11 @@ class LintFinding:
     label: str = ""
     hint: str | None = None
     notes: tuple[str, ...] = ()
-    related: tuple[tuple[Span, str], ...] = ()     # other places the finding names, each with a word
+    # other places the finding names, each with a word: a span, or the location of a rule read
+    # from a rule set or table (a JSON path), which has none
+    related: tuple[tuple[Span | str, str], ...] = ()
     witness: Mapping[str, int] | None = None      # an example flow, as field integers
+    location_text: str | None = None             # where it is, when it has no span (such a rule)
 
     @property
     def level(self) -> str:
@@ -68,6 +71,17 @@ class Undecided:
     span: Span | None
     item: Span | None
     reason: str
+    location_text: str | None = None
+
+
+def place_text(place: Span | str | None) -> str:
+    """A place a finding names, as file:line:col (a span) or as the location it was given."""
+    return place.location() if isinstance(place, Span) else (place or "")
+
+
+def rule_place(origin) -> Span | str | None:
+    """Where a rule is (a typed.Origin): its span, or the location of a rule read from JSON."""
+    return origin.span if origin.span is not None else origin.location_text
 
 
 def failing(finding: LintFinding, strict: bool) -> bool:

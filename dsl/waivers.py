@@ -110,10 +110,13 @@ class _Reader(NodeReader):
 
     def region(self, node, text: str) -> str | None:
         """Parse the region where it stands: the test's text has the condition at the line and
-        column of the YAML value, so errors point into the waiver file."""
+        column of the YAML value, so errors point into the waiver file. That holds only for a
+        value written on one line: YAML folds the line breaks of a value written on several
+        (a block scalar, a long or quoted one wrapped, a lone CR) into spaces."""
         name = f"{REGION_PREFIX}{len(self.regions)}"
-        line, column = node.start_mark.line, node.start_mark.column + (node.style in ('"', "'"))
-        if line < 1 or "\n" in text.strip():
+        line = node.start_mark.line
+        column = node.start_mark.column + (node.style in ('"', "'")) + len(text) - len(text.lstrip())
+        if line < 1 or node.end_mark.line != line or "\n" in text.strip():
             self.fail("E634", node, "`region` must be a condition on one line, below the top of the file")
             return None
         source = "\n" * (line - 1) + f"test {name} given\n" + " " * column + text.strip() + "\nexpect allow\n"

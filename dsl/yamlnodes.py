@@ -4,6 +4,7 @@ profiles (profiles.py), terms files (terms.py) and waiver files (waivers.py) rea
 each with its own codes."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,10 +96,8 @@ def compose(text: str, where: str, codes: Codes):
         message, mark = f"invalid YAML: {exc.problem or exc.context}", exc.problem_mark or exc.context_mark
     except yaml.reader.ReaderError as exc:      # a character YAML does not allow: no mark, an offset
         character = exc.character if isinstance(exc.character, int) else ord(exc.character)
-        line = text.count("\n", 0, exc.position)
         message = f"invalid YAML: {exc.reason}: U+{character:04X}"
-        mark = yaml.Mark(where, exc.position, line, exc.position - (text.rfind("\n", 0, exc.position) + 1),
-                         None, None)
+        mark = _mark_at(text, where, exc.position)
     except yaml.YAMLError as exc:
         message, mark = f"invalid YAML: {exc}", None
     finally:
@@ -106,6 +105,19 @@ def compose(text: str, where: str, codes: Codes):
             loader.dispose()
     location = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
     raise DiagnosticError([Diagnostic(codes.unreadable, message, None, location_text=location)]) from None
+
+
+_LINE_BREAKS = re.compile("\r\n|[\r\n\x85\u2028\u2029]")     # YAML 1.1's line breaks, CRLF being one
+
+
+def _mark_at(text: str, where: str, position: int) -> yaml.Mark:
+    """The mark of character `position`, its line and column counted as PyYAML's reader counts
+    them for every other error (a lone CR, NEL, LS and PS end a line too; a BOM takes no
+    column), so an error before a character YAML refuses and one after it agree on the lines."""
+    line, start = 0, 0
+    for found in _LINE_BREAKS.finditer(text, 0, position):
+        line, start = line + 1, found.end()
+    return yaml.Mark(where, position, line, position - start - text.count("\ufeff", start, position), None, None)
 
 
 class NodeReader:
@@ -131,9 +143,12 @@ class NodeReader:
             raise DiagnosticError(d for _, d in sorted(self.errors, key=lambda e: e[0]))
 
     def check_version(self, top: dict, code: str, kind: str) -> None:
-        """Files of each kind are at version 1; another version is `code` at its value."""
-        if "version" in top and self.value(top["version"][1]) != 1:
-            node = top["version"][1]
+        """Files of each kind are at version 1; another version is `code` at its value (a value
+        that cannot be read at all is already an error: not a second one)."""
+        if "version" not in top:
+            return
+        node, before = top["version"][1], len(self.errors)
+        if self.value(node) != 1 and len(self.errors) == before:
             self.fail(code, node, f"{kind} version {self.shown(node)} is not supported",
                       help="this dpipolicy reads version 1")
 

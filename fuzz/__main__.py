@@ -1,7 +1,9 @@
 """`python -m fuzz --inputs N --seed S --jobs J`: run the harness, print its table, write its JSON.
 
 `--replay NUMBER` makes one input again, writes its files to `--out` and runs it here, so a
-finding is looked at without the pool. Findings' inputs are written under `--out` too.
+finding is looked at without the pool. Findings' inputs are written under `--out` too, and
+`--replay-saved FOLDER` runs one of them here as it was made: an input's number names the same
+input only while the corpus (the checkout's shipped and test files) is the same.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ DEFAULT_BOUND = 60.0
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments().parse_args(argv)
-    if args.replay is not None:
+    if args.replay is not None or args.replay_saved is not None:
         return _replay(args)
     tally = Tally(args.seed)
     started = time.monotonic()
@@ -64,7 +66,10 @@ def _arguments() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="write the figures and findings here")
     p.add_argument("--out", type=Path, default=Path("fuzz-findings"), help="folder for findings' inputs")
     p.add_argument("--progress", type=float, default=0, metavar="SECONDS", help="a progress line this often")
-    p.add_argument("--replay", type=int, metavar="NUMBER", help="make input NUMBER again and run it here")
+    replay = p.add_mutually_exclusive_group()
+    replay.add_argument("--replay", type=int, metavar="NUMBER", help="make input NUMBER again and run it here")
+    replay.add_argument("--replay-saved", type=Path, metavar="FOLDER",
+                        help="run the finding saved in FOLDER here, with its files and command as the run made them")
     return p
 
 
@@ -76,12 +81,24 @@ def _save(args, record: dict) -> None:
     (folder / "FINDING.json").write_text(json.dumps(dict(record, argv=inp.argv), indent=2), encoding="utf-8")
 
 
+def _saved(folder: Path) -> inputs.Input:
+    """The input of a finding `_save` wrote: its files and the command of its note."""
+    note = json.loads((folder / "FINDING.json").read_text(encoding="utf-8"))
+    files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and p.name != "FINDING.json"}
+    return inputs.Input(note["number"], note["label"], note["kind"], files, note["argv"])
+
+
 def _replay(args) -> int:
-    inp = inputs.make(args.seed, args.replay)
-    folder = args.out / f"{args.seed}-{args.replay}"
+    if args.replay_saved is not None:
+        inp, folder = _saved(args.replay_saved), args.out / args.replay_saved.name
+        if folder.resolve() == args.replay_saved.resolve():
+            sys.exit("python -m fuzz: --out must be another folder than the saved finding's parent "
+                     "(the replay's files are written there afresh)")
+    else:
+        inp, folder = inputs.make(args.seed, args.replay), args.out / f"{args.seed}-{args.replay}"
     verdict = oracle.judge_run(inp, folder.resolve(), keep_output=True)
     oracle.write(inp, folder)       # written again: the run may have changed them (fmt)
-    print(f"input {args.replay} ({inp.label}) in {folder}:\n  dpipolicy {' '.join(inp.argv)}")
+    print(f"input {inp.number} ({inp.label}) in {folder}:\n  dpipolicy {' '.join(inp.argv)}")
     print(f"exit {verdict.code} in {verdict.seconds:.2f} s; problems: {verdict.problems or 'none'}")
     print("--- stdout ---\n" + verdict.stdout + "--- stderr ---\n" + verdict.stderr)
     return 1 if verdict.problems else 0

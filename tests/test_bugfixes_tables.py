@@ -123,7 +123,7 @@ def test_misspelt_or_repeated_keys_are_errors_not_ignored(tmp_path):
     assert code == 2
     assert found == [
         ("colour", "unknown key `colour`",
-         "keys here: format, version, policy, enums, fields, interfaces, domains, default, rules"),
+         "keys here: format, version, policy, enums, fields, interfaces, domains, default, rules, approximations"),
         ("rules[0].mach", "unknown key `mach`", "did you mean `match`?"),
         ("rules[0]", "missing `match`", "keys here: index, rule, source, because, action, match"),
         ("rules[1].match.dst.port", "`dst.port` is given twice", "keep one of them"),

@@ -44,7 +44,8 @@ def interpret(ruleset, hook, flow):
     """The kernel's walk, one flow at a time: (action, logged, deciding rule name)."""
     logged = False
     fate = None
-    bases = ruleset.base_chains(hook)
+    # an accepting base chain without rules changes no verdict: the one before it names the rule
+    bases = [b for b in ruleset.base_chains(hook) if b.rules or b.policy != "accept"] or ruleset.base_chains(hook)[-1:]
     for base in bases:
         fate, logged = _walk(ruleset, base, flow, logged)
         if fate is None:                          # fell off the end or returned: the policy
@@ -149,3 +150,63 @@ def test_a_hook_without_a_base_chain_names_the_hooks_there_are():
     with pytest.raises(DiagnosticError) as err:
         flatten(ruleset, "forward", schema())
     assert err.value.diagnostics[0].code == "E710" and "input" in err.value.diagnostics[0].help
+
+
+def test_what_the_rule_set_never_sees_is_decided_first():
+    other = ChainRule((box(47),), Verdict("accept"), "GRE: not seen", "f")
+    ruleset = Ruleset((Chain("filter INPUT", (ChainRule(({},), Verdict("drop"), "all", "f:2"),), hook="input"),),
+                      "f", unseen=(other,))
+    table, _ = flatten(ruleset, "input", schema_for(ruleset, CATALOGUE))
+    full = {f.name: 0 for f in table.schema.flow_fields}
+    assert decide(table, full | {"proto": 47}) == ("allow", False, "GRE: not seen")
+    assert decide(table, full | {"proto": 6}) == ("block", False, "all")
+
+
+def test_an_approximation_carries_the_flows_that_reach_its_rule():
+    from dpipolicy.compiler.table import Approximation
+    guess = Approximation("r", "f:3:9", "`-m policy` matches by IPsec processing", "matching every such packet")
+    rules = (ChainRule((box(17),), Verdict("accept"), "udp", "f:2"),
+             ChainRule((box(None, (22, 80)),), Verdict("drop"), "r", "f:3", approximations=(guess,)))
+    ruleset = Ruleset((Chain("filter INPUT", rules, hook="input"),), "f")
+    with pytest.raises(DiagnosticError) as err:
+        flatten(ruleset, "input", schema())
+    assert [d.code for d in err.value.diagnostics] == ["E711"] and err.value.diagnostics[0].location_text == "f:3:9"
+    table, (found,) = flatten(ruleset, "input", schema(), approximate=True)
+    assert table.approximations == (found,) and found.key() == guess.key()
+    fields = {f.name: f for f in table.schema.flow_fields}
+    flows = [{"proto": p, "dst.port": port} for p in (6, 17) for port in (22, 80, 443)]
+    inside = [f for f in flows if any(point_in(b, {n: 0 for n in fields} | f) for b in found.region)]
+    assert inside == [{"proto": 6, "dst.port": 22}, {"proto": 6, "dst.port": 80}]
+
+
+def test_an_approximation_no_flow_reaches_is_dropped():
+    from dpipolicy.compiler.table import Approximation
+    guess = Approximation("r", "f:3:9", "something", "something else")
+    rules = (ChainRule(({},), Verdict("accept"), "all", "f:2"),
+             ChainRule(({},), Verdict("drop"), "r", "f:3", approximations=(guess,)))
+    table, found = flatten(Ruleset((Chain("filter INPUT", rules, hook="input"),), "f"), "input", schema())
+    assert found == () and table.approximations == ()
+
+
+def test_a_rewrite_before_a_later_chain_of_the_hook_is_an_approximation():
+    nat = Chain("nat OUTPUT", (ChainRule((box(6, (80,)),), Verdict("accept", rewrites="destination"), "dnat", "f:2"),),
+                hook="output", priority=-100)
+    filt = Chain("filter OUTPUT", (ChainRule((box(6),), Verdict("drop"), "tcp", "f:5"),), hook="output")
+    table, (found,) = flatten(Ruleset((nat, filt), "f"), "output", schema(), approximate=True)
+    assert found.rule == "dnat" and "destination" in found.what
+    alone = Ruleset((nat,), "f")           # the last chain of the hook: nothing later sees the rewrite
+    assert flatten(alone, "output", schema())[1] == ()
+
+
+def test_a_policy_the_file_does_not_give_is_an_approximation_only_if_flows_fall_off():
+    from dpipolicy.compiler.table import Approximation
+    assumed = Approximation("filter INPUT policy", "f", "the file does not give the policy", "ACCEPT")
+    ends = Chain("filter INPUT", (ChainRule(({},), Verdict("drop"), "all", "f:2"),), hook="input",
+                 policy_approximation=assumed)
+    assert flatten(Ruleset((ends,), "f"), "input", schema())[1] == ()
+    open_end = Chain("filter INPUT", (ChainRule((box(6),), Verdict("drop"), "tcp", "f:2"),), hook="input",
+                     policy_approximation=assumed)
+    with pytest.raises(DiagnosticError):
+        flatten(Ruleset((open_end,), "f"), "input", schema())
+    (found,) = flatten(Ruleset((open_end,), "f"), "input", schema(), approximate=True)[1]
+    assert all(b.get("proto") != IntervalSet.point(6) for b in found.region)

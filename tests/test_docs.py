@@ -16,8 +16,9 @@ How a page is read (the pages of PAGES below):
 - A page is one session, as for a reader who follows it from top to bottom in the root of
   the repository: files written by one command (`-o rules.json`, `> report.json`, a file
   shown with `$ cat`) are there for the later commands of the page, in any block.
-- Each command runs in a fresh copy of the repository's `examples/` tree under pytest's
-  tmp_path (so `examples/uk-mobile/...` resolves as in the repository), beside a link to
+- Each command runs in a fresh copy of the repository's `examples/` and `tests/fixtures/`
+  trees under pytest's tmp_path (so `examples/uk-mobile/...` and the rule sets of
+  `tests/fixtures/nft/` resolve as in the repository), beside a link to
   `../shared` (so the captures of `../shared/fixtures/` do too), with that folder as the
   working directory; the earlier commands of the page that write files are replayed first,
   without checks.
@@ -61,7 +62,7 @@ from dpipolicy.cli import main
 from helpers import FIXTURES, ROOT
 
 PAGES = ("docs/getting-started.md", "docs/diff.md", "docs/firmware.md", "docs/profiles.md", "docs/enforcement.md",
-         "docs/errors.md", "docs/language.md", "docs/audit.md")
+         "docs/errors.md", "docs/language.md", "docs/audit.md", "docs/import.md")
 NOT_CHECKABLE = {
     ". .venv/bin/activate",
     "dpipolicy check examples/uk-mobile/policy-2011-08.dpi --spec examples/uk-mobile/spec.dpi --timeout 0.001",
@@ -240,6 +241,7 @@ def matches(expected: str, actual: str) -> bool:
 def test_transcript_command(step: Step, tmp_path: Path, monkeypatch):
     folder = tmp_path / "dpipolicy"     # pages run from the repository, beside ../shared (fixtures)
     shutil.copytree(ROOT / "examples", folder / "examples")
+    shutil.copytree(ROOT / "tests" / "fixtures", folder / "tests" / "fixtures")
     (tmp_path / "shared").symlink_to(FIXTURES.parent, target_is_directory=True)
     monkeypatch.chdir(folder)
     monkeypatch.setenv("NO_COLOR", "1")

@@ -22,7 +22,7 @@ from dpipolicy.dsl.profiles import parse_profile
 from dpipolicy.dsl.schema import DAYS, RATS
 from dpipolicy.verifier import kernelprobe, trafficworker
 from dpipolicy.verifier.kernel import KernelMismatch, kernel_copy, kernel_equivalence
-from dpipolicy.verifier.netns import run_in_namespace
+from dpipolicy.compiler.netns import run_in_namespace
 from dpipolicy.verifier.solve import Limits
 
 from helpers import run_cli, write_policy

@@ -53,32 +53,28 @@ def test_a_slice_over_every_kind_and_command_keeps_the_promise(tmp_path):
 
 
 # ----- planted: a bug in the command, set off by a mark in the policy ----------------------------
+# The bugs that only write something and exit: mark -> (standard output, standard error, exit code).
+_WRITES = {
+    "traceback": ("", 'Traceback (most recent call last):\n  File "x.py", line 1\nRuntimeError: planted\n', 2),
+    "silent": ("", "", 2),
+    "unlocated": ("", "error[E100]: planted\n\n", 2),
+    "outside": ("", "error[E100]: planted\n --> policy.dpi:99:1\n\n", 2),
+    "exit9": ("", "", 9),
+    "json": ('{"results": [\n', "", 1),
+    "junit": ('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites><testcase name="a"></testsuites>\n', "", 1),
+    "github": ("::error file=policy.dpi,line=1::a message\nwith a raw newline\n", "", 1),
+}
+
+
 def _misbehave(mark: str, stdout, stderr) -> int:
     """What each planted bug does instead of checking the policy."""
+    if mark in _WRITES:
+        out, err, code = _WRITES[mark]
+        stdout.write(out)
+        stderr.write(err)
+        return code
     if mark == "raise":
         raise RuntimeError("planted")
-    if mark == "traceback":
-        stderr.write('Traceback (most recent call last):\n  File "x.py", line 1\nRuntimeError: planted\n')
-        return 2
-    if mark == "silent":
-        return 2
-    if mark == "unlocated":
-        stderr.write("error[E100]: planted\n\n")
-        return 2
-    if mark == "outside":
-        stderr.write("error[E100]: planted\n --> policy.dpi:99:1\n\n")
-        return 2
-    if mark == "exit9":
-        return 9
-    if mark == "json":
-        stdout.write('{"results": [\n')
-        return 1
-    if mark == "junit":
-        stdout.write('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites><testcase name="a"></testsuites>\n')
-        return 1
-    if mark == "github":
-        stdout.write("::error file=policy.dpi,line=1::a message\nwith a raw newline\n")
-        return 1
     if mark == "hang":
         time.sleep(120)
     if mark == "crash":
@@ -147,3 +143,19 @@ def test_a_finding_is_saved_and_replays_alone(tmp_path, planted, capsys):
     shown = capsys.readouterr().out
     assert "exit 4 in" in shown and "problems: ['exit 4 (internal error)']" in shown
     assert "internal error: RuntimeError: planted" in shown
+
+
+def test_a_saved_finding_replays_as_it_was_made(tmp_path, planted, monkeypatch, capsys):
+    """`--replay-saved` runs the saved files and command: it makes nothing again, so it replays a
+    finding of a run whose corpus (the checkout's files) is no longer this one."""
+    number = planted.index("raise")
+    run_harness(tmp_path, "--inputs", str(len(planted)), "--jobs", "2", "--bound", "3")
+    monkeypatch.setattr(inputs, "make", lambda seed, number: pytest.fail("a saved finding is not made again"))
+    capsys.readouterr()
+    saved = tmp_path / "findings" / f"1-{number}"
+    assert fuzz_command.main(["--replay-saved", str(saved), "--out", str(tmp_path / "replay")]) == 1
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"input {number} (planted raise) in {tmp_path / 'replay' / f'1-{number}'}:\n"
+                            "  dpipolicy check policy.dpi --format text --jobs 1\n")
+    assert "problems: ['exit 4 (internal error)']" in shown
+    assert (tmp_path / "replay" / f"1-{number}" / "policy.dpi").read_bytes() == (saved / "policy.dpi").read_bytes()

@@ -64,6 +64,19 @@ def test_a_character_yaml_does_not_allow_is_located_at_it(kind):
 
 
 @pytest.mark.parametrize("kind", YAML_FILES)
+@pytest.mark.parametrize("line_break", ["\r", "\r\n", "\x85", "\u2028", "\u2029"])
+def test_a_character_yaml_does_not_allow_is_on_the_line_yaml_counts(kind, line_break):
+    """Inputs 68746 and 435184 of seed 1 (terms files: a lone CR, a U+2028, then ESC or NUL
+    lines later) and 709095 (the catalogue, a U+2028 before a NUL): the line was counted at
+    `\\n` only, where YAML, and PyYAML's marks of every other error, end a line at each of
+    these too (CRLF once), so the error named a line before the character, or past the file."""
+    text = f"# one{line_break}two \x06\n" + YAML_FILES[kind][0]
+    code, _, err = run_with(kind, text)
+    assert code == 2
+    assert f"error[{CODES[kind]}]: invalid YAML: special characters are not allowed: U+0006\n --> file.yaml:2:5\n" in err
+
+
+@pytest.mark.parametrize("kind", YAML_FILES)
 def test_yaml_nested_a_thousand_deep_is_an_error_not_an_internal_error(kind):
     """Input 1598 of seed 2 (a flow mapping repeated inside itself in a profile): PyYAML's
     composer recursed until Python's limit, an internal error (exit 4)."""
@@ -72,6 +85,79 @@ def test_yaml_nested_a_thousand_deep_is_an_error_not_an_internal_error(kind):
     assert code == 2 and "internal error" not in err
     assert f"error[{CODES[kind]}]: lists and mappings nested more than 100 deep\n" in err
     assert " --> file.yaml:" in err
+
+
+# A value quoted in a message, and the error's place in the kind of file it is in.
+QUOTING_A_LINE_BREAK = {
+    "terms invariant": ("terms", TERMS.replace("[submission_open]", '["submission\\nopen"]'),
+                        "E606", "clause `mail`: no invariant `submission\\nopen` in the listed specs", "5:85"),
+    "terms spec": ("terms", TERMS.replace("[spec.dpi]", '["sp\\nec.dpi"]'), "E607",
+                   "spec file `sp\\nec.dpi` does not exist", "3:9"),
+    "terms version": ("terms", TERMS.replace("version: 1", 'version: "1\\r\\nx"'), "E601",
+                      "terms file version `1\\r\\nx` is not supported", "1:10"),
+    "catalogue port": ("catalogue", CATALOGUE.replace("vpn}", 'vpn, ports: ["tcp/2\\n5"]}'), "E050",
+                       "application `corpvpn`: bad port `tcp/2\\n5`", "2:5"),
+}
+
+
+@pytest.mark.parametrize("case", QUOTING_A_LINE_BREAK)
+def test_a_message_quoting_a_line_break_stays_on_its_header_line(case):
+    """Inputs 39508, 724267 and some thirty more of seed 1 (a mutation joining lines inside a
+    terms file's invariant name, spec file, version, or a catalogue's port): the message quoted
+    the value with its line break, so the `-->` line no longer followed the header (no location
+    by the report's own form). The break is shown escaped."""
+    kind, text, code, message, where = QUOTING_A_LINE_BREAK[case]
+    status, _, err = run_with(kind, text)
+    assert status == 2
+    assert f"error[{code}]: {message}\n --> file.yaml:{where}\n" in err
+
+
+def test_an_import_naming_a_nul_byte_is_an_error_at_the_import():
+    """Inputs 13868, 452884 and 605162 of seed 1 (a NUL byte put into an import's file name):
+    the operating system's ValueError left the import resolver, an internal error (exit 4)."""
+    Path("policy.dpi").write_bytes(b'import "defs\x00.dpi"\ndefault allow\n')
+    code, _, err = run_cli("check", "policy.dpi")
+    assert code == 2 and "internal error" not in err
+    assert "error[E014]: cannot follow the import of `defs\x00.dpi`\n --> policy.dpi:1:1\n" in err
+    assert "a file name cannot hold a NUL byte" in err
+
+
+@pytest.mark.parametrize("kind", YAML_FILES)
+def test_an_empty_value_with_a_type_tag_is_an_error_at_it(kind):
+    """Inputs 38626, 479113 and 537762 of seed 1 (a token made `!!float` or `!!int` with no
+    value after it): PyYAML's constructors fail on the empty scalar with IndexError, an internal
+    error (exit 4) in profiles, terms and waivers, and an error with no line in a catalogue.
+    The value is the one error: no second one for the version it did not give."""
+    text = YAML_FILES[kind][0]
+    text = text.replace("category: vpn", 'category: !!float ""') if kind == "catalogue" else \
+        text.replace("version: 1", "version: !!float")
+    code, _, err = run_with(kind, text)
+    assert code == 2 and "internal error" not in err and err.count("error[") == 1
+    where = "2:31" if kind == "catalogue" else "1:10"
+    assert f" --> file.yaml:{where}\n" in err and "cannot read this value" in err
+
+
+WAIVER_IN_BLOCK = "version: 1\nwaivers:\n  - clause: mail\n    owner: Mail team\n    reason: a trial\n" \
+                  "    expires: 2011-12-31\n    region: REGION\n"
+
+
+@pytest.mark.parametrize("region", ['"dst.p\rort == 587"', "dst.port ==\n      587", "|\n      dst.port == 587"])
+def test_a_waiver_region_written_on_several_lines_is_an_error_at_it(region):
+    """Input 756362 of seed 1 (a lone CR put into a waiver's region `"dst.port == 587"`): YAML
+    folded the break into a space, so the value was on one line but its text was not; the
+    condition `dst.p ort == 587` was parsed as if it stood on the line of `region:`, and its
+    errors named columns past that line's end. A region's text must be on one line."""
+    code, _, err = run_with("waivers", WAIVER_IN_BLOCK.replace("REGION", region))
+    assert code == 2
+    assert err.startswith("error[E634]: `region` must be a condition on one line, below the top of the file\n"
+                          " --> file.yaml:7:13\n")
+
+
+@pytest.mark.parametrize("region, column", [("dst.prt == 587", 13), ('"  dst.prt == 587"', 16), ("' dst.prt == 587'", 15)])
+def test_an_error_in_a_waiver_region_is_at_its_column_after_leading_spaces(region, column):
+    code, _, err = run_with("waivers", WAIVER_IN_BLOCK.replace("REGION", region))
+    assert code == 2
+    assert f"error[E101]: unknown field `dst.prt`\n --> file.yaml:7:{column}\n" in err
 
 
 def test_a_spec_name_too_long_for_the_file_system_is_an_error_at_the_name():

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from dpipolicy import api
 from dpipolicy.compiler.backends import TARGETS, Options
 from dpipolicy.verifier.kernel import KernelMismatch, kernel_copy, kernel_equivalence
-from dpipolicy.verifier.netns import run_in_namespace
+from dpipolicy.compiler.netns import run_in_namespace
 from dpipolicy.verifier.solve import Limits
 
 from helpers import EXAMPLES, examples, run_cli
@@ -70,7 +70,7 @@ def test_compile_reports_the_kernel_check(tmp_path):
 
 
 def test_without_nft_the_check_is_skipped_or_required(tmp_path, monkeypatch):
-    from dpipolicy.verifier import netns
+    from dpipolicy.compiler import netns
     monkeypatch.setattr(netns, "kernel_unavailable", lambda: "nft (nftables) is not on PATH")
     code, _, err = run_cli("compile", EXAMPLES / "policy-2011-09.dpi", "--target", "nftables", "-o", tmp_path / "p.nft")
     assert code == 0 and "kernel check: skipped: nft (nftables) is not on PATH" in err
@@ -98,7 +98,7 @@ def test_without_root_a_big_script_is_loaded_in_batches(tmp_path, monkeypatch):
     kernel rules is refused as "Message too long". Without root the kernel check loads the
     script in batches (nftables.batches) and proves what the kernel holds."""
     from dpipolicy.compiler.backends.nftables import batches
-    from dpipolicy.verifier import netns
+    from dpipolicy.compiler import netns
     monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)     # as an unprivileged user: `unshare -rn`
     rules = "".join(f"rule r{i} when proto == tcp and dst.port == {1000 + i} and dst.ip in 2001:db8:{i:x}::/48 "
                     f"then block\n" for i in range(600))

@@ -12,7 +12,7 @@ import pytest
 from dpipolicy import api
 from dpipolicy.compiler.backends import TARGETS, Options
 from dpipolicy.dsl.diagnostics import DiagnosticError
-from dpipolicy.verifier.netns import run_in_namespace
+from dpipolicy.compiler.netns import run_in_namespace
 
 from helpers import EXAMPLES, run_cli, write_policy
 

@@ -4,7 +4,8 @@ import itertools
 
 import pytest
 
-from dpipolicy.verifier import netns, trafficworker
+from dpipolicy.compiler import netns
+from dpipolicy.verifier import trafficworker
 
 # nft 1.0.6 (Debian 12) cannot parse `policy` as a chain name in its text syntax (`chain
 # policy`, `jump policy` are syntax errors: it is a keyword), so these scripts call it `rules`.

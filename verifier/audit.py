@@ -12,7 +12,7 @@ from dpipolicy.dsl.terms import Clause, Terms
 
 from .auditupgrade import Upgrade
 from .trace import Trace
-from .results import FAILED, HOLDS, UNKNOWN, VIOLATED, Report, Result
+from .results import APPROXIMATE, FAILED, HOLDS, UNKNOWN, VIOLATED, Report, Result
 
 if TYPE_CHECKING:
     from .waivers import Review
@@ -74,6 +74,11 @@ def _verdict(clause: Clause, items: tuple[Result, ...], validated: bool, report:
         return ClauseVerdict(clause, VIOLATED, items)
     if any(r.status == UNKNOWN for r in items):
         return ClauseVerdict(clause, UNKNOWN, items)
+    approximate = [r.name for r in items if r.status == APPROXIMATE]
+    if approximate:        # an imported rule set read with --approximate: never a plain holds
+        verb = "depends" if len(approximate) == 1 else "depend"
+        return ClauseVerdict(clause, UNKNOWN, items, f"{', '.join(approximate)} {verb} on what the imported table "
+                             "holds only approximately (--approximate)")
     if not validated:      # every item holds, but of a table that may not be the policy
         return ClauseVerdict(clause, UNKNOWN, items, report.validation.text())
     return ClauseVerdict(clause, HOLDS, items)

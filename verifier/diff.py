@@ -65,6 +65,7 @@ class Change:
     exact: bool = True
     excluding: tuple[str, ...] = ()
     excluding_complete: bool = True
+    approximations: tuple = ()      # of the imported tables, whose flows the box meets (approximated.py)
 
 
 @dataclass
@@ -75,6 +76,7 @@ class Diff:
     queries: int = 0
     changed_rules: tuple[int, int] = (0, 0)             # unaligned rules (default included) per side
     names: tuple = ()                                   # named sets of both versions, for reports
+    approximations: tuple = ()                          # both imported tables', when read with --approximate
 
     @property
     def equivalent(self) -> bool:

@@ -12,7 +12,8 @@ from dpipolicy.dsl.schema import LABEL_FIELDS, NEW_LABEL, OLD_LABEL, Schema
 from dpipolicy.compiler.boxes import hull
 
 from .diff import Change, Decider, Diff
-from .report import box_json, box_text, decision_json, decision_line, field_condition, flow_json, outcome_json
+from .report import (approximation_json, approximation_names, approximations_text, box_json, box_text, decision_json,
+                     decision_line, field_condition, flow_json, outcome_json)
 from .results import Result
 from .witness import flow_text
 
@@ -119,9 +120,22 @@ def _partial_note(change: Change) -> str | None:
 
 
 def change_details(diff: Diff, change: Change) -> list[str]:
-    return [f"old: {change.old.action.text()} by {decider_text(change.old)}",
-            f"new: {change.new.action.text()} by {decider_text(change.new)}",
-            f"e.g. {flow_text(diff.schema, change.witness)}"]
+    lines = [f"old: {change.old.action.text()} by {decider_text(change.old)}",
+             f"new: {change.new.action.text()} by {decider_text(change.new)}",
+             f"e.g. {flow_text(diff.schema, change.witness)}"]
+    if change.approximations:
+        lines.append(f"approximate: the kernel may decide these flows otherwise, because of "
+                     f"{approximation_names(change.approximations)}")
+    return lines
+
+
+_APPROXIMATE = ("approximate: the diff is of the tables; where they hold a rule set only approximately, the kernels "
+                "may differ otherwise")
+
+
+def _approximate_lines(diff: Diff) -> list[str]:
+    """Why a diff of imported tables read with --approximate is approximate as a whole."""
+    return ["", _APPROXIMATE] + approximations_text(diff.approximations) if diff.approximations else []
 
 
 def _status_lines(statuses: list[StatusChange]) -> list[str]:
@@ -151,7 +165,7 @@ def render_text(diff: Diff, statuses: list[StatusChange], limit: int = 50) -> st
     lines = _status_lines(statuses) if statuses else []
     if diff.equivalent:
         lines.append(f"no semantic change (proved; {_plural(diff.queries, 'z3 query', 'z3 queries')})")
-        return "\n".join(lines)
+        return "\n".join(lines + _approximate_lines(diff))
     groups = grouped(diff)
     if diff.changes:
         lines.append(f"{_plural(len(diff.changes), 'changed region')} in {_plural(len(groups), 'group')}:")
@@ -173,7 +187,7 @@ def render_text(diff: Diff, statuses: list[StatusChange], limit: int = 50) -> st
         lines.append(f"... {len(diff.changes) - shown} more regions (see --format json)")
     if diff.unknown:
         lines += ["", _unknown_headline(diff)] + [f"  {part}" for part in diff.unknown]
-    return "\n".join(lines)
+    return "\n".join(lines + _approximate_lines(diff))
 
 
 def _decider_json(d: Decider) -> dict:
@@ -208,9 +222,12 @@ def render_json(diff: Diff, statuses: list[StatusChange]) -> dict:
         "groups": [{"what": g.what, "change": g.how, "exact": g.exact, "regions": [
             {"match": box_json(schema, c.box), "text": box_text(schema, c.box, diff.names), "exact": c.exact,
              "excluding": list(c.excluding), "excluding_complete": c.excluding_complete, "old": _decider_json(c.old), "new": _decider_json(c.new),
-             "witness": flow_json(schema, c.witness), "witness_text": flow_text(schema, c.witness)}
+             "witness": flow_json(schema, c.witness), "witness_text": flow_text(schema, c.witness),
+             **({"approximations": [approximation_json(a) for a in c.approximations]} if c.approximations else {})}
             for c in g.changes]} for g in groups],
         "unknown": diff.unknown,
+        **({"approximate": True, "approximations": [approximation_json(a) for a in diff.approximations]}
+           if diff.approximations else {}),
     }
 
 
@@ -226,7 +243,7 @@ def render_markdown(diff: Diff, statuses: list[StatusChange], limit: int = 50) -
         out.append("")
     if diff.equivalent:
         out.append(f"**No semantic change** (proved; {_plural(diff.queries, 'z3 query', 'z3 queries')}).")
-        return "\n".join(out)
+        return "\n".join(out + _approximate_markdown(diff))
     groups = grouped(diff)
     if groups:
         out += ["| flows | change | regions |", "|---|---|---:|"]
@@ -246,4 +263,8 @@ def render_markdown(diff: Diff, statuses: list[StatusChange], limit: int = 50) -
         out.append(f"\n{len(diff.changes) - shown} more regions: run `dpipolicy diff --format json`.")
     if diff.unknown:
         out += ["", f"**{_unknown_headline(diff)}**"] + [f"- {u}" for u in diff.unknown]
-    return "\n".join(out)
+    return "\n".join(out + _approximate_markdown(diff))
+
+
+def _approximate_markdown(diff: Diff) -> list[str]:
+    return ["", f"**{_APPROXIMATE}**"] + [f"- {a.text()}" for a in diff.approximations] if diff.approximations else []

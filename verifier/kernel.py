@@ -24,7 +24,7 @@ from dpipolicy.dsl.typed import Action, Origin
 from dpipolicy.dsl.words import counted
 
 from .diff import diff_tables
-from .netns import NamespaceError, nft_failure, run_in_namespace, unprivileged
+from dpipolicy.compiler.netns import NamespaceError, nft_failure, run_in_namespace, unprivileged
 from .solve import Limits
 from .validate import MistranslationError
 from .witness import flow_text
@@ -60,7 +60,12 @@ def kernel_copy(compiled: Compiled) -> tuple[RuleTable, tuple]:
     """Load the script with `nft -f` in a fresh namespace and read the kernel's JSON back as a
     rule table under the script's contract, with each rule's tag (nftjson.read_kernel_rules).
     Times are read in UTC both ways (`meta hour`)."""
-    table = compiled.contract.table
+    listing = kernel_listing(compiled, f"table inet {compiled.contract.table}")
+    return read_kernel_rules(listing, compiled.contract, compiled.table.schema)
+
+
+def kernel_listing(compiled: Compiled, what: str = "ruleset") -> dict:
+    """The kernel's JSON (`nft -j list WHAT`) of the script loaded in a fresh namespace."""
     scripts = load_scripts(compiled)
     with tempfile.TemporaryDirectory() as folder:
         paths = []
@@ -70,14 +75,14 @@ def kernel_copy(compiled: Compiled) -> tuple[RuleTable, tuple]:
                 out.write(script)
         load = 'for f in "$@"; do nft -f "$f" || exit 1; done'
         try:
-            done = run_in_namespace(["sh", "-c", f'{load} && nft -j list table inet {table}', "sh", *paths],
+            done = run_in_namespace(["sh", "-c", f'{load} && nft -j list {what}', "sh", *paths],
                                     timeout=LOAD_TIMEOUT_S, env={**os.environ, "TZ": "UTC"})
         except NamespaceError as exc:
             raise KernelMismatch(f"the kernel check could not run: {exc}") from None
     if done.returncode != 0:
         raise KernelMismatch("the kernel refused the compiled script: "
                              + nft_failure(done.stderr.decode(errors="replace").strip()[:2000]))
-    return read_kernel_rules(json.loads(done.stdout), compiled.contract, compiled.table.schema)
+    return json.loads(done.stdout)
 
 
 def kernel_equivalence(table: RuleTable, kernel: tuple[RuleTable, tuple], limits: Limits) -> KernelCheck:

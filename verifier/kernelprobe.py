@@ -141,14 +141,18 @@ def _sendable(schema: Schema) -> dict[str, IntervalSet]:
 _UNSENT = Origin("(unsendable)", None, "probe")
 
 
-def witness_flows(compiled: Compiled, limits: Limits) -> tuple[list[tuple[str, dict[str, int]]], list[tuple[str, str]]]:
-    """A sendable flow decided by each match rule, and the rules that decide none."""
+def witness_flows(compiled: Compiled, limits: Limits, reasons: list | None = None,
+                  sendable: dict[str, IntervalSet] | None = None, reason_of=unsendable_reason,
+                  ) -> tuple[list[tuple[str, dict[str, int]]], list[tuple[str, str]]]:
+    """A sendable flow decided by each match rule, and the rules that decide none. What the
+    sender cannot send (`reasons`, boxes with why; `reason_of` a flow's), and the values its
+    flows have where it has a choice (`sendable`), are the probe's own unless given."""
     table = compiled.table
-    reasons = _unsendable(table.schema)
+    reasons = _unsendable(table.schema) if reasons is None else reasons
     blockers = [box for box, _ in reasons]
     model = TableModel(behind(table, blockers, _UNSENT))
     plain = TableModel(table)
-    sendable = _sendable(table.schema)
+    sendable = _sendable(table.schema) if sendable is None else sendable
     scope = Scope()
     found, unsent = [], []
     names = [f"witness of rule {r.origin.name} #{r.index}" for r in table.rules] + ["witness of the default"]
@@ -158,7 +162,7 @@ def witness_flows(compiled: Compiled, limits: Limits) -> tuple[list[tuple[str, d
         pieces, _ = subtract_all(box, [model.boxes[j] for j in earlier], model.fields, cap=8, budget=2000)
         narrowed = [b for piece in [box] + pieces for b in (intersect(piece, sendable), piece) if b is not None]
         candidates = [p for p in (realistic_point(table.schema, b) for b in narrowed)
-                      if model.decide(p) == i and unsendable_reason(plain, reasons, p) is None]
+                      if model.decide(p) == i and reason_of(plain, reasons, p) is None]
         # a connection or a datagram reads more like the traffic the rule is about than ICMP
         point = next((p for p in candidates if p["proto"] in (6, 17)), candidates[0] if candidates else None)
         if point is None:

@@ -32,7 +32,7 @@ from dpipolicy.dsl import ast, typed
 from dpipolicy.dsl.catalogue import load_catalogue
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.checker import check_items
-from dpipolicy.dsl.lintcodes import LintFinding, Undecided
+from dpipolicy.dsl.lintcodes import LintFinding, Undecided, rule_place
 from dpipolicy.dsl.loader import FileStart, PlacedItem, load_items
 from dpipolicy.dsl.schema import Schema
 from dpipolicy.dsl.setmembers import set_member_findings
@@ -67,6 +67,7 @@ class LintResult:
     schema: Schema
     rules: int                           # source rules looked at
     queries: int = 0                     # z3 queries
+    approximations: tuple = ()           # an imported rule set's, read with --approximate (rulesetlint.py)
 
 
 @dataclass
@@ -131,7 +132,7 @@ def _rule_findings(policy: typed.Policy, model: TableModel, limits: Limits
             dead.add(name)
             findings.append(LintFinding(
                 "L104", f"rule `{name}` matches no flow: its condition can never hold", rule.origin.span,
-                rule.origin.span, label="no flow satisfies this condition",
+                rule.origin.span, label="no flow satisfies this condition", location_text=rule.origin.location_text,
                 hint="look for a field given two values joined with `and`, or an empty set"))
             continue
         shadows[name] = whole.shadowed(*run, _Meeting(model))
@@ -393,8 +394,9 @@ class _RuleLint:
         return LintFinding(
             "L101", f"rule `{rule.origin.name}` is shadowed: {words} decide{'s' if len(rules) == 1 else ''} "
             "every flow it matches", rule.origin.span, rule.origin.span, label="never decides a flow",
-            hint=hint, related=tuple((o.span, f"rule `{n}` covers part of it" if len(rules) > 1 else
-                                      f"rule `{n}` covers it") for n, o in rules))
+            hint=hint, location_text=rule.origin.location_text,
+            related=tuple((rule_place(o), f"rule `{n}` covers part of it" if len(rules) > 1 else
+                           f"rule `{n}` covers it") for n, o in rules))
 
     def _redundant_finding(self, rule: typed.Rule, run: tuple[int, int], point: dict[str, int] | None) -> LintFinding:
         notes = ()
@@ -405,11 +407,12 @@ class _RuleLint:
             who = "the default" if origin is None else f"rule `{name}`"
             notes = (f"for example {flow_text(self.schema, point)}: without it, {who} decides this flow, "
                      f"with the same outcome ({rule.action.text()})",)
-            related = ((origin.span, f"rule `{name}` takes over this flow"),) if origin is not None else ()
+            related = ((rule_place(origin), f"rule `{name}` takes over this flow"),) if origin is not None else ()
         return LintFinding(
             "L102", f"rule `{rule.origin.name}` is redundant: without it every flow gets the same outcome "
             f"({rule.action.text()}) from the rules below", rule.origin.span, rule.origin.span,
             label="removing it changes nothing", notes=notes, related=related, witness=point,
+            location_text=rule.origin.location_text,
             hint="remove it; to keep it on purpose, silence this with `# dpipolicy: ignore L102`")
 
     def _overlaps(self, rule: typed.Rule, first: int, last: int, meeting: "_Meeting") -> None:
@@ -436,8 +439,8 @@ class _RuleLint:
         verdict, who = self.model.entries[decider][0], self.model.entries[decider][1]
         notes = [f"for example {flow_text(self.schema, point)} matches both, and gets {verdict.text()} "
                  f"from rule `{who}`"]
-        related = [(origin.span, f"rule `{name}` ({action.text()}) comes first")]
-        related += [(self.model.entries[jj][2].span, f"rule `{n}` ({self.model.entries[jj][0].text()}) comes first")
+        related = [(rule_place(origin), f"rule `{name}` ({action.text()}) comes first")]
+        related += [(rule_place(self.model.entries[jj][2]), f"rule `{n}` ({self.model.entries[jj][0].text()}) comes first")
                     for n, (_, jj) in more[:NAMES_SHOWN - 1]]
         if len(more) >= NAMES_SHOWN:
             notes.append(f"and {counted(len(more) - NAMES_SHOWN + 1, 'more earlier rule')} with other actions")
@@ -445,11 +448,12 @@ class _RuleLint:
             "L103", f"rule `{rule.origin.name}` ({rule.action.text()}) overlaps the earlier rule `{name}` "
             f"({action.text()}): flows matching both never reach it", rule.origin.span, rule.origin.span,
             label="overlaps an earlier rule", notes=tuple(notes), related=tuple(related), witness=point,
-            hint=f"if `{rule.origin.name}` should decide those flows, move it above `{name}`; if not, "
+            location_text=rule.origin.location_text, hint=f"if `{rule.origin.name}` should decide those flows, move it above `{name}`; if not, "
                  "nothing needs to change"))
 
     def _undecided(self, code: str, rule: typed.Rule, what: str, reason: str) -> None:
-        self.undecided.append(Undecided(code, f"could not decide {what}", rule.origin.span, rule.origin.span, reason))
+        self.undecided.append(Undecided(code, f"could not decide {what}", rule.origin.span, rule.origin.span, reason,
+                                        rule.origin.location_text))
 
 
 class _SpecLint:

@@ -10,11 +10,11 @@ from dpipolicy.dsl.typed import Action
 from dpipolicy.dsl.values import value_set_texts, value_text
 from dpipolicy.dsl.words import counted
 
-from .results import FAILED, HOLDS, PASSED, UNKNOWN, VIOLATED, Decision, PairBox, Report, Result
+from .results import APPROXIMATE, FAILED, HOLDS, PASSED, UNKNOWN, VIOLATED, Decision, PairBox, Report, Result
 from .witness import addons_of, flow_text, shown_name
 
 REGION_SHOWN = 10
-_COLOURS = {HOLDS: "32", PASSED: "32", VIOLATED: "31", FAILED: "31", UNKNOWN: "33"}
+_COLOURS = {HOLDS: "32", PASSED: "32", VIOLATED: "31", FAILED: "31", UNKNOWN: "33", APPROXIMATE: "33"}
 
 
 Names = tuple[tuple[str, str, IntervalSet], ...]     # (set name, field, values) from the policy
@@ -125,11 +125,13 @@ class TextReport:
             lines.extend("    " + line for line in self.details(r))
         validation = report.validation.text() if report.validation else "not applicable (the input is a rule table)"
         lines.append(f"translation validation: {validation}")
+        lines += approximations_text(report.approximations)
         s = report.summary()
         holds = f"{s['holds']} hold{'s' if s['holds'] == 1 else ''}"
+        approximate = f", {s['approximate']} approximate" if s.get("approximate") else ""
         lines.append(f"summary: {counted(s['invariants'], 'invariant')} ({holds}, {s['violated']} violated), "
                      f"{counted(s['tests'], 'test')} ({s['passed']} passed, {s['failed']} failed), "
-                     f"{s['unknown']} unknown")
+                     f"{s['unknown']} unknown{approximate}")
         return "\n".join(lines)
 
     def details(self, r: Result) -> list[str]:
@@ -150,6 +152,11 @@ class TextReport:
             out.append(r.reason)
         if r.status == UNKNOWN:
             out.append(f"the solver gave no answer: {r.reason}; raise --timeout")
+        if r.approximations:
+            said = f"the table says {r.table_status}, the kernel may not" if r.status == APPROXIMATE else \
+                "exact: its flow lies outside what the approximations may change"
+            out.append(f"{'approximate' if r.status == APPROXIMATE else 'depends on approximations'}: {said}; "
+                       f"it speaks of flows of {approximation_names(r.approximations)}")
         return out
 
     def pair_details(self, r: Result) -> list[str]:
@@ -191,6 +198,22 @@ class TextReport:
         if len(shown) > REGION_SHOWN:
             out.append(f"  ... {counted(len(shown) - REGION_SHOWN, 'more box', 'more boxes')} (see --format json)")
         return out
+
+
+def approximation_names(approximations) -> str:
+    return ", ".join(f"`{a.rule}` ({a.location})" for a in approximations)
+
+
+def approximations_text(approximations) -> list[str]:
+    """What an imported table read with --approximate holds only approximately (docs/import.md)."""
+    if not approximations:
+        return []
+    return [f"approximated ({counted(len(approximations), 'approximation')}, --approximate):"] + [
+        f"  - {a.text()}" for a in approximations]
+
+
+def approximation_json(a) -> dict:
+    return {"rule": a.rule, "location": a.location, "what": a.what, "instead": a.instead}
 
 
 def shown_fields(across: tuple[str, ...]) -> list[str]:
@@ -263,6 +286,10 @@ def result_json(schema: Schema, r: Result, names: Names = ()) -> dict:
         data["witness"] = decision_json(schema, r.witness)
     if r.reason:
         data["reason"] = r.reason
+    if r.approximations:
+        data["approximations"] = [approximation_json(a) for a in r.approximations]
+        if r.table_status is not None:
+            data["table_status"] = r.table_status
     return data
 
 
@@ -287,4 +314,6 @@ def report_json(schema: Schema, report: Report, names: Names = ()) -> dict:
             {"status": report.validation.status, "rules": report.validation.rules,
              "queries": report.validation.queries, "reason": report.validation.reason}),
         "results": [result_json(schema, r, names) for r in report.results],
+        **({"approximations": [approximation_json(a) for a in report.approximations]} if report.approximations
+           else {}),
     }

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dpipolicy.compiler.table import Approximation
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.typed import Action, Origin
 
@@ -10,6 +11,8 @@ from .validate import Validation
 
 HOLDS, VIOLATED, UNKNOWN = "holds", "violated", "unknown"
 PASSED, FAILED = "passed", "failed"
+# On a table read with --approximate: the table's answer, which the kernel's may not be (approximated.py).
+APPROXIMATE = "approximate"
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,10 @@ class Result:
     pair: Decision | None = None
     across: tuple[str, ...] = ()
     pair_region: tuple[PairBox, ...] = ()
+    # An imported rule set read with --approximate: the approximations whose flows the result
+    # speaks of, and for an APPROXIMATE result what the table says (holds, violated, ...).
+    approximations: tuple[Approximation, ...] = ()
+    table_status: str | None = None
 
 
 @dataclass
@@ -61,6 +68,7 @@ class Report:
     policy_name: str | None
     results: list[Result] = field(default_factory=list)
     validation: "Validation | None" = None   # None: the input was a rule table
+    approximations: tuple[Approximation, ...] = ()   # an imported table's, read with --approximate
 
     def summary(self) -> dict[str, int]:
         inv = [r for r in self.results if r.kind == "invariant"]
@@ -73,11 +81,15 @@ class Report:
             "tests": len(tests),
             "passed": sum(r.status == PASSED for r in tests),
             "failed": sum(r.status == FAILED for r in tests),
+            **({"approximate": approximate} if (approximate := sum(r.status == APPROXIMATE for r in self.results))
+               else {}),
         }
 
     def exit_code(self) -> int:
+        """1 for a violation or failure; 3 when something is unknown or approximate (or the
+        translation is not proved); else 0."""
         s = self.summary()
         if s["violated"] or s["failed"]:
             return 1
         validated = self.validation is None or self.validation.status == "proved"
-        return 3 if s["unknown"] or not validated else 0
+        return 3 if s["unknown"] or s.get("approximate") or not validated else 0

@@ -50,7 +50,7 @@ def probe_flows(job: dict, timeout: float | None = None) -> dict:
     The default bound allows each flow several of the job's waits, plus time to load the
     script once per flow.
     """
-    from .netns import NamespaceError, nft_failure, run_in_namespace   # the worker itself has no package
+    from dpipolicy.compiler.netns import NamespaceError, nft_failure, run_in_namespace   # the worker itself has no package
 
     if timeout is None:
         timeout = 30 + len(job["flows"]) * (4 * job.get("timeout", 0.5) + 2)
