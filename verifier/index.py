@@ -1,9 +1,11 @@
-"""An index of rule boxes: which earlier rules overlap a region, which rules hold a point.
+"""An index of rule boxes: which earlier rules overlap a region, which rules hold a point,
+which of some rules hold all of a region.
 
-Both questions are answered exactly and vectorised with numpy. Small fields (enums, booleans,
-hours, protocols: at most 256 values) are bitmasks. Wide fields (addresses, ports, volumes) are
-flattened lists of (rule, interval) pairs, with values split into 62-bit chunks so that 129-bit
-addresses compare exactly.
+Every question is answered exactly. Meeting and holding are and-ed bitsets over the fields
+(rulebits.py), made when first asked. Holding all of a region is vectorised with numpy: small
+fields (enums, booleans, hours, protocols: at most 256 values) are bitmasks, wide fields
+(addresses, ports, volumes) flattened lists of (rule, interval) pairs, with values split into
+62-bit chunks so that 129-bit addresses compare exactly.
 """
 from __future__ import annotations
 
@@ -15,11 +17,12 @@ import numpy as np
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import Field
 
+from .rulebits import SmallFieldBits, WideFieldBits, below, rules_of
+
 _SMALL = 256
 _WORDS = _SMALL // 64
 _CHUNK = 62
 _CHUNK_MASK = (1 << _CHUNK) - 1
-_MAX_REGION_INTERVALS = 64     # above this a region's field is tested by its hull, then exactly
 
 
 def _mask_words(values: IntervalSet) -> np.ndarray:
@@ -77,18 +80,6 @@ class _WideField:
             result = (a[t] < b[t]) | ((a[t] == b[t]) & result)
         return result
 
-    def rules_meeting(self, values: IntervalSet) -> np.ndarray:
-        """Per rule: does the rule's set of this field share a value with `values`?"""
-        intervals = values.intervals
-        if len(intervals) > _MAX_REGION_INTERVALS:
-            intervals = (values.hull(),)    # over-approximation; callers confirm exactly
-        hit = np.zeros(len(self.owner), dtype=bool)
-        for lo, hi in intervals:
-            hit |= self._le(self.lo, self._parts(hi)) & self._le(self._parts(lo), self.hi)
-        out = np.zeros(self.n, dtype=bool)
-        out[self.owner[hit]] = True
-        return out
-
     def holding_all(self, values: IntervalSet, rules: np.ndarray) -> np.ndarray:
         """Per rule of `rules`: does its set of this field hold all of `values`? A rule's
         intervals are apart, so each interval of `values` lies in one of them or in none."""
@@ -101,16 +92,6 @@ class _WideField:
             hit = self._le(lo, self._parts(a)) & self._le(self._parts(b), hi)
             count += np.bincount(which[hit], minlength=len(rules))
         return count == len(values.intervals)
-
-    def rules_holding(self, v: int, before: int) -> np.ndarray:
-        """Per rule j < before: does its set of this field hold v? Only those rules' intervals
-        are read (owners are in rule order)."""
-        end = int(self.first[before]) if before < self.n else len(self.owner)
-        parts = self._parts(v)
-        hit = self._le([c[:end] for c in self.lo], parts) & self._le(parts, [c[:end] for c in self.hi])
-        out = np.zeros(before, dtype=bool)
-        out[self.owner[:end][hit]] = True
-        return out
 
 
 class BoxIndex:
@@ -134,6 +115,18 @@ class BoxIndex:
                 words[rules] = _mask_words(values)
         self.wide = {name: _WideField(self.fields[name], per_rule) for name, per_rule in wide.items()}
         self._open: dict[str, np.ndarray] = {}     # per field, made when first asked: see holding_all
+        self._sets = (small, wide)
+        self._field_bits: dict[str, SmallFieldBits | WideFieldBits] | None = None
+
+    def _bits(self) -> dict[str, SmallFieldBits | WideFieldBits]:
+        """Each field's bitsets (small fields first: they are cheaper to ask), made when first needed."""
+        if self._field_bits is None:
+            small, wide = self._sets
+            n = len(self.boxes)
+            self._field_bits = {name: SmallFieldBits(self.fields[name].hi, rules_by_set, n)
+                                for name, rules_by_set in small.items()}
+            self._field_bits.update((name, WideFieldBits(per_rule)) for name, per_rule in wide.items())
+        return self._field_bits
 
     def overlapping(self, region: Mapping[str, IntervalSet], before: int | None = None) -> list[int]:
         """Indices j (< before, if given) whose box shares at least one point with `region` (exact)."""
@@ -141,20 +134,16 @@ class BoxIndex:
 
     def meeting(self, region: Mapping[str, IntervalSet], before: int | None = None) -> np.ndarray:
         """`overlapping`, as an array."""
-        if before == 0:
-            return np.zeros(0, dtype=np.int64)
-        mask = np.ones(len(self.boxes), dtype=bool)
-        approximate = False
+        return rules_of(self.meeting_bits(region, before), len(self.boxes))
+
+    def meeting_bits(self, region: Mapping[str, IntervalSet], before: int | None = None) -> int:
+        """`overlapping`, as a bitset."""
+        fields = self._bits()
+        found = below(len(self.boxes) if before is None else min(before, len(self.boxes)))
         for name, values in region.items():
-            if name in self.bits:
-                wanted, used = _used_words(values)
-                mask &= (self.bits[name][:, used] & wanted).any(axis=1)
-            else:
-                mask &= self.wide[name].rules_meeting(values)
-                approximate |= len(values.intervals) > _MAX_REGION_INTERVALS
-        found = np.flatnonzero(mask[:before])
-        if approximate:
-            found = found[[_meets(self.boxes[j], region) for j in found.tolist()]]
+            if not found:
+                break
+            found &= fields[name].meeting(values)
         return found
 
     def holding_all(self, region: Mapping[str, IntervalSet], rules: np.ndarray) -> np.ndarray:
@@ -176,24 +165,11 @@ class BoxIndex:
             return ((self.bits[name][np.ix_(rules, used)] & wanted) == wanted).all(axis=1)
         return self.wide[name].holding_all(values, rules)
 
-    def first_holding(self, flow: Mapping[str, int], before: int) -> int | None:
-        """The first rule j < before whose box holds the point, or None (exact)."""
-        if before == 0:
-            return None
-        before = min(before, len(self.boxes))     # only the rules before it are read
-        mask = np.ones(before, dtype=bool)
-        for name, bits in self.bits.items():
-            v = flow[name]
-            mask &= ((bits[:before, v // 64] >> np.uint64(v % 64)) & np.uint64(1)).astype(bool)
-        for name, wide in self.wide.items():
-            mask &= wide.rules_holding(flow[name], before)
-        hits = np.flatnonzero(mask)
-        return int(hits[0]) if len(hits) else None
-
-
-def _meets(box: Mapping[str, IntervalSet], region: Mapping[str, IntervalSet]) -> bool:
-    for name, values in box.items():
-        other = region.get(name)
-        if other is not None and not values.overlaps(other):
-            return False
-    return True
+    def first_holding(self, flow: Mapping[str, int], before: int, start: int = 0) -> int | None:
+        """The first rule j, start <= j < before, whose box holds the point, or None (exact)."""
+        found = below(min(before, len(self.boxes))) & ~below(start)
+        for name, bits in self._bits().items():
+            if not found:
+                return None
+            found &= bits.holding(flow[name])
+        return (found & -found).bit_length() - 1 if found else None
