@@ -41,7 +41,6 @@ from dpipolicy.dsl.suppress import Suppressions
 from dpipolicy.dsl.unused import imports_of, unused_names
 from dpipolicy.dsl.words import counted
 
-from .index import BoxIndex
 from .labels import without_profile
 from .properties import TableModel, search, too_large_to_check, uncovered_point
 from .solve import Answer, Limits, Scope
@@ -50,7 +49,6 @@ from .witness import flow_text, realistic_point
 SUBTRACT_BUDGET = 2_000     # box subtractions tried before a region goes to z3
 SUBTRACT_MAX_BOXES = 64     # more boxes to subtract than this: straight to z3
 FIRST_STEPS, ESCAPE_STEPS = 3, 12   # moves of a point out of the boxes holding it (see inside)
-SUFFIXES, SUFFIX_STEP_MIN = 8, 256   # suffix indexes for "first box holding a point after rule i"
 SHRINK_CUTS = 64           # boxes cut from one region by _shrink
 MINIMAL_COVER_MAX = 12      # covers up to this size are pruned to the rules really needed
 NAMES_SHOWN = 5
@@ -161,7 +159,6 @@ class _RuleLint:
         # from it as one box (see _shrink); this filters long lists before any set arithmetic.
         self.bit = {name: 1 << k for k, name in enumerate(model.fields)}
         self.masks = [self._mask(box) for box in self.boxes]
-        self.holders = _Holders(model)
         # Outcomes as small integers: compared for every box met, so cheaper than the actions.
         outcomes: dict[typed.Action, int] = {}
         self.outcome = [outcomes.setdefault(action, len(outcomes)) for action, *_ in model.entries]
@@ -361,7 +358,7 @@ class _RuleLint:
                     def holder(p: dict[str, int], i=i, k=k) -> int | None:
                         found = meeting.cached(("before", i), p, lambda: self.model.index.first_holding(p, i))
                         return found if found is not None else meeting.cached(
-                            ("between", k), p, lambda: self.holders.first(p, last + 1, k))
+                            ("between", k), p, lambda: self.model.index.first_holding(p, k, last + 1))
 
                     answer = self.inside(region, lambda i=i, n=n: meeting.before(i, i) + later[:n], holder)
                     if answer.status == OPEN:
@@ -374,7 +371,7 @@ class _RuleLint:
 
     def _next(self, point: dict[str, int], last: int) -> int:
         """The box that decides `point` when the boxes up to `last` are removed."""
-        return self.holders.first(point, last + 1, len(self.boxes))
+        return self.model.index.first_holding(point, len(self.boxes), last + 1)
 
     # ----- findings ---------------------------------------------------------------------------
     def _source_rules(self, indices: list[int]) -> list[tuple[str, typed.Origin]]:
@@ -527,30 +524,6 @@ class _SpecLint:
         except ExpansionTooLarge:
             return None
         return None
-
-
-class _Holders:
-    """The first box holding a point within a range [lo, hi) of the table. The index answers
-    ranges that start at 0; for the others, indexes over suffixes of the table (one every
-    `step` boxes, built when first needed) answer from the next suffix start on, and the few
-    boxes before it are tested one by one."""
-
-    def __init__(self, model: TableModel):
-        self.model = model
-        self.step = max(SUFFIX_STEP_MIN, len(model.boxes) // SUFFIXES)
-        self.suffixes: dict[int, BoxIndex] = {0: model.index}
-
-    def first(self, point: dict[str, int], lo: int, hi: int) -> int | None:
-        start = -(-lo // self.step) * self.step
-        for j in range(lo, min(start, hi)):
-            if point_in(self.model.boxes[j], point):
-                return j
-        if start >= hi:
-            return None
-        if start not in self.suffixes:
-            self.suffixes[start] = BoxIndex(self.model.table.schema.flow_fields, self.model.boxes[start:])
-        found = self.suffixes[start].first_holding(point, hi - start)
-        return None if found is None else start + found
 
 
 class _Meeting:
