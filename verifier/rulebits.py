@@ -107,6 +107,8 @@ class WideFieldBits:
 
     def meeting(self, values: IntervalSet) -> int:
         """An interval meets [lo, hi] when it holds lo or starts after lo and by hi."""
+        if values.is_empty():
+            return 0
         found = []
         for lo, hi in values.intervals:
             found += self._stabbing(lo)
