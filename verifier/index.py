@@ -167,9 +167,14 @@ class BoxIndex:
 
     def first_holding(self, flow: Mapping[str, int], before: int, start: int = 0) -> int | None:
         """The first rule j, start <= j < before, whose box holds the point, or None (exact)."""
+        found = self.holding_bits(flow, before, start)
+        return (found & -found).bit_length() - 1 if found else None
+
+    def holding_bits(self, flow: Mapping[str, int], before: int, start: int = 0) -> int:
+        """The rules j, start <= j < before, whose box holds the point, as a bitset."""
         found = below(min(before, len(self.boxes))) & ~below(start)
         for name, bits in self._bits().items():
             if not found:
-                return None
+                break
             found &= bits.holding(flow[name])
-        return (found & -found).bit_length() - 1 if found else None
+        return found

@@ -197,8 +197,8 @@ class _RuleLint:
     def inside(self, region: Box, listed, holder) -> _Answer:
         """Does `region` lie inside the union of some boxes? `holder(point)` gives one of them
         that holds a point of the region, or None (an index query, faster than a scan);
-        `listed()` lists them all (boxes among them that miss the region do no harm), asked only
-        when a point and its holder do not settle the question."""
+        `listed()` gives them all as a bitset (boxes among them that miss the region do no harm),
+        asked only when a point and its holder do not settle the question."""
         point = realistic_point(self.schema, region)
         first_hit = holder(point)
         if first_hit is None:
@@ -208,10 +208,11 @@ class _RuleLint:
         found = self._walk_out(region, point, holder, FIRST_STEPS)
         if found is not None:
             return _Answer(OPEN, point=found)
-        others = listed()
-        cover = self._first_containing(region, others)
+        listed_bits = listed()
+        cover = self._first_containing(region, listed_bits, point)
         if cover is not None:
             return _Answer(COVERED, [cover])
+        others = rules_of(listed_bits, len(self.boxes))
         whole = region
         region, used, others = self._shrink(region, others)
         if region is None:
@@ -236,9 +237,12 @@ class _RuleLint:
             return _Answer(OPEN, point=outcome.model)
         return _Answer(UNDECIDED, reason=f"the solver gave no answer ({outcome.reason})")
 
-    def _first_containing(self, region: Box, others: np.ndarray) -> int | None:
-        """The first of the boxes that contains the region: among those constraining no field the
-        region leaves free, the first whose sets hold the region's (the index, for all at once)."""
+    def _first_containing(self, region: Box, others: int, point: dict[str, int]) -> int | None:
+        """The first of the boxes (a bitset) that contains the region: among those holding a point
+        of it and constraining no field it leaves free, the first whose sets hold the region's."""
+        if point_in(region, point):
+            others &= self.model.index.holding_bits(point, len(self.boxes))
+        others = rules_of(others, len(self.boxes))
         within = others[(self.masks[others] & ~self._mask(region)) == 0]
         held = within[self.model.index.holding_all(region, within)]
         return int(held[0]) if len(held) else None
@@ -349,7 +353,7 @@ class _RuleLint:
             return meeting.cached(("before", first), point, lambda: self.model.index.first_holding(point, first))
 
         for i in range(first, last + 1):
-            answer = self.inside(self.boxes[i], lambda i=i: meeting.before(i, first), holder)
+            answer = self.inside(self.boxes[i], lambda i=i: meeting.bits(i) & below(first), holder)
             if answer.status == OPEN:
                 return answer
             if answer.status == UNDECIDED:
@@ -366,7 +370,7 @@ class _RuleLint:
         undecided = None
         for i in range(first, last + 1):
             box, later = self.boxes[i], meeting.after(i, last)
-            for n, k in enumerate(later.tolist()):
+            for k in later.tolist():
                 if self.outcome[k] != mine:
                     region = intersect(box, self.boxes[k])
 
@@ -375,7 +379,7 @@ class _RuleLint:
                         return found if found is not None else meeting.cached(
                             ("between", k), p, lambda: self.model.index.first_holding(p, k, last + 1))
 
-                    answer = self.inside(region, lambda i=i, n=n: np.concatenate((meeting.before(i, i), later[:n])),
+                    answer = self.inside(region, lambda i=i, k=k: meeting.bits(i) & (below(i) | (below(k) & ~below(last + 1))),
                                          holder)
                     if answer.status == OPEN:
                         return answer
@@ -559,17 +563,17 @@ class _Meeting:
         self.found: dict[int, int] = {}
         self.answers: dict[tuple, int | None] = {}
 
-    def _bits(self, i: int) -> int:
+    def bits(self, i: int) -> int:
         if i not in self.found:
             self.found[i] = self.model.index.meeting_bits(self.model.boxes[i])
         return self.found[i]
 
     def before(self, i: int, bound: int, without: int = 0) -> np.ndarray:
         """The boxes before `bound` meeting box i, less those of `without` (a bitset)."""
-        return rules_of(self._bits(i) & below(bound) & ~without, len(self.model.boxes))
+        return rules_of(self.bits(i) & below(bound) & ~without, len(self.model.boxes))
 
     def after(self, i: int, last: int) -> np.ndarray:
-        return rules_of(self._bits(i) & ~below(last + 1), len(self.model.boxes))
+        return rules_of(self.bits(i) & ~below(last + 1), len(self.model.boxes))
 
     def cached(self, question: tuple, point: dict[str, int], answer):
         """Index answers about one point, kept for the rule: realistic points recur."""

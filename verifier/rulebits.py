@@ -21,9 +21,17 @@ import numpy as np
 
 from dpipolicy.dsl.intervals import IntervalSet
 
+FEW = 64                # fewer rules than this are set one by one, more with numpy
+HELD_KEPT = 4096        # per wide field, the pieces whose holding rules are kept (then all are dropped)
+
 
 def bits_of(rules: np.ndarray, n: int) -> int:
     """The bitset of some of n rules (repeats allowed)."""
+    if len(rules) < FEW:
+        packed = bytearray((n + 7) // 8)
+        for j in rules.tolist():
+            packed[j >> 3] |= 1 << (j & 7)
+        return int.from_bytes(packed, "little")
     present = np.zeros(n, dtype=bool)
     present[rules] = True
     return int.from_bytes(np.packbits(present, bitorder="little").tobytes(), "little")
@@ -83,16 +91,23 @@ class WideFieldBits:
         owner = np.array(owners, dtype=np.int64)
         first = np.array([bisect.bisect_left(self.cuts, lo) for lo in los], dtype=np.int64)
         end = np.array([bisect.bisect_left(self.cuts, hi + 1) for hi in his], dtype=np.int64)
-        self.nodes, self.node_start = _segment_tree(owner, first + self.leaves, end + self.leaves, 2 * self.leaves)
+        self.nodes, starts = _segment_tree(owner, first + self.leaves, end + self.leaves, 2 * self.leaves)
+        self.node_start = starts.tolist()
+        self.held: dict[int, int] = {}      # piece -> the rules holding its values: points recur
         by_lo = sorted(range(len(los)), key=los.__getitem__)
         self.sorted_lo = [los[k] for k in by_lo]        # for the intervals starting inside a range
         self.owner_by_lo = owner[np.array(by_lo, dtype=np.int64)] if by_lo else owner
 
+    def _piece(self, v: int) -> int | None:
+        piece = bisect.bisect_right(self.cuts, v) - 1
+        return piece if 0 <= piece < len(self.cuts) - 1 else None
+
     def _stabbing(self, v: int) -> list[np.ndarray]:
         """The owners of the intervals holding v, as pieces of arrays."""
-        piece = bisect.bisect_right(self.cuts, v) - 1
-        if piece < 0 or piece >= len(self.cuts) - 1:
-            return []
+        piece = self._piece(v)
+        return [] if piece is None else self._filed(piece)
+
+    def _filed(self, piece: int) -> list[np.ndarray]:
         out, node = [], piece + self.leaves
         while node:
             a, b = self.node_start[node], self.node_start[node + 1]
@@ -102,8 +117,15 @@ class WideFieldBits:
         return out
 
     def holding(self, v: int) -> int:
-        found = self._stabbing(v)
-        return self.open | bits_of(np.concatenate(found), self.n) if found else self.open
+        piece = self._piece(v)
+        if piece is None:
+            return self.open
+        if piece not in self.held:
+            if len(self.held) >= HELD_KEPT:
+                self.held.clear()
+            found = self._filed(piece)
+            self.held[piece] = self.open | bits_of(np.concatenate(found), self.n) if found else self.open
+        return self.held[piece]
 
     def meeting(self, values: IntervalSet) -> int:
         """An interval meets [lo, hi] when it holds lo or starts after lo and by hi."""
