@@ -1,6 +1,7 @@
 """The rule index (verifier/index.py) against the box operations it stands in for: which rules
 meet a region, which rules hold all of one, the first rule holding a flow. One field is a
-bitmask field; the other is wide, with values of 129 bits so that the 62-bit chunks matter."""
+bitmask field; the other is wide, with values of 129 bits so that the 62-bit chunks matter.
+Meeting and holding are answered with bitsets (verifier/rulebits.py), holding all with numpy."""
 from __future__ import annotations
 
 import numpy as np
@@ -41,3 +42,17 @@ def test_index_agrees_with_box_operations(boxes, region, flows, data):
     assert index.holding_all(region, rules).tolist() == [_holds(boxes[j], region) for j in rules.tolist()]
     for flow in flows:
         assert index.first_holding(flow, before) == next((j for j in range(before) if point_in(boxes[j], flow)), None)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(_box, min_size=70, max_size=160), _box, st.lists(_flow, min_size=1, max_size=8), st.data())
+def test_bitsets_agree_on_larger_tables(boxes, region, flows, data):
+    """Enough rules that the bitsets are made with numpy (rulebits.FEW) and the wide field's
+    segment tree has many levels; a range [start, before) as lint asks it."""
+    index = BoxIndex(FIELDS, boxes)
+    before = data.draw(st.integers(0, len(boxes)))
+    start = data.draw(st.integers(0, len(boxes)))
+    assert index.overlapping(region, before) == [j for j in range(before) if intersect(boxes[j], region) is not None]
+    for flow in flows + flows:      # the second time from the kept pieces
+        assert index.first_holding(flow, before, start) == next(
+            (j for j in range(start, before) if point_in(boxes[j], flow)), None)
