@@ -159,6 +159,22 @@ class BoxIndex:
                 out &= self._holding_all_of(name, values, rules)
         return out
 
+    def first_containing(self, region: Mapping[str, IntervalSet], rules: int) -> int | None:
+        """The first of `rules` (a bitset) whose box contains the region: it constrains no field
+        the region leaves open and holds all of the region's set on each field (exact). Small
+        fields narrow the bitset; the few rules left are checked on the wide ones."""
+        for name, bits in self._bits().items():
+            if not rules:
+                return None
+            values = region.get(name)
+            if values is None:
+                rules &= bits.open
+            elif isinstance(bits, SmallFieldBits):
+                rules &= bits.holding_all(values)
+        left = rules_of(rules, len(self.boxes))
+        held = left[self.holding_all(region, left)]
+        return int(held[0]) if len(held) else None
+
     def _holding_all_of(self, name: str, values: IntervalSet, rules: np.ndarray) -> np.ndarray:
         if name in self.bits:
             wanted, used = _used_words(values)

@@ -160,7 +160,8 @@ class _RuleLint:
         # free cannot contain the region, and one constraining two such fields cannot be cut
         # from it as one box (see _shrink); this filters long lists before any set arithmetic.
         self.bit = {name: 1 << k for k, name in enumerate(model.fields)}
-        self.masks = np.array([self._mask(box) for box in self.boxes], dtype=np.int64 if len(self.bit) < 63 else object)
+        self.masks = np.array([self._mask(box) for box in self.boxes],
+                              dtype=np.int64 if len(self.bit) < 63 else object)
         # Outcomes as small integers: compared for every box met, so cheaper than the actions.
         outcomes: dict[typed.Action, int] = {}
         self.outcome = [outcomes.setdefault(action, len(outcomes)) for action, *_ in model.entries]
@@ -238,14 +239,11 @@ class _RuleLint:
         return _Answer(UNDECIDED, reason=f"the solver gave no answer ({outcome.reason})")
 
     def _first_containing(self, region: Box, others: int, point: dict[str, int]) -> int | None:
-        """The first of the boxes (a bitset) that contains the region: among those holding a point
-        of it and constraining no field it leaves free, the first whose sets hold the region's."""
+        """The first of the boxes (a bitset) that contains the region: one that does holds a point
+        of it, which narrows the bitset first."""
         if point_in(region, point):
             others &= self.model.index.holding_bits(point, len(self.boxes))
-        others = rules_of(others, len(self.boxes))
-        within = others[(self.masks[others] & ~self._mask(region)) == 0]
-        held = within[self.model.index.holding_all(region, within)]
-        return int(held[0]) if len(held) else None
+        return self.model.index.first_containing(region, others)
 
     def _escape(self, region: Box, others: list[int]) -> dict[str, int]:
         """A point of the region that avoids, on every field where it can, all the values the boxes
@@ -379,8 +377,9 @@ class _RuleLint:
                         return found if found is not None else meeting.cached(
                             ("between", k), p, lambda: self.model.index.first_holding(p, k, last + 1))
 
-                    answer = self.inside(region, lambda i=i, k=k: meeting.bits(i) & (below(i) | (below(k) & ~below(last + 1))),
-                                         holder)
+                    # the boxes deciding first without the rule: before it, its own before i, then up to k
+                    deciding = below(i) | (below(k) & ~below(last + 1))
+                    answer = self.inside(region, lambda i=i, deciding=deciding: meeting.bits(i) & deciding, holder)
                     if answer.status == OPEN:
                         return answer
                     if answer.status == UNDECIDED:

@@ -53,10 +53,10 @@ class SmallFieldBits:
 
     def __init__(self, hi: int, rules_by_set: dict[IntervalSet, list[int]], n: int):
         constrained = [bits_of(np.array(rules, dtype=np.int64), n) for rules in rules_by_set.values()]
-        open_rules = below(n)
+        self.open = below(n)       # the rules leaving the field open
         for bits in constrained:
-            open_rules &= ~bits
-        self.by_value = [open_rules] * (hi + 1)
+            self.open &= ~bits
+        self.by_value = [self.open] * (hi + 1)
         for values, bits in zip(rules_by_set, constrained):
             for v in _values(values):
                 self.by_value[v] |= bits
@@ -68,6 +68,12 @@ class SmallFieldBits:
         out = 0
         for v in _values(values):
             out |= self.by_value[v]
+        return out
+
+    def holding_all(self, values: IntervalSet) -> int:
+        out = -1
+        for v in _values(values):
+            out &= self.by_value[v]
         return out
 
 
