@@ -162,7 +162,8 @@ class BoxIndex:
     def first_containing(self, region: Mapping[str, IntervalSet], rules: int) -> int | None:
         """The first of `rules` (a bitset) whose box contains the region: it constrains no field
         the region leaves open and holds all of the region's set on each field (exact). Small
-        fields narrow the bitset; the few rules left are checked on the wide ones."""
+        fields narrow the bitset, wide ones by their first and last values; the few rules left
+        are checked on the wide ones."""
         for name, bits in self._bits().items():
             if not rules:
                 return None
@@ -171,9 +172,29 @@ class BoxIndex:
                 rules &= bits.open
             elif isinstance(bits, SmallFieldBits):
                 rules &= bits.holding_all(values)
+            else:
+                lo, hi = values.hull()
+                rules &= bits.holding(lo) & bits.holding(hi)
         left = rules_of(rules, len(self.boxes))
         held = left[self.holding_all(region, left)]
         return int(held[0]) if len(held) else None
+
+    def apart_twice(self, region: Mapping[str, IntervalSet]) -> int:
+        """Rules (a bitset) whose sets leave out part of the region's on two fields at least, as
+        far as seen from the small fields' sets and the wide fields' first and last values: not
+        all such rules, but only such rules."""
+        once = twice = 0
+        for name, values in region.items():
+            bits = self._bits()[name]
+            if isinstance(bits, SmallFieldBits):
+                held = bits.holding_all(values)
+            else:
+                lo, hi = values.hull()
+                held = bits.holding(lo) & bits.holding(hi)
+            apart = below(len(self.boxes)) & ~held
+            twice |= once & apart
+            once |= apart
+        return twice
 
     def _holding_all_of(self, name: str, values: IntervalSet, rules: np.ndarray) -> np.ndarray:
         if name in self.bits:

@@ -43,7 +43,7 @@ from dpipolicy.dsl.unused import imports_of, unused_names
 from dpipolicy.dsl.words import counted
 
 from .labels import without_profile
-from .rulebits import below, bits_of, rules_of
+from .rulebits import below, bits_of, flags_of, rules_of
 from .properties import TableModel, search, too_large_to_check, uncovered_point
 from .solve import Answer, Limits, Scope
 from .witness import flow_text, realistic_point
@@ -286,16 +286,18 @@ class _RuleLint:
         such a box is again a box (that field's set, less the box's). Repeated while it applies,
         up to SHRINK_CUTS cuts. Returns what is left of the region (None: nothing), the boxes
         cut, and the boxes that still meet what is left. A box constraining two fields the region
-        leaves free cannot be one apart: those are passed over, all at once, until the region
-        changes."""
+        leaves free, or seen by the index to be apart on two, cannot be one apart: those are
+        passed over, all at once, until the region changes."""
         domains = self.domains
         region, used, pending = dict(region), [], others
         changed, shrunk = True, False
         while changed and len(used) < SHRINK_CUTS:
             changed, gone, n = False, [], 0
             while n < len(pending) and len(used) < SHRINK_CUTS:
-                extra = self.masks[pending[n:]] & ~self._mask(region)
-                near = np.flatnonzero((extra & (extra - 1)) == 0) + n
+                rest = pending[n:]
+                extra = self.masks[rest] & ~self._mask(region)
+                near = (extra & (extra - 1)) == 0
+                near = np.flatnonzero(near & ~flags_of(self.model.index.apart_twice(region), len(self.boxes))[rest]) + n
                 n = len(pending)
                 for m in near.tolist():
                     if len(used) >= SHRINK_CUTS:       # each cut can split a set further: stop here

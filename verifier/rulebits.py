@@ -39,8 +39,13 @@ def bits_of(rules: np.ndarray, n: int) -> int:
 
 def rules_of(bits: int, n: int) -> np.ndarray:
     """The rules of a bitset of n rules, in order."""
+    return np.flatnonzero(flags_of(bits, n))
+
+
+def flags_of(bits: int, n: int) -> np.ndarray:
+    """Per rule of n: is it in the bitset?"""
     packed = np.frombuffer(bits.to_bytes((n + 7) // 8, "little"), dtype=np.uint8)
-    return np.flatnonzero(np.unpackbits(packed, bitorder="little"))
+    return np.unpackbits(packed, count=n, bitorder="little").view(bool)
 
 
 def below(bound: int) -> int:
