@@ -1,9 +1,11 @@
-"""An index of rule boxes: which earlier rules overlap a region, which rules hold a point.
+"""An index of rule boxes: which earlier rules overlap a region, which rules hold a point,
+which of some rules hold all of a region.
 
-Both questions are answered exactly and vectorised with numpy. Small fields (enums, booleans,
-hours, protocols: at most 256 values) are bitmasks. Wide fields (addresses, ports, volumes) are
-flattened lists of (rule, interval) pairs, with values split into 62-bit chunks so that 129-bit
-addresses compare exactly.
+Every question is answered exactly. Meeting and holding are and-ed bitsets over the fields
+(rulebits.py), made when first asked. Holding all of a region is vectorised with numpy: small
+fields (enums, booleans, hours, protocols: at most 256 values) are bitmasks, wide fields
+(addresses, ports, volumes) flattened lists of (rule, interval) pairs, with values split into
+62-bit chunks so that 129-bit addresses compare exactly.
 """
 from __future__ import annotations
 
@@ -15,11 +17,12 @@ import numpy as np
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import Field
 
+from .rulebits import SmallFieldBits, WideFieldBits, below, rules_of
+
 _SMALL = 256
 _WORDS = _SMALL // 64
 _CHUNK = 62
 _CHUNK_MASK = (1 << _CHUNK) - 1
-_MAX_REGION_INTERVALS = 64     # above this a region's field is tested by its hull, then exactly
 
 
 def _mask_words(values: IntervalSet) -> np.ndarray:
@@ -77,18 +80,6 @@ class _WideField:
             result = (a[t] < b[t]) | ((a[t] == b[t]) & result)
         return result
 
-    def rules_meeting(self, values: IntervalSet) -> np.ndarray:
-        """Per rule: does the rule's set of this field share a value with `values`?"""
-        intervals = values.intervals
-        if len(intervals) > _MAX_REGION_INTERVALS:
-            intervals = (values.hull(),)    # over-approximation; callers confirm exactly
-        hit = np.zeros(len(self.owner), dtype=bool)
-        for lo, hi in intervals:
-            hit |= self._le(self.lo, self._parts(hi)) & self._le(self._parts(lo), self.hi)
-        out = np.zeros(self.n, dtype=bool)
-        out[self.owner[hit]] = True
-        return out
-
     def holding_all(self, values: IntervalSet, rules: np.ndarray) -> np.ndarray:
         """Per rule of `rules`: does its set of this field hold all of `values`? A rule's
         intervals are apart, so each interval of `values` lies in one of them or in none."""
@@ -101,13 +92,6 @@ class _WideField:
             hit = self._le(lo, self._parts(a)) & self._le(self._parts(b), hi)
             count += np.bincount(which[hit], minlength=len(rules))
         return count == len(values.intervals)
-
-    def rules_holding(self, v: int) -> np.ndarray:
-        parts = self._parts(v)
-        hit = self._le(self.lo, parts) & self._le(parts, self.hi)
-        out = np.zeros(self.n, dtype=bool)
-        out[self.owner[hit]] = True
-        return out
 
 
 class BoxIndex:
@@ -131,6 +115,18 @@ class BoxIndex:
                 words[rules] = _mask_words(values)
         self.wide = {name: _WideField(self.fields[name], per_rule) for name, per_rule in wide.items()}
         self._open: dict[str, np.ndarray] = {}     # per field, made when first asked: see holding_all
+        self._sets = (small, wide)
+        self._field_bits: dict[str, SmallFieldBits | WideFieldBits] | None = None
+
+    def _bits(self) -> dict[str, SmallFieldBits | WideFieldBits]:
+        """Each field's bitsets (small fields first: they are cheaper to ask), made when first needed."""
+        if self._field_bits is None:
+            small, wide = self._sets
+            n = len(self.boxes)
+            self._field_bits = {name: SmallFieldBits(self.fields[name].hi, rules_by_set, n)
+                                for name, rules_by_set in small.items()}
+            self._field_bits.update((name, WideFieldBits(per_rule)) for name, per_rule in wide.items())
+        return self._field_bits
 
     def overlapping(self, region: Mapping[str, IntervalSet], before: int | None = None) -> list[int]:
         """Indices j (< before, if given) whose box shares at least one point with `region` (exact)."""
@@ -138,20 +134,16 @@ class BoxIndex:
 
     def meeting(self, region: Mapping[str, IntervalSet], before: int | None = None) -> np.ndarray:
         """`overlapping`, as an array."""
-        if before == 0:
-            return np.zeros(0, dtype=np.int64)
-        mask = np.ones(len(self.boxes), dtype=bool)
-        approximate = False
+        return rules_of(self.meeting_bits(region, before), len(self.boxes))
+
+    def meeting_bits(self, region: Mapping[str, IntervalSet], before: int | None = None) -> int:
+        """`overlapping`, as a bitset."""
+        fields = self._bits()
+        found = below(len(self.boxes) if before is None else min(before, len(self.boxes)))
         for name, values in region.items():
-            if name in self.bits:
-                wanted, used = _used_words(values)
-                mask &= (self.bits[name][:, used] & wanted).any(axis=1)
-            else:
-                mask &= self.wide[name].rules_meeting(values)
-                approximate |= len(values.intervals) > _MAX_REGION_INTERVALS
-        found = np.flatnonzero(mask[:before])
-        if approximate:
-            found = found[[_meets(self.boxes[j], region) for j in found.tolist()]]
+            if not found:
+                break
+            found &= fields[name].meeting(values)
         return found
 
     def holding_all(self, region: Mapping[str, IntervalSet], rules: np.ndarray) -> np.ndarray:
@@ -167,29 +159,59 @@ class BoxIndex:
                 out &= self._holding_all_of(name, values, rules)
         return out
 
+    def first_containing(self, region: Mapping[str, IntervalSet], rules: int) -> int | None:
+        """The first of `rules` (a bitset) whose box contains the region: it constrains no field
+        the region leaves open and holds all of the region's set on each field (exact). Small
+        fields narrow the bitset, wide ones by their first and last values; the few rules left
+        are checked on the wide ones."""
+        for name, bits in self._bits().items():
+            if not rules:
+                return None
+            values = region.get(name)
+            if values is None:
+                rules &= bits.open
+            elif isinstance(bits, SmallFieldBits):
+                rules &= bits.holding_all(values)
+            else:
+                lo, hi = values.hull()
+                rules &= bits.holding(lo) & bits.holding(hi)
+        left = rules_of(rules, len(self.boxes))
+        held = left[self.holding_all(region, left)]
+        return int(held[0]) if len(held) else None
+
+    def apart_twice(self, region: Mapping[str, IntervalSet]) -> int:
+        """Rules (a bitset) whose sets leave out part of the region's on two fields at least, as
+        far as seen from the small fields' sets and the wide fields' first and last values: not
+        all such rules, but only such rules."""
+        once = twice = 0
+        for name, values in region.items():
+            bits = self._bits()[name]
+            if isinstance(bits, SmallFieldBits):
+                held = bits.holding_all(values)
+            else:
+                lo, hi = values.hull()
+                held = bits.holding(lo) & bits.holding(hi)
+            apart = below(len(self.boxes)) & ~held
+            twice |= once & apart
+            once |= apart
+        return twice
+
     def _holding_all_of(self, name: str, values: IntervalSet, rules: np.ndarray) -> np.ndarray:
         if name in self.bits:
             wanted, used = _used_words(values)
             return ((self.bits[name][np.ix_(rules, used)] & wanted) == wanted).all(axis=1)
         return self.wide[name].holding_all(values, rules)
 
-    def first_holding(self, flow: Mapping[str, int], before: int) -> int | None:
-        """The first rule j < before whose box holds the point, or None (exact)."""
-        if before == 0:
-            return None
-        mask = np.ones(len(self.boxes), dtype=bool)
-        for name, bits in self.bits.items():
-            v = flow[name]
-            mask &= ((bits[:, v // 64] >> np.uint64(v % 64)) & np.uint64(1)).astype(bool)
-        for name, wide in self.wide.items():
-            mask &= wide.rules_holding(flow[name])
-        hits = np.flatnonzero(mask[:before])
-        return int(hits[0]) if len(hits) else None
+    def first_holding(self, flow: Mapping[str, int], before: int, start: int = 0) -> int | None:
+        """The first rule j, start <= j < before, whose box holds the point, or None (exact)."""
+        found = self.holding_bits(flow, before, start)
+        return (found & -found).bit_length() - 1 if found else None
 
-
-def _meets(box: Mapping[str, IntervalSet], region: Mapping[str, IntervalSet]) -> bool:
-    for name, values in box.items():
-        other = region.get(name)
-        if other is not None and not values.overlaps(other):
-            return False
-    return True
+    def holding_bits(self, flow: Mapping[str, int], before: int, start: int = 0) -> int:
+        """The rules j, start <= j < before, whose box holds the point, as a bitset."""
+        found = below(min(before, len(self.boxes))) & ~below(start)
+        for name, bits in self._bits().items():
+            if not found:
+                break
+            found &= bits.holding(flow[name])
+        return found

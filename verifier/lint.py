@@ -19,11 +19,12 @@ The source-level checks (unused names, set members) and the suppression comments
 """
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from dpipolicy.compiler.boxes import Box, contains, intersect, normalized, point_in, subtract_all
 from dpipolicy.compiler.lower import lower
@@ -41,8 +42,8 @@ from dpipolicy.dsl.suppress import Suppressions
 from dpipolicy.dsl.unused import imports_of, unused_names
 from dpipolicy.dsl.words import counted
 
-from .index import BoxIndex
 from .labels import without_profile
+from .rulebits import below, bits_of, flags_of, rules_of
 from .properties import TableModel, search, too_large_to_check, uncovered_point
 from .solve import Answer, Limits, Scope
 from .witness import flow_text, realistic_point
@@ -50,7 +51,6 @@ from .witness import flow_text, realistic_point
 SUBTRACT_BUDGET = 2_000     # box subtractions tried before a region goes to z3
 SUBTRACT_MAX_BOXES = 64     # more boxes to subtract than this: straight to z3
 FIRST_STEPS, ESCAPE_STEPS = 3, 12   # moves of a point out of the boxes holding it (see inside)
-SUFFIXES, SUFFIX_STEP_MIN = 8, 256   # suffix indexes for "first box holding a point after rule i"
 SHRINK_CUTS = 64           # boxes cut from one region by _shrink
 MINIMAL_COVER_MAX = 12      # covers up to this size are pruned to the rules really needed
 NAMES_SHOWN = 5
@@ -160,11 +160,15 @@ class _RuleLint:
         # free cannot contain the region, and one constraining two such fields cannot be cut
         # from it as one box (see _shrink); this filters long lists before any set arithmetic.
         self.bit = {name: 1 << k for k, name in enumerate(model.fields)}
-        self.masks = [self._mask(box) for box in self.boxes]
-        self.holders = _Holders(model)
+        self.masks = np.array([self._mask(box) for box in self.boxes],
+                              dtype=np.int64 if len(self.bit) < 63 else object)
         # Outcomes as small integers: compared for every box met, so cheaper than the actions.
         outcomes: dict[typed.Action, int] = {}
         self.outcome = [outcomes.setdefault(action, len(outcomes)) for action, *_ in model.entries]
+        self.with_outcome = [bits_of(np.flatnonzero(np.array(self.outcome) == o), len(self.outcome))
+                             for o in range(len(outcomes))]
+        names: dict[str, int] = {}      # per match rule, its source rule as a number
+        self.source = np.array([names.setdefault(name, len(names)) for _, name, *_ in model.entries], dtype=np.int64)
         self.findings: list[LintFinding] = []
         self.undecided: list[Undecided] = []
         self.queries = 0
@@ -194,8 +198,8 @@ class _RuleLint:
     def inside(self, region: Box, listed, holder) -> _Answer:
         """Does `region` lie inside the union of some boxes? `holder(point)` gives one of them
         that holds a point of the region, or None (an index query, faster than a scan);
-        `listed()` lists them all (boxes among them that miss the region do no harm), asked only
-        when a point and its holder do not settle the question."""
+        `listed()` gives them all as a bitset (boxes among them that miss the region do no harm),
+        asked only when a point and its holder do not settle the question."""
         point = realistic_point(self.schema, region)
         first_hit = holder(point)
         if first_hit is None:
@@ -205,11 +209,11 @@ class _RuleLint:
         found = self._walk_out(region, point, holder, FIRST_STEPS)
         if found is not None:
             return _Answer(OPEN, point=found)
-        others = listed()
-        free = ~self._mask(region)
-        cover = next((j for j in others if not self.masks[j] & free and contains(self.boxes[j], region)), None)
+        listed_bits = listed()
+        cover = self._first_containing(region, listed_bits, point)
         if cover is not None:
             return _Answer(COVERED, [cover])
+        others = rules_of(listed_bits, len(self.boxes))
         whole = region
         region, used, others = self._shrink(region, others)
         if region is None:
@@ -233,6 +237,13 @@ class _RuleLint:
         if outcome.answer is Answer.SAT:
             return _Answer(OPEN, point=outcome.model)
         return _Answer(UNDECIDED, reason=f"the solver gave no answer ({outcome.reason})")
+
+    def _first_containing(self, region: Box, others: int, point: dict[str, int]) -> int | None:
+        """The first of the boxes (a bitset) that contains the region: one that does holds a point
+        of it, which narrows the bitset first."""
+        if point_in(region, point):
+            others &= self.model.index.holding_bits(point, len(self.boxes))
+        return self.model.index.first_containing(region, others)
 
     def _escape(self, region: Box, others: list[int]) -> dict[str, int]:
         """A point of the region that avoids, on every field where it can, all the values the boxes
@@ -270,47 +281,52 @@ class _RuleLint:
             point = dict(point, **{name: start[name] if start[name] in free else free.min()})
         return point if holder(point) is None else None
 
-    def _shrink(self, region: Box, others: list[int]) -> tuple[Box | None, list[int], list[int]]:
+    def _shrink(self, region: Box, others: np.ndarray) -> tuple[Box | None, list[int], list[int]]:
         """Cut from the region every box that differs from it on one field only: the region minus
         such a box is again a box (that field's set, less the box's). Repeated while it applies,
         up to SHRINK_CUTS cuts. Returns what is left of the region (None: nothing), the boxes
-        cut, and the boxes that still meet what is left."""
+        cut, and the boxes that still meet what is left. A box constraining two fields the region
+        leaves free, or seen by the index to be apart on two, cannot be one apart: those are
+        passed over, all at once, until the region changes."""
         domains = self.domains
-        region, used, pending = dict(region), [], list(others)
+        region, used, pending = dict(region), [], others
         changed, shrunk = True, False
         while changed and len(used) < SHRINK_CUTS:
-            changed, rest = False, []
-            free = ~self._mask(region)
-            for n, j in enumerate(pending):
-                if len(used) >= SHRINK_CUTS:       # each cut can split a set further: stop here
-                    rest.extend(pending[n:])
-                    break
-                extra = self.masks[j] & free
-                if extra & (extra - 1):          # two fields the region leaves free: not one apart
-                    rest.append(j)
-                    continue
-                box, apart, count = self.boxes[j], None, 0
-                for name, values in box.items():
-                    if not region.get(name, domains[name]).issubset(values):
-                        apart, count = name, count + 1
-                        if count == 2:
+            changed, gone, n = False, [], 0
+            while n < len(pending) and len(used) < SHRINK_CUTS:
+                rest = pending[n:]
+                extra = self.masks[rest] & ~self._mask(region)
+                near = (extra & (extra - 1)) == 0
+                near = np.flatnonzero(near & ~flags_of(self.model.index.apart_twice(region), len(self.boxes))[rest]) + n
+                n = len(pending)
+                for m in near.tolist():
+                    if len(used) >= SHRINK_CUTS:       # each cut can split a set further: stop here
+                        break
+                    j = int(pending[m])
+                    box, apart, count = self.boxes[j], None, 0
+                    for name, values in box.items():
+                        if not region.get(name, domains[name]).issubset(values):
+                            apart, count = name, count + 1
+                            if count == 2:
+                                break
+                    if count == 0:
+                        return None, used + [j], []
+                    if count == 1:
+                        gone.append(m)
+                        current = region.get(apart, domains[apart])
+                        left = current.difference(box[apart])
+                        if left != current:
+                            region[apart] = left
+                            used.append(j)
+                            changed = shrunk = True
+                            n = m + 1           # the region leaves fewer fields free: filter again
                             break
-                if count == 0:
-                    return None, used + [j], []
-                if count == 1:
-                    current = region.get(apart, domains[apart])
-                    left = current.difference(box[apart])
-                    if left != current:
-                        region[apart] = left
-                        used.append(j)
-                        changed = shrunk = True
-                        free = ~self._mask(region)
-                else:
-                    rest.append(j)
-            pending = rest
+            pending = np.delete(pending, gone)
         if shrunk:
-            pending = [j for j in pending if intersect(self.boxes[j], region) is not None]
-        return normalized(region, self.model.fields), used, pending
+            met = np.zeros(len(self.boxes), dtype=bool)
+            met[self.model.index.meeting(region)] = True
+            pending = pending[met[pending]]
+        return normalized(region, self.model.fields), used, pending.tolist()
 
     def _needed(self, region: Box, cover: list[int]) -> list[int]:
         """The boxes of a small cover that are needed: each one dropped in turn if the rest still
@@ -337,7 +353,7 @@ class _RuleLint:
             return meeting.cached(("before", first), point, lambda: self.model.index.first_holding(point, first))
 
         for i in range(first, last + 1):
-            answer = self.inside(self.boxes[i], lambda i=i: meeting.before(i, first), holder)
+            answer = self.inside(self.boxes[i], lambda i=i: meeting.bits(i) & below(first), holder)
             if answer.status == OPEN:
                 return answer
             if answer.status == UNDECIDED:
@@ -354,16 +370,18 @@ class _RuleLint:
         undecided = None
         for i in range(first, last + 1):
             box, later = self.boxes[i], meeting.after(i, last)
-            for n, k in enumerate(later):
+            for k in later.tolist():
                 if self.outcome[k] != mine:
                     region = intersect(box, self.boxes[k])
 
                     def holder(p: dict[str, int], i=i, k=k) -> int | None:
                         found = meeting.cached(("before", i), p, lambda: self.model.index.first_holding(p, i))
                         return found if found is not None else meeting.cached(
-                            ("between", k), p, lambda: self.holders.first(p, last + 1, k))
+                            ("between", k), p, lambda: self.model.index.first_holding(p, k, last + 1))
 
-                    answer = self.inside(region, lambda i=i, n=n: meeting.before(i, i) + later[:n], holder)
+                    # the boxes deciding first without the rule: before it, its own before i, then up to k
+                    deciding = below(i) | (below(k) & ~below(last + 1))
+                    answer = self.inside(region, lambda i=i, deciding=deciding: meeting.bits(i) & deciding, holder)
                     if answer.status == OPEN:
                         return answer
                     if answer.status == UNDECIDED:
@@ -374,7 +392,7 @@ class _RuleLint:
 
     def _next(self, point: dict[str, int], last: int) -> int:
         """The box that decides `point` when the boxes up to `last` are removed."""
-        return self.holders.first(point, last + 1, len(self.boxes))
+        return self.model.index.first_holding(point, len(self.boxes), last + 1)
 
     # ----- findings ---------------------------------------------------------------------------
     def _source_rules(self, indices: list[int]) -> list[tuple[str, typed.Origin]]:
@@ -416,12 +434,19 @@ class _RuleLint:
             hint="remove it; to keep it on purpose, silence this with `# dpipolicy: ignore L102`")
 
     def _overlaps(self, rule: typed.Rule, first: int, last: int, meeting: "_Meeting") -> None:
-        pairs: dict[str, tuple[int, int]] = {}
-        for i in range(first, last + 1):
-            mine = self.outcome[i]
-            for j in meeting.before(i, first):
-                if self.outcome[j] != mine:
-                    pairs.setdefault(self.model.entries[j][1], (i, j))
+        # Per earlier source rule with another outcome that meets the rule, its first pair of
+        # boxes (the rule's box i, its box j) in the order: i, then j. Only the first few pairs
+        # are shown, and the others counted.
+        mine = [meeting.before(i, first, without=self.with_outcome[self.outcome[i]]) for i in range(first, last + 1)]
+        js = np.concatenate(mine)
+        if not len(js):
+            return
+        own = np.repeat(np.arange(first, last + 1), [len(m) for m in mine])
+        _, firsts = np.unique(self.source[js], return_index=True)
+        firsts.sort()
+        shown_pairs = firsts[:OVERLAP_TRIES + NAMES_SHOWN].tolist()
+        pairs = {self.model.entries[int(js[m])][1]: (int(own[m]), int(js[m])) for m in shown_pairs}
+        earlier = len(firsts)
         # Shown with a flow of both boxes that gets another outcome than the rule's: where a still
         # earlier rule gives every such flow the rule's own outcome, moving it would change nothing.
         shown = None
@@ -435,6 +460,7 @@ class _RuleLint:
             return
         name, j, point, decider = shown
         more = [(n, pair) for n, pair in pairs.items() if n != name]
+        others = earlier - 1
         action, _, origin, _ = self.model.entries[j]
         verdict, who = self.model.entries[decider][0], self.model.entries[decider][1]
         notes = [f"for example {flow_text(self.schema, point)} matches both, and gets {verdict.text()} "
@@ -442,8 +468,8 @@ class _RuleLint:
         related = [(rule_place(origin), f"rule `{name}` ({action.text()}) comes first")]
         related += [(rule_place(self.model.entries[jj][2]), f"rule `{n}` ({self.model.entries[jj][0].text()}) comes first")
                     for n, (_, jj) in more[:NAMES_SHOWN - 1]]
-        if len(more) >= NAMES_SHOWN:
-            notes.append(f"and {counted(len(more) - NAMES_SHOWN + 1, 'more earlier rule')} with other actions")
+        if others >= NAMES_SHOWN:
+            notes.append(f"and {counted(others - NAMES_SHOWN + 1, 'more earlier rule')} with other actions")
         self.findings.append(LintFinding(
             "L103", f"rule `{rule.origin.name}` ({rule.action.text()}) overlaps the earlier rule `{name}` "
             f"({action.text()}): flows matching both never reach it", rule.origin.span, rule.origin.span,
@@ -529,51 +555,26 @@ class _SpecLint:
         return None
 
 
-class _Holders:
-    """The first box holding a point within a range [lo, hi) of the table. The index answers
-    ranges that start at 0; for the others, indexes over suffixes of the table (one every
-    `step` boxes, built when first needed) answer from the next suffix start on, and the few
-    boxes before it are tested one by one."""
-
-    def __init__(self, model: TableModel):
-        self.model = model
-        self.step = max(SUFFIX_STEP_MIN, len(model.boxes) // SUFFIXES)
-        self.suffixes: dict[int, BoxIndex] = {0: model.index}
-
-    def first(self, point: dict[str, int], lo: int, hi: int) -> int | None:
-        start = -(-lo // self.step) * self.step
-        for j in range(lo, min(start, hi)):
-            if point_in(self.model.boxes[j], point):
-                return j
-        if start >= hi:
-            return None
-        if start not in self.suffixes:
-            self.suffixes[start] = BoxIndex(self.model.table.schema.flow_fields, self.model.boxes[start:])
-        found = self.suffixes[start].first_holding(point, hi - start)
-        return None if found is None else start + found
-
-
 class _Meeting:
-    """The boxes meeting each box of one rule, in table order: one index query per box, kept
-    while the rule is looked at."""
+    """The boxes meeting each box of one rule, as bitsets: one index query per box, kept while
+    the rule is looked at, and listed in table order when asked."""
 
     def __init__(self, model: TableModel):
         self.model = model
-        self.found: dict[int, list[int]] = {}
+        self.found: dict[int, int] = {}
         self.answers: dict[tuple, int | None] = {}
 
-    def all(self, i: int) -> list[int]:
+    def bits(self, i: int) -> int:
         if i not in self.found:
-            self.found[i] = self.model.index.overlapping(self.model.boxes[i])
+            self.found[i] = self.model.index.meeting_bits(self.model.boxes[i])
         return self.found[i]
 
-    def before(self, i: int, bound: int) -> list[int]:
-        found = self.all(i)
-        return found[:bisect.bisect_left(found, bound)]
+    def before(self, i: int, bound: int, without: int = 0) -> np.ndarray:
+        """The boxes before `bound` meeting box i, less those of `without` (a bitset)."""
+        return rules_of(self.bits(i) & below(bound) & ~without, len(self.model.boxes))
 
-    def after(self, i: int, last: int) -> list[int]:
-        found = self.all(i)
-        return found[bisect.bisect_right(found, last):]
+    def after(self, i: int, last: int) -> np.ndarray:
+        return rules_of(self.bits(i) & ~below(last + 1), len(self.model.boxes))
 
     def cached(self, question: tuple, point: dict[str, int], answer):
         """Index answers about one point, kept for the rule: realistic points recur."""
