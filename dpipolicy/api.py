@@ -39,10 +39,12 @@ class Loaded:
 class Reading:
     """How to read an input that is a rule set exported from a real enforcement point
     (docs/import.md): its format if detection is not wanted, the hook the table describes, and
-    whether approximations are accepted (`chain` and `approximate` apply to rule sets only)."""
+    whether approximations are accepted, and the engine contract of dpipolicy's own nftables
+    table (`chain`, `approximate` and `contract` apply to rule sets only)."""
     format: str | None = None           # one of detect.FORMATS, or None: told by the content
     chain: str | None = None
     approximate: bool = False
+    contract: Path | None = None        # the engine contract an nftables rule set was compiled with
 
 
 def input_format(path: Path, reading: Reading = Reading()) -> str:
@@ -59,7 +61,14 @@ def import_table(path: Path, catalogue: Catalogue, reading: Reading = Reading())
     """The rule table of the rule set in `path` at the hook `reading` names (or its only one)."""
     from dpipolicy.compiler.importers.imported import rule_table
     kind = input_format(path, reading)
-    return rule_table(detect.read_ruleset(path, kind), catalogue, reading.chain, reading.approximate)
+    return rule_table(read_ruleset(path, kind, reading), catalogue, reading.chain, reading.approximate)
+
+
+def read_ruleset(path: Path, kind: str, reading: Reading):
+    """The rule set in `path`, under the contract `reading` names, if any."""
+    from dpipolicy.compiler.backends.contractfile import read_contract
+    contract = read_contract(reading.contract) if reading.contract is not None else None
+    return detect.read_ruleset(path, kind, contract)
 
 
 @dataclass
@@ -94,8 +103,9 @@ def _load(path: Path, specs: tuple[Path, ...], catalogue: Catalogue, memo: Memo 
           reading: Reading = Reading()) -> Loaded:
     parse = memo.parse if memo is not None else None
     kind = input_format(path, reading)
-    if kind in (detect.POLICY, detect.TABLE) and (reading.chain is not None or reading.approximate):
-        flag = "--chain" if reading.chain is not None else "--approximate"
+    if kind in (detect.POLICY, detect.TABLE) and (reading.chain is not None or reading.approximate
+                                                   or reading.contract is not None):
+        flag = "--chain" if reading.chain is not None else "--approximate" if reading.approximate else "--contract"
         raise DiagnosticError([Diagnostic("E703", f"{flag} applies to rule sets exported from an enforcement point, "
                                           f"and `{path}` is {detect.DESCRIBED[kind]}", None, location_text=flag,
                                           help=f"leave {flag} out, or name the format with --input-format")])
@@ -123,7 +133,7 @@ def lint_ruleset(path: Path, specs: tuple[Path, ...], catalogues: tuple[Path, ..
     from dpipolicy.compiler.importers.imported import judged_table
     from dpipolicy.verifier.rulesetlint import lint_imported
     catalogue = load_catalogue(catalogues)
-    ruleset = detect.read_ruleset(path, input_format(path, reading))
+    ruleset = read_ruleset(path, input_format(path, reading), reading)
     table, judged, assumed = judged_table(ruleset, catalogue, reading.chain, reading.approximate)
     loaded = with_spec(table, specs, catalogue)
     placed = load_items(specs[0], specs[1:])[0] if specs else []

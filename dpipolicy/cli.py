@@ -86,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
                        "chains on several (input, forward, output, prerouting, postrouting, ...)")
         p.add_argument("--approximate", action="store_true", help="read what the table cannot hold exactly as "
                        "listed approximations; results that depend on them are approximate")
+        p.add_argument("--contract", type=Path, metavar="FILE", help="the engine contract an nftables rule set was "
+                       "compiled with (`compile --contract`): its marks and sets read as the DPI and subscriber fields")
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--catalogue", action="append", type=Path, default=[], metavar="FILE",
@@ -294,13 +296,13 @@ def _limits(args):
 def _reading(args):
     """--input-format, --chain and --approximate: how to read a rule set (docs/import.md)."""
     from dpipolicy import api
-    return api.Reading(args.input_format, args.chain, args.approximate)
+    return api.Reading(args.input_format, args.chain, args.approximate, args.contract)
 
 
 def _diff_readings(args) -> tuple:
-    """How `diff` reads each side: --chain and --approximate are for the rule sets among them,
-    so a policy can be diffed with the rule set that should implement it; given where neither
-    side is a rule set, they are E703 as for any command."""
+    """How `diff` reads each side: --chain, --approximate and --contract are for the rule sets
+    among them, so a policy can be diffed with the rule set that should implement it; given
+    where neither side is a rule set, they are E703 as for any command."""
     from dpipolicy import api
     from dpipolicy.compiler.importers import detect
     reading = _reading(args)
@@ -690,7 +692,7 @@ def _lint(args, stdout: TextIO, stderr: TextIO) -> int:
         raise DiagnosticError([Diagnostic("E321", "`lint` takes a .dpi policy, not a rule table", None,
                                           location_text=str(args.policy))])
     if kind == POLICY:
-        if args.chain is not None or args.approximate:
+        if args.chain is not None or args.approximate or args.contract is not None:
             api.load(args.policy, reading=reading)      # says that these apply to rule sets only
         result = lint_files(args.policy, tuple(args.spec), tuple(args.catalogue), limits)
     else:

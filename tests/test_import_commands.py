@@ -232,3 +232,61 @@ def test_hooks_no_packet_passes_in_turn_are_an_error(tmp_path):
     assert code == 2 and "error[E702]: no packet passes the hooks prerouting, postrouting in that order" in err
     code, _, err = run_cli("import", dump, "--chain", "input,forward")
     assert code == 2 and "error[E702]" in err
+
+
+# ----- the engine contract from the command line ------------------------------------------------
+
+UK = Path(__file__).parent.parent / "examples" / "uk-mobile"
+
+
+def test_the_contract_file_reads_back_as_the_contract_it_was_written_from(tmp_path):
+    from dpipolicy import api
+    from dpipolicy.compiler.backends import TARGETS, Options
+    from dpipolicy.compiler.backends.contractfile import read_contract
+    policies = [p for p in sorted(UK.parent.glob("*/*.dpi")) if "\npolicy " in "\n" + p.read_text()]
+    assert len(policies) >= 5
+    for policy in policies:
+        loaded = api.load(policy)
+        contract = TARGETS["nftables"].compile(loaded.table, Options(str(policy), approximate=True)).contract
+        written = tmp_path / "contract.json"
+        written.write_text(json.dumps(contract.to_json()))
+        assert read_contract(written) == contract, policy
+
+
+def test_the_deployed_september_rule_set_under_its_contract_resets_authenticated_submission():
+    code, out, _ = run_cli("check", UK / "policy-2011-09.nft", "--contract", UK / "contract-2011-09.json",
+                           "--spec", UK / "spec.dpi", "--format", "json")
+    results = {r["name"]: r for r in json.loads(out)["results"]}
+    violated = results["auth_smtp_third_party_never_blocked"]
+    assert code == 1 and violated["status"] == "violated"
+    assert violated["counterexample"]["action"] == "reset" and violated["counterexample"]["flow"]["app"] in (
+        "submission", "smtps")
+    code, out, _ = run_cli("check", UK / "policy-2011-08.nft", "--contract", UK / "contract-2011-09.json",
+                           "--spec", UK / "spec.dpi")
+    assert code == 0, out
+
+
+def test_a_policy_diffs_equal_to_its_deployed_rule_set_under_the_contract():
+    code, out, _ = run_cli("diff", UK / "policy-2011-09.dpi", UK / "policy-2011-09.nft",
+                           "--contract", UK / "contract-2011-09.json")
+    assert code == 0 and out.startswith("no semantic change (proved")
+    code, out, _ = run_cli("diff", UK / "policy-2011-08.dpi", UK / "policy-2011-09.nft",
+                           "--contract", UK / "contract-2011-09.json")
+    assert code == 1 and "reset" in out
+
+
+def test_contract_errors(tmp_path):
+    code, _, err = run_cli("check", UK / "policy-2011-09.dpi", "--contract", UK / "contract-2011-09.json")
+    assert code == 2 and "error[E703]: --contract applies to rule sets" in err
+    dump = _file(tmp_path, "path.iptables-save", _PATH_DUMP)
+    code, _, err = run_cli("import", dump, "--chain", "input", "--contract", UK / "contract-2011-09.json")
+    assert code == 2 and "error[E703]: --contract applies to nftables rule sets" in err
+    data = json.loads((UK / "contract-2011-09.json").read_text())
+    del data["subscriber_sets"][0]["field"]
+    bad = _file(tmp_path, "contract.json", json.dumps(data))
+    code, _, err = run_cli("check", UK / "policy-2011-09.nft", "--contract", bad)
+    assert code == 2 and "error[E756]: `field` is missing" in err and "contract.json: subscriber_sets[0].field" in err
+    data["format"] = "something-else"
+    bad.write_text(json.dumps(data))
+    code, _, err = run_cli("check", UK / "policy-2011-09.nft", "--contract", bad)
+    assert code == 2 and "error[E756]: not an engine contract" in err

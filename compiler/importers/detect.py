@@ -87,22 +87,27 @@ def _family(path: Path, lines: list[str]) -> str:
         help="name it: --input-format iptables, or --input-format ip6tables")])
 
 
-def read_ruleset(path: Path, kind: str) -> Ruleset:
-    """The rule set in `path`, read by the reader of its kind (one of RULE_SETS)."""
+def read_ruleset(path: Path, kind: str, contract=None) -> Ruleset:
+    """The rule set in `path`, read by the reader of its kind (one of RULE_SETS); an nftables
+    one under the engine `contract` (a backends.contract.Contract) if one is given."""
     if kind in (IPTABLES, IP6TABLES):
+        if contract is not None:
+            raise DiagnosticError([Diagnostic(
+                "E703", f"--contract applies to nftables rule sets, and `{path}` is {DESCRIBED[kind]}", None,
+                location_text="--contract", help="leave --contract out: the iptables backend has no engine contract")])
         from .iptables import read_iptables_save
         source = read_source(path, "rule set file")
         return read_iptables_save(source.text, source.display_name, "ipv4" if kind == IPTABLES else "ipv6")
     reader = _nft_reader(kind, path)
     if kind == NFT_TEXT:
-        return reader(path)
+        return reader(path, contract)
     source = read_source(path, "rule set file")
     try:
         data = json.loads(source.text)
     except json.JSONDecodeError as exc:
         raise DiagnosticError([Diagnostic("E300", f"invalid JSON: {exc.msg}", None,
                                           location_text=f"{source.display_name}:{exc.lineno}:{exc.colno}")]) from None
-    return reader(data, source.display_name)
+    return reader(data, source.display_name, contract)
 
 
 def _nft_reader(kind: str, path: Path):
