@@ -78,6 +78,8 @@ def format_source(text: str, name: str = "<text>") -> str:
         parse_source(file_from_text(text, name))      # raises, as for every command reading this file
         raise RuntimeError(f"the formatter cannot read `{name}`, which the parser accepts; this is a bug")
     result = _Printer(_Layout(read).ops()).text()
+    if result == text:
+        return result       # already in its layout: the very tokens and comments, nothing to prove
     try:
         again = _read(result)
     except LarkError:
