@@ -69,10 +69,12 @@ def lint_imported(table: RuleTable, judged: tuple[Judged, ...], placed: list[Pla
         else:
             judged_rules.append(_Rule(origin, model.entries[run[0]][0]))
     found, open_questions, queries = _rule_findings(_Rules(judged_rules), model, limits)
-    found = [f for f in found if not (f.code == "L102" and _rewrite_at_stake(_named(f, met), met, table))]
+    rewriting = {n for n, places in met.items() if places[0].rule.verdict.rewrites}
+    found = [f for f in found if not (f.code == "L102" and _rewrite_at_stake(model, runs.get(_named(f, met)),
+                                                                             rewriting))]
     findings = [_marked(table, f, met) for f in findings + found]
     if assumed is not None:
-        findings = [_on_assumed_default(f, model, _named(f, met), assumed) if f.code == "L102" else f
+        findings = [_on_assumed_default(f, model, runs.get(_named(f, met)), assumed) if f.code == "L102" else f
                     for f in findings]
     checks = _SpecLint(model, placed, without_profile(spec), limits)
     checks.run()
@@ -117,34 +119,32 @@ def _named(finding: LintFinding, met: dict[str, list[Judged]]) -> str | None:
     return next((n for n in met if finding.message.startswith(f"rule `{n}`")), None)
 
 
-def _rewrite_at_stake(name: str | None, met: dict[str, list[Judged]], table: RuleTable) -> bool:
-    """Whether an address rewrite (NAT) may hang on rule `name`: it rewrites, or a later rule
-    that meets its flows does. The table's outcome is the verdict alone (accept), so it cannot
-    tell a rewrite from none: without such a rule every flow may get the same verdict and yet
-    be translated otherwise, and L102 would call a rule that exempts flows from NAT, or does
-    it, redundant."""
-    if name is None:
+def _rewrite_at_stake(model: TableModel, run: list[int] | None, rewriting: set[str]) -> bool:
+    """Whether an address rewrite (NAT) may hang on the rule of match rules `run`: it rewrites,
+    or a later rule that meets its flows does (`rewriting`: the rules that rewrite). The
+    table's outcome is the verdict alone (accept), so it cannot tell a rewrite from none:
+    without such a rule every flow may get the same verdict and yet be translated otherwise,
+    and L102 would call a rule that exempts flows from NAT, or does it, redundant."""
+    if not run:
         return False
-    if met[name][0].rule.verdict.rewrites:
+    names = [name for _, name, *_ in model.entries]
+    if names[run[0]] in rewriting:
         return True
-    rewriting = {n for n, places in met.items() if places[0].rule.verdict.rewrites}
-    boxes = [r.box() for r in table.rules if r.origin.name == name]
-    last = max((k for k, r in enumerate(table.rules) if r.origin.name == name), default=-1)
-    return any(r.origin.name in rewriting and any(intersect(r.box(), b) is not None for b in boxes)
-               for r in table.rules[last + 1:])
+    boxes = [model.boxes[k] for k in run]
+    return any(names[k] in rewriting and any(intersect(model.boxes[k], b) is not None for b in boxes)
+               for k in range(run[-1] + 1, len(model.table.rules)))
 
 
-def _on_assumed_default(finding: LintFinding, model: TableModel, name: str | None,
+def _on_assumed_default(finding: LintFinding, model: TableModel, run: list[int] | None,
                         assumed: Approximation) -> LintFinding:
-    """An L102 whose rule, once removed, hands flows to the default, which the file does not
-    give: the finding holds for the policy assumed, not necessarily for the kernel's."""
-    rules = model.table.rules
-    run = [k for k, r in enumerate(rules) if r.origin.name == name]
+    """An L102 whose rule (match rules `run`), once removed, hands flows to the default, which
+    the file does not give: the finding holds for the policy assumed, not necessarily for the
+    kernel's."""
     if not run:
         return finding
-    later = [r.box() for r in rules[run[-1] + 1:]]
+    later = model.boxes[run[-1] + 1:len(model.table.rules)]
     for k in run:
-        box = rules[k].box()
+        box = model.boxes[k]
         rest, complete = subtract_all(box, [b for b in later if intersect(b, box) is not None], model.fields, 1)
         if rest or not complete:
             note = (f"approximate: without it, some of its flows fall to the default, and {assumed.what}; "
