@@ -542,7 +542,7 @@ def behind(table: RuleTable, boxes, origin: Origin) -> RuleTable:
     return replace(table, rules=first + table.rules)
 
 
-UNSEEN = Origin("(no packet carries these flows)", None, "contract")
+_UNSEEN = Origin("(no packet carries these flows)", None, "contract")
 
 
 def diff_tables(old: RuleTable, new: RuleTable, limits: Limits, jobs: int = 1) -> Diff:
@@ -552,7 +552,7 @@ def diff_tables(old: RuleTable, new: RuleTable, limits: Limits, jobs: int = 1) -
     old, new = retarget(old, schema), retarget(new, schema)
     if old.packet_filter or new.packet_filter:       # a rule set's diff speaks of the flows packets carry
         unseen = unseen_flows(schema)
-        old, new = behind(old, unseen, UNSEEN), behind(new, unseen, UNSEEN)
+        old, new = behind(old, unseen, _UNSEEN), behind(new, unseen, _UNSEEN)
     a, b = TableModel(old), TableModel(new)
     tables = _Tables(a, b)
     changed_a, changed_b = (np.flatnonzero(partner < 0).tolist() for partner in tables.partner)

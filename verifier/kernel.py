@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dpipolicy.compiler.backends import Compiled
 from dpipolicy.compiler.backends.contract import unseen_flows
@@ -21,7 +21,7 @@ from dpipolicy.compiler.importers.nftjson import read_kernel_rules
 from dpipolicy.compiler.table import RuleTable
 from dpipolicy.dsl.words import counted
 
-from .diff import UNSEEN, behind, diff_tables
+from .diff import diff_tables
 from dpipolicy.compiler.netns import NamespaceError, nft_failure, run_in_namespace, unprivileged
 from .solve import Limits
 from .validate import MistranslationError
@@ -91,8 +91,8 @@ def kernel_equivalence(table: RuleTable, kernel: tuple[RuleTable, tuple], limits
     rules, tags = kernel
     if _by_groups(table, rules, tags):
         return KernelCheck("proved", len(table.rules), len(rules.rules))
-    unseen = unseen_flows(table.schema)
-    diff = diff_tables(behind(table, unseen, UNSEEN), behind(rules, unseen, UNSEEN), limits)
+    # both as packet filters: the diff takes the flows no packet carries out (diff.diff_tables)
+    diff = diff_tables(replace(table, packet_filter=True), replace(rules, packet_filter=True), limits)
     if diff.changes:
         change = diff.changes[0]
         raise KernelMismatch(
