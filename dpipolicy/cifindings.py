@@ -15,7 +15,7 @@ from dpipolicy.dsl.schema import Schema
 from dpipolicy.dsl.typed import Origin
 from dpipolicy.findings import Case, Finding, Place
 from dpipolicy.verifier.diff import Change, Decider, Diff
-from dpipolicy.verifier.diffreport import StatusChange, change_details, grouped
+from dpipolicy.verifier.diffreport import StatusChange, change_details, grouped, partial_note
 from dpipolicy.verifier.report import Names, TextReport, box_text
 from dpipolicy.verifier.results import APPROXIMATE, FAILED, UNKNOWN, VIOLATED, Report, Result
 
@@ -92,7 +92,8 @@ def _decider_label(side: str, d: Decider) -> str:
 
 
 def _change_lines(diff: Diff, change: Change) -> list[str]:
-    part = "" if change.exact else "  (only the flows of this box these two rules decide; earlier rules take the rest)"
+    note = partial_note(change)
+    part = f"  ({note})" if note else ""
     return [f"- {box_text(diff.schema, change.box, diff.names)}{part}"] + [
         f"  {line}" for line in change_details(diff, change)]
 

@@ -11,7 +11,7 @@ sampled against `typed.decide`). It checks that
 (a) a flow's outcome (action, rate, target, log) differs iff the flow is in the region of some
     change: in `change.box`, decided by `change.old.rule` on the old side and by
     `change.new.rule` on the new side (this reading is exact also for a change that names the
-    earlier rules it excludes);
+    earlier rules it excludes), or for a fan-out by one of the rules `among` on its side;
 (b) the regions of different changes do not overlap;
 (c) every change's witness is decided by the named rules with the named actions on both sides;
 (d) `diff.equivalent` is True iff no grid flow changes;
@@ -173,8 +173,8 @@ def check_diff(old, new, shown: str, sample: int = 20) -> Checked:
         if c.old.action == c.new.action:
             fail(f"{what}: a change with the same action on both sides")
         region = brute.box_mask(env, c.box)
-        region &= np.asarray(sem_old.names, dtype=object)[d_old] == c.old.rule
-        region &= np.asarray(sem_new.names, dtype=object)[d_new] == c.new.rule
+        region &= np.isin(np.asarray(sem_old.names, dtype=object)[d_old], c.old.rules)
+        region &= np.isin(np.asarray(sem_new.names, dtype=object)[d_new], c.new.rules)
         # (a) only flows that change
         if (region & ~changed).any():
             k = int(np.flatnonzero(region & ~changed)[0])
@@ -338,6 +338,36 @@ def test_random_pairs_shown_as_box_minus_rules_agree_with_brute_force(pair):
     with mock.patch.object(diff_module, "EXACT_BOXES_CAP", 1):
         check_diff(old_loaded, new_loaded, f"(EXACT_BOXES_CAP=1; {how})\n--- old.dpi ---\n{old_text}"
                                            f"--- new.dpi ---\n{new_text}")
+
+
+@settings(max_examples=max(1, EXAMPLES // 3), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
+@given(policy_pairs())
+def test_random_pairs_fanned_out_agree_with_brute_force(pair):
+    """The same property with the changes of a rule and two or more rules of one outcome on the
+    other side as one fan-out (`Decider.among`), a form small random policies otherwise never
+    reach (it needs more than FANOUT_CAP such rules)."""
+    old, new, how = pair
+    old_text, new_text = old.texts()[0], new.texts()[0]
+    old_loaded, new_loaded = _load_pair(old_text, new_text)
+    with mock.patch.object(diff_module, "FANOUT_CAP", 1):
+        check_diff(old_loaded, new_loaded, f"(FANOUT_CAP=1; {how})\n--- old.dpi ---\n{old_text}"
+                                           f"--- new.dpi ---\n{new_text}")
+
+
+OFFICES = "".join(f"rule office_{i:02} when src.ip in 10.0.{i}.0/24 then allow, log\n" for i in range(1, 18))
+
+
+def test_rule_taking_the_flows_of_many_rules_is_one_fan_out():
+    """A block put in front of 17 office rules of one outcome (more than FANOUT_CAP): their flows
+    with it are one change naming all 17, and the default's flows are another."""
+    checked = check_pair("default allow\n" + OFFICES, "default allow\nrule ssh_block when dst.port == 22 then block\n"
+                         + OFFICES)
+    fanned = [c for c in checked.diff.changes if c.old.among]
+    assert len(checked.diff.changes) == 2 and len(fanned) == 1
+    (change,) = fanned
+    assert change.old.among == tuple(f"office_{i:02}" for i in range(1, 18)) and change.old.rule in change.old.among
+    assert change.new.rule == "ssh_block" and not change.new.among and not change.exact
 
 
 MANY_BOXES_OLD = """

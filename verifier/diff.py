@@ -12,7 +12,10 @@ that c and k decide (batched probes or a search, probe.py, or a z3 model), and e
 interval arithmetic (disjoint, or covered by earlier rules) or by z3's unsat. A non-empty one
 is shown as exact boxes, or, when subtracting would split it into too many, as the box with
 the earlier rules it excludes named. Flows decided by changed rules on both sides are found
-once, from the old side.
+once, from the old side. When more than FANOUT_CAP rules k of one outcome could decide c's
+flows differently, their regions are one change (a fan-out: c, and one of those rules), found
+by one flow: one edit then reads as a change per outcome, not per rule it meets, which at
+100k rules was over a million regions.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from functools import partial
 import numpy as np
 
 from dpipolicy.compiler.backends.contract import unseen_flows
-from dpipolicy.compiler.boxes import Box, hull, intersect, merge, normalized, point_in, subtract_all
+from dpipolicy.compiler.boxes import Box, hull, hull_within, intersect, merge, normalized, point_in, subtract_all
 from dpipolicy.compiler.retarget import joint_schema, retarget
 from dpipolicy.compiler.table import MatchRule, RuleTable
 from dpipolicy.dsl.schema import LABEL_FIELDS, Schema
@@ -42,13 +45,22 @@ PROBE_ROUNDS = 2          # batches of candidate flows a walk tries for all its 
 ESCAPE_STEPS = 32         # moves a walk tries for each of the few rules that earlier rules do not plainly cover
 EXACT_BOXES_CAP = 16      # a changed region splitting into more boxes is shown as a box minus named rules
 EXCLUDING_NAMED = 10      # ... naming at most this many of the earlier rules that take part of the box
+FANOUT_CAP = 16           # a changed rule meeting more rules of one outcome on the other side than this: one change for them
 
 
 @dataclass(frozen=True)
 class Decider:
+    """The rule deciding a change's flows on one side. In a fan-out (`among` set), one of the
+    rules `among`, all with this action, decides each flow; `rule` is the one deciding the
+    witness, `origin` its place."""
     action: Action
     rule: str
     origin: Origin | None
+    among: tuple[str, ...] = ()
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return self.among or (self.rule,)
 
 
 @dataclass(frozen=True)
@@ -149,6 +161,9 @@ class _Walk:
         relevant = kept[differs]
         if not len(relevant):
             return              # no rule that could decide c's flows differently
+        self.fanned = self._fan_outs(relevant)
+        self.reached: set[int] = set()          # fanned outcomes with a flow recorded
+        self.recorded: set[int] = set()         # rules k with a flow recorded
         earlier = own.index.meeting(box, c)
         has_twin = np.zeros(len(own.boxes), dtype=bool)
         has_twin[partner[twin]] = True
@@ -172,9 +187,11 @@ class _Walk:
         orders = [self.grid.least_covered if i == 0 else shuffled for i in range(PROBE_ROUNDS)]
         at = self._rows(relevant)
         found, blockers = self._probe(c, relevant, at, orders)
-        left = self._uncovered(relevant[~found], at[~found], blockers[~found])
+        done = found | self._reached(relevant)
+        left = self._uncovered(relevant[~done], at[~done], blockers[~done])
         # The few rules left are searched for one by one, which costs little next to a query.
-        wanted = set(left.tolist()) - self._escape(c, left, rng)      # |r<k>| is true until the flows of k are recorded
+        self._escape(c, left, rng)
+        wanted = {k for k in left.tolist() if not self._settled(k)}     # |r<k>| is true until k is settled
         if not wanted:
             return              # every rule that decides some flow of c differently is recorded
 
@@ -212,10 +229,27 @@ class _Walk:
             if not inside[0]:
                 raise InternalError("diff: z3 named a flow outside the changed rule's box")
             self._record(c, k, int(self._rows(k)), at[0])
-            wanted.discard(k)
+            settled = sorted(j for j in wanted if self._settled(j))     # k, and the rest of its fan-out
+            wanted.difference_update(settled)
             if not wanted:
                 return
-            session.add(f"(assert (not |r{k}|))")
+            session.add("\n".join(f"(assert (not |r{j}|))" for j in settled))
+
+    def _fan_outs(self, relevant: np.ndarray) -> dict[int, np.ndarray]:
+        """Per outcome that more than FANOUT_CAP of the rules that could decide c's flows
+        differently give: those rules, in order. Their flows with c are one change (a fan-out),
+        found by one flow: a changed rule that takes over the flows of thousands of rules reads
+        as one change per outcome, not one per rule."""
+        outcomes = self.other_outcome[relevant]
+        values, counts = np.unique(outcomes, return_counts=True)
+        return {o: relevant[outcomes == o] for o in values[counts > FANOUT_CAP].tolist()}
+
+    def _reached(self, rules: np.ndarray) -> np.ndarray:
+        """Which `rules` belong to a fan-out that has its flow: nothing more is sought for them."""
+        return np.isin(self.other_outcome[rules], list(self.reached))
+
+    def _settled(self, k: int) -> bool:
+        return k in self.recorded or int(self.other_outcome[k]) in self.reached
 
     def _rows(self, rules: np.ndarray | int) -> np.ndarray:
         """The grid rows of rules of the other table (all among the walk's, which are in order)."""
@@ -230,7 +264,7 @@ class _Walk:
         found = np.zeros(len(wanted), dtype=bool)
         blockers = rows.copy()
         for n, order in enumerate(orders):
-            todo = np.flatnonzero(~found)
+            todo = np.flatnonzero(~found & ~self._reached(wanted))
             if not len(todo):
                 break
             flows = grid.candidates(rows[todo], order())
@@ -255,39 +289,53 @@ class _Walk:
         rest = np.flatnonzero(~held)
         return wanted[rest[~self.grid.covered_before(rows[rest])]]
 
-    def _escape(self, c: int, wanted: np.ndarray, rng: np.random.Generator) -> set[int]:
-        """Record the region of each wanted rule for which Grid.escape finds a flow it and c
-        decide, starting from its least covered candidate: those rules."""
-        grid, found = self.grid, set()
+    def _escape(self, c: int, wanted: np.ndarray, rng: np.random.Generator) -> None:
+        """Record the region of each wanted rule not yet settled for which Grid.escape finds a
+        flow it and c decide, starting from its least covered candidate."""
+        grid = self.grid
         if not len(wanted) or not ESCAPE_STEPS:
-            return found
+            return
         rows = self._rows(wanted)
         for k, row, flow in zip(wanted.tolist(), rows.tolist(), grid.candidates(rows, grid.least_covered())):
+            if self._settled(k):
+                continue
             flow = grid.escape(flow, row, rng, ESCAPE_STEPS)
             if flow is not None:
                 self._record(c, k, row, flow)
-                found.add(k)
-        return found
 
     def _record(self, c: int, k: int, row: int, flow: np.ndarray) -> None:
         """Note that c here and k there decide the flows of the grid flow's cell (all of them);
         the region of c and k is written once the walk has found them all (_write_regions)."""
         self.found.append((k, row, flow))
+        self.recorded.add(k)
+        outcome = int(self.other_outcome[k])
+        if outcome in self.fanned:
+            self.reached.add(outcome)
 
     def _write_regions(self, c: int) -> None:
-        """Each found region as exact boxes, or as its box minus named earlier rules; the
-        witnesses of a walk are chosen and checked together."""
+        """Each found region as exact boxes, or as its box minus named earlier rules, and each
+        fan-out as the hull of its rules' regions; the witnesses of a walk are chosen and
+        checked together."""
         own, other, schema = self.own, self.other, self.own.table.schema
-        rows = np.array([row for _, row, _ in self.found], dtype=np.int64)
+        witnessed: set[int] = set()
+        pairs, fan_outs = [], []        # found (k, row, flow) of one rule k each; the first of each fan-out
+        for entry in self.found:
+            outcome = int(self.other_outcome[entry[0]])
+            if outcome not in self.fanned:
+                pairs.append(entry)
+            elif outcome not in witnessed:
+                witnessed.add(outcome)
+                fan_outs.append(entry)
+        rows = np.array([row for _, row, _ in pairs], dtype=np.int64)
         start = len(self.earlier)
         written: list = []      # per region: its exact changes, or (box, old, new, names, complete) of a hull
         exact: list[tuple[int, dict[str, int]]] = []        # (row, witness) of exact boxes, checked at the end
         hulls: list[tuple[int, Box, np.ndarray]] = []        # (row, region, grid flow) whose witness is chosen below
         mine = _decider(own, c)
         meeting = self.grid.meeting_before(rows)
-        names = self._names(c, np.array([k for k, _, _ in self.found], dtype=np.int64), meeting)
+        names = self._names(c, np.array([k for k, _, _ in pairs], dtype=np.int64), meeting)
         few = (self.grid.count_rows(meeting) <= EXACT_BOXES_CAP).tolist()
-        for (k, row, flow), bits, (named, all_named), exactly in zip(self.found, meeting, names, few):
+        for (k, row, flow), bits, (named, all_named), exactly in zip(pairs, meeting, names, few):
             region = intersect(own.boxes[c], other.boxes[k])
             old, new = (mine, _decider(other, k)) if self.old_side else (_decider(other, k), mine)
             parts, complete = [], False
@@ -304,6 +352,13 @@ class _Walk:
             else:
                 hulls.append((row, region, flow))
                 written.append((region, old, new, named, all_named))
+        for k, row, flow in fan_outs:
+            members = self.fanned[int(self.other_outcome[k])]
+            among = tuple(dict.fromkeys(self.rule_names[self.other_ids[members]].tolist()))
+            theirs = replace(_decider(other, k), among=among)
+            old, new = (mine, theirs) if self.old_side else (theirs, mine)
+            hulls.append((row, intersect(own.boxes[c], other.boxes[k]), flow))
+            written.append((hull_within(own.boxes[c], [other.boxes[j] for j in members.tolist()]), old, new, (), False))
         self._check_witnesses([p for _, p in exact], np.array([r for r, _ in exact], dtype=np.int64))
         points = iter(self._typical(hulls))
         for region in written:

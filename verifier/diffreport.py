@@ -11,7 +11,7 @@ from dpipolicy.dsl.schema import LABEL_FIELDS, NEW_LABEL, OLD_LABEL, Schema
 
 from dpipolicy.compiler.boxes import hull
 
-from .diff import Change, Decider, Diff
+from .diff import EXCLUDING_NAMED, Change, Decider, Diff
 from .escaping import md_code, md_html, md_text
 from .report import (approximation_json, approximation_names, approximations_text, box_json, box_text, decision_json,
                      decision_line, field_condition, flow_json, outcome_json)
@@ -43,9 +43,16 @@ class Group:
         return all(c.exact for c in self.changes)
 
 
+AMONG_SHOWN = 5         # rules of a fan-out named in text
+
+
 def decider_text(d: Decider) -> str:
     where = f" at {d.origin.location()}" if d.origin is not None and d.origin.location() else ""
-    return f"{d.rule}{where}"
+    if not d.among:
+        return f"{d.rule}{where}"
+    others = [name for name in d.among if name != d.rule]
+    shown = ", ".join(others[:AMONG_SHOWN]) + (f" and {len(others) - AMONG_SHOWN} more" if len(others) > AMONG_SHOWN else "")
+    return f"one of {len(d.among)} rules: {d.rule}{where} (the witness's), {shown}"
 
 
 def _plural(n: int, word: str, plural: str | None = None) -> str:
@@ -105,10 +112,14 @@ def _count(group: Group) -> str:
     return _plural(len(group.changes), "box", "boxes") + ("" if group.exact else "; some only in part")
 
 
-def _partial_note(change: Change) -> str | None:
+def partial_note(change: Change) -> str | None:
     """For a box that is a hull: which of its flows the change is about."""
     if change.exact:
         return None
+    if change.old.among or change.new.among:
+        (one, side), (many, other_side) = sorted(((change.old, "old"), (change.new, "new")), key=lambda d: bool(d[0].among))
+        return (f"only the flows of this box that {one.rule} decides in the {side} version and one of the "
+                f"{len(many.among)} rules below in the {other_side}")
     note = "only the flows of this box that these two rules decide"
     if change.excluding:
         more = len(change.excluding) - 5
@@ -180,7 +191,7 @@ def render_text(diff: Diff, statuses: list[StatusChange], limit: int = 50) -> st
             if shown == limit:
                 break
             lines.append(f"  - {box_text(diff.schema, change.box, diff.names)}")
-            note = _partial_note(change)
+            note = partial_note(change)
             lines += [f"    ({note})"] if note else []
             lines += [f"    {line}" for line in change_details(diff, change)]
             shown += 1
@@ -195,6 +206,9 @@ def _decider_json(d: Decider) -> dict:
     data = {**outcome_json(d.action), "rule": d.rule}
     if d.origin is not None and d.origin.location():
         data["rule_location"] = d.origin.location()
+    if d.among:
+        data["among"] = list(d.among[:EXCLUDING_NAMED])
+        data["among_count"] = len(d.among)
     return data
 
 
@@ -258,7 +272,7 @@ def render_markdown(diff: Diff, statuses: list[StatusChange], limit: int = 50) -
     for g in groups:
         out += ["", f"<details><summary>{md_html(g.what)}: {md_html(g.how)}</summary>", ""]
         for change in g.changes[: max(0, limit - shown)]:
-            note = _partial_note(change)
+            note = partial_note(change)
             out.append(f"- {md_code(box_text(diff.schema, change.box, diff.names))}"
                        + (f" ({md_text(note)})" if note else ""))
             out.extend(f"  - {md_text(line)}" for line in change_details(diff, change))

@@ -151,4 +151,5 @@ def _empty(box, others, fields) -> bool:
 def _words(decider) -> str:
     if decider.origin is None:
         return "the default"
-    return f"rule `{decider.rule}` ({decider.origin.location()})"
+    among = f", one of {len(decider.among)} rules with this outcome there" if decider.among else ""
+    return f"rule `{decider.rule}` ({decider.origin.location()}{among})"
