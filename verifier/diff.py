@@ -161,6 +161,7 @@ class _Walk:
         relevant = kept[differs]
         if not len(relevant):
             return              # no rule that could decide c's flows differently
+        kept = kept[:np.searchsorted(kept, relevant[-1]) + 1]      # a flow the rules after the last decide keeps its outcome
         self.fanned = self._fan_outs(relevant)
         self.reached: set[int] = set()          # fanned outcomes with a flow recorded
         self.recorded: set[int] = set()         # rules k with a flow recorded
