@@ -356,7 +356,7 @@ class _Walk:
         for k, row, flow in fan_outs:
             members = self.fanned[int(self.other_outcome[k])]
             among = tuple(dict.fromkeys(self.rule_names[self.other_ids[members]].tolist()))
-            theirs = replace(_decider(other, k), among=among)
+            theirs = replace(_decider(other, k), among=among if len(among) > 1 else ())     # boxes of one rule: no fan-out
             old, new = (mine, theirs) if self.old_side else (theirs, mine)
             hulls.append((row, intersect(own.boxes[c], other.boxes[k]), flow))
             written.append((hull_within(own.boxes[c], [other.boxes[j] for j in members.tolist()]), old, new, (), False))
@@ -479,21 +479,21 @@ def _first_holding_all(model: TableModel, box: Box, rules: np.ndarray) -> int:
 
 
 def _consolidated(changes: list[Change], fields) -> list[Change]:
-    """Per pair of deciding rules, as few changes as possible.
+    """As few changes as possible, and none sharing a flow when read by rule names.
 
-    A change means "the flows of the box that these two rules decide", and all such flows
-    change alike, so the exact boxes of one pair can be merged; when one of them is not exact,
-    the pair becomes a single change over the hull of its boxes, which cannot overlap another.
+    A change means "the flows of the box that these rules decide", so changes with the same
+    outcomes whose rules meet on both sides (the same two rules, or a rule in a fan-out: walks
+    of the boxes of one rule can give both) are read as one: they become one change. The exact
+    boxes of one pair of rules are merged; otherwise the change is the hull of their boxes,
+    which no other change's rules can share, with the rules of both sides joined.
     """
-    pairs: dict[tuple[Decider, Decider], list[Change]] = {}
-    for change in changes:
-        pairs.setdefault((change.old, change.new), []).append(change)
     out: list[Change] = []
-    for (old, new), members in pairs.items():
+    for members in _sharing_rules(changes):
         if len(members) == 1:
             out.append(members[0])      # already as few as can be
             continue
-        if all(m.exact for m in members):
+        old, new = members[0].old, members[0].new
+        if all(m.exact and m.old == old and m.new == new for m in members):
             for box in merge([m.box for m in members], fields):
                 witness = next(m.witness for m in members if point_in(box, m.witness))
                 out.append(Change(box, old, new, witness))
@@ -503,8 +503,37 @@ def _consolidated(changes: list[Change], fields) -> list[Change]:
         # flows of the hull outside every member are decided by rules no member names
         complete = all(m.excluding_complete for m in members) and len(excluding) <= EXCLUDING_NAMED \
             and any(m.box == box for m in members)
-        out.append(Change(box, old, new, members[0].witness, False, excluding[:EXCLUDING_NAMED], complete))
+        out.append(Change(box, _joined(old, [m.old for m in members]), _joined(new, [m.new for m in members]),
+                          members[0].witness, False, excluding[:EXCLUDING_NAMED], complete))
     return out
+
+
+def _sharing_rules(changes: list[Change]) -> list[list[Change]]:
+    """The changes in groups, in order of their first member: two are in one group when their
+    outcomes are the same and their rules meet on both sides (joined through others too)."""
+    parent = list(range(len(changes)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+    first: dict[tuple, int] = {}
+    for i, c in enumerate(changes):
+        for o in c.old.rules:
+            for n in c.new.rules:
+                j = first.setdefault((c.old.action, c.new.action, o, n), i)
+                parent[root(i)] = root(j)
+    groups: dict[int, list[Change]] = {}
+    for i, c in enumerate(changes):
+        groups.setdefault(root(i), []).append(c)
+    return [groups[r] for r in dict.fromkeys(root(i) for i in range(len(changes)))]
+
+
+def _joined(decider: Decider, deciders: list[Decider]) -> Decider:
+    """One side of changes read as one: their rules (the first's deciding its witness)."""
+    rules = tuple(dict.fromkeys(name for d in deciders for name in d.rules))
+    return replace(decider, among=rules if len(rules) > 1 else ())
 
 
 def _partners(a: list, b: list) -> tuple[np.ndarray, np.ndarray]:
