@@ -57,8 +57,14 @@ class IntervalSet:
         return IntervalSet.of(self.intervals + other.intervals)
 
     def intersect(self, other: "IntervalSet") -> "IntervalSet":
-        out, i, j = [], 0, 0
         a, b = self.intervals, other.intervals
+        if len(a) == 1 and len(b) == 1:         # most sets are one interval, and most of these nest
+            (alo, ahi), (blo, bhi) = a[0], b[0]
+            if blo <= alo and ahi <= bhi:
+                return self
+            if alo <= blo and bhi <= ahi:
+                return other
+        out, i, j = [], 0, 0
         while i < len(a) and j < len(b):
             lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
             if lo <= hi:
