@@ -234,9 +234,9 @@ class Decoder:
     def check_sides(self, box: Box, sides: list) -> None:
         """A subscriber set holds the subscriber's address on one direction only: the rule must
         pin that direction (on a rule meeting no flow nothing is checked)."""
-        direction = box.get("direction", self.fields["direction"].domain)
+        direction = box.get("direction", self.fields["direction"].domain).intervals
         for where, side, words in sides:
-            if direction != IntervalSet.point(side):
+            if direction != ((side, side),):
                 raise Unread(CONDITION, where, f"{words} holds the subscriber's address only on "
                                                f"{('uplink', 'downlink')[side]} flows, and the rule does not "
                                                f"test `ct mark & 0x800 == {side << 11}`")
