@@ -5,6 +5,7 @@ to IntervalSet, never holding an empty or a full set.
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Mapping
 
 from dpipolicy.dsl.intervals import IntervalSet
@@ -28,6 +29,15 @@ def intersect(a: Mapping[str, IntervalSet], b: Mapping[str, IntervalSet]) -> Box
     return out
 
 
+def disjoint(a: Mapping[str, IntervalSet], b: Mapping[str, IntervalSet]) -> bool:
+    """No flow is in both boxes: `intersect(a, b) is None`, without building the common part."""
+    for name, values in b.items():
+        mine = a.get(name)
+        if mine is not None and not mine.overlaps(values):
+            return True
+    return False
+
+
 def contains(outer: Mapping[str, IntervalSet], inner: Mapping[str, IntervalSet]) -> bool:
     for name, values in outer.items():
         other = inner.get(name)
@@ -39,7 +49,7 @@ def contains(outer: Mapping[str, IntervalSet], inner: Mapping[str, IntervalSet])
 def subtract(a: Mapping[str, IntervalSet], b: Mapping[str, IntervalSet],
              fields: Mapping[str, Field]) -> list[Box]:
     """a minus b as disjoint boxes: peel off, field by field, the part of a outside b."""
-    if intersect(a, b) is None:
+    if disjoint(a, b):
         return [dict(a)]
     pieces: list[Box] = []
     rest = dict(a)
@@ -55,8 +65,8 @@ def subtract(a: Mapping[str, IntervalSet], b: Mapping[str, IntervalSet],
 
 
 def normalized(box: Mapping[str, IntervalSet], fields: Mapping[str, Field]) -> Box:
-    """Drop fields whose set is the whole domain."""
-    return {n: v for n, v in box.items() if v != fields[n].domain}
+    """Drop fields whose set is the whole domain (compared as plain tuples, which is faster)."""
+    return {n: v for n, v in box.items() if v.intervals != fields[n].domain.intervals}
 
 
 def merge(boxes: list[Box], fields: Mapping[str, Field]) -> list[Box]:
@@ -68,11 +78,11 @@ def merge(boxes: list[Box], fields: Mapping[str, Field]) -> list[Box]:
     changed = True
     while changed and len(boxes) > 1:
         changed = False
+        keyed = [(_items(b), b) for b in boxes]
         for name in sorted({n for b in boxes for n in b}):
             groups: dict[tuple, list[Box]] = {}
-            for b in boxes:
-                key = tuple(sorted(((k, v) for k, v in b.items() if k != name), key=lambda kv: kv[0]))
-                groups.setdefault(key, []).append(b)
+            for items, b in keyed:
+                groups.setdefault(_without(items, name), []).append(b)
             if len(groups) == len(boxes):
                 continue
             changed = True
@@ -87,7 +97,19 @@ def merge(boxes: list[Box], fields: Mapping[str, Field]) -> list[Box]:
                         union = union.union(m[name])
                     fused[name] = union
                 boxes.append(normalized(fused, fields))
+            keyed = [(_items(b), b) for b in boxes]
     return boxes
+
+
+def _items(box: Mapping[str, IntervalSet]) -> tuple:
+    """A box as a sorted tuple of (field, intervals): plain tuples, which hash and compare fast."""
+    return tuple(sorted((name, values.intervals) for name, values in box.items()))
+
+
+def _without(items: tuple, name: str) -> tuple:
+    """`items` (of _items) less the field `name`."""
+    i = bisect_left(items, (name,))
+    return items[:i] + items[i + 1:] if i < len(items) and items[i][0] == name else items
 
 
 def subtract_all(region: Box, others: list[Mapping[str, IntervalSet]], fields: Mapping[str, Field],
@@ -103,7 +125,7 @@ def subtract_all(region: Box, others: list[Mapping[str, IntervalSet]], fields: M
     work = 0
     while stack:
         box, k = stack.pop()
-        while k < len(others) and intersect(box, others[k]) is None:
+        while k < len(others) and disjoint(box, others[k]):
             k += 1
         if k == len(others):
             finished.append(box)

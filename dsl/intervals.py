@@ -57,8 +57,14 @@ class IntervalSet:
         return IntervalSet.of(self.intervals + other.intervals)
 
     def intersect(self, other: "IntervalSet") -> "IntervalSet":
-        out, i, j = [], 0, 0
         a, b = self.intervals, other.intervals
+        if len(a) == 1 and len(b) == 1:         # most sets are one interval, and most of these nest
+            (alo, ahi), (blo, bhi) = a[0], b[0]
+            if blo <= alo and ahi <= bhi:
+                return self
+            if alo <= blo and bhi <= ahi:
+                return other
+        out, i, j = [], 0, 0
         while i < len(a) and j < len(b):
             lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
             if lo <= hi:
@@ -83,6 +89,13 @@ class IntervalSet:
     def difference(self, other: "IntervalSet") -> "IntervalSet":
         if not self.intervals:
             return self
+        a, b = self.intervals, other.intervals
+        if len(a) == 1 and len(b) == 1:         # one interval within or apart from another: nothing new to build
+            (alo, ahi), (blo, bhi) = a[0], b[0]
+            if blo <= alo and ahi <= bhi:
+                return EMPTY
+            if bhi < alo or ahi < blo:
+                return self
         lo, hi = self.hull()
         return self.intersect(other.complement(lo, hi))
 
@@ -96,7 +109,15 @@ class IntervalSet:
         return True
 
     def overlaps(self, other: "IntervalSet") -> bool:
-        return not self.intersect(other).is_empty()
+        a, b, i, j = self.intervals, other.intervals, 0, 0
+        while i < len(a) and j < len(b):
+            if a[i][1] < b[j][0]:
+                i += 1
+            elif b[j][1] < a[i][0]:
+                j += 1
+            else:
+                return True
+        return False
 
 
 EMPTY = IntervalSet(())

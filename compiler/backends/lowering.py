@@ -9,8 +9,7 @@ any syntax.
 """
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dpipolicy.dsl.diagnostics import Diagnostic
 from dpipolicy.dsl.icmp import ICMP, ICMPV6
@@ -76,6 +75,9 @@ class Test:
     names: tuple[str, ...] = ()
 
 
+FAMILY_TESTS = {family: Test("family", IntervalSet.point(family)) for family in FAMILY_SPACE}
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """What a kernel rule does: `accept`, `drop`, `reset-tcp`, `reject-icmp`, `throttle`
@@ -111,31 +113,52 @@ class Lowering:
     contract: Contract
     approximate: bool
     approximations: list[Approximation]
+    member_tests: dict[tuple, "Test"] = field(default_factory=dict, init=False, repr=False)     # _member_test
 
     def rule(self, match: MatchRule) -> tuple[list[KernelRule], Verdict]:
         """The kernel rules of a match rule (none when it holds only flows no packet carries),
         and its verdict."""
         box = dict(match.matches)
         verdict = self.verdict(match.action, match.origin)
-        families = self._families(box)
-        out = []
         member_tests = self._subscriber_tests(box)
-        unsplit = self._mark_and_time_tests(box)
-        for family, proto_tests, (direction_tests, side), names in itertools.product(
-                families, self._protocol_variants(box, match.action), self._directions(box),
-                self._interface_variants(box)):
-            kernel_verdict = verdict
-            proto = proto_tests[0].values if proto_tests and proto_tests[0].key == "proto" else ALL_PROTOCOLS
-            if verdict.kind == "reset-tcp" and not proto.issubset(IntervalSet.point(TCP)):
-                kernel_verdict = Verdict("reject-icmp", verdict.log)
-            tests = list(proto_tests)
+        unsplit = tuple(self._mark_and_time_tests(box))
+        protocols = [(tests, self._protocol_verdict(verdict, tests)) for tests in self._protocol_variants(box, match.action)]
+        directions = [(tuple(tests), side) for tests, side in self._directions(box)]
+        interfaces = self._interface_variants(box)
+        out = []
+        # one kernel rule per family, protocol variant, direction and interface variant, in that
+        # order; the tests of a family and of a side are built once and shared by its rules
+        for family in self._families(box):
+            head: tuple[Test, ...] = ()
+            addresses: tuple[Test, ...] = ()
             if family is not None:
-                tests = [Test("family", IntervalSet.point(family))] + tests + self._address_tests(box, family)
-            tests += list(names) + direction_tests + unsplit
-            tests += [Test("subscriber", negated=negated, set_name=s.family_name(family), side=side)
-                      for s, negated in member_tests]
-            out.append(KernelRule(tuple(tests), kernel_verdict, family, match.origin.name, match.index))
+                head, addresses = (FAMILY_TESTS[family],), tuple(self._address_tests(box, family))
+            members = {side: tuple(self._member_test(s, negated, family, side) for s, negated in member_tests)
+                       for _, side in directions}
+            for proto_tests, kernel_verdict in protocols:
+                for direction_tests, side in directions:
+                    for names in interfaces:
+                        tests = head + proto_tests + addresses + names + direction_tests + unsplit + members[side]
+                        out.append(KernelRule(tests, kernel_verdict, family, match.origin.name, match.index))
         return out, verdict
+
+    def _member_test(self, subscribers: SubscriberSet, negated: bool, family: int, side: str) -> Test:
+        """The test of a subscriber set, one object per set, family, side and sense (a policy
+        has a few hundred, and its kernel rules tens of thousands)."""
+        key = (subscribers.name, negated, family, side)
+        test = self.member_tests.get(key)
+        if test is None:
+            test = self.member_tests[key] = Test("subscriber", negated=negated, set_name=subscribers.family_name(family),
+                                                 side=side)
+        return test
+
+    @staticmethod
+    def _protocol_verdict(verdict: Verdict, proto_tests: tuple[Test, ...]) -> Verdict:
+        """A TCP reset for rules on TCP alone, an ICMP error for the rest."""
+        proto = proto_tests[0].values if proto_tests and proto_tests[0].key == "proto" else ALL_PROTOCOLS
+        if verdict.kind == "reset-tcp" and not proto.issubset(IntervalSet.point(TCP)):
+            return Verdict("reject-icmp", verdict.log)
+        return verdict
 
     def default(self, action: Action, span: Span | None = None) -> list[KernelRule]:
         """The kernel rules of the default (`span`: where the policy writes it, for errors)."""
@@ -227,10 +250,11 @@ class Lowering:
                 split += [v for v in (tcp, rest) if not v.is_empty()]
             groups = split
         out = []
+        ports = [_compact(f, box[f], PORT_DOMAIN) for f in ("src.port", "dst.port") if f in box]
         for g in groups:
             tests: list[Test] = [] if g is None or g == ALL_PROTOCOLS else [Test("proto", g)]
             if g is not None and g.size() == 1 and g.min() in PORT_PROTOCOLS:    # nft types a port by one protocol
-                tests += [_compact(f, box[f], PORT_DOMAIN) for f in ("src.port", "dst.port") if f in box]
+                tests += ports
             if g is not None and g.size() == 1 and g.min() in TYPE_KEYS and ICMP_TYPE in box:
                 tests.append(_compact(TYPE_KEYS[g.min()], box[ICMP_TYPE], TYPE_DOMAIN))
             out.append(tuple(tests))

@@ -121,7 +121,7 @@ class _Reader:
         rules = []
         for box, action, origin, tag in decoded:
             if box is not None:
-                matches = tuple(sorted(box.items(), key=lambda item: self.order[item[0]]))
+                matches = tuple((name, box[name]) for name in sorted(box, key=self.order.__getitem__))
                 rules.append(MatchRule(len(rules), matches, action, origin))
                 self.tags.append(tag)
         return RuleTable(None, None, self.schema, tuple(rules), default)
@@ -144,8 +144,8 @@ class _Reader:
         return out
 
     def finished(self, box: Box, sides: list) -> Box | None:
-        if any(v.is_empty() for v in box.values()):
-            return None
+        if not all(v.intervals for v in box.values()):
+            return None                     # meets no flow
         self.decoder.check_sides(box, sides)
         return normalized(box, self.fields)
 
