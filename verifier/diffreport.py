@@ -117,7 +117,8 @@ def partial_note(change: Change) -> str | None:
     if change.exact:
         return None
     if change.old.among or change.new.among:
-        (one, side), (many, other_side) = sorted(((change.old, "old"), (change.new, "new")), key=lambda d: bool(d[0].among))
+        one, side, many, other_side = ((change.new, "new", change.old, "old") if change.old.among
+                                       else (change.old, "old", change.new, "new"))
         return (f"only the flows of this box that {one.rule} decides in the {side} version and one of the "
                 f"{len(many.among)} rules below in the {other_side}")
     note = "only the flows of this box that these two rules decide"
