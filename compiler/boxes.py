@@ -155,11 +155,12 @@ def hull_within(box: Mapping[str, IntervalSet], others: list[Mapping[str, Interv
     field's union taken once over all of them: a fan-out's box over thousands of rules."""
     out: Box = {}
     for name in set(box).union(*others):
-        sets = {o.get(name) for o in others}        # None: some box leaves the field free
-        if None in sets:
+        if any(name not in o for o in others):      # some box leaves the field free
             if name in box:
                 out[name] = box[name]
             continue
+        # rules share their value sets: each is read once (by identity, which needs no hash)
+        sets = {id(values): values for values in (o[name] for o in others)}.values()
         union = IntervalSet.of(pair for values in sets for pair in values.intervals)
         out[name] = union.intersect(box[name]) if name in box else union
     return out
