@@ -24,6 +24,7 @@ helpers.examples sets the number of random pairs (300 in CI; docs/reliability.md
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import subprocess
@@ -332,7 +333,7 @@ def test_random_pairs_shown_as_box_minus_rules_agree_with_brute_force(pair):
     """The same property with every region that splits shown as "box minus flows decided earlier by
     rules" (`Change.excluding`), a form small random policies otherwise never reach (it needs more
     than EXACT_BOXES_CAP pieces or earlier boxes)."""
-    _check_drawn_with(pair, "EXACT_BOXES_CAP", 1)
+    _check_drawn_with(pair, EXACT_BOXES_CAP=1)
 
 
 @settings(max_examples=max(1, EXAMPLES // 3), deadline=None,
@@ -341,17 +342,20 @@ def test_random_pairs_shown_as_box_minus_rules_agree_with_brute_force(pair):
 def test_random_pairs_fanned_out_agree_with_brute_force(pair):
     """The same property with the changes of a rule and two or more rules of one outcome on the
     other side as one fan-out (`Decider.among`), a form small random policies otherwise never
-    reach (it needs more than FANOUT_CAP such rules)."""
-    _check_drawn_with(pair, "FANOUT_CAP", 1)
+    reach (it needs more than FANOUT_CAP such rules), probed in stages from its first rule on
+    (it needs more than FANOUT_SAMPLE)."""
+    _check_drawn_with(pair, FANOUT_CAP=1, FANOUT_SAMPLE=1)
 
 
-def _check_drawn_with(pair, constant: str, value: int) -> None:
-    """check_diff on a drawn pair with the diff's CONSTANT set to VALUE."""
+def _check_drawn_with(pair, **constants: int) -> None:
+    """check_diff on a drawn pair with the diff's constants set as given."""
     old, new, how = pair
     old_text, new_text = old.texts()[0], new.texts()[0]
     old_loaded, new_loaded = _load_pair(old_text, new_text)
-    with mock.patch.object(diff_module, constant, value):
-        check_diff(old_loaded, new_loaded, f"({constant}={value}; {how})\n--- old.dpi ---\n{old_text}"
+    with contextlib.ExitStack() as stack:
+        for name, value in constants.items():
+            stack.enter_context(mock.patch.object(diff_module, name, value))
+        check_diff(old_loaded, new_loaded, f"({constants}; {how})\n--- old.dpi ---\n{old_text}"
                                            f"--- new.dpi ---\n{new_text}")
 
 

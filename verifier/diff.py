@@ -46,6 +46,7 @@ ESCAPE_STEPS = 32         # moves a walk tries for each of the few rules that ea
 EXACT_BOXES_CAP = 16      # a changed region splitting into more boxes is shown as a box minus named rules
 EXCLUDING_NAMED = 10      # ... naming at most this many of the earlier rules that take part of the box
 FANOUT_CAP = 16           # a changed rule meeting more rules of one outcome on the other side than this: one change for them
+FANOUT_SAMPLE = 64        # a fan-out's rules probed at its first stage (then four times as many at each)
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,11 @@ class _Walk:
         shuffled = partial(self.grid.shuffled, rng)
         orders = [self.grid.least_covered if i == 0 else shuffled for i in range(PROBE_ROUNDS)]
         at = self._rows(relevant)
-        found, blockers = self._probe(c, relevant, at, orders)
+        found, blockers = np.zeros(len(relevant), dtype=bool), at.copy()
+        for stage in self._stages(relevant):
+            stage = stage[~self._reached(relevant[stage])]
+            if len(stage):
+                found[stage], blockers[stage] = self._probe(c, relevant[stage], at[stage], orders)
         done = found | self._reached(relevant)
         left = self._uncovered(relevant[~done], at[~done], blockers[~done])
         # The few rules left are searched for one by one, which costs little next to a query.
@@ -244,6 +249,20 @@ class _Walk:
         outcomes = self.other_outcome[relevant]
         values, counts = np.unique(outcomes, return_counts=True)
         return {o: relevant[outcomes == o] for o in values[counts > FANOUT_CAP].tolist()}
+
+    def _stages(self, relevant: np.ndarray) -> list[np.ndarray]:
+        """The places in `relevant` to probe, stage by stage: first every rule outside a fan-out
+        and the first FANOUT_SAMPLE rules of each fan-out, then four times as many of each at
+        every stage. A fan-out needs one flow, which its first rules mostly give, so the
+        probes of a rule that takes over thousands cost what a few hundred do."""
+        rank = np.zeros(len(relevant), dtype=np.int64)     # a rule's place among its fan-out's
+        for members in self.fanned.values():
+            rank[np.searchsorted(relevant, members)] = np.arange(len(members))
+        stage = np.zeros(len(relevant), dtype=np.int64)
+        beyond = rank >= FANOUT_SAMPLE
+        stage[beyond] = 1 + np.log2(rank[beyond] // FANOUT_SAMPLE).astype(np.int64) // 2
+        order = np.argsort(stage, kind="stable")
+        return np.split(order, np.flatnonzero(np.diff(stage[order])) + 1)
 
     def _reached(self, rules: np.ndarray) -> np.ndarray:
         """Which `rules` belong to a fan-out that has its flow: nothing more is sought for them."""
