@@ -4,6 +4,7 @@ candidate flows, and the search for a flow a rule is the first to hold."""
 from __future__ import annotations
 
 import itertools
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from dpipolicy.compiler.boxes import contains, intersect, point_in
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.schema import Field
 from dpipolicy import api
-from dpipolicy.verifier import diff
+from dpipolicy.verifier import diff, probe
 from dpipolicy.verifier.probe import Grid, Segments
 from dpipolicy.verifier.properties import InternalError
 from dpipolicy.verifier.solve import Answer, Limits, Outcome
@@ -50,10 +51,12 @@ def _walk(own: list, other: list, c: int):
 @settings(max_examples=examples(150), deadline=None)
 @given(st.lists(_box, min_size=1, max_size=6), st.lists(_box, max_size=6), st.data())
 def test_grid_agrees_with_brute_force(own, other, data):
+    """With every segment's line kept, or only a few (probe.LINE_MEMORY) and the rest made from them."""
     other = other + [{}]                 # the default rule holds every flow
     c = data.draw(st.integers(0, len(own) - 1))
     within, earlier, meeting, rows = _walk(own, other, c)
-    grid = Grid(Segments(FIELDS, [own, other]), within, [(0, earlier), (1, meeting)])
+    with mock.patch.object(probe, "LINE_MEMORY", data.draw(st.sampled_from([probe.LINE_MEMORY, 1, 16, 64]))):
+        grid = Grid(Segments(FIELDS, [own, other]), within, [(0, earlier), (1, meeting)])
     start = len(earlier)
     positions, inside = grid.positions(FLOWS)
     for flow, at, is_inside in zip(FLOWS, positions, inside):

@@ -11,6 +11,7 @@ the whole-table index; z3 is left only what none of these settles.
 from __future__ import annotations
 
 import bisect
+from functools import cached_property
 from itertools import chain
 from typing import Mapping
 
@@ -68,8 +69,8 @@ class Grid:
     Only fields that `within` spans more than one segment of, and that some row constrains
     there, are kept: every box of the walk meets `within`, so it holds the whole of a field's
     single segment. Per field, the rows that leave out a segment keep their segments as a few
-    intervals (_Columns); per field and segment, the rows holding it are a packed bit vector,
-    so a lookup of many flows moves few bytes.
+    intervals (_Columns); per field and segment, the rows holding it are a packed bit vector
+    (a line, made when asked for: _Lines), so a lookup of many flows moves few bytes.
     """
 
     def __init__(self, segments: Segments, within: Mapping[str, IntervalSet],
@@ -82,7 +83,7 @@ class Grid:
         self.cuts: dict[str, np.ndarray] = {}         # per kept field: the segment numbers starting a grid segment
         self.inside: dict[str, np.ndarray] = {}       # ... and which grid segments lie in `within`
         self.sets: dict[str, _Columns] = {}           # ... the rows leaving out some segment, as intervals
-        self.packed: dict[str, np.ndarray] = {}       # (segments x row bytes), rows as bits: views of `stack`
+        self.lines: dict[str, _Lines] = {}            # ... per segment, the rows holding it, as packed bits
         self.full: dict[str, np.ndarray] = {}         # packed: the rows holding every segment
         positions, offset = [], 0     # per part: each rule's row, or -1
         for table, rules in parts:
@@ -118,18 +119,12 @@ class Grid:
                 continue        # every row holds every segment
             self.cuts[name], self.inside[name], self.sets[name] = cuts, inside, sets
             self.full[name] = _padded(np.packbits(sets.index < 0, bitorder="little"), self.row_bytes)
+            self.lines[name] = _Lines(sets, self.full[name])
         self.names = list(self.sets)
         self._least_covered: dict[str, np.ndarray] | None = None
         self._values: dict[tuple[int, int], IntervalSet] = {}       # see _segment_values
         self.whole_fields = [(name, values) for name, values in within.items() if name not in self.sets]
         self.columns = {name: np.flatnonzero(self.inside[name]) for name in self.names}   # grid segment -> cut index
-        # Every field's packed bits in one array, so one lookup gathers a flow's rows on all fields.
-        widths = [self.sets[name].width for name in self.names]
-        self.base = np.cumsum([0] + widths[:-1], dtype=np.int64)
-        self.stack = np.zeros((sum(widths), self.row_bytes), dtype=np.uint8)
-        for name, b, width in zip(self.names, self.base.tolist(), widths):
-            self.packed[name] = self.stack[b:b + width]
-            self.sets[name].pack(self.full[name], self.packed[name])
         # To locate real flows: per field, each cut's first real value and its grid segment
         # (-1: outside `within`).
         self.real_starts = {name: _as_searchable(segments.starts[name][self.cuts[name]]) for name in self.names}
@@ -144,11 +139,9 @@ class Grid:
     def _held(self, flows: np.ndarray, first: int, stop: int) -> np.ndarray:
         """(flows x row bytes first:stop): the rows there holding each flow (a row of segment
         positions), as bits."""
-        if len(flows) == 1:     # one gather over all fields
-            return np.bitwise_and.reduce(self.stack[flows[0] + self.base, first:stop], axis=0, initial=0xFF)[None, :]
         out = np.full((len(flows), stop - first), 0xFF, dtype=np.uint8)
         for j, name in enumerate(self.names):       # field by field, so the temporaries stay (flows x bytes)
-            out &= self.packed[name][flows[:, j], first:stop]
+            out &= self.lines[name].of(flows[:, j], first, stop)
         return out
 
     def first_rows(self, flows: np.ndarray) -> np.ndarray:
@@ -156,7 +149,7 @@ class Grid:
         and a flow leaves once some row there holds it: most are held early (a sixth of the
         bytes, in the 10k benchmark's walks)."""
         out = np.empty(len(flows), dtype=np.int64)
-        todo, first, step, size = np.arange(len(flows)), 0, 32, self.stack.shape[1]
+        todo, first, step, size = np.arange(len(flows)), 0, 32, self.row_bytes
         while len(todo) and first < size:
             stop = min(first + step, size)
             held = self._held(flows[todo], first, stop)
@@ -291,7 +284,7 @@ class Grid:
 
     def _rows_before(self, targets: np.ndarray) -> np.ndarray:
         """Per target row, as packed bits: the rows before it (whole bytes, then part of one)."""
-        byte = np.arange(self.stack.shape[1])
+        byte = np.arange(self.row_bytes)
         out = np.where(byte[None, :] < (targets >> 3)[:, None], np.uint8(0xFF), np.uint8(0))
         part = np.flatnonzero(targets >> 3 < len(byte))
         out[part, targets[part] >> 3] = (1 << (targets[part] & 7)) - 1
@@ -300,28 +293,28 @@ class Grid:
     def _whole(self, name: str, targets: np.ndarray) -> np.ndarray:
         """Per target row, as packed bits: the rows holding all the values of its box on the field."""
         out = np.repeat(self.full[name][None, :], len(targets), axis=0)
-        constraining, rows = self._over_segments(name, targets, np.bitwise_and)
+        constraining, rows = self._over_segments(name, targets, True)
         out[constraining] = rows
         return out
 
-    def _over_segments(self, name: str, targets: np.ndarray, combine: np.ufunc) -> tuple[np.ndarray, np.ndarray]:
+    def _over_segments(self, name: str, targets: np.ndarray, every: bool) -> tuple[np.ndarray, np.ndarray]:
         """The targets constraining the field (their places in `targets`), and for each the
-        packed rows of the segments its box holds there, combined by `combine` (AND: the rows
-        holding all of them; OR: the rows holding one). A single segment's rows are taken as
-        they are, for all such targets at once."""
-        sets, packed = self.sets[name], self.packed[name]
+        packed rows holding `every` segment its box holds there (or, if not `every`, one of
+        them). A single segment's rows are taken as they are, for all such targets at once."""
+        sets, lines = self.sets[name], self.lines[name]
         places = sets.index[targets]
         constraining = np.flatnonzero(places >= 0)
         places = places[constraining]
-        out = np.empty((len(constraining), self.stack.shape[1]), dtype=np.uint8)
+        out = np.empty((len(constraining), self.row_bytes), dtype=np.uint8)
         single = sets.sizes[places] == 1
-        out[single] = packed[sets.lo[sets.start[places[single]]]]
+        out[single] = lines.of(sets.lo[sets.start[places[single]]])
         if not single.all():       # targets holding the same segments share their rows
             shared: dict[bytes, list[int]] = {}
             for i, place in zip(np.flatnonzero(~single).tolist(), places[~single].tolist()):
                 shared.setdefault(sets.key(place), []).append(i)
+            combine = np.bitwise_and if every else np.bitwise_or
             for members in shared.values():
-                out[members] = combine.reduce([combine.reduce(packed[lo:hi], axis=0)
+                out[members] = combine.reduce([lines.over(lo, hi, every)
                                                for lo, hi in sets.spans_of(int(places[members[0]]))], axis=0)
         return constraining, out
 
@@ -349,7 +342,7 @@ class Grid:
         sets = self.sets[name]
         if count <= _FEW_SEGMENTS:
             segments = np.arange(sets.width) if place < 0 else sets.segments(place)
-            return bool((self.packed[name][segments] & rows).any(axis=1).all())
+            return bool((self.lines[name].of(segments) & rows).any(axis=1).all())
         return sets.holds_all(sets.booleans(sets.index[self.rows_in(rows)]), place)
 
     def meeting_before(self, targets: np.ndarray) -> np.ndarray:
@@ -357,7 +350,7 @@ class Grid:
         shares a flow with its box. Only the fields a target constrains can keep a row out."""
         meets = self._rows_before(targets)
         for name in self.names:
-            constraining, rows = self._over_segments(name, targets, np.bitwise_or)
+            constraining, rows = self._over_segments(name, targets, False)
             meets[constraining] &= rows
         return meets
 
@@ -469,20 +462,6 @@ class _Columns:
         index[rows] = np.arange(len(rows))
         return cls(width, index, rows, owner, np.append(firsts, len(row)), lo[keep], hi[keep])
 
-    def pack(self, full: np.ndarray, out: np.ndarray) -> None:
-        """Write into `out` (zeros: segments x row bytes) the grid rows holding each segment, as
-        packed bits: those in `full` (packed), and each row here over its intervals. A row's bit
-        flips where one of its intervals starts and where it ends (unless at the last segment),
-        and a running XOR down the segments sets it in between."""
-        out[0] = full
-        rows = self.rows[self.owner]
-        byte, bit = rows >> 3, (1 << (rows & 7)).astype(np.uint8)
-        np.bitwise_xor.at(out, (self.lo, byte), bit)
-        inner = self.hi < self.width
-        np.bitwise_xor.at(out, (self.hi[inner], byte[inner]), bit[inner])
-        words = out.view(np.uint64)
-        np.bitwise_xor.accumulate(words, axis=0, out=words)
-
     def _spans(self, places: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The intervals of `places`: per interval, its place's position in `places`, lo and hi."""
         first = self.start[places]
@@ -549,6 +528,89 @@ class _Columns:
         out[which[~inside]] = False
         return out
 
+
+class _Lines:
+    """Per segment of one field, the grid rows holding it as packed bits (a line). A row's bit
+    flips where one of its intervals starts and where it ends, so a running XOR of the flips
+    down the segments makes every line. Every line costs segments x rows / 8 bytes, the square
+    of the rules a wide walk meets (65 MB for one walk at 40k rules), for the few hundred its
+    probes read: beyond LINE_MEMORY, only the lines of some segments are kept (checkpoints,
+    evenly among the flips, as many as LINE_MEMORY holds), and a line asked for is the one of
+    the checkpoint before it with the flips since XORed in."""
+
+    def __init__(self, sets: _Columns, full: np.ndarray):
+        self.sets = sets
+        rows = sets.rows[sets.owner]        # per interval: its grid row
+        inner = sets.hi < sets.width        # an interval to the last segment never ends
+        at = np.concatenate([sets.lo, sets.hi[inner]])
+        row = np.concatenate([rows, rows[inner]])
+        if sets.width * len(full) <= LINE_MEMORY:
+            self.checkpoints = None          # every segment's line
+            places = at
+        else:
+            order = np.argsort(at, kind="stable")
+            at, row = at[order], row[order]
+            self.at, self.byte, self.bit = at, row >> 3, _BIT[row & 7]
+            step = -(-len(at) // max(1, LINE_MEMORY // len(full)))
+            self.checkpoints = _distinct(np.concatenate([[0], at[::step]]))
+            places = np.searchsorted(self.checkpoints, at, side="left")     # the first checkpoint a flip is in
+        lines = np.zeros((sets.width if self.checkpoints is None else len(self.checkpoints), len(full)), dtype=np.uint8)
+        lines[0] = full
+        kept = places < len(lines)
+        np.bitwise_xor.at(lines, (places[kept], row[kept] >> 3), _BIT[row[kept] & 7])
+        words = lines.view(np.uint64)
+        np.bitwise_xor.accumulate(words, axis=0, out=words)
+        self.lines = lines
+
+    def of(self, segments: np.ndarray, first: int = 0, stop: int | None = None) -> np.ndarray:
+        """(segments x bytes first:stop): each segment's line."""
+        if self.checkpoints is None:
+            return self.lines[segments, first:stop]
+        stop = self.lines.shape[1] if stop is None else stop
+        k = np.searchsorted(self.checkpoints, segments, side="right") - 1
+        out = self.lines[k, first:stop]
+        lo = np.searchsorted(self.at, self.checkpoints[k], side="right")
+        count = np.searchsorted(self.at, segments, side="right") - lo
+        if count.any():
+            flips = ranges(lo, count)
+            line = np.repeat(np.arange(len(segments)), count)
+            byte = self.byte[flips]
+            keep = (byte >= first) & (byte < stop)
+            np.bitwise_xor.at(out, (line[keep], byte[keep] - first), self.bit[flips[keep]])
+        return out
+
+    def over(self, lo: int, hi: int, every: bool) -> np.ndarray:
+        """The rows holding every segment of [lo, hi) (or, if not `every`, one of them). Without
+        all lines: a row holding lo holds all of them unless the interval holding lo ends
+        before hi (any later interval of the row ends later still); a row holds one of them if
+        it holds lo or one of its intervals starts after lo and before hi."""
+        if self.checkpoints is None:
+            return (np.bitwise_and if every else np.bitwise_or).reduce(self.lines[lo:hi], axis=0)
+        out = self.of(np.array([lo]))[0]
+        bounds, byte, bit = self._ends if every else self._starts
+        a, b = np.searchsorted(bounds, [lo + 1, hi], side="left")
+        marked = np.zeros_like(out)
+        np.bitwise_or.at(marked, byte[a:b], bit[a:b])
+        return out & ~marked if every else out | marked
+
+    @cached_property
+    def _starts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The intervals' starts in order, each with its row's byte and bit."""
+        return self._sorted(self.sets.lo)
+
+    @cached_property
+    def _ends(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The intervals' ends (one past their last segment) in order, each with its row's byte and bit."""
+        return self._sorted(self.sets.hi)
+
+    def _sorted(self, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        order = np.argsort(bounds, kind="stable")
+        rows = self.sets.rows[self.sets.owner[order]]
+        return bounds[order], rows >> 3, _BIT[rows & 7]
+
+
+LINE_MEMORY = 2 << 20           # a field's checkpoints: as many as fit in this many bytes, at most one per flip
+_BIT = (1 << np.arange(8)).astype(np.uint8)
 
 _FEW_SEGMENTS = 64       # a union of rows is checked segment by segment up to this many
 
