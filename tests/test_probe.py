@@ -77,6 +77,12 @@ def test_grid_agrees_with_brute_force(own, other, data):
     assert not grid.first_holders(FLOWS, deciding + 1).any()
     meeting_before = grid.meeting_before(np.arange(start, len(rows)))      # all targets in one batch
     covered_before = grid.covered_before(np.arange(start, len(rows)))
+    everything = [f for f in FLOWS if point_in(within, f)]
+    for count in range(len(rows) + 1):      # the first rows holding all of `within`
+        if grid.holds_within(count):        # sound, and it sees one row holding it all
+            assert all(any(point_in(rows[r], f) for r in range(count)) for f in everything)
+        assert grid.holds_within(count) or not any(all(point_in(rows[r], f) for f in everything)
+                                                   for r in range(count))
     for target in range(start, len(rows)):
         inside = [f for f in FLOWS if point_in(within, f) and point_in(rows[target], f)]
         meets = [r for r in range(target) if any(point_in(rows[r], f) for f in inside)]

@@ -264,22 +264,33 @@ class Grid:
         usually covers one: on one field by the union of rows that hold all of the box's values
         of every other field (one row holding it all is the simplest case, checked for all
         targets at once)? False says nothing."""
-        before = self._rows_before(targets)
+        return self._covered(self._rows_before(targets), {name: self.sets[name].index[targets] for name in self.names})
+
+    def holds_within(self, count: int) -> bool:
+        """Do the first `count` rows hold every flow of `within`, as covered_before finds? When
+        they are the earlier rules of a walk's own side, its changed rule decides no flow."""
+        return bool(self._covered(self._rows_before(np.array([count])),
+                                  {name: np.array([-1]) for name in self.names})[0])
+
+    def _covered(self, before: np.ndarray, places: dict[str, np.ndarray]) -> np.ndarray:
+        """covered_before for boxes given per field by their place in _Columns (-1: all of the
+        field), each with the rows it may be covered by (`before`, packed)."""
         held = before.copy()                # rows holding the whole box, field by field
         for name in self.names:
-            held &= self._whole(name, targets)
+            held &= self._whole(name, places[name])
         covered = held.any(axis=1)          # one row holds it all
         rest = np.flatnonzero(~covered)
         if not len(rest):
             return covered
-        targets, before = targets[rest], before[rest]
-        whole = [self._whole(name, targets) for name in self.names]    # per field: rows holding all the box's values
+        places, before = {name: at[rest] for name, at in places.items()}, before[rest]
+        whole = [self._whole(name, places[name]) for name in self.names]    # per field: rows holding all the box's values
         after = [before]                    # after[j]: rows whole on every field from j on
         for mask in reversed(whole):
             after.append(after[-1] & mask)
         after.reverse()
-        for i, target in enumerate(targets.tolist()):
-            covered[rest[i]] = self._covered_by_union(target, before[i], [w[i] for w in whole], [a[i] for a in after])
+        for i in range(len(rest)):
+            covered[rest[i]] = self._covered_by_union([int(places[name][i]) for name in self.names], before[i],
+                                                      [w[i] for w in whole], [a[i] for a in after])
         return covered
 
     def _rows_before(self, targets: np.ndarray) -> np.ndarray:
@@ -290,19 +301,19 @@ class Grid:
         out[part, targets[part] >> 3] = (1 << (targets[part] & 7)) - 1
         return out
 
-    def _whole(self, name: str, targets: np.ndarray) -> np.ndarray:
-        """Per target row, as packed bits: the rows holding all the values of its box on the field."""
-        out = np.repeat(self.full[name][None, :], len(targets), axis=0)
-        constraining, rows = self._over_segments(name, targets, True)
+    def _whole(self, name: str, places: np.ndarray) -> np.ndarray:
+        """Per box (its place on the field), as packed bits: the rows holding all its values there."""
+        out = np.repeat(self.full[name][None, :], len(places), axis=0)
+        constraining, rows = self._over_segments(name, places, True)
         out[constraining] = rows
         return out
 
-    def _over_segments(self, name: str, targets: np.ndarray, every: bool) -> tuple[np.ndarray, np.ndarray]:
-        """The targets constraining the field (their places in `targets`), and for each the
-        packed rows holding `every` segment its box holds there (or, if not `every`, one of
-        them). A single segment's rows are taken as they are, for all such targets at once."""
+    def _over_segments(self, name: str, places: np.ndarray, every: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The boxes constraining the field (their order among `places`, their places in
+        _Columns), and for each the packed rows holding `every` segment it holds there (or, if
+        not `every`, one of them). A single segment's rows are taken as they are, for all such
+        boxes at once."""
         sets, lines = self.sets[name], self.lines[name]
-        places = sets.index[targets]
         constraining = np.flatnonzero(places >= 0)
         places = places[constraining]
         out = np.empty((len(constraining), self.row_bytes), dtype=np.uint8)
@@ -318,15 +329,14 @@ class Grid:
                                                for lo, hi in sets.spans_of(int(places[members[0]]))], axis=0)
         return constraining, out
 
-    def _covered_by_union(self, target: int, before: np.ndarray, whole: list[np.ndarray], after: list[np.ndarray]) -> bool:
-        """covered_before's second way, for one target: on some field, the rows whole on every
-        other field hold all the box's values together. Such a row holding every value of the
+    def _covered_by_union(self, places: list[int], before: np.ndarray, whole: list[np.ndarray], after: list[np.ndarray]) -> bool:
+        """covered_before's second way, for one box (its place per field): on some field, the
+        rows whole on every other field hold all the box's values together. Such a row holding every value of the
         field, or the box's only one, would hold the whole box, which the first way looked for:
         so the box has several values there, and the rows each hold some of the field."""
         prefix = before
         for j, name in enumerate(self.names):
-            sets = self.sets[name]
-            place = int(sets.index[target])
+            sets, place = self.sets[name], places[j]
             count = sets.width if place < 0 else int(sets.sizes[place])
             if count > 1:
                 rows = prefix & after[j + 1]
@@ -350,7 +360,7 @@ class Grid:
         shares a flow with its box. Only the fields a target constrains can keep a row out."""
         meets = self._rows_before(targets)
         for name in self.names:
-            constraining, rows = self._over_segments(name, targets, False)
+            constraining, rows = self._over_segments(name, self.sets[name].index[targets], False)
             meets[constraining] &= rows
         return meets
 
