@@ -696,3 +696,32 @@ def test_rule_alignment_pairs_equal_signatures_in_order(a, data):
     assert all(i1 < i2 and j1 < j2 for (i1, j1), (i2, j2) in zip(pairs, pairs[1:]))
     if len(set(a)) == len(a):
         assert len(pairs) == len(a)     # only inserted rules are unpaired
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["allow", "block"]), st.sets(st.sampled_from("abcdef"), min_size=1),
+                          st.sets(st.sampled_from("uvwxyz"), min_size=1)), max_size=12))
+def test_changes_sharing_rules_are_grouped_as_their_pairs_say(drawn):
+    """The grouping that reads changes as one (filed under one side's rules) is the one their
+    pairs of rules define: two changes with the same outcome naming a common (old, new) pair
+    are in one group, joined through others too, and groups keep the order of first members."""
+    def decider(action: str, rules: set[str]):
+        ordered = tuple(sorted(rules))
+        return diff_module.Decider(typed.Action(action), ordered[0], None, ordered if len(ordered) > 1 else ())
+    changes = [diff_module.Change({}, decider(action, old), decider("reset", new), {}) for action, old, new in drawn]
+    group = list(range(len(changes)))           # the pairs' definition, joined to a fixpoint
+
+    def pairs(i):
+        return {(changes[i].old.action, o, n) for o in changes[i].old.rules for n in changes[i].new.rules}
+    joined = True
+    while joined:
+        joined = False
+        for i in range(len(changes)):
+            for j in range(i):
+                if group[i] != group[j] and pairs(i) & pairs(j):
+                    low, high = sorted((group[i], group[j]))
+                    group = [low if g == high else g for g in group]
+                    joined = True
+    expected = [[changes[i] for i in range(len(changes)) if group[i] == g] for g in dict.fromkeys(group)]
+    assert [[id(c) for c in members] for members in diff_module._sharing_rules(changes)] == \
+        [[id(c) for c in members] for members in expected]

@@ -531,7 +531,11 @@ def _consolidated(changes: list[Change], fields) -> list[Change]:
 
 def _sharing_rules(changes: list[Change]) -> list[list[Change]]:
     """The changes in groups, in order of their first member: two are in one group when their
-    outcomes are the same and their rules meet on both sides (joined through others too)."""
+    outcomes are the same and their rules meet on both sides (joined through others too).
+
+    A fan-out names thousands of rules on one side, and a 100k diff's changes name five million,
+    so each change is filed under the rules of its smaller side only: two changes meeting on
+    both sides meet on the side where the earlier one is filed, which set intersections find."""
     parent = list(range(len(changes)))
 
     def root(i: int) -> int:
@@ -539,12 +543,22 @@ def _sharing_rules(changes: list[Change]) -> list[list[Change]]:
             parent[i] = parent[parent[i]]
             i = parent[i]
         return i
-    first: dict[tuple, int] = {}
+    rules: list[tuple[frozenset[str], frozenset[str]]] = []       # per change: its old and new rules
+    filed: dict[tuple, tuple[dict[str, list[int]], dict[str, list[int]]]] = {}   # per outcome and side: rule -> changes
     for i, c in enumerate(changes):
-        for o in c.old.rules:
-            for n in c.new.rules:
-                j = first.setdefault((c.old.action, c.new.action, o, n), i)
+        sides = (frozenset(c.old.rules), frozenset(c.new.rules))
+        rules.append(sides)
+        by_side = filed.setdefault((c.old.action, c.new.action), ({}, {}))
+        met = set()
+        for mine, index in zip(sides, by_side):
+            for name in mine.intersection(index):
+                met.update(index[name])
+        for j in met:
+            if not sides[0].isdisjoint(rules[j][0]) and not sides[1].isdisjoint(rules[j][1]):
                 parent[root(i)] = root(j)
+        smaller = 0 if len(sides[0]) <= len(sides[1]) else 1
+        for name in sides[smaller]:
+            by_side[smaller].setdefault(name, []).append(i)
     groups: dict[int, list[Change]] = {}
     for i, c in enumerate(changes):
         groups.setdefault(root(i), []).append(c)
