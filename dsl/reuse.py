@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from . import ast
+from .parsecache import cached
 from .parser import ITEM_START, ErrorItem, parse_clean, parse_recovering
 from .source import SourceFile, Span
 
@@ -45,13 +46,13 @@ class ParseMemo:
         texts = [file.text[start:end] for start, end in zip(starts, starts[1:] + [len(file.text)])]
         seen = [self._chunks.get(text) for text in texts]
         if 2 * seen.count(None) > len(texts):        # mostly new text: one parse is quicker than many
-            return self._remember(file, starts, texts, parse_recovering(file))
+            return self._remember(file, starts, texts, _parsed_whole(file))
         items: list[ast.Item] = []
         for start, text, chunk in zip(starts, texts, seen):
             if chunk is None:
                 module = parse_clean(file, text, start)
                 if module is None:
-                    return self._remember(file, starts, texts, parse_recovering(file))
+                    return self._remember(file, starts, texts, _parsed_whole(file))
                 self._chunks[text] = (start, module.items)
                 items.extend(module.items)
             else:
@@ -78,6 +79,12 @@ class ParseMemo:
                     bool(mine) and mine[0].span.start == start and mine[-1].span.end <= end):
                 self._chunks[text] = (start, mine)
         return module
+
+
+def _parsed_whole(file: SourceFile) -> ast.Module:
+    """A file parsed whole as a load without a memo parses it: through the parse cache, so the
+    first version of a diff whose file has not changed since the last run is read back."""
+    return cached(parse_recovering)(file)
 
 
 def _placed(items: tuple[ast.Item, ...], file: SourceFile, delta: int):

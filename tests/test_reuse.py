@@ -67,12 +67,12 @@ def parses(monkeypatch):
         seen["chunks"].append(text)
         return parse_clean(file, text, offset)
 
-    def whole(file):
+    def whole(file, parsed_whole=reuse._parsed_whole):
         seen["whole"].append(file.path.name)
-        return parse_recovering(file)
+        return parsed_whole(file)
 
     monkeypatch.setattr(reuse, "parse_clean", chunk)
-    monkeypatch.setattr(reuse, "parse_recovering", whole)
+    monkeypatch.setattr(reuse, "_parsed_whole", whole)
     return seen
 
 
@@ -167,6 +167,17 @@ def test_a_memo_of_other_text_parses_the_file_whole(tmp_path, parses):
     policy, spec = generated(tmp_path, 50, seed=5)
     assert_same_as_alone((EXAMPLES / "policy-2011-09.dpi", spec), (policy, spec), parses)
     assert parses["whole"] == ["policy.dpi"]        # the spec was loaded with the other policy too
+
+
+def test_a_file_the_memo_parses_whole_is_read_from_the_parse_cache(tmp_path, monkeypatch):
+    """The first version of a diff is parsed whole, as `check` parses it: an unchanged file that
+    an earlier run parsed is read back from the cache, not parsed again."""
+    monkeypatch.setenv("DPIPOLICY_CACHE", str(tmp_path / "cache"))
+    policy, spec = generated(tmp_path, 50, seed=6)
+    alone = load_items(policy, (spec,))
+    monkeypatch.setattr(reuse, "parse_recovering", lambda file: pytest.fail(f"{file.path.name} parsed again"))
+    again = load_items(policy, (spec,), ParseMemo())
+    assert shape(*again) == shape(*alone)
 
 
 @pytest.mark.parametrize("after", ["throttle 256kbps", "throttle 128 kbps"], ids=["changed", "syntax error"])
