@@ -148,8 +148,14 @@ class _Walk:
         box = own.boxes[c]
         # The other table's rules meeting box_c up to the first holding all of it (the default
         # at the latest): every flow of box_c is decided by then.
+        earlier = own.index.meeting(box, c)
+        if _first_holding_all(own, box, earlier) is not None:
+            return              # an earlier rule of c's own side takes all its flows (most changed rules, at 100k)
         meeting = other.index.meeting(box)
-        meeting = meeting[:_first_holding_all(other, box, meeting) + 1]
+        last = _first_holding_all(other, box, meeting)
+        if last is None:
+            raise InternalError("diff: no rule of the table holds every flow (the default must)")
+        meeting = meeting[:last + 1]
         # A rule aligned with an earlier rule of c's side (its twin) holds only flows that rule takes
         # before c: it decides none of c's, and is left out of the grid; its name still counts
         # among a region's earlier rules.
@@ -166,7 +172,6 @@ class _Walk:
         self.fanned = self._fan_outs(relevant)
         self.reached: set[int] = set()          # fanned outcomes with a flow recorded
         self.recorded: set[int] = set()         # rules k with a flow recorded
-        earlier = own.index.meeting(box, c)
         has_twin = np.zeros(len(own.boxes), dtype=bool)
         has_twin[partner[twin]] = True
         # per grid row, the source rules it stands for: its own and its twin's (the same unless renamed)
@@ -185,7 +190,7 @@ class _Walk:
         mine, theirs = (0, 1) if self.old_side else (1, 0)
         self.grid = Grid(segments, own.boxes[c], [(mine, earlier), (theirs, self.meeting)])
         if self.grid.holds_within(len(earlier)):
-            return              # c's own earlier rules take all its flows (most changed rules, at 100k)
+            return              # c's own earlier rules take all its flows together
         rng = np.random.default_rng(c)        # seeded, so a walk finds the same flows every run
         shuffled = partial(self.grid.shuffled, rng)
         orders = [self.grid.least_covered if i == 0 else shuffled for i in range(PROBE_ROUNDS)]
@@ -487,16 +492,16 @@ class _Walk:
         return out
 
 
-def _first_holding_all(model: TableModel, box: Box, rules: np.ndarray) -> int:
-    """The position in `rules` of the first rule whose box holds all of `box` (the last rule of
-    a table, the default, holds every box), tested in growing batches: it usually comes early."""
+def _first_holding_all(model: TableModel, box: Box, rules: np.ndarray) -> int | None:
+    """The position in `rules` of the first rule whose box holds all of `box`, or None, tested in
+    growing batches: it usually comes early."""
     start, size = 0, 256
     while start < len(rules):
         holds = np.flatnonzero(model.index.holding_all(box, rules[start:start + size]))
         if len(holds):
             return start + int(holds[0])
         start, size = start + size, 4 * size
-    raise InternalError("diff: no rule of the table holds every flow (the default must)")
+    return None
 
 
 def _consolidated(changes: list[Change], fields) -> list[Change]:
