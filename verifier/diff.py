@@ -146,11 +146,11 @@ class _Walk:
     def run(self, c: int) -> None:
         own, other = self.own, self.other
         box = own.boxes[c]
-        # The other table's rules meeting box_c up to the first holding all of it (the default
-        # at the latest): every flow of box_c is decided by then.
         earlier = own.index.meeting(box, c)
         if _first_holding_all(own, box, earlier) is not None:
             return              # an earlier rule of c's own side takes all its flows (most changed rules, at 100k)
+        # The other table's rules meeting box_c up to the first holding all of it (the default
+        # at the latest): every flow of box_c is decided by then.
         meeting = other.index.meeting(box)
         last = _first_holding_all(other, box, meeting)
         if last is None:
