@@ -6,6 +6,7 @@ to IntervalSet, never holding an empty or a full set.
 from __future__ import annotations
 
 from bisect import bisect_left
+from itertools import chain
 from typing import Mapping
 
 from dpipolicy.dsl.intervals import IntervalSet
@@ -154,7 +155,7 @@ def hull_within(box: Mapping[str, IntervalSet], others: list[Mapping[str, Interv
     """hull([intersect(box, o) for o in others]) for boxes `others` that all meet `box`, with each
     field's union taken once over all of them: a fan-out's box over thousands of rules."""
     out: Box = {}
-    for name in set(box).union(*others):
+    for name in dict.fromkeys(chain(box, *others)):     # in a fixed order: a report's fields do not move between runs
         if any(name not in o for o in others):      # some box leaves the field free
             if name in box:
                 out[name] = box[name]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -373,6 +374,23 @@ def test_rule_taking_the_flows_of_many_rules_is_one_fan_out():
     assert change.old.among == tuple(f"office_{i:02}" for i in range(1, 18)) and change.old.rule in change.old.among
     assert change.new.rule == "ssh_block" and not change.new.among and not change.exact
 
+
+
+def test_a_fan_outs_report_is_the_same_bytes_whatever_the_hash_seed(tmp_path):
+    """A fan-out's region is the hull of many rules' boxes; its fields once came out in the order
+    of a set of their names, which moves with Python's string hashing from run to run."""
+    old_path, new_path = tmp_path / "old.dpi", tmp_path / "new.dpi"
+    old_path.write_text("default allow\n" + OFFICES, encoding="utf-8")
+    new_path.write_text("default allow\nrule ssh_block when proto == tcp and dst.port == 22 and direction == uplink"
+                        " then block\n" + OFFICES, encoding="utf-8")
+    reports = set()
+    for seed in range(6):
+        proc = subprocess.run([sys.executable, "-m", "dpipolicy", "diff", str(old_path), str(new_path), "--format",
+                               "json"], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONHASHSEED": str(seed), "DPIPOLICY_CACHE": "off"})
+        assert proc.returncode == 1, proc.stderr
+        reports.add(proc.stdout)
+    assert len(reports) == 1
 
 MANY_BOXES_OLD = """
 default allow, log

@@ -244,12 +244,15 @@ def flow_json(schema: Schema, flow: Mapping[str, int]) -> dict:
 
 
 def box_json(schema: Schema, box: Mapping[str, IntervalSet]) -> dict:
+    """The box's fields in the schema's order, however the box was built."""
     out = {}
-    for name, values in box.items():
-        f = schema.field(name)
+    for f in schema.flow_fields:
+        values = box.get(f.name)
+        if values is None:
+            continue
         positive = value_set_texts(f, values)
         negative = value_set_texts(f, values.complement(0, f.hi))
-        out[name] = {"not": negative} if len(negative) < len(positive) else positive
+        out[f.name] = {"not": negative} if len(negative) < len(positive) else positive
     return out
 
 
