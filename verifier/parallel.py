@@ -10,9 +10,10 @@ Workers get the tables and spec once, when they start. On Linux they are forked,
 share the parent's loaded tables and indexes without copying them; elsewhere the platform's
 start method pickles them (the same results, with a start-up cost that grows with the table).
 
-A result travels back pickled with each rule's `Origin` sent as its index in its table, so a
-result names the parent's own rule (equal to a serial run's result, and the source text the
-origin points into is not copied back with each result).
+A result travels back pickled with each rule's `Origin` and name sent as its index in its
+table, so a result names the parent's own rule (equal to a serial run's result, and the source
+text the origin points into is not copied back with each result, nor a rule's name once per
+mention: a 100k diff's fan-outs mention five million, which as fresh strings took 340 MB).
 """
 from __future__ import annotations
 
@@ -118,15 +119,19 @@ def _start_method():
     return multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
 
 
-def _origins(models: tuple[TableModel, ...]) -> dict[int, tuple[int, int]]:
-    """The id of each rule's Origin -> (which model, its index among the model's entries)."""
-    return {id(origin): (m, i) for m, model in enumerate(models)
-            for i, (_, _, origin, _) in enumerate(model.entries) if origin is not None}
+def _rules(models: tuple[TableModel, ...]) -> dict[int, tuple[int, int, int]]:
+    """The id of each rule's name and Origin -> (which model, its index among the model's
+    entries, which part of the entry)."""
+    return {id(entry[part]): (m, i, part) for m, model in enumerate(models)
+            for i, entry in enumerate(model.entries) for part in (_NAME, _ORIGIN) if entry[part] is not None}
+
+
+_NAME, _ORIGIN = 1, 2           # the parts of a TableModel entry: (action, rule name, origin, because)
 
 
 def _start(function: Callable, state: object, models: tuple[TableModel, ...]) -> None:
     global _worker
-    _worker = (function, state, _origins(models))
+    _worker = (function, state, _rules(models))
 
 
 def _run(item) -> bytes:
@@ -137,23 +142,23 @@ def _run(item) -> bytes:
 
 
 class _ResultPickler(pickle.Pickler):
-    """Pickles a result with each rule Origin as (model, index among its entries)."""
+    """Pickles a result with each rule's name and Origin as (model, index among its entries, part)."""
 
-    def __init__(self, file, origins: dict[int, tuple[int, int]]):
+    def __init__(self, file, rules: dict[int, tuple[int, int, int]]):
         super().__init__(file, pickle.HIGHEST_PROTOCOL)
-        self.origins = origins
+        self.rules = rules
 
     def persistent_id(self, obj):
-        return self.origins.get(id(obj)) if isinstance(obj, typed.Origin) else None
+        return self.rules.get(id(obj)) if type(obj) is str or isinstance(obj, typed.Origin) else None
 
 
 class _ResultUnpickler(pickle.Unpickler):
-    """Reads a `_ResultPickler` result back, each rule as this process's own Origin."""
+    """Reads a `_ResultPickler` result back, each rule's name and Origin as this process's own."""
 
     def __init__(self, data: bytes, models: tuple[TableModel, ...]):
         super().__init__(io.BytesIO(data))
         self.models = models
 
-    def persistent_load(self, where: tuple[int, int]) -> typed.Origin:
-        m, i = where
-        return self.models[m].entries[i][2]
+    def persistent_load(self, where: tuple[int, int, int]) -> str | typed.Origin:
+        m, i, part = where
+        return self.models[m].entries[i][part]
