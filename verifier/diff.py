@@ -540,7 +540,8 @@ def _sharing_rules(changes: list[Change]) -> list[list[Change]]:
 
     A fan-out names thousands of rules on one side, and a 100k diff's changes name five million,
     so each change is filed under the rules of its smaller side only: two changes meeting on
-    both sides meet on the side where the earlier one is filed, which set intersections find."""
+    both sides meet on the side where the earlier one is filed. A change's sides are made sets
+    only while it is the one being filed, and only when an earlier change meets it."""
     parent = list(range(len(changes)))
 
     def root(i: int) -> int:
@@ -548,22 +549,26 @@ def _sharing_rules(changes: list[Change]) -> list[list[Change]]:
             parent[i] = parent[parent[i]]
             i = parent[i]
         return i
-    rules: list[tuple[frozenset[str], frozenset[str]]] = []       # per change: its old and new rules
+    filed_side: list[int] = []       # per change: the side (0 old, 1 new) it is filed under, its smaller one
     filed: dict[tuple, tuple[dict[str, list[int]], dict[str, list[int]]]] = {}   # per outcome and side: rule -> changes
     for i, c in enumerate(changes):
-        sides = (frozenset(c.old.rules), frozenset(c.new.rules))
-        rules.append(sides)
+        sides = (c.old.rules, c.new.rules)
         by_side = filed.setdefault((c.old.action, c.new.action), ({}, {}))
-        met = set()
-        for mine, index in zip(sides, by_side):
-            for name in mine.intersection(index):
-                met.update(index[name])
-        for j in met:
-            if not sides[0].isdisjoint(rules[j][0]) and not sides[1].isdisjoint(rules[j][1]):
+        met: set[int] = set()
+        for side, index in zip(sides, by_side):
+            for name in side:
+                met.update(index.get(name, ()))
+        as_sets: list[frozenset[str] | None] = [None, None]      # this change's sides as sets, made when asked for
+        for j in met:         # j meets c on the side j is filed under: do they meet on the other?
+            other = 1 - filed_side[j]
+            if as_sets[other] is None:
+                as_sets[other] = frozenset(sides[other])
+            if not as_sets[other].isdisjoint(changes[j].new.rules if other else changes[j].old.rules):
                 parent[root(i)] = root(j)
-        smaller = 0 if len(sides[0]) <= len(sides[1]) else 1
-        for name in sides[smaller]:
-            by_side[smaller].setdefault(name, []).append(i)
+        mine = 0 if len(sides[0]) <= len(sides[1]) else 1
+        filed_side.append(mine)
+        for name in sides[mine]:
+            by_side[mine].setdefault(name, []).append(i)
     groups: dict[int, list[Change]] = {}
     for i, c in enumerate(changes):
         groups.setdefault(root(i), []).append(c)
