@@ -51,7 +51,8 @@ def _walk(own: list, other: list, c: int):
 @settings(max_examples=examples(150), deadline=None)
 @given(st.lists(_box, min_size=1, max_size=6), st.lists(_box, max_size=6), st.data())
 def test_grid_agrees_with_brute_force(own, other, data):
-    """With every segment's line kept, or only a few (probe.LINE_MEMORY) and the rest made from them."""
+    """With every segment's line kept, or only a few (probe.LINE_MEMORY) and the rest made from them;
+    covered_before of many targets as of each alone (probe.COVERING_MEMORY)."""
     other = other + [{}]                 # the default rule holds every flow
     c = data.draw(st.integers(0, len(own) - 1))
     within, earlier, meeting, rows = _walk(own, other, c)
@@ -77,6 +78,8 @@ def test_grid_agrees_with_brute_force(own, other, data):
     assert not grid.first_holders(FLOWS, deciding + 1).any()
     meeting_before = grid.meeting_before(np.arange(start, len(rows)))      # all targets in one batch
     covered_before = grid.covered_before(np.arange(start, len(rows)))
+    with mock.patch.object(probe, "COVERING_MEMORY", 1):        # the targets taken one at a time
+        assert grid.covered_before(np.arange(start, len(rows))).tolist() == covered_before.tolist()
     everything = [f for f in FLOWS if point_in(within, f)]
     for count in range(len(rows) + 1):      # the first rows holding all of `within`
         if grid.holds_within(count):        # sound, and it sees one row holding it all
