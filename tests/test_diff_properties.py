@@ -375,7 +375,6 @@ def test_rule_taking_the_flows_of_many_rules_is_one_fan_out():
     assert change.new.rule == "ssh_block" and not change.new.among and not change.exact
 
 
-
 def test_a_fan_outs_report_is_the_same_bytes_whatever_the_hash_seed(tmp_path):
     """A fan-out's region is the hull of many rules' boxes; its fields once came out in the order
     of a set of their names, which moves with Python's string hashing from run to run."""
@@ -391,6 +390,7 @@ def test_a_fan_outs_report_is_the_same_bytes_whatever_the_hash_seed(tmp_path):
         assert proc.returncode == 1, proc.stderr
         reports.add(proc.stdout)
     assert len(reports) == 1
+
 
 MANY_BOXES_OLD = """
 default allow, log

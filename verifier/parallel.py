@@ -119,14 +119,14 @@ def _start_method():
     return multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
 
 
+_NAME, _ORIGIN = 1, 2           # the parts of a TableModel entry: (action, rule name, origin, because)
+
+
 def _rules(models: tuple[TableModel, ...]) -> dict[int, tuple[int, int, int]]:
     """The id of each rule's name and Origin -> (which model, its index among the model's
     entries, which part of the entry)."""
     return {id(entry[part]): (m, i, part) for m, model in enumerate(models)
             for i, entry in enumerate(model.entries) for part in (_NAME, _ORIGIN) if entry[part] is not None}
-
-
-_NAME, _ORIGIN = 1, 2           # the parts of a TableModel entry: (action, rule name, origin, because)
 
 
 def _start(function: Callable, state: object, models: tuple[TableModel, ...]) -> None:

@@ -5,7 +5,7 @@ from typing import Mapping
 
 from dpipolicy.dsl.intervals import IntervalSet
 from dpipolicy.dsl.patterns import encoding_of
-from dpipolicy.dsl.schema import ADDON_PREFIX, PATTERN_FIELDS, Schema
+from dpipolicy.dsl.schema import ADDON_PREFIX, PATTERN_FIELDS, Field, Schema
 from dpipolicy.dsl.typed import Action
 from dpipolicy.dsl.values import value_set_texts, value_text
 from dpipolicy.dsl.words import counted
@@ -83,11 +83,16 @@ def _members_text(name: str, items: list[str], negated: bool) -> str:
     return f"{name} {'not in' if negated else 'in'} {{{', '.join(shown)}}}"
 
 
+def _fields_of(schema: Schema, box: Mapping[str, IntervalSet]) -> list[Field]:
+    """The fields the box constrains, in the schema's order however the box was built: a box's
+    text and JSON list them alike, and the same in every run."""
+    return [f for f in schema.flow_fields if f.name in box]
+
+
 def box_text(schema: Schema, box: Mapping[str, IntervalSet], names: Names = ()) -> str:
     if not box:
         return "every flow"
-    order = [f.name for f in schema.flow_fields]
-    return " and ".join(field_condition(schema, n, box[n], names) for n in order if n in box)
+    return " and ".join(field_condition(schema, f.name, box[f.name], names) for f in _fields_of(schema, box))
 
 
 def varied_text(schema: Schema, box: Mapping[str, IntervalSet], across: tuple[str, ...], names: Names = ()) -> str:
@@ -244,12 +249,9 @@ def flow_json(schema: Schema, flow: Mapping[str, int]) -> dict:
 
 
 def box_json(schema: Schema, box: Mapping[str, IntervalSet]) -> dict:
-    """The box's fields in the schema's order, however the box was built."""
     out = {}
-    for f in schema.flow_fields:
-        values = box.get(f.name)
-        if values is None:
-            continue
+    for f in _fields_of(schema, box):
+        values = box[f.name]
         positive = value_set_texts(f, values)
         negative = value_set_texts(f, values.complement(0, f.hi))
         out[f.name] = {"not": negative} if len(negative) < len(positive) else positive
